@@ -1,0 +1,32 @@
+//! `pat-core`: what the pat-edge filter (wasm32-wasip1) and `pat-admin` (native) must agree
+//! on, in one place so the two sides cannot drift.
+//!
+//! # Layout
+//! - [`token`]: the token format (`pate_` + 30 base62 + CRC32 checksum), generation,
+//!   validation without lookup, masking for logs, and the SHA-256 [`token::TokenHash`].
+//! - [`method`]: canonical API method names, group aliases, the request path → method
+//!   resolution (strict: ambiguous paths are refused), and the methods no token may call.
+//! - [`user`]: which account names are safe to forward in a header.
+//! - [`keys`]: Ed25519 signing and public keys and their text forms.
+//! - [`snapshot`]: the signed snapshot — building and signing, verifying and opening,
+//!   and allocation-free lookups.
+//!
+//! This crate runs inside the edge's VM, where a panic kills the VM: it denies `unwrap`,
+//! `expect`, `panic!` and unchecked indexing outside tests.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable
+    )
+)]
+
+pub mod keys;
+pub mod method;
+pub mod snapshot;
+pub mod token;
+pub mod user;

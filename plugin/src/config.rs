@@ -1,0 +1,425 @@
+//! The filter's configuration: the JSON in Envoy's `configuration` field, plus trusted
+//! public keys from the VM's environment (`PAT_PUBLIC_KEYS`, comma-separated).
+//!
+//! Unknown fields are errors (a typo must not silently fall back to a default), and every
+//! error names the field and says what is expected.
+
+use std::time::Duration;
+
+use pat_core::keys::{KeyError, PublicKey, TrustedKeys};
+use serde::Deserialize;
+
+/// Default name of the environment variable holding trusted public keys.
+pub const DEFAULT_KEYS_ENV: &str = "PAT_PUBLIC_KEYS";
+/// Default control path for snapshot pushes and status.
+pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
+
+/// What to do with requests that carry no token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// Forward untouched (the platform authenticates them itself).
+    Pass,
+    /// Deny at the edge.
+    Deny,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Keys whose snapshots are accepted.
+    pub keys: TrustedKeys,
+    /// Requests whose `session` is not in token format (ordinary login sessions).
+    pub ordinary_sessions: Unmatched,
+    /// Requests without any `session`.
+    pub missing_session: Unmatched,
+    /// Remove the token from the forwarded request (query, form or multipart field).
+    pub strip_token: bool,
+    /// Headers that carry the identity to the platform.
+    pub identity: IdentityHeaders,
+    /// How denials look.
+    pub deny: DenyStyle,
+    /// Largest request body inspected for a `session` field.
+    pub max_body_bytes: usize,
+    /// How often each VM checks for a newer snapshot.
+    pub refresh_interval: Duration,
+    /// Snapshot push endpoint (control listener only).
+    pub push: Option<PushConfig>,
+}
+
+/// Identity headers added on allowed requests and removed from every incoming request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeaders {
+    /// Carries the public token id.
+    pub token_id: String,
+    /// Carries the account name.
+    pub user: String,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        Self {
+            token_id: "x-pat-token-id".into(),
+            user: "x-pat-user".into(),
+        }
+    }
+}
+
+/// The platform's error shape: `{"result": code, "error": message, "source": source}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenyStyle {
+    /// HTTP status of a denial (the platform answers errors with 200).
+    pub http_status: u32,
+    /// The `source` field.
+    pub source: String,
+    /// The `result` code per kind of denial.
+    pub codes: DenyCodes,
+}
+
+impl Default for DenyStyle {
+    fn default() -> Self {
+        Self {
+            http_status: 200,
+            source: "JEL".into(),
+            codes: DenyCodes::default(),
+        }
+    }
+}
+
+/// `result` codes of denials, by category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenyCodes {
+    /// No valid credential: malformed, unknown or expired token, no snapshot yet, and
+    /// (when configured to deny them) missing or ordinary sessions.
+    pub unauthenticated: i64,
+    /// A valid token calling a method outside its scope, or a method no token may call.
+    pub forbidden: i64,
+    /// A request the edge cannot authorize unambiguously: conflicting `session` values,
+    /// ambiguous path, unparseable or oversized body.
+    pub invalid_request: i64,
+}
+
+impl Default for DenyCodes {
+    fn default() -> Self {
+        Self {
+            unauthenticated: 701,
+            forbidden: 702,
+            invalid_request: 703,
+        }
+    }
+}
+
+/// The snapshot push endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushConfig {
+    /// Path of the endpoint (`PUT` a snapshot, `GET` the status).
+    pub path: String,
+    /// Largest snapshot accepted.
+    pub max_bytes: usize,
+    /// Accept pushes on a listener whose address is not loopback or private. Off by
+    /// default: the control endpoint belongs on an internal listener.
+    pub allow_public_listener: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    public_keys: Vec<String>,
+    public_keys_env: String,
+    ordinary_sessions: Unmatched,
+    missing_session: Unmatched,
+    strip_token: bool,
+    identity_headers: IdentityHeaders,
+    deny: DenyStyle,
+    max_body_bytes: u64,
+    refresh_interval_ms: u64,
+    push: Option<RawPush>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            public_keys: Vec::new(),
+            public_keys_env: DEFAULT_KEYS_ENV.into(),
+            ordinary_sessions: Unmatched::Pass,
+            missing_session: Unmatched::Pass,
+            strip_token: false,
+            identity_headers: IdentityHeaders::default(),
+            deny: DenyStyle::default(),
+            max_body_bytes: 1024 * 1024,
+            refresh_interval_ms: 50,
+            push: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPush {
+    enabled: bool,
+    path: String,
+    max_bytes: u64,
+    allow_public_listener: bool,
+}
+
+impl Default for RawPush {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: DEFAULT_CONTROL_PATH.into(),
+            max_bytes: 256 * 1024 * 1024,
+            allow_public_listener: false,
+        }
+    }
+}
+
+/// Why the configuration was refused (`on_configure` returns false and logs this).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, a wrong type, or an unknown field.
+    #[error("configuration is not valid: {0}")]
+    Json(String),
+    /// A public key that does not parse.
+    #[error("{place}: {source}")]
+    PublicKey {
+        /// Where it came from (`public_keys[1]`, `PAT_PUBLIC_KEYS`).
+        place: String,
+        /// What is wrong with it.
+        source: KeyError,
+    },
+    /// No key at all: nothing could ever be accepted.
+    #[error("no trusted public keys: set `public_keys` in the filter configuration or {0} in vm_config.environment_variables (the `public_key` printed by `pat-admin key generate`)")]
+    NoKeys(String),
+    /// A header name that is not a lowercase HTTP token.
+    #[error("identity_headers.{field}: `{value}` is not a valid header name (lowercase letters, digits and -, not a pseudo-header)")]
+    HeaderName {
+        /// Which field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Both identity headers have the same name.
+    #[error("identity_headers: token_id and user must be different headers")]
+    SameHeaders,
+    /// A status Envoy cannot send.
+    #[error("deny.http_status: {0} is not an HTTP status (200-599)")]
+    HttpStatus(u32),
+    /// A zero `result` code would read as success.
+    #[error("deny.codes.{0}: 0 means success to platform clients; use a non-zero code")]
+    ZeroCode(&'static str),
+    /// `source` must be plain text.
+    #[error("deny.source: use 1-64 printable ASCII characters")]
+    Source,
+    /// Out of range numbers.
+    #[error("{field}: {message}")]
+    Range {
+        /// Which field.
+        field: &'static str,
+        /// What range is accepted.
+        message: &'static str,
+    },
+    /// A control path that is not a plain absolute path.
+    #[error("push.path: `{0}` must start with / and contain no ?, #, % or spaces")]
+    ControlPath(String),
+}
+
+impl Config {
+    /// Parses the plugin configuration. `env` looks up environment variables (the VM's, in
+    /// the filter). Empty configuration means all defaults (keys then come from the env).
+    pub fn parse(json: &[u8], env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw: RawConfig = if json.iter().all(u8::is_ascii_whitespace) {
+            RawConfig::default()
+        } else {
+            serde_json::from_slice(json).map_err(|e| ConfigError::Json(e.to_string()))?
+        };
+
+        let mut keys = Vec::new();
+        for (i, text) in raw.public_keys.iter().enumerate() {
+            keys.push(text.parse::<PublicKey>().map_err(|source| ConfigError::PublicKey {
+                place: format!("public_keys[{i}]"),
+                source,
+            })?);
+        }
+        if let Some(list) = env(&raw.public_keys_env) {
+            let from_env = TrustedKeys::parse_list(&list).map_err(|source| ConfigError::PublicKey {
+                place: raw.public_keys_env.clone(),
+                source,
+            })?;
+            keys.extend(from_env.iter().cloned());
+        }
+        let keys = TrustedKeys::new(keys);
+        if keys.is_empty() {
+            return Err(ConfigError::NoKeys(raw.public_keys_env));
+        }
+
+        for (field, value) in [
+            ("token_id", &raw.identity_headers.token_id),
+            ("user", &raw.identity_headers.user),
+        ] {
+            if !is_header_name(value) {
+                return Err(ConfigError::HeaderName {
+                    field,
+                    value: value.clone(),
+                });
+            }
+        }
+        if raw.identity_headers.token_id == raw.identity_headers.user {
+            return Err(ConfigError::SameHeaders);
+        }
+        if !(200..=599).contains(&raw.deny.http_status) {
+            return Err(ConfigError::HttpStatus(raw.deny.http_status));
+        }
+        for (field, code) in [
+            ("unauthenticated", raw.deny.codes.unauthenticated),
+            ("forbidden", raw.deny.codes.forbidden),
+            ("invalid_request", raw.deny.codes.invalid_request),
+        ] {
+            if code == 0 {
+                return Err(ConfigError::ZeroCode(field));
+            }
+        }
+        if raw.deny.source.is_empty()
+            || raw.deny.source.len() > 64
+            || !raw.deny.source.bytes().all(|b| (0x20..0x7f).contains(&b))
+        {
+            return Err(ConfigError::Source);
+        }
+        let max_body_bytes = in_range(raw.max_body_bytes, 1024, 64 * 1024 * 1024).ok_or(ConfigError::Range {
+            field: "max_body_bytes",
+            message: "use 1024 to 67108864 bytes (and keep it within the listener's buffer limit)",
+        })?;
+        let refresh_ms = in_range(raw.refresh_interval_ms, 10, 60_000).ok_or(ConfigError::Range {
+            field: "refresh_interval_ms",
+            message: "use 10 to 60000 milliseconds",
+        })?;
+        let push = match raw.push {
+            Some(push) if push.enabled => {
+                if !push.path.starts_with('/')
+                    || push.path.bytes().any(|b| matches!(b, b'?' | b'#' | b'%') || !(0x21..0x7f).contains(&b))
+                {
+                    return Err(ConfigError::ControlPath(push.path));
+                }
+                let max_bytes = in_range(push.max_bytes, 1024, 1024 * 1024 * 1024).ok_or(ConfigError::Range {
+                    field: "push.max_bytes",
+                    message: "use 1024 to 1073741824 bytes (a 1,000,000-token snapshot is about 57 MB)",
+                })?;
+                Some(PushConfig {
+                    path: push.path,
+                    max_bytes,
+                    allow_public_listener: push.allow_public_listener,
+                })
+            }
+            _ => None,
+        };
+
+        Ok(Self {
+            keys,
+            ordinary_sessions: raw.ordinary_sessions,
+            missing_session: raw.missing_session,
+            strip_token: raw.strip_token,
+            identity: raw.identity_headers,
+            deny: raw.deny,
+            max_body_bytes,
+            refresh_interval: Duration::from_millis(refresh_ms as u64),
+            push,
+        })
+    }
+}
+
+fn in_range(value: u64, min: u64, max: u64) -> Option<usize> {
+    (min..=max).contains(&value).then(|| usize::try_from(value).ok()).flatten()
+}
+
+/// A lowercase HTTP header name that is not a pseudo-header.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pat_core::keys::SigningKey;
+
+    fn key() -> String {
+        SigningKey::generate().expect("rng").public_key().to_string()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_with_keys_from_the_environment() {
+        let k = key();
+        let config = Config::parse(b"", |name| (name == "PAT_PUBLIC_KEYS").then(|| k.clone())).expect("valid");
+        assert_eq!(config.keys.len(), 1);
+        assert_eq!(config.ordinary_sessions, Unmatched::Pass);
+        assert_eq!(config.identity.user, "x-pat-user");
+        assert_eq!(config.deny.http_status, 200);
+        assert_eq!(config.deny.source, "JEL");
+        assert_eq!(config.refresh_interval, Duration::from_millis(50));
+        assert!(config.push.is_none());
+    }
+
+    #[test]
+    fn full_configuration() {
+        let (a, b) = (key(), key());
+        let json = format!(
+            r#"{{"public_keys":["{a}"],"ordinary_sessions":"deny","missing_session":"deny","strip_token":true,
+               "identity_headers":{{"token_id":"x-token","user":"x-user"}},
+               "deny":{{"http_status":403,"source":"edge","codes":{{"forbidden":7}}}},
+               "max_body_bytes":4096,"refresh_interval_ms":20,
+               "push":{{"path":"/control/snapshot","max_bytes":2048}}}}"#
+        );
+        let config = Config::parse(json.as_bytes(), |_| Some(b.clone())).expect("valid");
+        assert_eq!(config.keys.len(), 2);
+        assert_eq!(config.missing_session, Unmatched::Deny);
+        assert!(config.strip_token);
+        assert_eq!(config.deny.codes.forbidden, 7);
+        assert_eq!(config.deny.codes.unauthenticated, 701);
+        let push = config.push.expect("push enabled");
+        assert_eq!(push.path, "/control/snapshot");
+        assert!(!push.allow_public_listener);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let k = key();
+        let with_key = |extra: &str| format!(r#"{{"public_keys":["{k}"]{extra}}}"#);
+        let cases = [
+            ("not json".to_string(), "configuration is not valid"),
+            (with_key(r#","strip_tokens":true"#), "unknown field `strip_tokens`"),
+            (r#"{"public_keys":["ed25519:nope"]}"#.to_string(), "public_keys[0]"),
+            (with_key(r#","identity_headers":{"user":"X-User"}"#), "identity_headers.user"),
+            (with_key(r#","identity_headers":{"user":"x-pat-token-id"}"#), "must be different"),
+            (with_key(r#","deny":{"http_status":99}"#), "deny.http_status"),
+            (with_key(r#","deny":{"codes":{"forbidden":0}}"#), "deny.codes.forbidden"),
+            (with_key(r#","deny":{"source":""}"#), "deny.source"),
+            (with_key(r#","max_body_bytes":10"#), "max_body_bytes"),
+            (with_key(r#","refresh_interval_ms":0"#), "refresh_interval_ms"),
+            (with_key(r#","push":{"path":"relative"}"#), "push.path"),
+            (with_key(r#","push":{"max_bytes":1}"#), "push.max_bytes"),
+            ("{}".to_string(), "no trusted public keys"),
+        ];
+        for (json, expected) in cases {
+            let err = Config::parse(json.as_bytes(), no_env).expect_err(&json).to_string();
+            assert!(err.contains(expected), "{json}: {err}");
+        }
+        let err = Config::parse(b"{}", |_| Some("garbage".into())).expect_err("bad env").to_string();
+        assert!(err.starts_with("PAT_PUBLIC_KEYS:"), "{err}");
+    }
+
+    #[test]
+    fn push_can_be_disabled_explicitly() {
+        let k = key();
+        let json = format!(r#"{{"public_keys":["{k}"],"push":{{"enabled":false}}}}"#);
+        assert!(Config::parse(json.as_bytes(), no_env).expect("valid").push.is_none());
+    }
+}

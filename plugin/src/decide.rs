@@ -1,0 +1,370 @@
+//! The allow / deny / pass-through verdict for one request. Pure: everything it needs is
+//! passed in, so every rule is unit-tested natively.
+
+use pat_core::method::{MethodName, PathError, resolve_path};
+use pat_core::snapshot::Snapshot;
+use pat_core::token::{self, TokenFormatError, TokenHash};
+
+use crate::config::Unmatched;
+use crate::session::SessionFinding;
+
+/// The outcome for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not a token request; forwarded untouched (identity headers are still stripped).
+    PassThrough,
+    /// A valid token for this method.
+    Allow(Grant),
+    /// Refused at the edge.
+    Deny(Denial),
+}
+
+/// What an allowed request carries to the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Public token id.
+    pub token_id: u64,
+    /// The account the token acts for.
+    pub user: String,
+    /// The method it was authorized for.
+    pub method: MethodName,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No `session` while configured to require one.
+    MissingSession,
+    /// An ordinary login session while configured to accept tokens only.
+    OrdinarySession,
+    /// Token prefix, but wrong length, characters or checksum.
+    MalformedToken {
+        /// The masked value, safe to show.
+        masked: String,
+        /// What is wrong.
+        error: TokenFormatError,
+    },
+    /// No snapshot is loaded on this edge yet: token requests fail closed.
+    NoSnapshot,
+    /// Not in the snapshot (never issued, removed or regenerated).
+    UnknownToken {
+        /// The masked value.
+        masked: String,
+    },
+    /// Past its expiry.
+    ExpiredToken {
+        /// The masked value.
+        masked: String,
+    },
+    /// A method no token may call (`users.Authentication.*`).
+    ForbiddenMethod {
+        /// The method.
+        method: MethodName,
+    },
+    /// A method outside the token's scope.
+    OutOfScope {
+        /// The masked value.
+        masked: String,
+        /// The method.
+        method: MethodName,
+    },
+    /// A token on a path that is not an API method.
+    NotAnApiMethod,
+    /// A token on a path that might reach another method than the one it names.
+    AmbiguousPath(&'static str),
+    /// Several different `session` values.
+    ConflictingSessions,
+    /// A body that can carry a `session` but cannot be parsed.
+    UnparseableBody(&'static str),
+    /// A body too large to inspect.
+    BodyTooLarge,
+}
+
+/// The three families of denial, each with its own configurable `result` code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// No valid credential.
+    Unauthenticated,
+    /// A valid credential without the right to this method.
+    Forbidden,
+    /// A request that cannot be authorized unambiguously.
+    InvalidRequest,
+}
+
+impl Denial {
+    /// Every reason's metric suffix, for defining metrics up front.
+    pub const REASONS: [&'static str; 13] = [
+        "missing_session",
+        "ordinary_session",
+        "malformed_token",
+        "no_snapshot",
+        "unknown_token",
+        "expired_token",
+        "forbidden_method",
+        "out_of_scope",
+        "not_an_api_method",
+        "ambiguous_path",
+        "conflicting_sessions",
+        "unparseable_body",
+        "body_too_large",
+    ];
+
+    /// The metric suffix and log word for this reason (one of [`Self::REASONS`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingSession => "missing_session",
+            Self::OrdinarySession => "ordinary_session",
+            Self::MalformedToken { .. } => "malformed_token",
+            Self::NoSnapshot => "no_snapshot",
+            Self::UnknownToken { .. } => "unknown_token",
+            Self::ExpiredToken { .. } => "expired_token",
+            Self::ForbiddenMethod { .. } => "forbidden_method",
+            Self::OutOfScope { .. } => "out_of_scope",
+            Self::NotAnApiMethod => "not_an_api_method",
+            Self::AmbiguousPath(_) => "ambiguous_path",
+            Self::ConflictingSessions => "conflicting_sessions",
+            Self::UnparseableBody(_) => "unparseable_body",
+            Self::BodyTooLarge => "body_too_large",
+        }
+    }
+
+    /// Its category.
+    pub fn category(&self) -> Category {
+        match self {
+            Self::MissingSession
+            | Self::OrdinarySession
+            | Self::MalformedToken { .. }
+            | Self::NoSnapshot
+            | Self::UnknownToken { .. }
+            | Self::ExpiredToken { .. } => Category::Unauthenticated,
+            Self::ForbiddenMethod { .. } | Self::OutOfScope { .. } => Category::Forbidden,
+            Self::NotAnApiMethod
+            | Self::AmbiguousPath(_)
+            | Self::ConflictingSessions
+            | Self::UnparseableBody(_)
+            | Self::BodyTooLarge => Category::InvalidRequest,
+        }
+    }
+
+    /// The `error` text for the client. Never contains a token: only masked values.
+    pub fn message(&self) -> String {
+        match self {
+            Self::MissingSession => "authentication required: pass a personal access token as the session parameter".into(),
+            Self::OrdinarySession => "this API endpoint accepts personal access tokens only".into(),
+            Self::MalformedToken { masked, error } => format!("access token {masked} is not valid: {error}"),
+            Self::NoSnapshot => "access tokens cannot be verified yet (the token list has not reached this gateway); retry shortly".into(),
+            Self::UnknownToken { masked } => format!("access token {masked} is not valid (revoked, regenerated or never issued)"),
+            Self::ExpiredToken { masked } => format!("access token {masked} has expired"),
+            Self::ForbiddenMethod { method } => format!("access tokens cannot call {method}"),
+            Self::OutOfScope { masked, method } => format!("access token {masked} is not allowed to call {method}"),
+            Self::NotAnApiMethod => "access tokens can only be used on API method paths (/1.0/group/class/rest/method)".into(),
+            Self::AmbiguousPath(why) => format!("request path refused for an access token: it contains {why}"),
+            Self::ConflictingSessions => "the request carries several different session values".into(),
+            Self::UnparseableBody(why) => format!("the request body cannot be parsed: {why}"),
+            Self::BodyTooLarge => "the request body is too large to check for a session parameter".into(),
+        }
+    }
+}
+
+/// How to treat requests without a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// No `session` at all.
+    pub missing_session: Unmatched,
+    /// A `session` that is not in token format.
+    pub ordinary_sessions: Unmatched,
+}
+
+/// Decides one request. `path` is `:path` (query included); `now` is Unix seconds.
+pub fn decide(policy: Policy, snapshot: Option<&Snapshot>, path: &str, session: &SessionFinding, now: u64) -> Verdict {
+    let value = match session {
+        SessionFinding::Absent => {
+            return unmatched(policy.missing_session, Denial::MissingSession);
+        }
+        SessionFinding::Conflicting => return Verdict::Deny(Denial::ConflictingSessions),
+        SessionFinding::Unparseable(why) => return Verdict::Deny(Denial::UnparseableBody(why)),
+        SessionFinding::TooLarge => return Verdict::Deny(Denial::BodyTooLarge),
+        SessionFinding::Found(value) => value,
+    };
+    if !token::is_token_like(value) {
+        return unmatched(policy.ordinary_sessions, Denial::OrdinarySession);
+    }
+    match authorize(snapshot, path, value, now) {
+        Ok(grant) => Verdict::Allow(grant),
+        Err(denial) => Verdict::Deny(denial),
+    }
+}
+
+fn unmatched(rule: Unmatched, denial: Denial) -> Verdict {
+    match rule {
+        Unmatched::Pass => Verdict::PassThrough,
+        Unmatched::Deny => Verdict::Deny(denial),
+    }
+}
+
+fn authorize(snapshot: Option<&Snapshot>, path: &str, value: &str, now: u64) -> Result<Grant, Denial> {
+    token::validate(value).map_err(|error| Denial::MalformedToken {
+        masked: token::mask(value),
+        error,
+    })?;
+    let method = resolve_path(path).map_err(|e| match e {
+        PathError::NotAnApiPath => Denial::NotAnApiMethod,
+        PathError::Ambiguous(why) => Denial::AmbiguousPath(why),
+    })?;
+    let snapshot = snapshot.ok_or(Denial::NoSnapshot)?;
+    let masked = || token::mask(value);
+    let entry = snapshot
+        .find(&TokenHash::of(value))
+        .ok_or_else(|| Denial::UnknownToken { masked: masked() })?;
+    if entry.is_expired(now) {
+        return Err(Denial::ExpiredToken { masked: masked() });
+    }
+    if method.is_forbidden_for_tokens() {
+        return Err(Denial::ForbiddenMethod { method });
+    }
+    let in_scope = snapshot
+        .method_index(method.as_str())
+        .is_some_and(|index| entry.scope.contains(index));
+    if !in_scope {
+        return Err(Denial::OutOfScope {
+            masked: masked(),
+            method,
+        });
+    }
+    Ok(Grant {
+        token_id: entry.id,
+        user: entry.user.to_string(),
+        method,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pat_core::keys::{SigningKey, TrustedKeys};
+    use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+    use pat_core::token::Token;
+
+    const STOP: &str = "/1.0/environment/control/rest/stopenv?envName=x";
+    const PASS: Policy = Policy {
+        missing_session: Unmatched::Pass,
+        ordinary_sessions: Unmatched::Pass,
+    };
+    const NOW: u64 = 1_800_000_000;
+
+    struct Fixture {
+        snapshot: Snapshot,
+        valid: Token,
+        expired: Token,
+        unknown: Token,
+    }
+
+    fn fixture() -> Fixture {
+        let key = SigningKey::generate().expect("rng");
+        let (valid, expired, unknown) = (
+            Token::generate().expect("rng"),
+            Token::generate().expect("rng"),
+            Token::generate().expect("rng"),
+        );
+        let scope = [MethodName::parse("environment.Control.StopEnv").expect("valid")];
+        let mut b = SnapshotBuilder::new();
+        b.add(TokenSpec { hash: valid.hash(), id: 11, user: "alice", expires_at: Some(NOW + 1), scope: &scope })
+            .expect("add");
+        b.add(TokenSpec { hash: expired.hash(), id: 12, user: "alice", expires_at: Some(NOW), scope: &scope })
+            .expect("add");
+        let bytes = b.build(1, NOW, &key).expect("build");
+        let snapshot = Snapshot::open(bytes, &TrustedKeys::new([key.public_key()])).expect("open");
+        Fixture { snapshot, valid, expired, unknown }
+    }
+
+    fn found(s: &str) -> SessionFinding {
+        SessionFinding::Found(s.to_string())
+    }
+
+    fn denied(verdict: Verdict) -> Denial {
+        match verdict {
+            Verdict::Deny(d) => d,
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_token_in_scope_is_allowed() {
+        let f = fixture();
+        let verdict = decide(PASS, Some(&f.snapshot), STOP, &found(f.valid.expose()), NOW);
+        let Verdict::Allow(grant) = verdict else {
+            panic!("expected allow, got {verdict:?}");
+        };
+        assert_eq!((grant.token_id, grant.user.as_str()), (11, "alice"));
+        assert_eq!(grant.method.as_str(), "environment.control.stopenv");
+        // Case and alias variants of the same method.
+        for path in ["/1.0/ENV/Control/REST/StopEnv", "/1.0/env/control/rest/stopenv"] {
+            assert!(matches!(decide(PASS, Some(&f.snapshot), path, &found(f.valid.expose()), NOW), Verdict::Allow(_)));
+        }
+    }
+
+    #[test]
+    fn token_denials() {
+        let f = fixture();
+        let s = Some(&f.snapshot);
+        let v = f.valid.expose();
+        let mut bad_checksum = v.to_string();
+        bad_checksum.pop();
+        bad_checksum.push(if v.ends_with('A') { 'B' } else { 'A' });
+
+        let cases: Vec<(Verdict, &str, Category)> = vec![
+            (decide(PASS, s, STOP, &found(&bad_checksum), NOW), "malformed_token", Category::Unauthenticated),
+            (decide(PASS, s, STOP, &found("pate_short"), NOW), "malformed_token", Category::Unauthenticated),
+            (decide(PASS, s, STOP, &found(f.unknown.expose()), NOW), "unknown_token", Category::Unauthenticated),
+            (decide(PASS, s, STOP, &found(f.expired.expose()), NOW), "expired_token", Category::Unauthenticated),
+            (decide(PASS, s, STOP, &found(v), NOW + 1), "expired_token", Category::Unauthenticated),
+            (decide(PASS, None, STOP, &found(v), NOW), "no_snapshot", Category::Unauthenticated),
+            (decide(PASS, s, "/1.0/environment/control/rest/deleteenv", &found(v), NOW), "out_of_scope", Category::Forbidden),
+            (decide(PASS, s, "/1.0/users/authentication/rest/signin", &found(v), NOW), "forbidden_method", Category::Forbidden),
+            (decide(PASS, s, "/", &found(v), NOW), "not_an_api_method", Category::InvalidRequest),
+            (decide(PASS, s, "/1.0/environment/control/rest/stopenv;x", &found(v), NOW), "ambiguous_path", Category::InvalidRequest),
+            (decide(PASS, s, "/1.0//environment/control/rest/stopenv", &found(v), NOW), "ambiguous_path", Category::InvalidRequest),
+        ];
+        for (verdict, reason, category) in cases {
+            let denial = denied(verdict);
+            assert_eq!((denial.reason(), denial.category()), (reason, category), "{denial:?}");
+            let message = denial.message();
+            assert!(!message.contains(v) && !message.contains(&bad_checksum), "{message}");
+        }
+    }
+
+    #[test]
+    fn requests_without_tokens() {
+        let f = fixture();
+        let s = Some(&f.snapshot);
+        let strict = Policy { missing_session: Unmatched::Deny, ordinary_sessions: Unmatched::Deny };
+        assert_eq!(decide(PASS, s, STOP, &SessionFinding::Absent, NOW), Verdict::PassThrough);
+        assert_eq!(decide(PASS, s, STOP, &found("0123456789abcdef"), NOW), Verdict::PassThrough);
+        // Ordinary sessions pass even with no snapshot (fail closed applies to tokens only)
+        // and on any path.
+        assert_eq!(decide(PASS, None, "/x//y", &found("legacy"), NOW), Verdict::PassThrough);
+        assert_eq!(denied(decide(strict, s, STOP, &SessionFinding::Absent, NOW)).reason(), "missing_session");
+        assert_eq!(denied(decide(strict, s, STOP, &found("legacy"), NOW)).reason(), "ordinary_session");
+    }
+
+    #[test]
+    fn ambiguity_is_denied_whoever_asks() {
+        let f = fixture();
+        for (finding, reason) in [
+            (SessionFinding::Conflicting, "conflicting_sessions"),
+            (SessionFinding::Unparseable("x"), "unparseable_body"),
+            (SessionFinding::TooLarge, "body_too_large"),
+        ] {
+            let denial = denied(decide(PASS, Some(&f.snapshot), STOP, &finding, NOW));
+            assert_eq!((denial.reason(), denial.category()), (reason, Category::InvalidRequest));
+        }
+    }
+
+    #[test]
+    fn reasons_are_listed_once() {
+        let mut sorted = Denial::REASONS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), Denial::REASONS.len());
+    }
+}

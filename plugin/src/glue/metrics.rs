@@ -1,0 +1,87 @@
+//! The filter's metrics. Envoy shows them under `/stats` as `wasmcustom.pat_edge.*`; every
+//! VM defines the same names, so each is one process-wide stat.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+use crate::decide::Denial;
+
+/// Metric ids of this VM.
+pub(crate) struct Metrics {
+    allowed: Option<u32>,
+    passed_through: Option<u32>,
+    denied_total: Option<u32>,
+    denied: [Option<u32>; Denial::REASONS.len()],
+    snapshot_version: Option<u32>,
+    snapshot_tokens: Option<u32>,
+    snapshot_apply_ms: Option<u32>,
+    snapshot_load_failed: Option<u32>,
+    push_accepted: Option<u32>,
+    push_rejected: Option<u32>,
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
+}
+
+impl Metrics {
+    /// Defines (or looks up) every metric.
+    pub(crate) fn define() -> Self {
+        let counter = |name: &str| define(MetricType::Counter, name);
+        let gauge = |name: &str| define(MetricType::Gauge, name);
+        Self {
+            allowed: counter("pat_edge.requests.allowed"),
+            passed_through: counter("pat_edge.requests.passed_through"),
+            denied_total: counter("pat_edge.requests.denied"),
+            denied: Denial::REASONS.map(|reason| counter(&format!("pat_edge.requests.denied.{reason}"))),
+            snapshot_version: gauge("pat_edge.snapshot.version"),
+            snapshot_tokens: gauge("pat_edge.snapshot.tokens"),
+            snapshot_apply_ms: gauge("pat_edge.snapshot.apply_ms"),
+            snapshot_load_failed: counter("pat_edge.snapshot.load_failed"),
+            push_accepted: counter("pat_edge.push.accepted"),
+            push_rejected: counter("pat_edge.push.rejected"),
+        }
+    }
+
+    fn increment(id: Option<u32>) {
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    fn record(id: Option<u32>, value: u64) {
+        if let Some(id) = id {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    pub(crate) fn allowed(&self) {
+        Self::increment(self.allowed);
+    }
+
+    pub(crate) fn passed_through(&self) {
+        Self::increment(self.passed_through);
+    }
+
+    pub(crate) fn denied(&self, denial: &Denial) {
+        Self::increment(self.denied_total);
+        let index = Denial::REASONS.iter().position(|r| *r == denial.reason());
+        Self::increment(index.and_then(|i| self.denied.get(i).copied().flatten()));
+    }
+
+    pub(crate) fn snapshot(&self, version: u64, tokens: u32, apply_ms: Option<u64>) {
+        Self::record(self.snapshot_version, version);
+        Self::record(self.snapshot_tokens, u64::from(tokens));
+        if let Some(ms) = apply_ms {
+            Self::record(self.snapshot_apply_ms, ms);
+        }
+    }
+
+    pub(crate) fn load_failed(&self) {
+        Self::increment(self.snapshot_load_failed);
+    }
+
+    pub(crate) fn push(&self, accepted: bool) {
+        Self::increment(if accepted { self.push_accepted } else { self.push_rejected });
+    }
+}

@@ -1,0 +1,16 @@
+//! Host glue: the only code that talks to proxy-wasm. Thin by design: it reads what the
+//! host offers, calls the pure modules, and writes their answers back.
+//!
+//! Every host call goes through `proxy_wasm::hostcalls` with its `Result` handled: the
+//! SDK's convenience methods unwrap, and the string variants of header getters panic on a
+//! non-UTF-8 value (which a client controls). Only the `_bytes` variants are used here.
+
+mod filter;
+mod host;
+mod metrics;
+mod root;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| Box::new(root::Root::default()));
+}}

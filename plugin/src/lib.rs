@@ -1,0 +1,50 @@
+//! The pat-edge filter: a proxy-wasm HTTP filter that authorizes personal access tokens,
+//! passed as the `session` parameter of platform API calls, against a signed snapshot of
+//! hashed tokens pushed to the edge.
+//!
+//! # Layout
+//! Pure modules (no proxy-wasm calls, unit-tested natively):
+//! - [`config`]: the JSON configuration and its validation.
+//! - [`session`]: `session` in query strings and urlencoded bodies; stripping it.
+//! - [`content_type`], [`multipart`]: which bodies can carry a session, and the incremental
+//!   multipart scan that stops at the first file part.
+//! - [`decide`]: the allow / deny / pass-through verdict and the denial reasons.
+//! - [`control`]: the control endpoint rules (internal listeners only, reply statuses).
+//! - [`shared`]: the shared-data protocol between VMs (pointer + versioned keys, CAS).
+//! - [`edge`]: one VM's snapshot: refresh, push acceptance, one copy in memory.
+//! - [`reply`]: the JSON bodies.
+//!
+//! The host glue is `glue` (wasm32 only): root and HTTP contexts, metrics, and the
+//! [`shared::SharedStore`] implementation over proxy-wasm shared data.
+//!
+//! A trap kills the worker's VM, so `unwrap`, `expect`, `panic!` and unchecked indexing are
+//! denied outside tests; Envoy must run the filter with `failure_policy: FAIL_RELOAD`.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable
+    )
+)]
+
+pub mod config;
+pub mod content_type;
+pub mod control;
+pub mod decide;
+pub mod edge;
+pub mod multipart;
+pub mod reply;
+pub mod session;
+pub mod shared;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+/// Lowercase hex of some bytes (ids in logs and shared-data keys).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,156 @@
+//! Finding the `session` parameter in a query string or an
+//! `application/x-www-form-urlencoded` body, and removing it when configured to.
+//!
+//! Decoding follows the form-urlencoded rules servlet containers apply (`+` is a space,
+//! `%XX` escapes, names decoded too), so `sess%69on=…` is found like `session=…`.
+//! Several `session` values that differ are reported as a conflict: the edge cannot know
+//! which one the platform would use, so it refuses to guess.
+
+use std::borrow::Cow;
+
+/// The parameter that carries tokens and login sessions.
+pub const SESSION_PARAM: &str = "session";
+
+/// What a search for `session` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionFinding {
+    /// No `session` parameter.
+    Absent,
+    /// Exactly one value (possibly repeated identically).
+    Found(String),
+    /// Two or more different values.
+    Conflicting,
+    /// The body could not be parsed (the reason is safe to show).
+    Unparseable(&'static str),
+    /// The body is larger than the configured inspection limit.
+    TooLarge,
+}
+
+impl SessionFinding {
+    /// Folds one more value into the finding.
+    pub(crate) fn add(self, value: Cow<'_, str>) -> Self {
+        match self {
+            Self::Absent => Self::Found(value.into_owned()),
+            Self::Found(previous) if previous == value => Self::Found(previous),
+            Self::Found(_) => Self::Conflicting,
+            other => other,
+        }
+    }
+}
+
+/// Searches urlencoded pairs (a query string or a form body).
+pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
+    let mut finding = SessionFinding::Absent;
+    for (name, value) in form_urlencoded::parse(raw) {
+        if name == SESSION_PARAM {
+            finding = finding.add(value);
+            if finding == SessionFinding::Conflicting {
+                break;
+            }
+        }
+    }
+    finding
+}
+
+/// Splits `:path` into path and query (without the `?`).
+pub fn split_path(path_and_query: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match path_and_query.iter().position(|&b| b == b'?') {
+        Some(at) => (
+            path_and_query.get(..at).unwrap_or_default(),
+            path_and_query.get(at + 1..),
+        ),
+        None => (path_and_query, None),
+    }
+}
+
+/// Removes every `session` pair from urlencoded bytes, keeping every other pair byte for
+/// byte (nothing is re-encoded). Returns `None` when there was nothing to remove.
+pub fn strip_pairs(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut removed = false;
+    let kept: Vec<&[u8]> = raw
+        .split(|&b| b == b'&')
+        .filter(|pair| {
+            let is_session = form_urlencoded::parse(pair)
+                .next()
+                .is_some_and(|(name, _)| name == SESSION_PARAM);
+            removed |= is_session;
+            !is_session
+        })
+        .collect();
+    removed.then(|| kept.join(&b'&'))
+}
+
+/// `:path` without its `session` pairs (the `?` goes too when nothing else remains).
+pub fn strip_from_path(path_and_query: &[u8]) -> Option<Vec<u8>> {
+    let (path, query) = split_path(path_and_query);
+    let stripped = strip_pairs(query?)?;
+    Some(if stripped.is_empty() {
+        path.to_vec()
+    } else {
+        [path, b"?", &stripped].concat()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn found(s: &str) -> SessionFinding {
+        SessionFinding::Found(s.to_string())
+    }
+
+    #[test]
+    fn finds_the_session_however_it_is_encoded() {
+        assert_eq!(find_in_pairs(b"envName=x&session=abc"), found("abc"));
+        assert_eq!(find_in_pairs(b"sess%69on=abc"), found("abc"));
+        assert_eq!(find_in_pairs(b"session=pate%5Fabc"), found("pate_abc"));
+        assert_eq!(find_in_pairs(b"session=a+b"), found("a b"));
+        assert_eq!(find_in_pairs(b"&&session=abc&&"), found("abc"));
+        assert_eq!(find_in_pairs(b"session"), found(""));
+        assert_eq!(find_in_pairs(b"session="), found(""));
+    }
+
+    #[test]
+    fn other_names_are_not_the_session() {
+        for raw in [&b"Session=abc"[..], b"session_=abc", b"xsession=abc", b"session%00=abc", b"", b"a=session"] {
+            assert_eq!(find_in_pairs(raw), SessionFinding::Absent, "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn repeated_values_agree_or_conflict() {
+        assert_eq!(find_in_pairs(b"session=abc&x=1&session=abc"), found("abc"));
+        assert_eq!(find_in_pairs(b"session=abc&session=ab%63"), found("abc"));
+        assert_eq!(find_in_pairs(b"session=abc&session=abd"), SessionFinding::Conflicting);
+        assert_eq!(find_in_pairs(b"session=&session=abc"), SessionFinding::Conflicting);
+    }
+
+    #[test]
+    fn strips_only_session_pairs_verbatim() {
+        assert_eq!(strip_pairs(b"a=%2F&session=x&b=c+d\xff"), Some(b"a=%2F&b=c+d\xff".to_vec()));
+        assert_eq!(strip_pairs(b"sess%69on=x&session=x"), Some(Vec::new()));
+        assert_eq!(strip_pairs(b"a=1"), None);
+        assert_eq!(strip_from_path(b"/1.0/a/b/rest/c?session=x"), Some(b"/1.0/a/b/rest/c".to_vec()));
+        assert_eq!(
+            strip_from_path(b"/1.0/a/b/rest/c?envName=e&session=x"),
+            Some(b"/1.0/a/b/rest/c?envName=e".to_vec())
+        );
+        assert_eq!(strip_from_path(b"/1.0/a/b/rest/c"), None);
+        assert_eq!(split_path(b"/p?q?r"), (&b"/p"[..], Some(&b"q?r"[..])));
+    }
+
+    proptest! {
+        #[test]
+        fn stripped_text_has_no_session(raw in "[a-z%0-9=&+]{0,60}") {
+            if let Some(stripped) = strip_pairs(raw.as_bytes()) {
+                prop_assert_eq!(find_in_pairs(&stripped), SessionFinding::Absent);
+            }
+        }
+
+        #[test]
+        fn never_panics(raw in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = find_in_pairs(&raw);
+        }
+    }
+}
