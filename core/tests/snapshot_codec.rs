@@ -7,7 +7,6 @@ use pat_core::snapshot::layout::{BODY_OFFSET, HEADER_LEN, Header, SIGNING_CONTEX
 use pat_core::snapshot::{BuildError, Snapshot, SnapshotBuilder, SnapshotError, TokenSpec};
 use pat_core::token::TokenHash;
 use proptest::prelude::*;
-use sha2::{Digest, Sha256};
 
 fn method(name: &str) -> MethodName {
     MethodName::parse(name).expect("valid method")
@@ -134,7 +133,7 @@ fn resign(key: &SigningKey, bytes: &[u8], edit: impl FnOnce(&mut Header, &mut Ve
     let mut body = bytes[BODY_OFFSET..].to_vec();
     edit(&mut header, &mut body);
     header.body_len = body.len() as u64;
-    header.body_digest = Sha256::digest(&body).into();
+    header.body_digest = blake3::hash(&body).into();
     let encoded = header.encode();
     let signature = key.sign(&[SIGNING_CONTEXT, &encoded].concat());
     [&encoded[..], &signature, &body].concat()

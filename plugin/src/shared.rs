@@ -47,7 +47,7 @@ pub enum StoreError {
 pub struct Pointer {
     /// Snapshot version; 0 = nothing published yet.
     pub version: u64,
-    /// SHA-256 of the snapshot body (from its signed header).
+    /// BLAKE3 of the snapshot body (from its signed header).
     pub digest: [u8; 32],
 }
 

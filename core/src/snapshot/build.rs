@@ -2,8 +2,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sha2::{Digest, Sha256};
-
 use super::layout::{BODY_OFFSET, Header, RECORD_LEN, SIGNING_CONTEXT};
 use crate::keys::SigningKey;
 use crate::method::MethodName;
@@ -210,7 +208,7 @@ impl SnapshotBuilder {
             version,
             issued_at,
             key_id: key.public_key().id().0,
-            body_digest: Sha256::digest(&body).into(),
+            body_digest: blake3::hash(&body).into(),
             method_count: methods.len() as u32,
             scope_count: self.scope_sets.len() as u32,
             user_count: self.user_names.len() as u32,

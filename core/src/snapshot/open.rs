@@ -1,9 +1,7 @@
 //! Verifying and validating a snapshot before anything in it is used.
 //!
-//! Order: length → header → trusted key → signature over the header → SHA-256 of the body
+//! Order: length → header → trusted key → signature over the header → BLAKE3 of the body
 //! → structure. The cheap checks run first, so a forged or truncated push costs little.
-
-use sha2::{Digest, Sha256};
 
 use super::layout::{BODY_OFFSET, HEADER_LEN, Header, RECORD_LEN, SIGNATURE_LEN, SIGNING_CONTEXT};
 use super::{Snapshot, SnapshotError};
@@ -111,7 +109,7 @@ pub fn verify_header(head: &[u8], total_len: u64, keys: &TrustedKeys) -> Result<
 pub fn verify(bytes: &[u8], keys: &TrustedKeys) -> Result<Header, SnapshotError> {
     let header = verify_header(bytes, bytes.len() as u64, keys)?;
     let body = bytes.get(BODY_OFFSET..).unwrap_or_default();
-    let digest: [u8; 32] = Sha256::digest(body).into();
+    let digest: [u8; 32] = blake3::hash(body).into();
     if digest != header.body_digest {
         return Err(SnapshotError::Digest);
     }

@@ -75,7 +75,8 @@ impl Filter {
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
             && EDGE.with_borrow(|edge| edge.snapshot().is_none())
         {
-            // A fresh VM (start or FAIL_RELOAD) may not have ticked yet.
+            // A VM loads its snapshot lazily: on its first token request after a start or a
+            // FAIL_RELOAD, and on every tick after that.
             refresh(config, metrics);
         }
         let policy = Policy {
@@ -156,7 +157,7 @@ impl Filter {
         if let Some(push) = &config.push
             && path == push.path.as_bytes()
         {
-            return self.control_headers(push, metrics, end_of_stream);
+            return self.control_headers(config, push, metrics, end_of_stream);
         }
         let finding = query.map_or(SessionFinding::Absent, find_in_pairs);
         if finding != SessionFinding::Absent {
@@ -202,7 +203,7 @@ impl Filter {
         }
     }
 
-    fn control_headers(&mut self, push: &PushConfig, metrics: &Metrics, end_of_stream: bool) -> Action {
+    fn control_headers(&mut self, config: &Config, push: &PushConfig, metrics: &Metrics, end_of_stream: bool) -> Action {
         self.stage = Stage::Done;
         let method = request_header(":method").unwrap_or_default();
         let listener = property(&["destination", "address"]).unwrap_or_default();
@@ -214,6 +215,7 @@ impl Filter {
         }
         match method.as_slice() {
             b"GET" | b"HEAD" => {
+                refresh(config, metrics);
                 let status = EDGE.with_borrow(|edge| match edge.snapshot() {
                     Some(s) => Status {
                         result: 0,

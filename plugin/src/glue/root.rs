@@ -1,6 +1,6 @@
 //! The root context: configuration, the periodic snapshot check, and the VM-wide snapshot.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -18,6 +18,17 @@ thread_local! {
     /// The snapshot this VM serves from. One per VM (not per root context): when the public
     /// and control filters share a VM, they share one copy.
     pub(crate) static EDGE: RefCell<Edge> = RefCell::new(Edge::default());
+
+    /// Whether this VM serves requests. Envoy also runs a VM on its main thread that never
+    /// gets a request; it should not hold a ~57 MB snapshot (at 1,000,000 tokens) nor compete
+    /// for CPU when a new one is published. A VM becomes active with its first HTTP context;
+    /// from then on it keeps its snapshot current on every tick.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this VM as serving requests.
+pub(crate) fn activate() {
+    ACTIVE.set(true);
 }
 
 /// One configured filter instance in this VM.
@@ -66,19 +77,25 @@ impl RootContext for Root {
         );
         let config = Rc::new(config);
         let metrics = Rc::new(Metrics::define());
-        refresh(&config, &metrics);
+        if ACTIVE.get() {
+            refresh(&config, &metrics);
+        }
         self.config = Some(config);
         self.metrics = Some(metrics);
         true
     }
 
     fn on_tick(&mut self) {
+        if !ACTIVE.get() {
+            return;
+        }
         if let (Some(config), Some(metrics)) = (&self.config, &self.metrics) {
             refresh(config, metrics);
         }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        activate();
         Some(Box::new(Filter::new(self.config.clone(), self.metrics.clone())))
     }
 
