@@ -29,7 +29,9 @@ pub enum KeyError {
     #[error("`{0}` is not a public key: expected `ed25519:` followed by 43 base64url characters")]
     Prefix(String),
     /// The base64 part is not 32 bytes of base64url.
-    #[error("`{0}` is not a public key: the part after `ed25519:` must be 43 base64url characters (32 bytes)")]
+    #[error(
+        "`{0}` is not a public key: the part after `ed25519:` must be 43 base64url characters (32 bytes)"
+    )]
     Encoding(String),
     /// 32 bytes that are not a valid Ed25519 point.
     #[error("`{0}` is not a valid Ed25519 public key")]
@@ -70,10 +72,7 @@ impl PublicKey {
         let digest = Sha256::digest(key.as_bytes());
         let mut id = [0u8; 8];
         id.copy_from_slice(digest.get(..8).unwrap_or(&[0u8; 8]));
-        Self {
-            key,
-            id: KeyId(id),
-        }
+        Self { key, id: KeyId(id) }
     }
 
     /// This key's id.
@@ -108,7 +107,11 @@ impl FromStr for PublicKey {
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PUBLIC_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.key.as_bytes()))
+        write!(
+            f,
+            "{PUBLIC_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(self.key.as_bytes())
+        )
     }
 }
 
@@ -192,7 +195,11 @@ impl SigningKey {
             .trim()
             .strip_prefix(SECRET_PREFIX)
             .ok_or(KeyError::Secret)?;
-        let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(encoded).map_err(|_| KeyError::Secret)?);
+        let bytes = Zeroizing::new(
+            URL_SAFE_NO_PAD
+                .decode(encoded)
+                .map_err(|_| KeyError::Secret)?,
+        );
         let seed: &[u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Secret)?;
         Ok(Self(ed25519_dalek::SigningKey::from_bytes(seed)))
     }
@@ -200,7 +207,10 @@ impl SigningKey {
     /// The `ed25519-secret:<base64url>` text form, for a `0600` key file.
     pub fn to_secret_text(&self) -> Zeroizing<String> {
         let seed = Zeroizing::new(self.0.to_bytes());
-        Zeroizing::new(format!("{SECRET_PREFIX}{}\n", URL_SAFE_NO_PAD.encode(seed.as_slice())))
+        Zeroizing::new(format!(
+            "{SECRET_PREFIX}{}\n",
+            URL_SAFE_NO_PAD.encode(seed.as_slice())
+        ))
     }
 
     /// The matching public key.
@@ -237,9 +247,18 @@ mod tests {
 
     #[test]
     fn bad_public_keys_are_explained() {
-        assert!(matches!("abc".parse::<PublicKey>(), Err(KeyError::Prefix(_))));
-        assert!(matches!("ed25519:abc".parse::<PublicKey>(), Err(KeyError::Encoding(_))));
-        assert!(matches!("ed25519:!!!".parse::<PublicKey>(), Err(KeyError::Encoding(_))));
+        assert!(matches!(
+            "abc".parse::<PublicKey>(),
+            Err(KeyError::Prefix(_))
+        ));
+        assert!(matches!(
+            "ed25519:abc".parse::<PublicKey>(),
+            Err(KeyError::Encoding(_))
+        ));
+        assert!(matches!(
+            "ed25519:!!!".parse::<PublicKey>(),
+            Err(KeyError::Encoding(_))
+        ));
         let long = format!("ed25519:{}", "A".repeat(500));
         let Err(KeyError::Encoding(quoted)) = long.parse::<PublicKey>() else {
             panic!("expected an encoding error");
@@ -257,7 +276,10 @@ mod tests {
         assert!(!key.public_key().verify(b"massage", &signature));
         let other = SigningKey::generate().expect("rng");
         assert!(!other.public_key().verify(b"message", &signature));
-        assert!(matches!(SigningKey::from_secret_text("ed25519-secret:xx"), Err(KeyError::Secret)));
+        assert!(matches!(
+            SigningKey::from_secret_text("ed25519-secret:xx"),
+            Err(KeyError::Secret)
+        ));
         assert!(!format!("{key:?}").contains(key.to_secret_text().trim()));
     }
 
@@ -268,7 +290,11 @@ mod tests {
         let keys = TrustedKeys::parse_list(&format!("{a}, {b},,{a}")).expect("valid list");
         assert_eq!(keys.len(), 2);
         assert_eq!(keys.get(b.id()), Some(&b));
-        assert!(TrustedKeys::parse_list("").expect("empty is fine").is_empty());
+        assert!(
+            TrustedKeys::parse_list("")
+                .expect("empty is fine")
+                .is_empty()
+        );
         assert!(TrustedKeys::parse_list(&format!("{a},nonsense")).is_err());
     }
 }

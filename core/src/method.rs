@@ -28,7 +28,9 @@ pub struct MethodName(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MethodNameError {
     /// Not three dot-separated parts.
-    #[error("`{0}` is not a method name: expected group.Class.Method, e.g. environment.Control.StopEnv")]
+    #[error(
+        "`{0}` is not a method name: expected group.Class.Method, e.g. environment.Control.StopEnv"
+    )]
     Shape(String),
     /// A part with characters other than letters, digits and `_`.
     #[error("`{0}` is not a method name: only letters, digits and `_` may appear between the dots")]
@@ -82,7 +84,9 @@ impl MethodName {
 
     /// The `group.class` service part, e.g. `environment.control`.
     pub fn service(&self) -> &str {
-        self.0.rsplit_once('.').map_or(&self.0, |(service, _)| service)
+        self.0
+            .rsplit_once('.')
+            .map_or(&self.0, |(service, _)| service)
     }
 
     /// True for methods no token may call, whatever its scope (see [`TOKEN_FORBIDDEN_PREFIXES`]).
@@ -104,10 +108,7 @@ pub fn is_canonical(text: &str) -> bool {
 }
 
 fn is_name_part(part: &str) -> bool {
-    !part.is_empty()
-        && part
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl fmt::Display for MethodName {
@@ -131,7 +132,9 @@ pub enum PathError {
     /// The path could reach another method than the one it seems to name after some
     /// server's normalization: percent-encoding, dot-segments, empty segments, path
     /// parameters, backslashes, fragments or non-ASCII bytes.
-    #[error("the path is ambiguous ({0}); send the plain /{API_VERSION}/group/class/rest/method form")]
+    #[error(
+        "the path is ambiguous ({0}); send the plain /{API_VERSION}/group/class/rest/method form"
+    )]
     Ambiguous(&'static str),
 }
 
@@ -211,9 +214,16 @@ mod tests {
             "/1.0/env/control/rest/stopenv?envName=x&session=y",
             "/1.0/ENV/control/rest/stopenv",
         ] {
-            assert_eq!(resolved(path).as_deref(), Ok("environment.control.stopenv"), "{path}");
+            assert_eq!(
+                resolved(path).as_deref(),
+                Ok("environment.control.stopenv"),
+                "{path}"
+            );
         }
-        assert_eq!(resolved("/1.0/s3/bucket/rest/getlist").as_deref(), Ok("s3.bucket.getlist"));
+        assert_eq!(
+            resolved("/1.0/s3/bucket/rest/getlist").as_deref(),
+            Ok("s3.bucket.getlist")
+        );
     }
 
     #[test]
@@ -243,18 +253,39 @@ mod tests {
     #[test]
     fn ambiguous_paths_are_refused() {
         let cases = [
-            ("/1.0/environment/control/rest/stop%65nv", "percent-encoded characters"),
-            ("/1.0/environment%2Fcontrol/rest/stopenv", "percent-encoded characters"),
-            ("/1.0/environment/control/rest/stopenv;jsessionid=1", "path parameters"),
-            ("/1.0//environment/control/rest/stopenv", "duplicate slashes"),
+            (
+                "/1.0/environment/control/rest/stop%65nv",
+                "percent-encoded characters",
+            ),
+            (
+                "/1.0/environment%2Fcontrol/rest/stopenv",
+                "percent-encoded characters",
+            ),
+            (
+                "/1.0/environment/control/rest/stopenv;jsessionid=1",
+                "path parameters",
+            ),
+            (
+                "/1.0//environment/control/rest/stopenv",
+                "duplicate slashes",
+            ),
             ("/1.0/environment/control/rest/stopenv/", "a trailing slash"),
             ("/1.0/environment/x/../control/rest/stopenv", "dot-segments"),
             ("/1.0/environment/./control/rest/stopenv", "dot-segments"),
             ("/1.0/environment\\control/rest/stopenv", "backslashes"),
             ("/1.0/environment/control/rest/stopenv#frag", "a fragment"),
-            ("/1.0/environment/control/rest/stop env", "spaces, control or non-ASCII characters"),
-            ("/1.0/environment/contröl/rest/stopenv", "spaces, control or non-ASCII characters"),
-            ("1.0/environment/control/rest/stopenv", "it does not start with /"),
+            (
+                "/1.0/environment/control/rest/stop env",
+                "spaces, control or non-ASCII characters",
+            ),
+            (
+                "/1.0/environment/contröl/rest/stopenv",
+                "spaces, control or non-ASCII characters",
+            ),
+            (
+                "1.0/environment/control/rest/stopenv",
+                "it does not start with /",
+            ),
         ];
         for (path, reason) in cases {
             assert_eq!(resolved(path), Err(PathError::Ambiguous(reason)), "{path}");
@@ -269,11 +300,26 @@ mod tests {
         assert_eq!(m.as_str(), "environment.control.stopenv");
         assert_eq!(m.service(), "environment.control");
         assert_eq!(MethodName::parse("env.control.stopenv"), Ok(m));
-        assert!(matches!(MethodName::parse("environment.Control"), Err(MethodNameError::Shape(_))));
-        assert!(matches!(MethodName::parse("a..b"), Err(MethodNameError::Shape(_))));
-        assert!(matches!(MethodName::parse("a.b.c.d"), Err(MethodNameError::Shape(_))));
-        assert!(matches!(MethodName::parse("a.b-c.d"), Err(MethodNameError::Characters(_))));
-        assert_eq!(MethodName::parse(&"a.b.".repeat(60)), Err(MethodNameError::TooLong));
+        assert!(matches!(
+            MethodName::parse("environment.Control"),
+            Err(MethodNameError::Shape(_))
+        ));
+        assert!(matches!(
+            MethodName::parse("a..b"),
+            Err(MethodNameError::Shape(_))
+        ));
+        assert!(matches!(
+            MethodName::parse("a.b.c.d"),
+            Err(MethodNameError::Shape(_))
+        ));
+        assert!(matches!(
+            MethodName::parse("a.b-c.d"),
+            Err(MethodNameError::Characters(_))
+        ));
+        assert_eq!(
+            MethodName::parse(&"a.b.".repeat(60)),
+            Err(MethodNameError::TooLong)
+        );
         assert!(is_canonical("environment.control.stopenv"));
         assert!(!is_canonical("environment.Control.stopenv"));
         assert!(!is_canonical("env.control.stopenv"));
@@ -281,11 +327,21 @@ mod tests {
 
     #[test]
     fn authentication_methods_are_forbidden_for_tokens() {
-        assert!(MethodName::parse("users.Authentication.Signin").expect("valid").is_forbidden_for_tokens());
-        assert!(resolve_path("/1.0/users/authentication/rest/createtoken")
-            .expect("valid")
-            .is_forbidden_for_tokens());
-        assert!(!MethodName::parse("users.Account.GetUserInfo").expect("valid").is_forbidden_for_tokens());
+        assert!(
+            MethodName::parse("users.Authentication.Signin")
+                .expect("valid")
+                .is_forbidden_for_tokens()
+        );
+        assert!(
+            resolve_path("/1.0/users/authentication/rest/createtoken")
+                .expect("valid")
+                .is_forbidden_for_tokens()
+        );
+        assert!(
+            !MethodName::parse("users.Account.GetUserInfo")
+                .expect("valid")
+                .is_forbidden_for_tokens()
+        );
     }
 
     proptest! {

@@ -156,7 +156,9 @@ pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         for nibble in [b >> 4, b & 0x0f] {
-            out.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+            out.push(char::from(
+                HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
         }
     }
     out
@@ -236,7 +238,10 @@ mod tests {
         // The CRC32 of the body, in base62, fixed so the format cannot drift silently.
         let body = "pate_000000000000000000000000000000";
         let crc = crc32fast::hash(body.as_bytes());
-        let token = format!("{body}{}", std::str::from_utf8(&checksum_of(body)).expect("ascii"));
+        let token = format!(
+            "{body}{}",
+            std::str::from_utf8(&checksum_of(body)).expect("ascii")
+        );
         let mut decoded = 0u64;
         for c in token[TOKEN_LEN - CHECKSUM_LEN..].bytes() {
             let digit = BASE62.iter().position(|&d| d == c).expect("base62") as u64;

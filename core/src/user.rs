@@ -47,9 +47,16 @@ mod tests {
         assert_eq!(validate_user_name("alice@example.com"), Ok(()));
         assert_eq!(validate_user_name("bob_2+ci-x"), Ok(()));
         assert_eq!(validate_user_name(""), Err(UserNameError::Empty));
-        assert_eq!(validate_user_name(&"a".repeat(129)), Err(UserNameError::TooLong));
+        assert_eq!(
+            validate_user_name(&"a".repeat(129)),
+            Err(UserNameError::TooLong)
+        );
         for bad in ["a b", "a\r\nx-pat-user: root", "é", "a\"b", "a,b", "a\0"] {
-            assert_eq!(validate_user_name(bad), Err(UserNameError::Characters), "{bad:?}");
+            assert_eq!(
+                validate_user_name(bad),
+                Err(UserNameError::Characters),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -18,17 +18,38 @@ fn trusted(key: &SigningKey) -> TrustedKeys {
 
 /// A small snapshot: three tokens, two users, two distinct scopes (one shared).
 fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
-    let ide = [method("environment.Control.StopEnv"), method("environment.Control.StartEnv")];
+    let ide = [
+        method("environment.Control.StopEnv"),
+        method("environment.Control.StartEnv"),
+    ];
     let maven = [method("storage.Uploader.Upload")];
     let mut b = SnapshotBuilder::new();
-    b.add(TokenSpec { hash: TokenHash::of("t1"), id: 1, user: "alice", expires_at: None, scope: &ide })
-        .expect("add");
-    b.add(TokenSpec { hash: TokenHash::of("t2"), id: 2, user: "bob", expires_at: Some(2_000_000_000), scope: &maven })
-        .expect("add");
+    b.add(TokenSpec {
+        hash: TokenHash::of("t1"),
+        id: 1,
+        user: "alice",
+        expires_at: None,
+        scope: &ide,
+    })
+    .expect("add");
+    b.add(TokenSpec {
+        hash: TokenHash::of("t2"),
+        id: 2,
+        user: "bob",
+        expires_at: Some(2_000_000_000),
+        scope: &maven,
+    })
+    .expect("add");
     // Same scope as t1 in another order: deduplicated.
     let ide_reordered = [ide[1].clone(), ide[0].clone(), ide[0].clone()];
-    b.add(TokenSpec { hash: TokenHash::of("t3"), id: 3, user: "alice", expires_at: None, scope: &ide_reordered })
-        .expect("add");
+    b.add(TokenSpec {
+        hash: TokenHash::of("t3"),
+        id: 3,
+        user: "alice",
+        expires_at: None,
+        scope: &ide_reordered,
+    })
+    .expect("add");
     b.build(version, 1_790_000_000, key).expect("build")
 }
 
@@ -48,8 +69,12 @@ fn round_trip_with_deduplicated_users_and_scopes() {
     let t3 = snapshot.find(&TokenHash::of("t3")).expect("t3");
     assert_eq!((t1.id, t1.user, t1.expires_at), (1, "alice", None));
     assert_eq!(t1.scope_index, t3.scope_index);
-    let stop = snapshot.method_index("environment.control.stopenv").expect("indexed");
-    let upload = snapshot.method_index("storage.uploader.upload").expect("indexed");
+    let stop = snapshot
+        .method_index("environment.control.stopenv")
+        .expect("indexed");
+    let upload = snapshot
+        .method_index("storage.uploader.upload")
+        .expect("indexed");
     assert!(t1.scope.contains(stop));
     assert!(!t1.scope.contains(upload));
     assert_eq!(snapshot.method_index("environment.control.deleteenv"), None);
@@ -88,7 +113,10 @@ fn truncation_and_padding_are_refused() {
     }
     let mut padded = bytes.clone();
     padded.push(0);
-    assert!(matches!(Snapshot::open(padded, &trusted(&key)), Err(SnapshotError::Length { .. })));
+    assert!(matches!(
+        Snapshot::open(padded, &trusted(&key)),
+        Err(SnapshotError::Length { .. })
+    ));
 }
 
 #[test]
@@ -129,7 +157,8 @@ proptest! {
 
 /// Re-signs a snapshot after `edit` changed its body: a trusted but buggy publisher.
 fn resign(key: &SigningKey, bytes: &[u8], edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
-    let mut header = Header::decode(bytes[..HEADER_LEN].try_into().expect("header")).expect("valid");
+    let mut header =
+        Header::decode(bytes[..HEADER_LEN].try_into().expect("header")).expect("valid");
     let mut body = bytes[BODY_OFFSET..].to_vec();
     edit(&mut header, &mut body);
     header.body_len = body.len() as u64;
@@ -144,35 +173,67 @@ fn signed_but_malformed_bodies_are_refused() {
     let key = SigningKey::generate().expect("rng");
     let good = sample(&key, 1);
     let keys = trusted(&key);
-    assert!(Snapshot::open(resign(&key, &good, |_, _| {}), &keys).is_ok(), "re-signing alone is harmless");
+    assert!(
+        Snapshot::open(resign(&key, &good, |_, _| {}), &keys).is_ok(),
+        "re-signing alone is harmless"
+    );
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("token count too high", resign(&key, &good, |h, _| h.token_count += 1)),
-        ("method count too high", resign(&key, &good, |h, _| h.method_count += 1000)),
-        ("huge counts", resign(&key, &good, |h, _| h.user_count = u32::MAX)),
-        ("truncated tokens", resign(&key, &good, |_, b| { b.truncate(b.len() - 1); })),
-        ("swapped records", resign(&key, &good, |_, b| {
-            let n = b.len();
-            let (a, c) = (b[n - 112..n - 56].to_vec(), b[n - 56..].to_vec());
-            b[n - 112..n - 56].copy_from_slice(&c);
-            b[n - 56..].copy_from_slice(&a);
-        })),
-        ("user index out of range", resign(&key, &good, |_, b| {
-            let n = b.len();
-            b[n - 8..n - 4].copy_from_slice(&9u32.to_le_bytes());
-        })),
-        ("scope index out of range", resign(&key, &good, |_, b| {
-            let n = b.len();
-            b[n - 4..].copy_from_slice(&9u32.to_le_bytes());
-        })),
-        ("zero token id", resign(&key, &good, |_, b| {
-            let n = b.len();
-            b[n - 24..n - 16].copy_from_slice(&0u64.to_le_bytes());
-        })),
-        ("non-canonical method", resign(&key, &good, |_, b| {
-            // The first method name starts right after the 4 offsets of a 3-entry table.
-            b[16] = b'E';
-        })),
+        (
+            "token count too high",
+            resign(&key, &good, |h, _| h.token_count += 1),
+        ),
+        (
+            "method count too high",
+            resign(&key, &good, |h, _| h.method_count += 1000),
+        ),
+        (
+            "huge counts",
+            resign(&key, &good, |h, _| h.user_count = u32::MAX),
+        ),
+        (
+            "truncated tokens",
+            resign(&key, &good, |_, b| {
+                b.truncate(b.len() - 1);
+            }),
+        ),
+        (
+            "swapped records",
+            resign(&key, &good, |_, b| {
+                let n = b.len();
+                let (a, c) = (b[n - 112..n - 56].to_vec(), b[n - 56..].to_vec());
+                b[n - 112..n - 56].copy_from_slice(&c);
+                b[n - 56..].copy_from_slice(&a);
+            }),
+        ),
+        (
+            "user index out of range",
+            resign(&key, &good, |_, b| {
+                let n = b.len();
+                b[n - 8..n - 4].copy_from_slice(&9u32.to_le_bytes());
+            }),
+        ),
+        (
+            "scope index out of range",
+            resign(&key, &good, |_, b| {
+                let n = b.len();
+                b[n - 4..].copy_from_slice(&9u32.to_le_bytes());
+            }),
+        ),
+        (
+            "zero token id",
+            resign(&key, &good, |_, b| {
+                let n = b.len();
+                b[n - 24..n - 16].copy_from_slice(&0u64.to_le_bytes());
+            }),
+        ),
+        (
+            "non-canonical method",
+            resign(&key, &good, |_, b| {
+                // The first method name starts right after the 4 offsets of a 3-entry table.
+                b[16] = b'E';
+            }),
+        ),
     ];
     for (what, bytes) in cases {
         match Snapshot::open(bytes, &keys) {
@@ -194,21 +255,41 @@ fn builder_rejections() {
         scope: &[],
     };
     let mut b = SnapshotBuilder::new();
-    b.add(TokenSpec { scope: &scope, ..spec("a", 1, "alice") }).expect("add");
-    assert_eq!(b.add(spec("b", 1, "alice")), Err(BuildError::DuplicateId(1)));
-    assert_eq!(b.add(spec("b", 0, "alice")), Err(BuildError::ZeroId));
-    assert!(matches!(b.add(spec("b", 2, "al ice")), Err(BuildError::UserName { .. })));
+    b.add(TokenSpec {
+        scope: &scope,
+        ..spec("a", 1, "alice")
+    })
+    .expect("add");
     assert_eq!(
-        b.add(TokenSpec { expires_at: Some(0), ..spec("b", 2, "alice") }),
+        b.add(spec("b", 1, "alice")),
+        Err(BuildError::DuplicateId(1))
+    );
+    assert_eq!(b.add(spec("b", 0, "alice")), Err(BuildError::ZeroId));
+    assert!(matches!(
+        b.add(spec("b", 2, "al ice")),
+        Err(BuildError::UserName { .. })
+    ));
+    assert_eq!(
+        b.add(TokenSpec {
+            expires_at: Some(0),
+            ..spec("b", 2, "alice")
+        }),
         Err(BuildError::ZeroExpiry(2))
     );
     let auth = [method("users.Authentication.Signin")];
     assert!(matches!(
-        b.add(TokenSpec { scope: &auth, ..spec("b", 2, "alice") }),
+        b.add(TokenSpec {
+            scope: &auth,
+            ..spec("b", 2, "alice")
+        }),
         Err(BuildError::ForbiddenMethod { .. })
     ));
-    b.add(spec("a", 3, "bob")).expect("same hash, caught at build");
-    assert_eq!(b.build(1, 0, &key).err(), Some(BuildError::DuplicateHash(1, 3)));
+    b.add(spec("a", 3, "bob"))
+        .expect("same hash, caught at build");
+    assert_eq!(
+        b.build(1, 0, &key).err(),
+        Some(BuildError::DuplicateHash(1, 3))
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -220,8 +301,18 @@ struct GenToken {
 }
 
 fn gen_token() -> impl Strategy<Value = GenToken> {
-    (any::<u64>(), 0u8..20, prop::option::of(1u64..u64::MAX), prop::collection::vec(0u8..40, 0..6))
-        .prop_map(|(secret, user, expires_at, scope)| GenToken { secret, user, expires_at, scope })
+    (
+        any::<u64>(),
+        0u8..20,
+        prop::option::of(1u64..u64::MAX),
+        prop::collection::vec(0u8..40, 0..6),
+    )
+        .prop_map(|(secret, user, expires_at, scope)| GenToken {
+            secret,
+            user,
+            expires_at,
+            scope,
+        })
 }
 
 proptest! {
@@ -278,18 +369,25 @@ fn header_precheck_needs_only_the_head() {
     let key = SigningKey::generate().expect("rng");
     let bytes = sample(&key, 9);
     let keys = trusted(&key);
-    let header = verify_header(&bytes[..BODY_OFFSET], bytes.len() as u64, &keys).expect("valid head");
+    let header =
+        verify_header(&bytes[..BODY_OFFSET], bytes.len() as u64, &keys).expect("valid head");
     assert_eq!(header.version, 9);
     // The announced length must match what is on offer.
     assert!(matches!(
         verify_header(&bytes[..BODY_OFFSET], bytes.len() as u64 + 1, &keys),
         Err(SnapshotError::Length { .. })
     ));
-    assert_eq!(verify_header(&bytes[..10], 10, &keys).err(), Some(SnapshotError::TooShort(10)));
+    assert_eq!(
+        verify_header(&bytes[..10], 10, &keys).err(),
+        Some(SnapshotError::TooShort(10))
+    );
     // A good head on a tampered body passes the pre-check; the full open catches it.
     let mut tampered = bytes.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
     assert!(verify_header(&tampered[..BODY_OFFSET], tampered.len() as u64, &keys).is_ok());
-    assert_eq!(Snapshot::open(tampered, &keys).err(), Some(SnapshotError::Digest));
+    assert_eq!(
+        Snapshot::open(tampered, &keys).err(),
+        Some(SnapshotError::Digest)
+    );
 }

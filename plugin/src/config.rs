@@ -191,10 +191,14 @@ pub enum ConfigError {
         source: KeyError,
     },
     /// No key at all: nothing could ever be accepted.
-    #[error("no trusted public keys: set `public_keys` in the filter configuration or {0} in vm_config.environment_variables (the `public_key` printed by `pat-admin key generate`)")]
+    #[error(
+        "no trusted public keys: set `public_keys` in the filter configuration or {0} in vm_config.environment_variables (the `public_key` printed by `pat-admin key generate`)"
+    )]
     NoKeys(String),
     /// A header name that is not a lowercase HTTP token.
-    #[error("identity_headers.{field}: `{value}` is not a valid header name (lowercase letters, digits and -, not a pseudo-header)")]
+    #[error(
+        "identity_headers.{field}: `{value}` is not a valid header name (lowercase letters, digits and -, not a pseudo-header)"
+    )]
     HeaderName {
         /// Which field.
         field: &'static str,
@@ -238,16 +242,20 @@ impl Config {
 
         let mut keys = Vec::new();
         for (i, text) in raw.public_keys.iter().enumerate() {
-            keys.push(text.parse::<PublicKey>().map_err(|source| ConfigError::PublicKey {
-                place: format!("public_keys[{i}]"),
-                source,
-            })?);
+            keys.push(
+                text.parse::<PublicKey>()
+                    .map_err(|source| ConfigError::PublicKey {
+                        place: format!("public_keys[{i}]"),
+                        source,
+                    })?,
+            );
         }
         if let Some(list) = env(&raw.public_keys_env) {
-            let from_env = TrustedKeys::parse_list(&list).map_err(|source| ConfigError::PublicKey {
-                place: raw.public_keys_env.clone(),
-                source,
-            })?;
+            let from_env =
+                TrustedKeys::parse_list(&list).map_err(|source| ConfigError::PublicKey {
+                    place: raw.public_keys_env.clone(),
+                    source,
+                })?;
             keys.extend(from_env.iter().cloned());
         }
         let keys = TrustedKeys::new(keys);
@@ -291,14 +299,18 @@ impl Config {
             field: "max_body_bytes",
             message: "use 1024 to 67108864 bytes (and keep it within the listener's buffer limit)",
         })?;
-        let refresh_ms = in_range(raw.refresh_interval_ms, 10, 60_000).ok_or(ConfigError::Range {
-            field: "refresh_interval_ms",
-            message: "use 10 to 60000 milliseconds",
-        })?;
+        let refresh_ms =
+            in_range(raw.refresh_interval_ms, 10, 60_000).ok_or(ConfigError::Range {
+                field: "refresh_interval_ms",
+                message: "use 10 to 60000 milliseconds",
+            })?;
         let push = match raw.push {
             Some(push) if push.enabled => {
                 if !push.path.starts_with('/')
-                    || push.path.bytes().any(|b| matches!(b, b'?' | b'#' | b'%') || !(0x21..0x7f).contains(&b))
+                    || push
+                        .path
+                        .bytes()
+                        .any(|b| matches!(b, b'?' | b'#' | b'%') || !(0x21..0x7f).contains(&b))
                 {
                     return Err(ConfigError::ControlPath(push.path));
                 }
@@ -330,7 +342,10 @@ impl Config {
 }
 
 fn in_range(value: u64, min: u64, max: u64) -> Option<usize> {
-    (min..=max).contains(&value).then(|| usize::try_from(value).ok()).flatten()
+    (min..=max)
+        .contains(&value)
+        .then(|| usize::try_from(value).ok())
+        .flatten()
 }
 
 /// A lowercase HTTP header name that is not a pseudo-header.
@@ -348,7 +363,10 @@ mod tests {
     use pat_core::keys::SigningKey;
 
     fn key() -> String {
-        SigningKey::generate().expect("rng").public_key().to_string()
+        SigningKey::generate()
+            .expect("rng")
+            .public_key()
+            .to_string()
     }
 
     fn no_env(_: &str) -> Option<String> {
@@ -358,7 +376,8 @@ mod tests {
     #[test]
     fn defaults_with_keys_from_the_environment() {
         let k = key();
-        let config = Config::parse(b"", |name| (name == "PAT_PUBLIC_KEYS").then(|| k.clone())).expect("valid");
+        let config = Config::parse(b"", |name| (name == "PAT_PUBLIC_KEYS").then(|| k.clone()))
+            .expect("valid");
         assert_eq!(config.keys.len(), 1);
         assert_eq!(config.ordinary_sessions, Unmatched::Pass);
         assert_eq!(config.identity.user, "x-pat-user");
@@ -395,24 +414,49 @@ mod tests {
         let with_key = |extra: &str| format!(r#"{{"public_keys":["{k}"]{extra}}}"#);
         let cases = [
             ("not json".to_string(), "configuration is not valid"),
-            (with_key(r#","strip_tokens":true"#), "unknown field `strip_tokens`"),
-            (r#"{"public_keys":["ed25519:nope"]}"#.to_string(), "public_keys[0]"),
-            (with_key(r#","identity_headers":{"user":"X-User"}"#), "identity_headers.user"),
-            (with_key(r#","identity_headers":{"user":"x-pat-token-id"}"#), "must be different"),
-            (with_key(r#","deny":{"http_status":99}"#), "deny.http_status"),
-            (with_key(r#","deny":{"codes":{"forbidden":0}}"#), "deny.codes.forbidden"),
+            (
+                with_key(r#","strip_tokens":true"#),
+                "unknown field `strip_tokens`",
+            ),
+            (
+                r#"{"public_keys":["ed25519:nope"]}"#.to_string(),
+                "public_keys[0]",
+            ),
+            (
+                with_key(r#","identity_headers":{"user":"X-User"}"#),
+                "identity_headers.user",
+            ),
+            (
+                with_key(r#","identity_headers":{"user":"x-pat-token-id"}"#),
+                "must be different",
+            ),
+            (
+                with_key(r#","deny":{"http_status":99}"#),
+                "deny.http_status",
+            ),
+            (
+                with_key(r#","deny":{"codes":{"forbidden":0}}"#),
+                "deny.codes.forbidden",
+            ),
             (with_key(r#","deny":{"source":""}"#), "deny.source"),
             (with_key(r#","max_body_bytes":10"#), "max_body_bytes"),
-            (with_key(r#","refresh_interval_ms":0"#), "refresh_interval_ms"),
+            (
+                with_key(r#","refresh_interval_ms":0"#),
+                "refresh_interval_ms",
+            ),
             (with_key(r#","push":{"path":"relative"}"#), "push.path"),
             (with_key(r#","push":{"max_bytes":1}"#), "push.max_bytes"),
             ("{}".to_string(), "no trusted public keys"),
         ];
         for (json, expected) in cases {
-            let err = Config::parse(json.as_bytes(), no_env).expect_err(&json).to_string();
+            let err = Config::parse(json.as_bytes(), no_env)
+                .expect_err(&json)
+                .to_string();
             assert!(err.contains(expected), "{json}: {err}");
         }
-        let err = Config::parse(b"{}", |_| Some("garbage".into())).expect_err("bad env").to_string();
+        let err = Config::parse(b"{}", |_| Some("garbage".into()))
+            .expect_err("bad env")
+            .to_string();
         assert!(err.starts_with("PAT_PUBLIC_KEYS:"), "{err}");
     }
 
@@ -420,6 +464,11 @@ mod tests {
     fn push_can_be_disabled_explicitly() {
         let k = key();
         let json = format!(r#"{{"public_keys":["{k}"],"push":{{"enabled":false}}}}"#);
-        assert!(Config::parse(json.as_bytes(), no_env).expect("valid").push.is_none());
+        assert!(
+            Config::parse(json.as_bytes(), no_env)
+                .expect("valid")
+                .push
+                .is_none()
+        );
     }
 }

@@ -47,8 +47,14 @@ pub fn classify(content_type: Option<&str>) -> Result<BodyKind, &'static str> {
     }
     match boundary {
         // RFC 2046: 1 to 70 characters, no trailing space.
-        Some(b) if (1..=70).contains(&b.len()) && !b.ends_with(' ') && b.bytes().all(|c| (0x20..0x7f).contains(&c)) => {
-            Ok(BodyKind::Multipart { boundary: b.to_string() })
+        Some(b)
+            if (1..=70).contains(&b.len())
+                && !b.ends_with(' ')
+                && b.bytes().all(|c| (0x20..0x7f).contains(&c)) =>
+        {
+            Ok(BodyKind::Multipart {
+                boundary: b.to_string(),
+            })
         }
         _ => Err("multipart content type without a valid boundary"),
     }
@@ -62,19 +68,37 @@ mod tests {
     fn classifies_content_types() {
         assert_eq!(classify(None), Ok(BodyKind::Opaque));
         assert_eq!(classify(Some("application/json")), Ok(BodyKind::Opaque));
-        assert_eq!(classify(Some("Application/X-WWW-Form-Urlencoded; charset=UTF-8")), Ok(BodyKind::Form));
         assert_eq!(
-            classify(Some("multipart/form-data; boundary=----abc")),
-            Ok(BodyKind::Multipart { boundary: "----abc".into() })
+            classify(Some("Application/X-WWW-Form-Urlencoded; charset=UTF-8")),
+            Ok(BodyKind::Form)
         );
         assert_eq!(
-            classify(Some(r#"multipart/form-data; charset=utf-8; boundary="a b:c""#)),
-            Ok(BodyKind::Multipart { boundary: "a b:c".into() })
+            classify(Some("multipart/form-data; boundary=----abc")),
+            Ok(BodyKind::Multipart {
+                boundary: "----abc".into()
+            })
+        );
+        assert_eq!(
+            classify(Some(
+                r#"multipart/form-data; charset=utf-8; boundary="a b:c""#
+            )),
+            Ok(BodyKind::Multipart {
+                boundary: "a b:c".into()
+            })
         );
         assert!(classify(Some("multipart/form-data")).is_err());
         assert!(classify(Some("multipart/form-data; boundary=")).is_err());
         assert!(classify(Some("multipart/form-data; boundary=a; boundary=b")).is_err());
-        assert!(classify(Some(&format!("multipart/form-data; boundary={}", "x".repeat(71)))).is_err());
-        assert_eq!(classify(Some("multipart/mixed; boundary=x")), Ok(BodyKind::Opaque));
+        assert!(
+            classify(Some(&format!(
+                "multipart/form-data; boundary={}",
+                "x".repeat(71)
+            )))
+            .is_err()
+        );
+        assert_eq!(
+            classify(Some("multipart/mixed; boundary=x")),
+            Ok(BodyKind::Opaque)
+        );
     }
 }

@@ -35,14 +35,19 @@ pub fn is_internal_address(address: &str) -> bool {
 
 fn is_internal_v4(ip: std::net::Ipv4Addr) -> bool {
     let [a, b, ..] = ip.octets();
-    ip.is_loopback() || ip.is_private() || ip.is_link_local() || (a == 100 && (64..128).contains(&b))
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || (a == 100 && (64..128).contains(&b))
 }
 
 /// HTTP status and message for a refused push.
 pub fn rejection_status(rejection: &PushRejection) -> u32 {
     match rejection {
         PushRejection::Stale { .. } => 409,
-        PushRejection::Invalid(SnapshotError::UntrustedKey(_) | SnapshotError::BadSignature(_)) => 403,
+        PushRejection::Invalid(SnapshotError::UntrustedKey(_) | SnapshotError::BadSignature(_)) => {
+            403
+        }
         PushRejection::Invalid(_) | PushRejection::Unreadable => 400,
         PushRejection::Store(_) => 503,
     }
@@ -70,15 +75,36 @@ mod tests {
         ] {
             assert!(is_internal_address(internal), "{internal}");
         }
-        for public in ["8.8.8.8:443", "172.32.0.1:1", "100.128.0.1:1", "[2001:db8::1]:1", "", "garbage"] {
+        for public in [
+            "8.8.8.8:443",
+            "172.32.0.1:1",
+            "100.128.0.1:1",
+            "[2001:db8::1]:1",
+            "",
+            "garbage",
+        ] {
             assert!(!is_internal_address(public), "{public}");
         }
     }
 
     #[test]
     fn rejection_statuses() {
-        assert_eq!(rejection_status(&PushRejection::Stale { offered: 1, current: 2 }), 409);
-        assert_eq!(rejection_status(&PushRejection::Invalid(SnapshotError::UntrustedKey(KeyId([0; 8])))), 403);
-        assert_eq!(rejection_status(&PushRejection::Invalid(SnapshotError::Digest)), 400);
+        assert_eq!(
+            rejection_status(&PushRejection::Stale {
+                offered: 1,
+                current: 2
+            }),
+            409
+        );
+        assert_eq!(
+            rejection_status(&PushRejection::Invalid(SnapshotError::UntrustedKey(KeyId(
+                [0; 8]
+            )))),
+            403
+        );
+        assert_eq!(
+            rejection_status(&PushRejection::Invalid(SnapshotError::Digest)),
+            400
+        );
     }
 }

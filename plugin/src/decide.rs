@@ -58,6 +58,8 @@ pub enum Denial {
     },
     /// A method no token may call (`users.Authentication.*`).
     ForbiddenMethod {
+        /// The masked value.
+        masked: String,
         /// The method.
         method: MethodName,
     },
@@ -155,7 +157,9 @@ impl Denial {
             Self::NoSnapshot => "access tokens cannot be verified yet (the token list has not reached this gateway); retry shortly".into(),
             Self::UnknownToken { masked } => format!("access token {masked} is not valid (revoked, regenerated or never issued)"),
             Self::ExpiredToken { masked } => format!("access token {masked} has expired"),
-            Self::ForbiddenMethod { method } => format!("access tokens cannot call {method}"),
+            Self::ForbiddenMethod { masked, method } => {
+                format!("access token {masked} cannot call {method}: access tokens never may")
+            }
             Self::OutOfScope { masked, method } => format!("access token {masked} is not allowed to call {method}"),
             Self::NotAnApiMethod => "access tokens can only be used on API method paths (/1.0/group/class/rest/method)".into(),
             Self::AmbiguousPath(why) => format!("request path refused for an access token: it contains {why}"),
@@ -176,7 +180,13 @@ pub struct Policy {
 }
 
 /// Decides one request. `path` is `:path` (query included); `now` is Unix seconds.
-pub fn decide(policy: Policy, snapshot: Option<&Snapshot>, path: &str, session: &SessionFinding, now: u64) -> Verdict {
+pub fn decide(
+    policy: Policy,
+    snapshot: Option<&Snapshot>,
+    path: &str,
+    session: &SessionFinding,
+    now: u64,
+) -> Verdict {
     let value = match session {
         SessionFinding::Absent => {
             return unmatched(policy.missing_session, Denial::MissingSession);
@@ -202,7 +212,12 @@ fn unmatched(rule: Unmatched, denial: Denial) -> Verdict {
     }
 }
 
-fn authorize(snapshot: Option<&Snapshot>, path: &str, value: &str, now: u64) -> Result<Grant, Denial> {
+fn authorize(
+    snapshot: Option<&Snapshot>,
+    path: &str,
+    value: &str,
+    now: u64,
+) -> Result<Grant, Denial> {
     token::validate(value).map_err(|error| Denial::MalformedToken {
         masked: token::mask(value),
         error,
@@ -220,7 +235,10 @@ fn authorize(snapshot: Option<&Snapshot>, path: &str, value: &str, now: u64) -> 
         return Err(Denial::ExpiredToken { masked: masked() });
     }
     if method.is_forbidden_for_tokens() {
-        return Err(Denial::ForbiddenMethod { method });
+        return Err(Denial::ForbiddenMethod {
+            masked: masked(),
+            method,
+        });
     }
     let in_scope = snapshot
         .method_index(method.as_str())
@@ -268,13 +286,30 @@ mod tests {
         );
         let scope = [MethodName::parse("environment.Control.StopEnv").expect("valid")];
         let mut b = SnapshotBuilder::new();
-        b.add(TokenSpec { hash: valid.hash(), id: 11, user: "alice", expires_at: Some(NOW + 1), scope: &scope })
-            .expect("add");
-        b.add(TokenSpec { hash: expired.hash(), id: 12, user: "alice", expires_at: Some(NOW), scope: &scope })
-            .expect("add");
+        b.add(TokenSpec {
+            hash: valid.hash(),
+            id: 11,
+            user: "alice",
+            expires_at: Some(NOW + 1),
+            scope: &scope,
+        })
+        .expect("add");
+        b.add(TokenSpec {
+            hash: expired.hash(),
+            id: 12,
+            user: "alice",
+            expires_at: Some(NOW),
+            scope: &scope,
+        })
+        .expect("add");
         let bytes = b.build(1, NOW, &key).expect("build");
         let snapshot = Snapshot::open(bytes, &TrustedKeys::new([key.public_key()])).expect("open");
-        Fixture { snapshot, valid, expired, unknown }
+        Fixture {
+            snapshot,
+            valid,
+            expired,
+            unknown,
+        }
     }
 
     fn found(s: &str) -> SessionFinding {
@@ -298,8 +333,14 @@ mod tests {
         assert_eq!((grant.token_id, grant.user.as_str()), (11, "alice"));
         assert_eq!(grant.method.as_str(), "environment.control.stopenv");
         // Case and alias variants of the same method.
-        for path in ["/1.0/ENV/Control/REST/StopEnv", "/1.0/env/control/rest/stopenv"] {
-            assert!(matches!(decide(PASS, Some(&f.snapshot), path, &found(f.valid.expose()), NOW), Verdict::Allow(_)));
+        for path in [
+            "/1.0/ENV/Control/REST/StopEnv",
+            "/1.0/env/control/rest/stopenv",
+        ] {
+            assert!(matches!(
+                decide(PASS, Some(&f.snapshot), path, &found(f.valid.expose()), NOW),
+                Verdict::Allow(_)
+            ));
         }
     }
 
@@ -313,23 +354,98 @@ mod tests {
         bad_checksum.push(if v.ends_with('A') { 'B' } else { 'A' });
 
         let cases: Vec<(Verdict, &str, Category)> = vec![
-            (decide(PASS, s, STOP, &found(&bad_checksum), NOW), "malformed_token", Category::Unauthenticated),
-            (decide(PASS, s, STOP, &found("pate_short"), NOW), "malformed_token", Category::Unauthenticated),
-            (decide(PASS, s, STOP, &found(f.unknown.expose()), NOW), "unknown_token", Category::Unauthenticated),
-            (decide(PASS, s, STOP, &found(f.expired.expose()), NOW), "expired_token", Category::Unauthenticated),
-            (decide(PASS, s, STOP, &found(v), NOW + 1), "expired_token", Category::Unauthenticated),
-            (decide(PASS, None, STOP, &found(v), NOW), "no_snapshot", Category::Unauthenticated),
-            (decide(PASS, s, "/1.0/environment/control/rest/deleteenv", &found(v), NOW), "out_of_scope", Category::Forbidden),
-            (decide(PASS, s, "/1.0/users/authentication/rest/signin", &found(v), NOW), "forbidden_method", Category::Forbidden),
-            (decide(PASS, s, "/", &found(v), NOW), "not_an_api_method", Category::InvalidRequest),
-            (decide(PASS, s, "/1.0/environment/control/rest/stopenv;x", &found(v), NOW), "ambiguous_path", Category::InvalidRequest),
-            (decide(PASS, s, "/1.0//environment/control/rest/stopenv", &found(v), NOW), "ambiguous_path", Category::InvalidRequest),
+            (
+                decide(PASS, s, STOP, &found(&bad_checksum), NOW),
+                "malformed_token",
+                Category::Unauthenticated,
+            ),
+            (
+                decide(PASS, s, STOP, &found("pate_short"), NOW),
+                "malformed_token",
+                Category::Unauthenticated,
+            ),
+            (
+                decide(PASS, s, STOP, &found(f.unknown.expose()), NOW),
+                "unknown_token",
+                Category::Unauthenticated,
+            ),
+            (
+                decide(PASS, s, STOP, &found(f.expired.expose()), NOW),
+                "expired_token",
+                Category::Unauthenticated,
+            ),
+            (
+                decide(PASS, s, STOP, &found(v), NOW + 1),
+                "expired_token",
+                Category::Unauthenticated,
+            ),
+            (
+                decide(PASS, None, STOP, &found(v), NOW),
+                "no_snapshot",
+                Category::Unauthenticated,
+            ),
+            (
+                decide(
+                    PASS,
+                    s,
+                    "/1.0/environment/control/rest/deleteenv",
+                    &found(v),
+                    NOW,
+                ),
+                "out_of_scope",
+                Category::Forbidden,
+            ),
+            (
+                decide(
+                    PASS,
+                    s,
+                    "/1.0/users/authentication/rest/signin",
+                    &found(v),
+                    NOW,
+                ),
+                "forbidden_method",
+                Category::Forbidden,
+            ),
+            (
+                decide(PASS, s, "/", &found(v), NOW),
+                "not_an_api_method",
+                Category::InvalidRequest,
+            ),
+            (
+                decide(
+                    PASS,
+                    s,
+                    "/1.0/environment/control/rest/stopenv;x",
+                    &found(v),
+                    NOW,
+                ),
+                "ambiguous_path",
+                Category::InvalidRequest,
+            ),
+            (
+                decide(
+                    PASS,
+                    s,
+                    "/1.0//environment/control/rest/stopenv",
+                    &found(v),
+                    NOW,
+                ),
+                "ambiguous_path",
+                Category::InvalidRequest,
+            ),
         ];
         for (verdict, reason, category) in cases {
             let denial = denied(verdict);
-            assert_eq!((denial.reason(), denial.category()), (reason, category), "{denial:?}");
+            assert_eq!(
+                (denial.reason(), denial.category()),
+                (reason, category),
+                "{denial:?}"
+            );
             let message = denial.message();
-            assert!(!message.contains(v) && !message.contains(&bad_checksum), "{message}");
+            assert!(
+                !message.contains(v) && !message.contains(&bad_checksum),
+                "{message}"
+            );
         }
     }
 
@@ -337,14 +453,32 @@ mod tests {
     fn requests_without_tokens() {
         let f = fixture();
         let s = Some(&f.snapshot);
-        let strict = Policy { missing_session: Unmatched::Deny, ordinary_sessions: Unmatched::Deny };
-        assert_eq!(decide(PASS, s, STOP, &SessionFinding::Absent, NOW), Verdict::PassThrough);
-        assert_eq!(decide(PASS, s, STOP, &found("0123456789abcdef"), NOW), Verdict::PassThrough);
+        let strict = Policy {
+            missing_session: Unmatched::Deny,
+            ordinary_sessions: Unmatched::Deny,
+        };
+        assert_eq!(
+            decide(PASS, s, STOP, &SessionFinding::Absent, NOW),
+            Verdict::PassThrough
+        );
+        assert_eq!(
+            decide(PASS, s, STOP, &found("0123456789abcdef"), NOW),
+            Verdict::PassThrough
+        );
         // Ordinary sessions pass even with no snapshot (fail closed applies to tokens only)
         // and on any path.
-        assert_eq!(decide(PASS, None, "/x//y", &found("legacy"), NOW), Verdict::PassThrough);
-        assert_eq!(denied(decide(strict, s, STOP, &SessionFinding::Absent, NOW)).reason(), "missing_session");
-        assert_eq!(denied(decide(strict, s, STOP, &found("legacy"), NOW)).reason(), "ordinary_session");
+        assert_eq!(
+            decide(PASS, None, "/x//y", &found("legacy"), NOW),
+            Verdict::PassThrough
+        );
+        assert_eq!(
+            denied(decide(strict, s, STOP, &SessionFinding::Absent, NOW)).reason(),
+            "missing_session"
+        );
+        assert_eq!(
+            denied(decide(strict, s, STOP, &found("legacy"), NOW)).reason(),
+            "ordinary_session"
+        );
     }
 
     #[test]
@@ -356,7 +490,10 @@ mod tests {
             (SessionFinding::TooLarge, "body_too_large"),
         ] {
             let denial = denied(decide(PASS, Some(&f.snapshot), STOP, &finding, NOW));
-            assert_eq!((denial.reason(), denial.category()), (reason, Category::InvalidRequest));
+            assert_eq!(
+                (denial.reason(), denial.category()),
+                (reason, Category::InvalidRequest)
+            );
         }
     }
 

@@ -46,7 +46,9 @@ pub enum PushRejection {
     #[error(transparent)]
     Invalid(#[from] SnapshotError),
     /// Not newer than what the edge holds.
-    #[error("snapshot version {offered} is not newer than version {current}, which this edge already holds")]
+    #[error(
+        "snapshot version {offered} is not newer than version {current}, which this edge already holds"
+    )]
     Stale {
         /// The version offered.
         offered: u64,
@@ -88,7 +90,11 @@ impl Edge {
     }
 
     /// Checks the shared pointer and switches to a newer snapshot if there is one.
-    pub fn refresh(&mut self, store: &impl SharedStore, keys: &TrustedKeys) -> Result<Refresh, StoreError> {
+    pub fn refresh(
+        &mut self,
+        store: &impl SharedStore,
+        keys: &TrustedKeys,
+    ) -> Result<Refresh, StoreError> {
         for _ in 0..LOAD_ATTEMPTS {
             let (pointer, _) = shared::read_pointer(store)?;
             if pointer.version == 0 {
@@ -165,7 +171,9 @@ impl Edge {
             .and_then(|bytes| Ok(Snapshot::open(bytes, keys)?))
             .and_then(|snapshot| match shared::publish(store, &snapshot) {
                 Ok(()) => Ok(snapshot),
-                Err(PublishError::Stale { offered, current }) => Err(PushRejection::Stale { offered, current }),
+                Err(PublishError::Stale { offered, current }) => {
+                    Err(PushRejection::Stale { offered, current })
+                }
                 Err(PublishError::Store(e)) => Err(e.into()),
             });
         match outcome {
@@ -203,7 +211,9 @@ mod tests {
 
     impl Publisher {
         fn new() -> Self {
-            Self { key: SigningKey::generate().expect("rng") }
+            Self {
+                key: SigningKey::generate().expect("rng"),
+            }
         }
 
         fn keys(&self) -> TrustedKeys {
@@ -214,14 +224,25 @@ mod tests {
             let scope = [MethodName::parse("environment.Control.StopEnv").expect("valid")];
             let mut b = SnapshotBuilder::new();
             for (i, t) in tokens.iter().enumerate() {
-                b.add(TokenSpec { hash: TokenHash::of(t), id: i as u64 + 1, user: "u", expires_at: None, scope: &scope })
-                    .expect("add");
+                b.add(TokenSpec {
+                    hash: TokenHash::of(t),
+                    id: i as u64 + 1,
+                    user: "u",
+                    expires_at: None,
+                    scope: &scope,
+                })
+                .expect("add");
             }
             b.build(version, 1_800_000_000, &self.key).expect("build")
         }
     }
 
-    fn push(edge: &mut Edge, store: &impl SharedStore, keys: &TrustedKeys, bytes: Vec<u8>) -> Result<Accepted, PushRejection> {
+    fn push(
+        edge: &mut Edge,
+        store: &impl SharedStore,
+        keys: &TrustedKeys,
+        bytes: Vec<u8>,
+    ) -> Result<Accepted, PushRejection> {
         let head = bytes.get(..BODY_OFFSET).unwrap_or(&bytes).to_vec();
         let len = bytes.len() as u64;
         edge.accept_push(store, keys, &head, len, || Some(bytes))
@@ -233,19 +254,44 @@ mod tests {
         let store = MemoryStore::default();
         ensure_pointer(&store).expect("store");
         let (mut pusher, mut other) = (Edge::default(), Edge::default());
-        assert_eq!(other.refresh(&store, &p.keys()), Ok(Refresh::NothingPublished));
+        assert_eq!(
+            other.refresh(&store, &p.keys()),
+            Ok(Refresh::NothingPublished)
+        );
 
-        let accepted = push(&mut pusher, &store, &p.keys(), p.snapshot(1, &["a"])).expect("accepted");
+        let accepted =
+            push(&mut pusher, &store, &p.keys(), p.snapshot(1, &["a"])).expect("accepted");
         assert_eq!((accepted.version, accepted.tokens), (1, 1));
-        assert_eq!(other.refresh(&store, &p.keys()), Ok(Refresh::Applied { version: 1, tokens: 1 }));
+        assert_eq!(
+            other.refresh(&store, &p.keys()),
+            Ok(Refresh::Applied {
+                version: 1,
+                tokens: 1
+            })
+        );
         assert_eq!(other.refresh(&store, &p.keys()), Ok(Refresh::Unchanged));
-        assert!(other.snapshot().expect("loaded").find(&TokenHash::of("a")).is_some());
+        assert!(
+            other
+                .snapshot()
+                .expect("loaded")
+                .find(&TokenHash::of("a"))
+                .is_some()
+        );
 
         push(&mut pusher, &store, &p.keys(), p.snapshot(2, &["b"])).expect("accepted");
-        assert_eq!(other.refresh(&store, &p.keys()), Ok(Refresh::Applied { version: 2, tokens: 1 }));
+        assert_eq!(
+            other.refresh(&store, &p.keys()),
+            Ok(Refresh::Applied {
+                version: 2,
+                tokens: 1
+            })
+        );
         // The superseded key was emptied.
         let v1 = Snapshot::open(p.snapshot(1, &["a"]), &p.keys()).expect("open");
-        assert_eq!(store.value(&Pointer::of(&v1).snapshot_key()), Some(Vec::new()));
+        assert_eq!(
+            store.value(&Pointer::of(&v1).snapshot_key()),
+            Some(Vec::new())
+        );
     }
 
     #[test]
@@ -274,9 +320,22 @@ mod tests {
         for (bytes, expected) in cases {
             let err = push(&mut edge, &store, &p.keys(), bytes).expect_err(expected);
             assert!(format!("{err:?}").contains(expected), "{expected}: {err:?}");
-            assert_eq!(edge.version(), Some(5), "{expected}: the VM still serves version 5");
-            assert!(edge.snapshot().expect("kept").find(&TokenHash::of("a")).is_some());
-            assert_eq!(store.value(POINTER_KEY), pointer_before, "{expected}: shared data unchanged");
+            assert_eq!(
+                edge.version(),
+                Some(5),
+                "{expected}: the VM still serves version 5"
+            );
+            assert!(
+                edge.snapshot()
+                    .expect("kept")
+                    .find(&TokenHash::of("a"))
+                    .is_some()
+            );
+            assert_eq!(
+                store.value(POINTER_KEY),
+                pointer_before,
+                "{expected}: shared data unchanged"
+            );
         }
     }
 
@@ -286,9 +345,18 @@ mod tests {
         let other_keys = Publisher::new().keys();
         let store = MemoryStore::default();
         ensure_pointer(&store).expect("store");
-        push(&mut Edge::default(), &store, &p.keys(), p.snapshot(1, &["a"])).expect("accepted");
+        push(
+            &mut Edge::default(),
+            &store,
+            &p.keys(),
+            p.snapshot(1, &["a"]),
+        )
+        .expect("accepted");
         let mut edge = Edge::default();
-        assert!(matches!(edge.refresh(&store, &other_keys), Ok(Refresh::Failed(SnapshotError::UntrustedKey(_)))));
+        assert!(matches!(
+            edge.refresh(&store, &other_keys),
+            Ok(Refresh::Failed(SnapshotError::UntrustedKey(_)))
+        ));
         assert!(edge.snapshot().is_none());
     }
 
@@ -327,12 +395,20 @@ mod tests {
         };
         let mut loser = Edge::default();
         let err = push(&mut loser, &racing, &p.keys(), v6).expect_err("v6 loses to v7");
-        assert_eq!(err, PushRejection::Stale { offered: 6, current: 7 });
+        assert_eq!(
+            err,
+            PushRejection::Stale {
+                offered: 6,
+                current: 7
+            }
+        );
         // The loser restored itself from shared data and serves v7.
         assert_eq!(loser.version(), Some(7));
         let (pointer, _) = shared::read_pointer(&store).expect("store");
         assert_eq!(pointer.version, 7);
-        let bytes = shared::load(&store, &pointer).expect("store").expect("present");
+        let bytes = shared::load(&store, &pointer)
+            .expect("store")
+            .expect("present");
         assert_eq!(Snapshot::open(bytes, &p.keys()).expect("open").version(), 7);
     }
 }

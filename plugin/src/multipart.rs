@@ -61,11 +61,19 @@ pub fn scan(body: &[u8], boundary: &str, complete: bool) -> Scan {
             return done(finding, session_parts);
         }
         // Transport padding, then the line break that ends the delimiter line.
-        let padding = after.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let padding = after
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
         pos += padding;
         match body.get(pos..pos + 2) {
             Some(b"\r\n") => pos += 2,
-            Some(_) => return done(SessionFinding::Unparseable("malformed multipart boundary line"), Vec::new()),
+            Some(_) => {
+                return done(
+                    SessionFinding::Unparseable("malformed multipart boundary line"),
+                    Vec::new(),
+                );
+            }
             None => return need_more("the multipart body ends inside a boundary"),
         }
 
@@ -79,8 +87,15 @@ pub fn scan(body: &[u8], boundary: &str, complete: bool) -> Scan {
                     .map(|h| parse_disposition(h.value));
                 (consumed, disposition)
             }
-            Ok(httparse::Status::Partial) => return need_more("the multipart body ends inside part headers"),
-            Err(_) => return done(SessionFinding::Unparseable("malformed multipart part headers"), Vec::new()),
+            Ok(httparse::Status::Partial) => {
+                return need_more("the multipart body ends inside part headers");
+            }
+            Err(_) => {
+                return done(
+                    SessionFinding::Unparseable("malformed multipart part headers"),
+                    Vec::new(),
+                );
+            }
         };
         let disposition = match disposition {
             Some(Ok(d)) => d,
@@ -105,7 +120,10 @@ pub fn scan(body: &[u8], boundary: &str, complete: bool) -> Scan {
         if disposition.name.as_deref() == Some(SESSION_PARAM) {
             let value = rest.get(..content_len).unwrap_or_default();
             let Ok(value) = std::str::from_utf8(value) else {
-                return done(SessionFinding::Unparseable("the session field is not UTF-8"), Vec::new());
+                return done(
+                    SessionFinding::Unparseable("the session field is not UTF-8"),
+                    Vec::new(),
+                );
             };
             finding = finding.add(Cow::Borrowed(value));
             session_parts.push(part_start..next_part);
@@ -117,8 +135,25 @@ pub fn scan(body: &[u8], boundary: &str, complete: bool) -> Scan {
     }
 }
 
+/// `body` without the given ranges (sorted, non-overlapping, as [`scan`] reports them);
+/// out-of-bounds parts of a range are ignored.
+pub fn remove_ranges(body: &[u8], ranges: &[Range<usize>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut at = 0;
+    for range in ranges {
+        let start = range.start.clamp(at, body.len());
+        out.extend_from_slice(body.get(at..start).unwrap_or_default());
+        at = range.end.clamp(start, body.len());
+    }
+    out.extend_from_slice(body.get(at..).unwrap_or_default());
+    out
+}
+
 fn done(finding: SessionFinding, session_parts: Vec<Range<usize>>) -> Scan {
-    Scan::Done { finding, session_parts }
+    Scan::Done {
+        finding,
+        session_parts,
+    }
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -239,7 +274,13 @@ mod tests {
 
     #[test]
     fn finds_the_session_field_before_the_file() {
-        let body = [field("envName", "e"), field("session", "pate_x"), file("file"), end()].concat();
+        let body = [
+            field("envName", "e"),
+            field("session", "pate_x"),
+            file("file"),
+            end(),
+        ]
+        .concat();
         assert_eq!(finding(&body), SessionFinding::Found("pate_x".into()));
         // A preamble is allowed.
         let body = ["preamble\r\n".to_string(), field("session", "s"), end()].concat();
@@ -251,7 +292,10 @@ mod tests {
         let head = [field("session", "pate_x"), file("file")].concat();
         // The file part's content is not even needed: its headers are enough.
         let cut = head.find("BINARY").expect("file content");
-        assert!(matches!(scan(&head.as_bytes()[..cut], B, false), Scan::Done { .. }));
+        assert!(matches!(
+            scan(&head.as_bytes()[..cut], B, false),
+            Scan::Done { .. }
+        ));
         // A session after the file part is not looked at.
         let body = [file("file"), field("session", "late"), end()].concat();
         assert_eq!(finding(&body), SessionFinding::Absent);
@@ -261,7 +305,11 @@ mod tests {
     fn incomplete_heads_ask_for_more() {
         let body = [field("a", "1"), field("session", "pate_x"), end()].concat();
         for cut in [0, 3, 10, 30, body.find("pate_x").expect("value") + 3] {
-            assert_eq!(scan(&body.as_bytes()[..cut], B, false), Scan::NeedMore, "cut at {cut}");
+            assert_eq!(
+                scan(&body.as_bytes()[..cut], B, false),
+                Scan::NeedMore,
+                "cut at {cut}"
+            );
         }
     }
 
@@ -273,16 +321,47 @@ mod tests {
         assert_eq!(finding(&body), SessionFinding::Found("a".into()));
         for (body, why) in [
             ("no boundary here".to_string(), "no opening boundary"),
-            (format!("--{B}\r\nNo-Colon\r\n\r\nx\r\n{}", end()), "malformed multipart part headers"),
-            (format!("--{B}\r\nX: y\r\n\r\nx\r\n{}", end()), "without content-disposition"),
-            (format!("--{B}\r\nContent-Disposition: attachment; name=\"session\"\r\n\r\nx\r\n{}", end()), "not form-data"),
-            (format!("--{B}\r\nContent-Disposition: form-data; name*=utf-8''session\r\n\r\nx\r\n{}", end()), "name*"),
-            (format!("--{B}\r\nContent-Disposition: form-data; name=\"session\r\n\r\nx\r\n{}", end()), "unterminated"),
+            (
+                format!("--{B}\r\nNo-Colon\r\n\r\nx\r\n{}", end()),
+                "malformed multipart part headers",
+            ),
+            (
+                format!("--{B}\r\nX: y\r\n\r\nx\r\n{}", end()),
+                "without content-disposition",
+            ),
+            (
+                format!(
+                    "--{B}\r\nContent-Disposition: attachment; name=\"session\"\r\n\r\nx\r\n{}",
+                    end()
+                ),
+                "not form-data",
+            ),
+            (
+                format!(
+                    "--{B}\r\nContent-Disposition: form-data; name*=utf-8''session\r\n\r\nx\r\n{}",
+                    end()
+                ),
+                "name*",
+            ),
+            (
+                format!(
+                    "--{B}\r\nContent-Disposition: form-data; name=\"session\r\n\r\nx\r\n{}",
+                    end()
+                ),
+                "unterminated",
+            ),
             (format!("--{B}junk\r\n"), "boundary line"),
-            (format!("--{B}\r\nContent-Disposition: form-data; name=\"session\"\r\n\r\nnever ends"), "ends inside a field"),
+            (
+                format!(
+                    "--{B}\r\nContent-Disposition: form-data; name=\"session\"\r\n\r\nnever ends"
+                ),
+                "ends inside a field",
+            ),
         ] {
             match finding(&body) {
-                SessionFinding::Unparseable(reason) => assert!(reason.contains(why), "{body:?}: {reason}"),
+                SessionFinding::Unparseable(reason) => {
+                    assert!(reason.contains(why), "{body:?}: {reason}")
+                }
                 other => panic!("{body:?}: {other:?}"),
             }
         }
@@ -290,20 +369,37 @@ mod tests {
 
     #[test]
     fn session_parts_can_be_cut_out() {
-        let body = [field("a", "1"), field("session", "pate_x"), file("file"), end()].concat();
+        let body = [
+            field("a", "1"),
+            field("session", "pate_x"),
+            file("file"),
+            end(),
+        ]
+        .concat();
         let Scan::Done { session_parts, .. } = scan(body.as_bytes(), B, true) else {
             panic!("decides");
         };
         assert_eq!(session_parts.len(), 1);
-        let mut cut = body.clone();
-        cut.replace_range(session_parts[0].clone(), "");
-        assert_eq!(cut, [field("a", "1"), file("file"), end()].concat());
+        let cut = remove_ranges(body.as_bytes(), &session_parts);
+        assert_eq!(
+            cut,
+            [field("a", "1"), file("file"), end()].concat().into_bytes()
+        );
+        assert_eq!(remove_ranges(b"abcdef", &[1..2, 4..9]), b"acd");
+        assert_eq!(remove_ranges(b"abc", &[]), b"abc");
     }
 
     #[test]
     fn quoted_names_with_escapes() {
-        let d = parse_disposition(br#"form-data; name="ses\"sion"; filename="x;y.txt""#).expect("valid");
-        assert_eq!(d, Disposition { name: Some("ses\"sion".into()), is_file: true });
+        let d = parse_disposition(br#"form-data; name="ses\"sion"; filename="x;y.txt""#)
+            .expect("valid");
+        assert_eq!(
+            d,
+            Disposition {
+                name: Some("ses\"sion".into()),
+                is_file: true
+            }
+        );
         let d = parse_disposition(b"FORM-DATA;NAME=session").expect("valid");
         assert_eq!(d.name.as_deref(), Some("session"));
     }

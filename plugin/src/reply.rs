@@ -10,7 +10,12 @@ pub fn error_body(code: i64, message: &str, source: &str) -> String {
         error: &'a str,
         source: &'a str,
     }
-    serde_json::to_string(&Body { result: code, error: message, source }).unwrap_or_default()
+    serde_json::to_string(&Body {
+        result: code,
+        error: message,
+        source,
+    })
+    .unwrap_or_default()
 }
 
 /// What `GET` on the control path reports about the snapshot this VM serves from.
@@ -47,7 +52,13 @@ pub fn accepted_body(version: u64, tokens: u32, issued_at: u64) -> String {
         tokens: u32,
         issued_at: u64,
     }
-    serde_json::to_string(&Body { result: 0, version, tokens, issued_at }).unwrap_or_default()
+    serde_json::to_string(&Body {
+        result: 0,
+        version,
+        tokens,
+        issued_at,
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -59,10 +70,26 @@ mod tests {
         let body = error_body(701, "access token pate_…x \"quoted\" is not valid", "JEL");
         let parsed: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(parsed["result"], 701);
-        assert_eq!(parsed["error"], "access token pate_…x \"quoted\" is not valid");
+        assert_eq!(
+            parsed["error"],
+            "access token pate_…x \"quoted\" is not valid"
+        );
         assert_eq!(parsed["source"], "JEL");
-        assert_eq!(accepted_body(3, 10, 99), r#"{"result":0,"version":3,"tokens":10,"issued_at":99}"#);
-        let status = Status { result: 0, loaded: false, version: 0, tokens: 0, issued_at: 0, key_id: None };
-        assert_eq!(status.body(), r#"{"result":0,"loaded":false,"version":0,"tokens":0,"issued_at":0}"#);
+        assert_eq!(
+            accepted_body(3, 10, 99),
+            r#"{"result":0,"version":3,"tokens":10,"issued_at":99}"#
+        );
+        let status = Status {
+            result: 0,
+            loaded: false,
+            version: 0,
+            tokens: 0,
+            issued_at: 0,
+            key_id: None,
+        };
+        assert_eq!(
+            status.body(),
+            r#"{"result":0,"loaded":false,"version":0,"tokens":0,"issued_at":0}"#
+        );
     }
 }

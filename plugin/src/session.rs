@@ -113,8 +113,20 @@ mod tests {
 
     #[test]
     fn other_names_are_not_the_session() {
-        for raw in [&b"Session=abc"[..], b"session_=abc", b"xsession=abc", b"session%00=abc", b"", b"a=session"] {
-            assert_eq!(find_in_pairs(raw), SessionFinding::Absent, "{:?}", String::from_utf8_lossy(raw));
+        for raw in [
+            &b"Session=abc"[..],
+            b"session_=abc",
+            b"xsession=abc",
+            b"session%00=abc",
+            b"",
+            b"a=session",
+        ] {
+            assert_eq!(
+                find_in_pairs(raw),
+                SessionFinding::Absent,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
     }
 
@@ -122,16 +134,28 @@ mod tests {
     fn repeated_values_agree_or_conflict() {
         assert_eq!(find_in_pairs(b"session=abc&x=1&session=abc"), found("abc"));
         assert_eq!(find_in_pairs(b"session=abc&session=ab%63"), found("abc"));
-        assert_eq!(find_in_pairs(b"session=abc&session=abd"), SessionFinding::Conflicting);
-        assert_eq!(find_in_pairs(b"session=&session=abc"), SessionFinding::Conflicting);
+        assert_eq!(
+            find_in_pairs(b"session=abc&session=abd"),
+            SessionFinding::Conflicting
+        );
+        assert_eq!(
+            find_in_pairs(b"session=&session=abc"),
+            SessionFinding::Conflicting
+        );
     }
 
     #[test]
     fn strips_only_session_pairs_verbatim() {
-        assert_eq!(strip_pairs(b"a=%2F&session=x&b=c+d\xff"), Some(b"a=%2F&b=c+d\xff".to_vec()));
+        assert_eq!(
+            strip_pairs(b"a=%2F&session=x&b=c+d\xff"),
+            Some(b"a=%2F&b=c+d\xff".to_vec())
+        );
         assert_eq!(strip_pairs(b"sess%69on=x&session=x"), Some(Vec::new()));
         assert_eq!(strip_pairs(b"a=1"), None);
-        assert_eq!(strip_from_path(b"/1.0/a/b/rest/c?session=x"), Some(b"/1.0/a/b/rest/c".to_vec()));
+        assert_eq!(
+            strip_from_path(b"/1.0/a/b/rest/c?session=x"),
+            Some(b"/1.0/a/b/rest/c".to_vec())
+        );
         assert_eq!(
             strip_from_path(b"/1.0/a/b/rest/c?envName=e&session=x"),
             Some(b"/1.0/a/b/rest/c?envName=e".to_vec())

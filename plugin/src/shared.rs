@@ -215,7 +215,10 @@ pub(crate) mod tests {
 
     #[test]
     fn pointer_round_trip() {
-        let p = Pointer { version: 42, digest: [7; 32] };
+        let p = Pointer {
+            version: 42,
+            digest: [7; 32],
+        };
         assert_eq!(Pointer::decode(&p.encode()), Some(p));
         assert_eq!(Pointer::decode(&[0; 39]), None);
         assert_eq!(Pointer::decode(&[0; 41]), None);

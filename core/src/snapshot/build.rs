@@ -122,7 +122,8 @@ impl SnapshotBuilder {
         let user = match self.users.get(token.user) {
             Some(&index) => index,
             None => {
-                let index = u32::try_from(self.user_names.len()).map_err(|_| BuildError::TooMany("users"))?;
+                let index = u32::try_from(self.user_names.len())
+                    .map_err(|_| BuildError::TooMany("users"))?;
                 self.users.insert(token.user.to_string(), index);
                 self.user_names.push(token.user.to_string());
                 index
@@ -134,7 +135,8 @@ impl SnapshotBuilder {
         let scope = match self.scopes.get(&scope) {
             Some(&index) => index,
             None => {
-                let index = u32::try_from(self.scope_sets.len()).map_err(|_| BuildError::TooMany("scopes"))?;
+                let index = u32::try_from(self.scope_sets.len())
+                    .map_err(|_| BuildError::TooMany("scopes"))?;
                 self.scopes.insert(scope.clone(), index);
                 self.scope_sets.push(scope);
                 index
@@ -151,7 +153,12 @@ impl SnapshotBuilder {
     }
 
     /// Encodes the snapshot and signs it with `key`.
-    pub fn build(mut self, version: u64, issued_at: u64, key: &SigningKey) -> Result<Vec<u8>, BuildError> {
+    pub fn build(
+        mut self,
+        version: u64,
+        issued_at: u64,
+        key: &SigningKey,
+    ) -> Result<Vec<u8>, BuildError> {
         let methods: Vec<&MethodName> = self
             .scope_sets
             .iter()
@@ -176,7 +183,8 @@ impl SnapshotBuilder {
         if let Some((a, b)) = duplicate {
             return Err(BuildError::DuplicateHash(a, b));
         }
-        let token_count = u32::try_from(self.records.len()).map_err(|_| BuildError::TooMany("tokens"))?;
+        let token_count =
+            u32::try_from(self.records.len()).map_err(|_| BuildError::TooMany("tokens"))?;
 
         let mut body = Vec::with_capacity(self.records.len() * RECORD_LEN + 4096);
         put_strings(&mut body, methods.iter().map(|m| m.as_str()))?;
@@ -192,7 +200,10 @@ impl SnapshotBuilder {
             body.extend_from_slice(&offset.to_le_bytes());
         }
         for method in self.scope_sets.iter().flatten() {
-            let index = method_index.get(method.as_str()).copied().unwrap_or_default();
+            let index = method_index
+                .get(method.as_str())
+                .copied()
+                .unwrap_or_default();
             body.extend_from_slice(&index.to_le_bytes());
         }
         put_strings(&mut body, self.user_names.iter().map(String::as_str))?;
@@ -230,7 +241,10 @@ impl SnapshotBuilder {
 }
 
 /// Appends a string table: (count+1) u32 offsets, then the bytes.
-fn put_strings<'a>(body: &mut Vec<u8>, strings: impl Iterator<Item = &'a str> + Clone) -> Result<(), BuildError> {
+fn put_strings<'a>(
+    body: &mut Vec<u8>,
+    strings: impl Iterator<Item = &'a str> + Clone,
+) -> Result<(), BuildError> {
     let mut offset = 0u32;
     body.extend_from_slice(&offset.to_le_bytes());
     for s in strings.clone() {

@@ -128,7 +128,9 @@ pub enum HeaderError {
     #[error("not a pat-edge snapshot (bad magic bytes)")]
     Magic,
     /// A format this code does not read.
-    #[error("snapshot format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "snapshot format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
     FormatVersion(u16),
     /// Reserved fields are not zero.
     #[error("snapshot header has non-zero reserved fields")]

@@ -32,7 +32,9 @@ pub enum SnapshotError {
     #[error(transparent)]
     Header(#[from] HeaderError),
     /// The length does not match what the signed header announces.
-    #[error("snapshot is truncated or padded: the header announces {expected} bytes, {actual} arrived")]
+    #[error(
+        "snapshot is truncated or padded: the header announces {expected} bytes, {actual} arrived"
+    )]
     Length {
         /// Length the header announces.
         expected: u64,
@@ -40,7 +42,9 @@ pub enum SnapshotError {
         actual: u64,
     },
     /// Signed by a key this edge does not trust.
-    #[error("snapshot is signed by key {0}, which is not among the trusted public keys; add its public key to the filter's configuration (public_keys or PAT_PUBLIC_KEYS)")]
+    #[error(
+        "snapshot is signed by key {0}, which is not among the trusted public keys; add its public key to the filter's configuration (public_keys or PAT_PUBLIC_KEYS)"
+    )]
     UntrustedKey(KeyId),
     /// The signature does not verify.
     #[error("snapshot signature does not verify: it was not signed by key {0} or was altered")]

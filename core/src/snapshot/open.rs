@@ -50,7 +50,11 @@ impl StrTable {
             return None;
         }
         let start = u32_at(bytes, self.offsets.checked_add(index.checked_mul(4)?)?)? as usize;
-        let end = u32_at(bytes, self.offsets.checked_add(index.checked_add(1)?.checked_mul(4)?)?)? as usize;
+        let end = u32_at(
+            bytes,
+            self.offsets
+                .checked_add(index.checked_add(1)?.checked_mul(4)?)?,
+        )? as usize;
         let s = bytes.get(self.data.checked_add(start)?..self.data.checked_add(end)?)?;
         std::str::from_utf8(s).ok()
     }
@@ -63,15 +67,26 @@ impl ScopeTable {
             return None;
         }
         let start = u32_at(bytes, self.offsets.checked_add(index.checked_mul(4)?)?)? as usize;
-        let end = u32_at(bytes, self.offsets.checked_add(index.checked_add(1)?.checked_mul(4)?)?)? as usize;
-        bytes.get(self.elements.checked_add(start.checked_mul(2)?)?..self.elements.checked_add(end.checked_mul(2)?)?)
+        let end = u32_at(
+            bytes,
+            self.offsets
+                .checked_add(index.checked_add(1)?.checked_mul(4)?)?,
+        )? as usize;
+        bytes.get(
+            self.elements.checked_add(start.checked_mul(2)?)?
+                ..self.elements.checked_add(end.checked_mul(2)?)?,
+        )
     }
 }
 
 /// Checks everything that does not need the body: the announced length against
 /// `total_len`, the header fields, the key and the signature. `head` needs only the first
 /// [`BODY_OFFSET`] bytes. A push is pre-checked this way before its body is copied.
-pub fn verify_header(head: &[u8], total_len: u64, keys: &TrustedKeys) -> Result<Header, SnapshotError> {
+pub fn verify_header(
+    head: &[u8],
+    total_len: u64,
+    keys: &TrustedKeys,
+) -> Result<Header, SnapshotError> {
     let too_short = SnapshotError::TooShort(usize::try_from(total_len).unwrap_or(usize::MAX));
     if total_len < BODY_OFFSET as u64 {
         return Err(too_short);
@@ -89,7 +104,9 @@ pub fn verify_header(head: &[u8], total_len: u64, keys: &TrustedKeys) -> Result<
         });
     }
     let key_id = KeyId(header.key_id);
-    let key = keys.get(key_id).ok_or(SnapshotError::UntrustedKey(key_id))?;
+    let key = keys
+        .get(key_id)
+        .ok_or(SnapshotError::UntrustedKey(key_id))?;
     let signature: &[u8; SIGNATURE_LEN] = head
         .get(HEADER_LEN..BODY_OFFSET)
         .and_then(|s| s.try_into().ok())
@@ -132,9 +149,13 @@ impl Snapshot {
         }
         let mut previous: Option<&str> = None;
         for i in 0..methods.count {
-            let name = methods.get(&bytes, i).ok_or_else(|| malformed("method table"))?;
+            let name = methods
+                .get(&bytes, i)
+                .ok_or_else(|| malformed("method table"))?;
             if !is_canonical(name) {
-                return Err(malformed(format!("method {i} is not a canonical method name")));
+                return Err(malformed(format!(
+                    "method {i} is not a canonical method name"
+                )));
             }
             if previous.is_some_and(|p| p >= name) {
                 return Err(malformed("method names are not sorted and unique"));
@@ -144,7 +165,9 @@ impl Snapshot {
         let scopes = read_scope_table(&bytes, &mut at, header.scope_count, methods.count)?;
         let users = read_str_table(&bytes, &mut at, header.user_count, "user")?;
         for i in 0..users.count {
-            let name = users.get(&bytes, i).ok_or_else(|| malformed("user table"))?;
+            let name = users
+                .get(&bytes, i)
+                .ok_or_else(|| malformed("user table"))?;
             validate_user_name(name).map_err(|e| malformed(format!("user {i}: {e}")))?;
         }
         let tokens_at = at;
@@ -173,7 +196,12 @@ impl Snapshot {
 }
 
 /// Reads a string table's offsets at `*at` and advances past its bytes.
-fn read_str_table(bytes: &[u8], at: &mut usize, count: u32, what: &str) -> Result<StrTable, SnapshotError> {
+fn read_str_table(
+    bytes: &[u8],
+    at: &mut usize,
+    count: u32,
+    what: &str,
+) -> Result<StrTable, SnapshotError> {
     let count = count as usize;
     let offsets = *at;
     let data = count
@@ -184,9 +212,12 @@ fn read_str_table(bytes: &[u8], at: &mut usize, count: u32, what: &str) -> Resul
         .ok_or_else(|| malformed(format!("the {what} table is cut short")))?;
     let mut previous = 0u32;
     for i in 0..=count {
-        let offset = u32_at(bytes, offsets + i * 4).ok_or_else(|| malformed(format!("the {what} table is cut short")))?;
+        let offset = u32_at(bytes, offsets + i * 4)
+            .ok_or_else(|| malformed(format!("the {what} table is cut short")))?;
         if (i == 0 && offset != 0) || offset < previous {
-            return Err(malformed(format!("the {what} table offsets are not increasing from 0")));
+            return Err(malformed(format!(
+                "the {what} table offsets are not increasing from 0"
+            )));
         }
         previous = offset;
     }
@@ -194,7 +225,11 @@ fn read_str_table(bytes: &[u8], at: &mut usize, count: u32, what: &str) -> Resul
         .checked_add(previous as usize)
         .filter(|&end| end <= bytes.len())
         .ok_or_else(|| malformed(format!("the {what} strings run past the end")))?;
-    let table = StrTable { offsets, data, count };
+    let table = StrTable {
+        offsets,
+        data,
+        count,
+    };
     for i in 0..count {
         table
             .get(bytes, i)
@@ -205,7 +240,12 @@ fn read_str_table(bytes: &[u8], at: &mut usize, count: u32, what: &str) -> Resul
 }
 
 /// Reads the scope table at `*at`, checks every scope is sorted, unique and in range.
-fn read_scope_table(bytes: &[u8], at: &mut usize, count: u32, method_count: usize) -> Result<ScopeTable, SnapshotError> {
+fn read_scope_table(
+    bytes: &[u8],
+    at: &mut usize,
+    count: u32,
+    method_count: usize,
+) -> Result<ScopeTable, SnapshotError> {
     let count = count as usize;
     let offsets = *at;
     let elements = count
@@ -216,7 +256,8 @@ fn read_scope_table(bytes: &[u8], at: &mut usize, count: u32, method_count: usiz
         .ok_or_else(|| malformed("the scope table is cut short"))?;
     let mut previous = 0u32;
     for i in 0..=count {
-        let offset = u32_at(bytes, offsets + i * 4).ok_or_else(|| malformed("the scope table is cut short"))?;
+        let offset = u32_at(bytes, offsets + i * 4)
+            .ok_or_else(|| malformed("the scope table is cut short"))?;
         if (i == 0 && offset != 0) || offset < previous {
             return Err(malformed("the scope offsets are not increasing from 0"));
         }
@@ -227,14 +268,22 @@ fn read_scope_table(bytes: &[u8], at: &mut usize, count: u32, method_count: usiz
         .and_then(|n| n.checked_add(elements))
         .filter(|&end| end <= bytes.len())
         .ok_or_else(|| malformed("the scope entries run past the end"))?;
-    let table = ScopeTable { offsets, elements, count };
+    let table = ScopeTable {
+        offsets,
+        elements,
+        count,
+    };
     for i in 0..count {
-        let raw = table.get(bytes, i).ok_or_else(|| malformed("scope table"))?;
+        let raw = table
+            .get(bytes, i)
+            .ok_or_else(|| malformed("scope table"))?;
         let mut last: Option<u16> = None;
         for pair in raw.chunks_exact(2) {
             let index = pair.try_into().map_or(u16::MAX, u16::from_le_bytes);
             if usize::from(index) >= method_count {
-                return Err(malformed(format!("scope {i} names method {index}, beyond the method table")));
+                return Err(malformed(format!(
+                    "scope {i} names method {index}, beyond the method table"
+                )));
             }
             if last.is_some_and(|l| l >= index) {
                 return Err(malformed(format!("scope {i} is not sorted and unique")));
@@ -247,13 +296,20 @@ fn read_scope_table(bytes: &[u8], at: &mut usize, count: u32, method_count: usiz
 }
 
 /// Checks every token record: hashes strictly increasing, user and scope in range.
-fn validate_records(bytes: &[u8], tokens_at: usize, user_count: u32, scope_count: u32) -> Result<(), SnapshotError> {
+fn validate_records(
+    bytes: &[u8],
+    tokens_at: usize,
+    user_count: u32,
+    scope_count: u32,
+) -> Result<(), SnapshotError> {
     let records = bytes.get(tokens_at..).unwrap_or_default();
     let mut previous: Option<&[u8]> = None;
     for (i, record) in records.chunks_exact(RECORD_LEN).enumerate() {
         let hash = record.get(..32).unwrap_or_default();
         if previous.is_some_and(|p| p >= hash) {
-            return Err(malformed(format!("token {i}: hashes are not sorted and unique")));
+            return Err(malformed(format!(
+                "token {i}: hashes are not sorted and unique"
+            )));
         }
         previous = Some(hash);
         let id = u64_at(record, 32).unwrap_or(0);
@@ -263,10 +319,14 @@ fn validate_records(bytes: &[u8], tokens_at: usize, user_count: u32, scope_count
             return Err(malformed(format!("token {i} has the reserved id 0")));
         }
         if user >= user_count {
-            return Err(malformed(format!("token {i} names user {user}, beyond the user table")));
+            return Err(malformed(format!(
+                "token {i} names user {user}, beyond the user table"
+            )));
         }
         if scope >= scope_count {
-            return Err(malformed(format!("token {i} names scope {scope}, beyond the scope table")));
+            return Err(malformed(format!(
+                "token {i} names scope {scope}, beyond the scope table"
+            )));
         }
     }
     Ok(())

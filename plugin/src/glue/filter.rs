@@ -14,8 +14,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use super::host::{
-    HostShared, log, now_millis, now_unix, property, remove_request_header, replace_request_body, request_body,
-    request_header, send_json, set_request_header,
+    HostShared, content_length, log, now_millis, now_unix, property, remove_request_header,
+    replace_request_body_prefix, request_body, request_header, send_json, set_request_header,
 };
 use super::metrics::Metrics;
 use super::root::{EDGE, refresh};
@@ -23,7 +23,7 @@ use crate::config::{Config, PushConfig};
 use crate::content_type::{BodyKind, classify};
 use crate::control::{CONTROL_SOURCE, is_internal_address, rejection_status};
 use crate::decide::{Policy, Verdict, decide};
-use crate::multipart::{Scan, scan};
+use crate::multipart::{Scan, remove_ranges, scan};
 use crate::reply::{Status, accepted_body, error_body};
 use crate::session::{SessionFinding, find_in_pairs, split_path, strip_from_path, strip_pairs};
 
@@ -69,7 +69,13 @@ impl Filter {
 
     /// Decides with what was found and applies the verdict. Returns the action for the
     /// current callback.
-    fn conclude(&mut self, config: &Config, metrics: &Metrics, finding: SessionFinding, location: Location) -> Action {
+    fn conclude(
+        &mut self,
+        config: &Config,
+        metrics: &Metrics,
+        finding: SessionFinding,
+        location: Location,
+    ) -> Action {
         self.stage = Stage::Done;
         let path = String::from_utf8_lossy(&self.path);
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
@@ -83,14 +89,24 @@ impl Filter {
             missing_session: config.missing_session,
             ordinary_sessions: config.ordinary_sessions,
         };
-        let verdict = EDGE.with_borrow(|edge| decide(policy, edge.snapshot(), &path, &finding, now_unix()));
+        let verdict = EDGE.with_borrow(|edge| {
+            // The VM's snapshot is shared by every filter instance in it; each one only uses
+            // a snapshot signed by a key it trusts itself.
+            let snapshot = edge
+                .snapshot()
+                .filter(|s| config.keys.get(s.key_id()).is_some());
+            decide(policy, snapshot, &path, &finding, now_unix())
+        });
         match verdict {
             Verdict::PassThrough => {
                 metrics.passed_through();
                 Action::Continue
             }
             Verdict::Allow(grant) => {
-                set_request_header(&config.identity.token_id, grant.token_id.to_string().as_bytes());
+                set_request_header(
+                    &config.identity.token_id,
+                    grant.token_id.to_string().as_bytes(),
+                );
                 set_request_header(&config.identity.user, grant.user.as_bytes());
                 if config.strip_token {
                     self.strip(location);
@@ -101,13 +117,20 @@ impl Filter {
             Verdict::Deny(denial) => {
                 metrics.denied(&denial);
                 let message = denial.message();
-                log(LogLevel::Debug, &format!("pat-edge: denied ({}): {message}", denial.reason()));
+                log(
+                    LogLevel::Debug,
+                    &format!("pat-edge: denied ({}): {message}", denial.reason()),
+                );
                 let code = match denial.category() {
                     crate::decide::Category::Unauthenticated => config.deny.codes.unauthenticated,
                     crate::decide::Category::Forbidden => config.deny.codes.forbidden,
                     crate::decide::Category::InvalidRequest => config.deny.codes.invalid_request,
                 };
-                send_json(config.deny.http_status, &error_body(code, &message, &config.deny.source), &[]);
+                send_json(
+                    config.deny.http_status,
+                    &error_body(code, &message, &config.deny.source),
+                    &[],
+                );
                 Action::Pause
             }
         }
@@ -126,22 +149,24 @@ impl Filter {
                     return;
                 };
                 if let Some(stripped) = strip_pairs(&body) {
-                    replace_request_body(0, body.len(), &stripped);
+                    replace_request_body_prefix(body.len(), &stripped);
                     set_content_length(body.len(), stripped.len());
                 }
             }
             Location::Multipart(ranges) => {
-                let mut removed = 0usize;
-                // Back to front, so earlier ranges keep their offsets.
-                for range in ranges.iter().rev() {
-                    replace_request_body(range.start, range.len(), b"");
-                    removed += range.len();
-                }
-                if removed > 0 {
-                    let total = request_header("content-length")
-                        .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<usize>().ok());
+                // Only the buffered head is rewritten; the rest of the upload streams after it.
+                let Some(head) = request_body(0, self.buffered) else {
+                    return;
+                };
+                let stripped = remove_ranges(&head, &ranges);
+                if stripped.len() != head.len() {
+                    replace_request_body_prefix(head.len(), &stripped);
+                    let total = content_length();
                     if let Some(total) = total {
-                        set_content_length(total, total.saturating_sub(removed));
+                        set_content_length(
+                            total,
+                            total.saturating_sub(head.len() - stripped.len()),
+                        );
                     }
                 }
             }
@@ -174,11 +199,22 @@ impl Filter {
                 self.stage = Stage::Body(kind);
                 Action::Pause
             }
-            Err(why) => self.conclude(config, metrics, SessionFinding::Unparseable(why), Location::Nowhere),
+            Err(why) => self.conclude(
+                config,
+                metrics,
+                SessionFinding::Unparseable(why),
+                Location::Nowhere,
+            ),
         }
     }
 
-    fn body(&mut self, config: &Config, metrics: &Metrics, size: usize, end_of_stream: bool) -> Action {
+    fn body(
+        &mut self,
+        config: &Config,
+        metrics: &Metrics,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         let Stage::Body(kind) = &self.stage else {
             return Action::Continue;
         };
@@ -189,28 +225,48 @@ impl Filter {
             return Action::Pause;
         }
         let Some(body) = request_body(0, size) else {
-            return self.conclude(config, metrics, SessionFinding::Unparseable("the body could not be read"), Location::Nowhere);
+            return self.conclude(
+                config,
+                metrics,
+                SessionFinding::Unparseable("the body could not be read"),
+                Location::Nowhere,
+            );
         };
         match kind {
-            BodyKind::Form => self.conclude(config, metrics, find_in_pairs(&body), Location::Form(size)),
+            BodyKind::Form => {
+                self.conclude(config, metrics, find_in_pairs(&body), Location::Form(size))
+            }
             BodyKind::Multipart { boundary } => match scan(&body, boundary, end_of_stream) {
                 Scan::NeedMore => Action::Pause,
-                Scan::Done { finding, session_parts } => {
-                    self.conclude(config, metrics, finding, Location::Multipart(session_parts))
-                }
+                Scan::Done {
+                    finding,
+                    session_parts,
+                } => self.conclude(config, metrics, finding, Location::Multipart(session_parts)),
             },
             BodyKind::Opaque => Action::Continue,
         }
     }
 
-    fn control_headers(&mut self, config: &Config, push: &PushConfig, metrics: &Metrics, end_of_stream: bool) -> Action {
+    fn control_headers(
+        &mut self,
+        config: &Config,
+        push: &PushConfig,
+        metrics: &Metrics,
+        end_of_stream: bool,
+    ) -> Action {
         self.stage = Stage::Done;
         let method = request_header(":method").unwrap_or_default();
         let listener = property(&["destination", "address"]).unwrap_or_default();
         let internal = is_internal_address(&String::from_utf8_lossy(&listener));
         if !internal && !push.allow_public_listener {
-            log(LogLevel::Warn, "pat-edge: control request refused: the listener is not on loopback or an internal network");
-            control_error(403, "the control endpoint only answers on loopback or internal-network listeners");
+            log(
+                LogLevel::Warn,
+                "pat-edge: control request refused: the listener is not on loopback or an internal network",
+            );
+            control_error(
+                403,
+                "the control endpoint only answers on loopback or internal-network listeners",
+            );
             return Action::Pause;
         }
         match method.as_slice() {
@@ -225,17 +281,29 @@ impl Filter {
                         issued_at: s.issued_at(),
                         key_id: Some(s.key_id().to_string()),
                     },
-                    None => Status { result: 0, loaded: false, version: 0, tokens: 0, issued_at: 0, key_id: None },
+                    None => Status {
+                        result: 0,
+                        loaded: false,
+                        version: 0,
+                        tokens: 0,
+                        issued_at: 0,
+                        key_id: None,
+                    },
                 });
                 send_json(200, &status.body(), &[]);
                 Action::Pause
             }
             b"PUT" => {
-                let announced = request_header("content-length")
-                    .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<usize>().ok());
+                let announced = content_length();
                 if announced.is_some_and(|len| len > push.max_bytes) {
                     metrics.push(false);
-                    control_error(413, &format!("snapshot larger than push.max_bytes ({} bytes)", push.max_bytes));
+                    control_error(
+                        413,
+                        &format!(
+                            "snapshot larger than push.max_bytes ({} bytes)",
+                            push.max_bytes
+                        ),
+                    );
                     return Action::Pause;
                 }
                 if end_of_stream {
@@ -249,7 +317,11 @@ impl Filter {
             _ => {
                 send_json(
                     405,
-                    &error_body(405, "use GET for the status or PUT to push a snapshot", CONTROL_SOURCE),
+                    &error_body(
+                        405,
+                        "use GET for the status or PUT to push a snapshot",
+                        CONTROL_SOURCE,
+                    ),
                     &[("allow", "GET, HEAD, PUT")],
                 );
                 Action::Pause
@@ -257,14 +329,26 @@ impl Filter {
         }
     }
 
-    fn push_body(&mut self, config: &Config, metrics: &Metrics, size: usize, end_of_stream: bool) -> Action {
+    fn push_body(
+        &mut self,
+        config: &Config,
+        metrics: &Metrics,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         let Some(push) = &config.push else {
             return Action::Continue;
         };
         if size > push.max_bytes {
             self.stage = Stage::Done;
             metrics.push(false);
-            control_error(413, &format!("snapshot larger than push.max_bytes ({} bytes)", push.max_bytes));
+            control_error(
+                413,
+                &format!(
+                    "snapshot larger than push.max_bytes ({} bytes)",
+                    push.max_bytes
+                ),
+            );
             return Action::Pause;
         }
         if !end_of_stream {
@@ -274,7 +358,9 @@ impl Filter {
         let started = now_millis();
         let head = request_body(0, size.min(BODY_OFFSET)).unwrap_or_default();
         let outcome = EDGE.with_borrow_mut(|edge| {
-            edge.accept_push(&HostShared, &config.keys, &head, size as u64, || request_body(0, size))
+            edge.accept_push(&HostShared, &config.keys, &head, size as u64, || {
+                request_body(0, size)
+            })
         });
         match outcome {
             Ok(accepted) => {
@@ -288,11 +374,18 @@ impl Filter {
                         accepted.version, accepted.tokens
                     ),
                 );
-                send_json(200, &accepted_body(accepted.version, accepted.tokens, accepted.issued_at), &[]);
+                send_json(
+                    200,
+                    &accepted_body(accepted.version, accepted.tokens, accepted.issued_at),
+                    &[],
+                );
             }
             Err(rejection) => {
                 metrics.push(false);
-                log(LogLevel::Warn, &format!("pat-edge: push rejected: {rejection}"));
+                log(
+                    LogLevel::Warn,
+                    &format!("pat-edge: push rejected: {rejection}"),
+                );
                 control_error(rejection_status(&rejection), &rejection.to_string());
             }
         }
@@ -301,12 +394,16 @@ impl Filter {
 }
 
 fn control_error(status: u32, message: &str) {
-    send_json(status, &error_body(i64::from(status), message, CONTROL_SOURCE), &[]);
+    send_json(
+        status,
+        &error_body(i64::from(status), message, CONTROL_SOURCE),
+        &[],
+    );
 }
 
 /// Adjusts `content-length` after the body shrank from `before` to `after` bytes.
 fn set_content_length(before: usize, after: usize) {
-    if before != after && request_header("content-length").is_some() {
+    if before != after && content_length().is_some() {
         set_request_header("content-length", after.to_string().as_bytes());
     }
 }
@@ -318,7 +415,15 @@ impl HttpContext for Filter {
         let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
             // Envoy does not route traffic to a filter whose configuration was refused;
             // should it happen anyway, fail closed.
-            send_json(503, &error_body(503, "the access-token filter is not configured", CONTROL_SOURCE), &[]);
+            send_json(
+                503,
+                &error_body(
+                    503,
+                    "the access-token filter is not configured",
+                    CONTROL_SOURCE,
+                ),
+                &[],
+            );
             return Action::Pause;
         };
         self.headers(&config, &metrics, end_of_stream)

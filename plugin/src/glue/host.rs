@@ -54,6 +54,12 @@ pub(crate) fn request_header(name: &str) -> Option<Vec<u8>> {
         .flatten()
 }
 
+/// The request's `content-length`, when present and numeric.
+pub(crate) fn content_length() -> Option<usize> {
+    let value = request_header("content-length")?;
+    std::str::from_utf8(&value).ok()?.trim().parse().ok()
+}
+
 /// Sets (replaces) a request header.
 pub(crate) fn set_request_header(name: &str, value: &[u8]) {
     let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value));
@@ -74,9 +80,11 @@ pub(crate) fn request_body(start: usize, len: usize) -> Option<Vec<u8>> {
         .flatten()
 }
 
-/// Replaces `len` bytes of the buffered request body at `start` with `value`.
-pub(crate) fn replace_request_body(start: usize, len: usize, value: &[u8]) {
-    let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, start, len, value);
+/// Replaces the first `len` bytes of the buffered request body with `value`. Envoy only
+/// supports replacing a prefix (or appending): any other range is `BadArgument`, which the
+/// SDK turns into a panic, so that is all this offers.
+pub(crate) fn replace_request_body_prefix(len: usize, value: &[u8]) {
+    let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, len, value);
 }
 
 /// A host property (e.g. `["destination", "address"]`).
@@ -86,7 +94,10 @@ pub(crate) fn property(path: &[&str]) -> Option<Vec<u8>> {
 
 /// Answers the request locally with a JSON body.
 pub(crate) fn send_json(status: u32, body: &str, extra_headers: &[(&str, &str)]) {
-    let mut headers = vec![("content-type", "application/json"), ("cache-control", "no-store")];
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("cache-control", "no-store"),
+    ];
     headers.extend_from_slice(extra_headers);
     let _ = hostcalls::send_http_response(status, headers, Some(body.as_bytes()));
 }

@@ -33,7 +33,8 @@ impl Metrics {
             allowed: counter("pat_edge.requests.allowed"),
             passed_through: counter("pat_edge.requests.passed_through"),
             denied_total: counter("pat_edge.requests.denied"),
-            denied: Denial::REASONS.map(|reason| counter(&format!("pat_edge.requests.denied.{reason}"))),
+            denied: Denial::REASONS
+                .map(|reason| counter(&format!("pat_edge.requests.denied.{reason}"))),
             snapshot_version: gauge("pat_edge.snapshot.version"),
             snapshot_tokens: gauge("pat_edge.snapshot.tokens"),
             snapshot_apply_ms: gauge("pat_edge.snapshot.apply_ms"),
@@ -82,6 +83,10 @@ impl Metrics {
     }
 
     pub(crate) fn push(&self, accepted: bool) {
-        Self::increment(if accepted { self.push_accepted } else { self.push_rejected });
+        Self::increment(if accepted {
+            self.push_accepted
+        } else {
+            self.push_rejected
+        });
     }
 }

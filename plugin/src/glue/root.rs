@@ -46,14 +46,21 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, plugin_configuration_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes = hostcalls::get_buffer(
+            BufferType::PluginConfiguration,
+            0,
+            plugin_configuration_size,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
         let config = match Config::parse(&bytes, |name| std::env::var(name).ok()) {
             Ok(config) => config,
             Err(e) => {
-                log(LogLevel::Error, &format!("pat-edge: configuration rejected: {e}"));
+                log(
+                    LogLevel::Error,
+                    &format!("pat-edge: configuration rejected: {e}"),
+                );
                 return false;
             }
         };
@@ -61,7 +68,10 @@ impl RootContext for Root {
             log(LogLevel::Warn, &format!("pat-edge: {e}"));
         }
         if let Err(status) = hostcalls::set_tick_period(config.refresh_interval) {
-            log(LogLevel::Error, &format!("pat-edge: cannot set the refresh tick: {status:?}"));
+            log(
+                LogLevel::Error,
+                &format!("pat-edge: cannot set the refresh tick: {status:?}"),
+            );
             return false;
         }
         let keys: Vec<String> = config.keys.iter().map(|k| k.id().to_string()).collect();
@@ -96,7 +106,10 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         activate();
-        Some(Box::new(Filter::new(self.config.clone(), self.metrics.clone())))
+        Some(Box::new(Filter::new(
+            self.config.clone(),
+            self.metrics.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -121,7 +134,9 @@ pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
             metrics.snapshot(version, tokens, Some(ms));
             log(
                 LogLevel::Info,
-                &format!("pat-edge: serving snapshot version {version} ({tokens} tokens), applied in {ms} ms"),
+                &format!(
+                    "pat-edge: serving snapshot version {version} ({tokens} tokens), applied in {ms} ms"
+                ),
             );
         }
         Ok(Refresh::Failed(e)) => {
@@ -129,10 +144,15 @@ pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
             metrics.snapshot(0, 0, None);
             log(
                 LogLevel::Error,
-                &format!("pat-edge: the published snapshot cannot be used here, token requests are denied until a valid one arrives: {e}"),
+                &format!(
+                    "pat-edge: the published snapshot cannot be used here, token requests are denied until a valid one arrives: {e}"
+                ),
             );
         }
         Ok(Refresh::Unchanged | Refresh::NothingPublished) => {}
-        Err(e) => log(LogLevel::Warn, &format!("pat-edge: snapshot check failed: {e}")),
+        Err(e) => log(
+            LogLevel::Warn,
+            &format!("pat-edge: snapshot check failed: {e}"),
+        ),
     }
 }

@@ -1,0 +1,79 @@
+//! Header maps: mutations reach the forwarded request, keys are case-insensitive,
+//! `replace` drops every previous value.
+
+mod common;
+
+use pat_testbed::{Action, Callback, Request, StreamStatus};
+
+#[test]
+fn filter_mutations_reach_the_forwarded_request() {
+    let tb = common::fixture().build().unwrap();
+    let ex = tb.vm(0).send(
+        Request::get("/items?x=1")
+            .header("x-fixture-op", "add-header")
+            .header("X-Fixture-Replace", "old-1")
+            .header("x-fixture-replace", "old-2")
+            .header("x-fixture-remove", "gone"),
+    );
+
+    assert_eq!(ex.status(), StreamStatus::Forwarded);
+    let forwarded = ex.forwarded().unwrap();
+    assert_eq!(forwarded.header("x-fixture-added"), Some("yes"));
+    assert_eq!(forwarded.headers.get_all("x-fixture-replace"), vec!["new"]);
+    assert_eq!(forwarded.header("x-fixture-remove"), None);
+    assert_eq!(forwarded.path(), Some("/items?x=1"));
+    assert_eq!(forwarded.header(":method"), Some("GET"));
+    assert_eq!(
+        ex.actions_of(Callback::RequestHeaders),
+        vec![Action::Continue]
+    );
+    assert_eq!(ex.response_status(), Some(200));
+    assert!(tb.traps().is_empty());
+}
+
+#[test]
+fn pseudo_headers_are_present_and_keys_lowercased() {
+    let tb = common::fixture().build().unwrap();
+    let ex = tb.vm(0).send(
+        Request::post("/x")
+            .authority("api.example")
+            .header("X-Mixed-Case", "v"),
+    );
+
+    let forwarded = ex.forwarded().unwrap();
+    let names: Vec<&str> = forwarded.headers.iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        names,
+        vec![":authority", ":path", ":method", ":scheme", "x-mixed-case"]
+    );
+    assert_eq!(forwarded.header(":authority"), Some("api.example"));
+}
+
+#[test]
+fn request_headers_are_unreachable_once_released() {
+    // Envoy drops its pointer to the request headers after `Continue`: reading
+    // them in a response callback is `BadArgument`, which the Rust SDK panics on.
+    let tb = common::fixture().build().unwrap();
+    let ex = tb
+        .vm(0)
+        .send(Request::get("/late").header("x-fixture-op", "read-request-late"));
+
+    let traps = tb.traps();
+    assert_eq!(traps.len(), 1);
+    assert_eq!(traps[0].callback, "proxy_on_response_headers");
+    assert!(!tb.logs_containing("unexpected status: 2").is_empty());
+    assert_eq!(ex.local_response().unwrap().status, 503);
+}
+
+#[test]
+fn on_log_reads_request_headers() {
+    let tb = common::fixture().build().unwrap();
+    tb.vm(0)
+        .send(Request::get("/logged").header("x-fixture-op", "log-phase"));
+
+    assert_eq!(
+        tb.logs_containing("on_log"),
+        vec!["on_log fixture path=/logged"]
+    );
+    assert_eq!(tb.counter("fixture.logged"), Some(1));
+}
