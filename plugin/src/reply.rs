@@ -18,6 +18,25 @@ pub fn error_body(code: i64, message: &str, source: &str) -> String {
     .unwrap_or_default()
 }
 
+/// A push refused as stale: the error shape plus the version the edge holds, so a publisher
+/// can tell "already current" from "older than what the edge has".
+pub fn stale_body(message: &str, source: &str, current_version: u64) -> String {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        result: i64,
+        error: &'a str,
+        source: &'a str,
+        current_version: u64,
+    }
+    serde_json::to_string(&Body {
+        result: 409,
+        error: message,
+        source,
+        current_version,
+    })
+    .unwrap_or_default()
+}
+
 /// What `GET` on the control path reports about the snapshot this VM serves from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Status {

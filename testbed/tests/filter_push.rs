@@ -199,6 +199,12 @@ fn refused_pushes_change_nothing() {
             let body = json(&ex);
             assert_eq!(body["result"], expected, "{what}");
             assert_eq!(body["source"], "pat-edge", "{what}");
+            if expected == 409 {
+                assert_eq!(
+                    body["current_version"], 5,
+                    "{what}: the edge says what it holds"
+                );
+            }
             // Nothing changed: the same pointer, the same version, the same tokens.
             assert_eq!(
                 edge.tb

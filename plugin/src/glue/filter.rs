@@ -23,8 +23,9 @@ use crate::config::{Config, PushConfig};
 use crate::content_type::{BodyKind, classify};
 use crate::control::{CONTROL_SOURCE, is_internal_address, rejection_status};
 use crate::decide::{Policy, Verdict, decide};
+use crate::edge::PushRejection;
 use crate::multipart::{Scan, remove_ranges, scan};
-use crate::reply::{Status, accepted_body, error_body};
+use crate::reply::{Status, accepted_body, error_body, stale_body};
 use crate::session::{SessionFinding, find_in_pairs, split_path, strip_from_path, strip_pairs};
 
 /// Where the decisive `session` was found: what to strip when configured to.
@@ -386,7 +387,16 @@ impl Filter {
                     LogLevel::Warn,
                     &format!("pat-edge: push rejected: {rejection}"),
                 );
-                control_error(rejection_status(&rejection), &rejection.to_string());
+                match rejection {
+                    PushRejection::Stale { current, .. } => {
+                        send_json(
+                            409,
+                            &stale_body(&rejection.to_string(), CONTROL_SOURCE, current),
+                            &[],
+                        );
+                    }
+                    _ => control_error(rejection_status(&rejection), &rejection.to_string()),
+                }
             }
         }
         Action::Pause

@@ -1,0 +1,353 @@
+//! The command line (clap). Names and flags are a contract: scripts depend on them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Personal access tokens for the platform API, enforced by the pat-edge Envoy filter:
+/// accounts, password-confirmed token changes, the API method catalogue, signing keys, and
+/// publishing signed snapshots to the edges.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pat-admin",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 failure (store, files, network setup), 2 invalid input, \
+3 wrong password, 4 not found, 5 refused by a rule (limit, duplicate, no signing key), \
+6 an edge did not accept or could not be reached."
+)]
+pub struct Opts {
+    /// Store directory (default: the user's data directory, e.g. ~/.local/share/pat-admin).
+    #[arg(long, global = true, env = "PAT_ADMIN_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Machine-readable JSON on stdout (errors as JSON on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Accounts: add, change a password, list.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create a token; its value is shown exactly once.
+    Generate(GenerateArgs),
+    /// An account's tokens: id, description, scope, expiry, created, status.
+    List(ListArgs),
+    /// One token in detail, with every method of its scope.
+    Show(TokenRef),
+    /// Change a token's description, expiry or scope (its value stays the same).
+    Edit(EditArgs),
+    /// Give a token a new value, keeping every other parameter; the old value stops working.
+    Regenerate(RegenerateArgs),
+    /// Create a new token with the parameters of an existing one.
+    Copy(CopyArgs),
+    /// Remove tokens; they stop working at the next publish.
+    Remove(RemoveArgs),
+    /// The API method catalogue, with an API docs link per method.
+    Methods(MethodsArgs),
+    /// Ed25519 keys that sign snapshots.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// The edges (Envoy control listeners) snapshots are published to.
+    #[command(subcommand)]
+    Edge(EdgeCommand),
+    /// Sign a snapshot of the active tokens and push it to every edge.
+    Publish(PublishArgs),
+    /// Ask edges which snapshot they hold.
+    Status(StatusArgs),
+    /// Serve the last published snapshot read-only, for edges that (re)start.
+    Serve(ServeArgs),
+    /// The audit log: who changed what, when.
+    Audit(AuditArgs),
+    /// Store settings: token limit per account, maximum token lifetime.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Password confirmation and publishing, shared by every change.
+#[derive(Debug, Clone, Args)]
+pub struct Confirm {
+    /// Read the account password from the first line of standard input instead of prompting
+    /// (for `user passwd`: the current password, then the new one on the second line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Do not publish the change to the configured edges (publish later with `pat-admin publish`).
+    #[arg(long)]
+    pub no_publish: bool,
+}
+
+/// Account commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (asks for its password).
+    Add {
+        /// Account name: letters, digits and . _ @ + -
+        user: String,
+        /// Password confirmation and publishing.
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+    /// Change an account's password (asks for the current one first).
+    Passwd {
+        /// Account name.
+        user: String,
+        /// Password confirmation and publishing.
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+    /// List accounts with their token counts.
+    List,
+}
+
+/// A token's scope: a predefined set or a list of methods.
+#[derive(Debug, Clone, Args)]
+#[group(multiple = false)]
+pub struct Scope {
+    /// A predefined set: ide-plugins, marketplace or maven-plugin.
+    #[arg(long, value_name = "SET")]
+    pub api: Option<String>,
+    /// API methods, e.g. environment.Control.StopEnv (repeat the flag, or separate with commas).
+    #[arg(long = "method", value_name = "NAME", value_delimiter = ',')]
+    pub methods: Vec<String>,
+}
+
+impl Scope {
+    /// True when neither a set nor methods were given.
+    pub fn is_empty(&self) -> bool {
+        self.api.is_none() && self.methods.is_empty()
+    }
+}
+
+/// `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The account the token acts for.
+    #[arg(long)]
+    pub user: String,
+    /// What the token is for.
+    #[arg(long)]
+    pub description: String,
+    /// Last day the token is valid (through the end of that day, UTC).
+    #[arg(long, value_name = "DD-MM-YYYY")]
+    pub expires_at: Option<String>,
+    /// The scope.
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Write the token to this new file (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Password confirmation and publishing.
+    #[command(flatten)]
+    pub confirm: Confirm,
+}
+
+/// An account's token.
+#[derive(Debug, Args)]
+pub struct TokenRef {
+    /// The account.
+    #[arg(long)]
+    pub user: String,
+    /// The token id (see `list`).
+    pub id: i64,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The account.
+    #[arg(long)]
+    pub user: String,
+}
+
+/// `edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The token.
+    #[command(flatten)]
+    pub token: TokenRef,
+    /// New description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// New last valid day.
+    #[arg(long, value_name = "DD-MM-YYYY", conflicts_with = "no_expiry")]
+    pub expires_at: Option<String>,
+    /// Remove the expiry (refused when a maximum lifetime is configured).
+    #[arg(long)]
+    pub no_expiry: bool,
+    /// The scope.
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Password confirmation and publishing.
+    #[command(flatten)]
+    pub confirm: Confirm,
+}
+
+/// `regenerate`.
+#[derive(Debug, Args)]
+pub struct RegenerateArgs {
+    /// The token.
+    #[command(flatten)]
+    pub token: TokenRef,
+    /// A new last valid day (needed when the token has expired).
+    #[arg(long, value_name = "DD-MM-YYYY")]
+    pub expires_at: Option<String>,
+    /// Write the new token to this new file (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Password confirmation and publishing.
+    #[command(flatten)]
+    pub confirm: Confirm,
+}
+
+/// `copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The token.
+    #[command(flatten)]
+    pub token: TokenRef,
+    /// Description of the copy (default: the original's).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Last valid day of the copy (default: the original's; needed when it has expired).
+    #[arg(long, value_name = "DD-MM-YYYY")]
+    pub expires_at: Option<String>,
+    /// Write the new token to this new file (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Password confirmation and publishing.
+    #[command(flatten)]
+    pub confirm: Confirm,
+}
+
+/// `remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The account.
+    #[arg(long)]
+    pub user: String,
+    /// Token ids.
+    #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<i64>,
+    /// Password confirmation and publishing.
+    #[command(flatten)]
+    pub confirm: Confirm,
+}
+
+/// `methods`.
+#[derive(Debug, Args)]
+pub struct MethodsArgs {
+    /// Only methods whose name contains this text (any case).
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Only the methods of a predefined set.
+    #[arg(long, value_name = "SET")]
+    pub api: Option<String>,
+    /// Only the methods a token may call (needs --user and the token id).
+    #[arg(long, requires_all = ["user", "id"])]
+    pub only_checked: bool,
+    /// The account of the token (with --only-checked).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The token id (with --only-checked).
+    pub id: Option<i64>,
+}
+
+/// Key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a signing key and make it the active one; prints the public key the edges must trust.
+    Generate,
+    /// List signing keys.
+    List,
+    /// Make an existing key the one that signs new snapshots (key rotation).
+    Activate {
+        /// Key id (see `key list`).
+        id: String,
+    },
+}
+
+/// Edge commands.
+#[derive(Debug, Subcommand)]
+pub enum EdgeCommand {
+    /// Add an edge: the base URL of its control listener, e.g. http://127.0.0.1:10001.
+    Add {
+        /// The URL.
+        url: String,
+    },
+    /// Remove an edge.
+    Remove {
+        /// The URL.
+        url: String,
+    },
+    /// List the configured edges.
+    List,
+}
+
+/// `publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Push to these edges instead of the configured ones (repeatable).
+    #[arg(long = "edge", value_name = "URL")]
+    pub edges: Vec<String>,
+    /// Push the last published snapshot again instead of building a new one (an edge restarted).
+    #[arg(long)]
+    pub resend: bool,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The edges to ask (repeatable; default: the configured ones).
+    #[arg(long = "edge", value_name = "URL")]
+    pub edges: Vec<String>,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:10002.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+}
+
+/// `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this account's entries.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// How many entries, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// Settings.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show the settings.
+    Show,
+    /// Change a setting: max-tokens-per-account N, or max-lifetime-days N|none.
+    Set {
+        /// The setting.
+        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days"])]
+        key: String,
+        /// Its value.
+        value: String,
+    },
+}

@@ -1,0 +1,85 @@
+//! `user add`, `user passwd`, `user list`.
+
+use pat_core::user::validate_user_name;
+use serde::Serialize;
+
+use super::{Ctx, table};
+use crate::cli::UserCommand;
+use crate::error::{Error, Result, exit};
+use crate::expiry::rfc3339;
+use crate::password::{self, Source};
+use crate::store::{audit, now, users};
+
+/// Runs a `user` subcommand.
+pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
+    match command {
+        UserCommand::Add { user, confirm } => {
+            validate_user_name(&user)
+                .map_err(|e| Error::Invalid(format!("account name `{user}`: {e}")))?;
+            if users::get(ctx.store.conn(), &user)?.is_some() {
+                return Err(Error::Refused(format!(
+                    "an account named {user} already exists"
+                )));
+            }
+            let mut source = Source::new(confirm.password_stdin);
+            let new = source.read_new(&user)?;
+            let hash = password::hash(&new)?;
+            ctx.store.write(|tx| {
+                users::add(tx, &user, &hash, now())?;
+                audit::record(tx, Some(&user), "user.add", None, "account created")
+            })?;
+            #[derive(Serialize)]
+            struct Added<'a> {
+                user: &'a str,
+                created: bool,
+            }
+            ctx.emit(
+                &Added {
+                    user: &user,
+                    created: true,
+                },
+                || format!("Account {user} created.\n"),
+            )?;
+            Ok(exit::OK)
+        }
+        UserCommand::Passwd { user, confirm } => {
+            let mut source = Source::new(confirm.password_stdin);
+            let confirmed = ctx.confirm_password(&user, &mut source)?;
+            let new = source.read_new(&user)?;
+            let hash = password::hash(&new)?;
+            ctx.store.write(|tx| {
+                Ctx::still_confirmed(tx, &user, &confirmed)?;
+                users::set_password(tx, &user, &hash)?;
+                audit::record(tx, Some(&user), "user.passwd", None, "password changed")
+            })?;
+            #[derive(Serialize)]
+            struct Changed<'a> {
+                user: &'a str,
+                password_changed: bool,
+            }
+            ctx.emit(
+                &Changed {
+                    user: &user,
+                    password_changed: true,
+                },
+                || format!("Password of {user} changed.\n"),
+            )?;
+            Ok(exit::OK)
+        }
+        UserCommand::List => {
+            let list = users::list(ctx.store.conn())?;
+            ctx.emit(&list, || {
+                if list.is_empty() {
+                    return "No accounts yet (pat-admin user add USER).\n".into();
+                }
+                table(
+                    &["USER", "TOKENS", "CREATED"],
+                    list.iter()
+                        .map(|u| vec![u.name.clone(), u.tokens.to_string(), rfc3339(u.created_at)])
+                        .collect(),
+                )
+            })?;
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `key generate`, `key list`, `key activate`.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+use pat_core::keys::SigningKey;
+use serde::Serialize;
+
+use super::{Ctx, table};
+use crate::cli::KeyCommand;
+use crate::error::{Error, Result, exit};
+use crate::expiry::rfc3339;
+use crate::store::{KEYS_DIR, audit, keys, now};
+
+/// Runs a `key` subcommand.
+pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<u8> {
+    match command {
+        KeyCommand::Generate => generate(ctx),
+        KeyCommand::List => {
+            let list = keys::list(ctx.store.conn())?;
+            ctx.emit(&list, || {
+                if list.is_empty() {
+                    return "No signing keys yet (pat-admin key generate).\n".into();
+                }
+                table(
+                    &["ID", "PUBLIC KEY", "CREATED", "ACTIVE"],
+                    list.iter()
+                        .map(|k| {
+                            vec![
+                                k.id.clone(),
+                                k.public_key.clone(),
+                                rfc3339(k.created_at),
+                                if k.active { "yes" } else { "" }.into(),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+            Ok(exit::OK)
+        }
+        KeyCommand::Activate { id } => {
+            ctx.store.write(|tx| {
+                keys::activate(tx, &id)?;
+                audit::record(tx, None, "key.activate", None, &format!("key {id}"))
+            })?;
+            #[derive(Serialize)]
+            struct Activated<'a> {
+                id: &'a str,
+                active: bool,
+            }
+            ctx.emit(&Activated { id: &id, active: true }, || {
+                format!("Key {id} now signs new snapshots. Keep the previous key trusted at the edges until every edge has a snapshot signed by {id}.\n")
+            })?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Creates a key: the private key goes to `keys/<id>.key` (0600, never overwritten) before
+/// the store records it.
+fn generate(ctx: &mut Ctx) -> Result<u8> {
+    let secret = SigningKey::generate().map_err(|e| Error::Random(e.to_string()))?;
+    let public = secret.public_key();
+    let id = public.id().to_string();
+    let dir = ctx.store.keys_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    let relative = format!("{KEYS_DIR}/{id}.key");
+    let path = ctx.store.dir().join(&relative);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::FileExists(path.clone())
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
+    file.write_all(secret.to_secret_text().as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(&path, e))?;
+    let row = keys::Key {
+        id: id.clone(),
+        public_key: public.to_string(),
+        file: relative,
+        created_at: now(),
+        active: true,
+    };
+    let saved = ctx.store.write(|tx| {
+        keys::add_active(tx, &row)?;
+        audit::record(tx, None, "key.generate", None, &format!("key {id}"))
+    });
+    if let Err(e) = saved {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    ctx.emit(&row, || {
+        format!(
+            "Key {id} created and active. The edges must trust its public key (filter public_keys, or PAT_PUBLIC_KEYS):\n{}\n",
+            row.public_key
+        )
+    })?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,126 @@
+//! Errors of pat-admin and the exit code each one maps to.
+//!
+//! | code | meaning |
+//! | ---: | --- |
+//! | 0 | success |
+//! | 1 | failure: the store, a file, the network setup, or a bug |
+//! | 2 | invalid input: usage, dates, method names, sets, URLs (nothing was changed) |
+//! | 3 | authentication failed: wrong password (nothing was changed) |
+//! | 4 | not found: the account, token or key does not exist |
+//! | 5 | refused by a rule: limit reached, already exists, no signing key |
+//! | 6 | an edge did not accept (publish) or could not be reached (status); the store change, if any, was made |
+
+use std::path::PathBuf;
+
+use crate::catalogue::CatalogueError;
+use crate::expiry::ExpiryError;
+
+/// Exit codes (see the module documentation).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Store, file, network setup or unexpected failure.
+    pub const FAILURE: u8 = 1;
+    /// Invalid input; nothing changed.
+    pub const INVALID: u8 = 2;
+    /// Wrong password; nothing changed.
+    pub const AUTH: u8 = 3;
+    /// Account, token or key not found.
+    pub const NOT_FOUND: u8 = 4;
+    /// Refused by a rule (limit, duplicate, missing key).
+    pub const REFUSED: u8 = 5;
+    /// An edge did not accept or could not be reached.
+    pub const EDGE: u8 = 6;
+}
+
+/// Everything that can go wrong, with a message that says what failed, on what, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened or used.
+    #[error("store {dir}: {message}")]
+    Store {
+        /// The store directory.
+        dir: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// SQLite failed.
+    #[error("store database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file that must not be overwritten exists.
+    #[error("{0} already exists; choose another file (pat-admin never overwrites a secret file)")]
+    FileExists(PathBuf),
+    /// Bad user input.
+    #[error("{0}")]
+    Invalid(String),
+    /// A method or set name problem.
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    /// A date problem.
+    #[error(transparent)]
+    Expiry(#[from] ExpiryError),
+    /// Wrong password.
+    #[error("wrong password for {0}; nothing was changed")]
+    WrongPassword(String),
+    /// No password could be read.
+    #[error("{0}")]
+    Password(String),
+    /// An account does not exist.
+    #[error("no account named {0} (create it with: pat-admin user add {0})")]
+    NoSuchUser(String),
+    /// A token does not exist (for this account).
+    #[error("{user} has no token {id} (see: pat-admin list --user {user})")]
+    NoSuchToken {
+        /// The account.
+        user: String,
+        /// The token id.
+        id: i64,
+    },
+    /// A key does not exist.
+    #[error("no signing key {0} (see: pat-admin key list)")]
+    NoSuchKey(String),
+    /// A rule refused the change.
+    #[error("{0}")]
+    Refused(String),
+    /// One or more edges did not accept.
+    #[error("{0}")]
+    Edges(String),
+    /// Randomness was unavailable.
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Store { .. } | Self::Sql(_) | Self::Io { .. } | Self::Random(_) => exit::FAILURE,
+            Self::Invalid(_) | Self::Catalogue(_) | Self::Expiry(_) | Self::Password(_) => {
+                exit::INVALID
+            }
+            Self::WrongPassword(_) => exit::AUTH,
+            Self::NoSuchUser(_) | Self::NoSuchToken { .. } | Self::NoSuchKey(_) => exit::NOT_FOUND,
+            Self::FileExists(_) | Self::Refused(_) => exit::REFUSED,
+            Self::Edges(_) => exit::EDGE,
+        }
+    }
+
+    /// Wraps an I/O error with the file it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

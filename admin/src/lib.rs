@@ -1,0 +1,28 @@
+//! `pat-admin`: the operator side of pat-edge. Accounts, password-confirmed token changes,
+//! the API method catalogue, signing keys, and publishing signed snapshots to the edges.
+//!
+//! The token format, the snapshot format and signatures come from `pat-core`, the same code
+//! the Envoy filter runs, so the two sides cannot drift.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap): the contract scripts rely on.
+//! - [`commands`]: one module per command group, sharing a context (store, catalogue, output).
+//! - [`store`]: the SQLite store (WAL, immediate transactions, 0600/0700) and its tables.
+//! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
+//! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
+//! - [`expiry`]: `DD-MM-YYYY` dates, valid through the end of the day in UTC.
+//! - [`snapshot`]: building and signing the snapshot from the store.
+//! - [`publish`]: pushing to edges (concurrent, timeouts, bounded retries) and asking them.
+//! - [`serve`]: the read-only snapshot origin for edges that restart.
+//! - [`error`]: typed errors and the documented exit codes.
+
+pub mod catalogue;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod expiry;
+pub mod password;
+pub mod publish;
+pub mod serve;
+pub mod snapshot;
+pub mod store;

@@ -1,0 +1,169 @@
+//! The store: one SQLite database (`pat-admin.db`) and a `keys/` directory in the store
+//! directory.
+//!
+//! Crash-safe and shared by concurrent `pat-admin` processes: WAL journal, `synchronous=FULL`,
+//! a busy timeout, and every change in one `BEGIN IMMEDIATE` transaction, so a process killed
+//! mid-change leaves the store as before or after it. The directory is `0700` and the database
+//! `0600` (it holds password hashes); token values are never stored, only their SHA-256.
+//!
+//! - [`schema`]: tables and migrations.
+//! - [`users`], [`tokens`], [`keys`], [`edges`], [`snapshots`], [`audit`], [`settings`]: one
+//!   module per table, functions over a connection or transaction.
+
+pub mod audit;
+pub mod edges;
+pub mod keys;
+pub mod schema;
+pub mod settings;
+pub mod snapshots;
+pub mod tokens;
+pub mod users;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// File name of the database inside the store directory.
+pub const DB_FILE: &str = "pat-admin.db";
+/// Directory of private key files inside the store directory.
+pub const KEYS_DIR: &str = "keys";
+/// How long a process waits for another one's write transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let store_err = |message: String| Error::Store {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        if dir.exists() && !dir.is_dir() {
+            return Err(store_err("is not a directory".into()));
+        }
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| store_err(format!("cannot create the directory: {e}")))?;
+        let db = dir.join(DB_FILE);
+        // Create the database file ourselves so it is 0600 from the first byte; SQLite gives
+        // its -wal and -shm files the same permissions.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&db)
+            .map_err(|e| Error::io(&db, e))?;
+        let mode = std::fs::metadata(&db)
+            .map_err(|e| Error::io(&db, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(store_err(format!(
+                "{} is readable by other users (mode {:o}); run: chmod 600 {}",
+                db.display(),
+                mode & 0o777,
+                db.display()
+            )));
+        }
+        let conn = Connection::open(&db)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Self {
+            conn,
+            dir: dir.to_path_buf(),
+        };
+        store.write(|tx| schema::migrate(tx).map_err(store_err))?;
+        Ok(store)
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory of private key files.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.join(KEYS_DIR)
+    }
+
+    /// A read-only view (SQLite reads see one consistent snapshot per statement).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `change` in one immediate (write-locking) transaction: all of it or none of it.
+    pub fn write<T>(&mut self, change: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = change(&tx)?;
+        failpoint_before_commit();
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `read` in one deferred transaction, so several queries see the same state.
+    pub fn read<T>(&mut self, read: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let out = read(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// `PRAGMA integrity_check` and foreign keys: the store is sound.
+    pub fn check_integrity(&self) -> Result<()> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        if result != "ok" {
+            return Err(Error::Store {
+                dir: self.dir.clone(),
+                message: format!("integrity check failed: {result}"),
+            });
+        }
+        let violations: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                    row.get(0)
+                })?;
+        if violations != 0 {
+            return Err(Error::Store {
+                dir: self.dir.clone(),
+                message: format!("{violations} foreign key violations"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Test hook for the crash tests: with `PAT_ADMIN_FAILPOINT=sleep-before-commit`, a change
+/// waits inside its transaction before committing, so a test can kill the process there.
+fn failpoint_before_commit() {
+    if std::env::var_os("PAT_ADMIN_FAILPOINT").is_some_and(|v| v == "sleep-before-commit") {
+        eprintln!("pat-admin: failpoint: sleeping before commit");
+        std::thread::sleep(Duration::from_secs(30));
+    }
+}
+
+/// The current time, Unix seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,155 @@
+//! Tokens: public id, account, description, SHA-256 of the value, scope, dates.
+
+use pat_core::token::TokenHash;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{Error, Result};
+
+/// A token row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// Public id.
+    pub id: i64,
+    /// Account.
+    pub user: String,
+    /// What it is for.
+    pub description: String,
+    /// SHA-256 of the value.
+    pub hash: TokenHash,
+    /// Predefined set it was created from, if any.
+    pub scope_set: Option<String>,
+    /// Canonical method names.
+    pub methods: Vec<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Exclusive end, Unix seconds; `None` = never.
+    pub expires_at: Option<u64>,
+    /// Unix seconds of the last regeneration.
+    pub regenerated_at: Option<u64>,
+}
+
+impl Token {
+    /// Expired at `now`?
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}
+
+const COLUMNS: &str =
+    "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
+    let hash: Vec<u8> = row.get(3)?;
+    let methods: String = row.get(5)?;
+    Ok(Token {
+        id: row.get(0)?,
+        user: row.get(1)?,
+        description: row.get(2)?,
+        hash: TokenHash(hash.try_into().unwrap_or([0; 32])),
+        scope_set: row.get(4)?,
+        methods: methods.split_whitespace().map(str::to_string).collect(),
+        created_at: row.get::<_, i64>(6)? as u64,
+        expires_at: row.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+        regenerated_at: row.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+    })
+}
+
+/// Inserts a token (its `id` is assigned) and returns the id.
+pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO tokens (user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            token.user,
+            token.description,
+            token.hash.0.as_slice(),
+            token.scope_set,
+            token.methods.join(" "),
+            token.created_at as i64,
+            token.expires_at.map(|v| v as i64),
+            token.regenerated_at.map(|v| v as i64),
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Rewrites every field of an existing token.
+pub fn update(conn: &Connection, token: &Token) -> Result<()> {
+    conn.execute(
+        "UPDATE tokens SET description = ?2, hash = ?3, scope_set = ?4, scope_methods = ?5, expires_at = ?6, regenerated_at = ?7
+         WHERE id = ?1",
+        params![
+            token.id,
+            token.description,
+            token.hash.0.as_slice(),
+            token.scope_set,
+            token.methods.join(" "),
+            token.expires_at.map(|v| v as i64),
+            token.regenerated_at.map(|v| v as i64),
+        ],
+    )?;
+    Ok(())
+}
+
+/// One token of an account.
+pub fn get(conn: &Connection, user: &str, id: i64) -> Result<Option<Token>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE user = ?1 AND id = ?2"),
+            params![user, id],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// One token of an account that must exist.
+pub fn require(conn: &Connection, user: &str, id: i64) -> Result<Token> {
+    get(conn, user, id)?.ok_or_else(|| Error::NoSuchToken {
+        user: user.to_string(),
+        id,
+    })
+}
+
+/// An account's tokens, by id.
+pub fn list(conn: &Connection, user: &str) -> Result<Vec<Token>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM tokens WHERE user = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([user], from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// How many tokens an account has.
+pub fn count(conn: &Connection, user: &str) -> Result<u32> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM tokens WHERE user = ?1",
+        [user],
+        |row| row.get(0),
+    )?;
+    Ok(n as u32)
+}
+
+/// Deletes a token; false if it did not exist.
+pub fn delete(conn: &Connection, user: &str, id: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM tokens WHERE user = ?1 AND id = ?2",
+        params![user, id],
+    )? == 1)
+}
+
+/// Calls `each` for every token not expired at `now` (the snapshot's content), in id order,
+/// without holding them all in memory.
+pub fn for_each_active(
+    conn: &Connection,
+    now: u64,
+    mut each: impl FnMut(Token) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM tokens WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id"
+    ))?;
+    let mut rows = stmt.query([now as i64])?;
+    while let Some(row) = rows.next()? {
+        each(from_row(row)?)?;
+    }
+    Ok(())
+}
