@@ -54,6 +54,11 @@
 //!   `continue_stream`); afterwards `get_http_request_header` returns `BadArgument`
 //!   (the Rust SDK panics) — except read-only in `on_log`.
 //! * `replace_header` removes every value and appends one (Envoy's `setCopy`).
+//! * Header values (and `:path`) are bytes, not necessarily UTF-8: Envoy's HTTP/1
+//!   codec passes obs-text (0x80–0xFF) through, and the SDK's string getters
+//!   (`get_http_request_header`) panic on it. Send such values with
+//!   [`Request::header_bytes`] / [`Request::path_bytes`]; read them back exactly
+//!   with [`HttpMessage::header_bytes`] (the `&str` accessors convert lossily).
 //! * An HTTP call that times out is answered with Envoy's async-client response
 //!   (`:status: 504`, body `upstream request timeout`); [`Testbed::fail_http_call`]
 //!   is a reset (`on_http_call_response(.., 0, 0, 0)`, `get_status` = 11 "reset").

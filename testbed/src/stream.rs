@@ -177,8 +177,8 @@ impl Stream {
     fn local_reply_message(local: &LocalResponse) -> (Headers, Vec<u8>) {
         let mut headers = Headers::new();
         headers.add(":status", local.status.to_string());
-        for (k, v) in local.headers.iter() {
-            headers.add(k, v);
+        for (k, v) in local.headers.iter_bytes() {
+            headers.add_bytes(k, v);
         }
         if !local.body.is_empty() {
             headers.replace("content-length", local.body.len().to_string());

@@ -77,3 +77,54 @@ fn on_log_reads_request_headers() {
     );
     assert_eq!(tb.counter("fixture.logged"), Some(1));
 }
+
+#[test]
+fn non_utf8_values_reach_the_guest_byte_for_byte() {
+    // Envoy's HTTP/1 codec passes obs-text (0x80-0xFF) through in header values and
+    // `:path`: the guest must see exactly those bytes, however it reads them.
+    let raw: &[u8] = b"multipart/form-data; boundary=\xff\xfe\x80";
+    let path: &[u8] = b"/caf\xe9?q=\xff";
+    let tb = common::fixture().build().unwrap();
+    let ex = tb.vm(0).send(
+        Request::get("")
+            .path_bytes(path)
+            .header("x-fixture-op", "raw-bytes")
+            .header_bytes("x-fixture-raw", raw),
+    );
+
+    assert!(tb.traps().is_empty(), "{:?}", tb.traps());
+    let forwarded = ex.forwarded().unwrap();
+    assert_eq!(forwarded.header_bytes("x-fixture-raw"), Some(raw));
+    assert_eq!(forwarded.header_bytes(":path"), Some(path));
+    for via in ["value", "pair", "property"] {
+        assert_eq!(
+            forwarded.header_bytes(&format!("x-fixture-raw-{via}")),
+            Some(raw),
+            "x-fixture-raw read through {via}"
+        );
+        assert_eq!(
+            forwarded.header_bytes(&format!("x-fixture-path-{via}")),
+            Some(path),
+            ":path read through {via}"
+        );
+    }
+    // The `&str` view is lossy, never absent.
+    assert_eq!(forwarded.path(), Some("/caf\u{fffd}?q=\u{fffd}"));
+}
+
+#[test]
+fn the_sdk_string_getter_traps_on_non_utf8_values() {
+    // What a filter risks by using `get_http_request_header` instead of the bytes
+    // variant: the SDK's `String::from_utf8(..).unwrap()` panics, Envoy answers 503.
+    let tb = common::fixture().build().unwrap();
+    let ex = tb.vm(0).send(
+        Request::get("/")
+            .header("x-fixture-op", "raw-as-string")
+            .header_bytes("x-fixture-raw", b"caf\xe9"),
+    );
+
+    let traps = tb.traps();
+    assert_eq!(traps.len(), 1, "{traps:?}");
+    assert_eq!(traps[0].callback, "proxy_on_request_headers");
+    assert_eq!(ex.local_response().unwrap().status, 503);
+}

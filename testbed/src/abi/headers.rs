@@ -5,7 +5,8 @@
 //! unreachable map gives `BadArgument` for a single value (the SDK panics) and an
 //! empty list for pairs; in `on_log` headers are read-only views and a missing
 //! value is `NotFound`. Mutations of an unreachable map are `BadArgument`.
-//! Header values are stored as UTF-8 (invalid bytes are replaced).
+//! Header values are bytes, stored and returned exactly (they need not be UTF-8,
+//! as Envoy's HTTP/1 codec accepts obs-text); keys are converted lossily.
 
 use super::memory::{self, Caller};
 use super::{HostResult, Status, done, pairs};
@@ -106,12 +107,7 @@ fn set_pairs(mut caller: Caller<'_>, kind: i32, ptr: i32, size: i32) -> HostResu
         Ok(data) => data,
         Err(status) => return Ok(status.code()),
     };
-    done(mutate(&mut caller, kind, |map| {
-        map.clear();
-        for (k, v) in pairs::decode(&data) {
-            map.add(k, v);
-        }
-    }))
+    done(mutate(&mut caller, kind, |map| *map = pairs::decode(&data)))
 }
 
 fn get_value(
@@ -131,8 +127,8 @@ fn get_value(
     };
     let host = caller.data();
     let value = match view(host, kind as u32) {
-        Some(map) => match map.get(&key) {
-            Some(value) => value.as_bytes().to_vec(),
+        Some(map) => match map.get_bytes(&key) {
+            Some(value) => value.to_vec(),
             None => return Ok(Status::NotFound.code()),
         },
         None if host.stream().is_some_and(|s| s.log_phase) => {
@@ -147,10 +143,10 @@ fn read_key_value(
     caller: &Caller<'_>,
     key: (i32, i32),
     value: (i32, i32),
-) -> Result<(String, String), Status> {
+) -> Result<(String, Vec<u8>), Status> {
     Ok((
         memory::read_string(caller, key.0, key.1)?,
-        memory::read_string(caller, value.0, value.1)?,
+        memory::read(caller, value.0, value.1)?,
     ))
 }
 
@@ -159,7 +155,7 @@ fn add_value(mut caller: Caller<'_>, kind: i32, kp: i32, kl: i32, vp: i32, vl: i
         Ok(kv) => kv,
         Err(status) => return Ok(status.code()),
     };
-    done(mutate(&mut caller, kind, |map| map.add(key, value)))
+    done(mutate(&mut caller, kind, |map| map.add_bytes(key, value)))
 }
 
 fn replace_value(
@@ -174,7 +170,9 @@ fn replace_value(
         Ok(kv) => kv,
         Err(status) => return Ok(status.code()),
     };
-    done(mutate(&mut caller, kind, |map| map.replace(key, value)))
+    done(mutate(&mut caller, kind, |map| {
+        map.replace_bytes(key, value)
+    }))
 }
 
 fn remove_value(mut caller: Caller<'_>, kind: i32, key_ptr: i32, key_len: i32) -> HostResult {

@@ -3,7 +3,6 @@
 
 use super::memory::{self, Caller};
 use super::{HostResult, Status, pairs};
-use crate::http::Headers;
 use crate::vm::HostState;
 use crate::world::{HttpCall, PendingCall};
 use std::time::Duration;
@@ -45,8 +44,8 @@ fn http_call(
         return Ok(status.code());
     }
     let host = caller.data();
-    let mut headers: Headers = pairs::decode(&headers).into_iter().collect();
-    let trailers: Headers = pairs::decode(&trailers).into_iter().collect();
+    let mut headers = pairs::decode(&headers);
+    let trailers = pairs::decode(&trailers);
     let required = [":path", ":method", ":authority"];
     if timeout_ms < 0
         || !host.shared.config.clusters.contains(&cluster)

@@ -21,8 +21,8 @@ pub(crate) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-fn text(s: &str) -> Option<Vec<u8>> {
-    Some(s.as_bytes().to_vec())
+fn text(s: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+    Some(s.as_ref().to_vec())
 }
 
 fn int(value: i64) -> Option<Vec<u8>> {
@@ -34,8 +34,12 @@ fn port(address: &str) -> Option<Vec<u8>> {
 }
 
 fn header_value(headers: &Headers, name: &str) -> Option<Vec<u8>> {
-    let values = headers.get_all(name);
-    (!values.is_empty()).then(|| values.join(",").into_bytes())
+    let values: Vec<&[u8]> = headers
+        .iter_bytes()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+        .collect();
+    (!values.is_empty()).then(|| values.join(&b','))
 }
 
 fn headers_property(headers: &Headers, rest: &[&str]) -> Option<Vec<u8>> {
@@ -56,15 +60,17 @@ fn request(stream: &Stream, rest: &[&str]) -> Option<Vec<u8>> {
         return None;
     }
     let h = &half.headers;
-    let path = h.get(":path").unwrap_or_default();
+    // Raw bytes: `:path` need not be UTF-8.
+    let path = h.get_bytes(":path").unwrap_or_default();
+    let query_at = path.iter().position(|&b| b == b'?');
     match rest {
         ["path"] => text(path),
-        ["url_path"] => text(path.split('?').next().unwrap_or_default()),
-        ["query"] => text(path.split_once('?').map_or("", |(_, q)| q)),
-        ["host"] => text(h.get(":authority")?),
-        ["scheme"] => text(h.get(":scheme")?),
-        ["method"] => text(h.get(":method")?),
-        ["id"] => text(h.get("x-request-id")?),
+        ["url_path"] => text(&path[..query_at.unwrap_or(path.len())]),
+        ["query"] => text(query_at.map_or(&[][..], |at| &path[at + 1..])),
+        ["host"] => text(h.get_bytes(":authority")?),
+        ["scheme"] => text(h.get_bytes(":scheme")?),
+        ["method"] => text(h.get_bytes(":method")?),
+        ["id"] => text(h.get_bytes("x-request-id")?),
         ["protocol"] => text("HTTP/1.1"),
         ["headers", rest @ ..] => headers_property(h, rest),
         _ => None,

@@ -84,7 +84,7 @@ fn send_local_response(
             // Envoy replaces whitespace in details with underscores.
             details: details.replace(char::is_whitespace, "_"),
             body,
-            headers: pairs::decode(&headers).into_iter().collect(),
+            headers: pairs::decode(&headers),
             grpc_status: (0..=16).contains(&grpc_status).then_some(grpc_status),
         });
         host.mark_dirty();
