@@ -9,7 +9,10 @@ use pat_admin::commands;
 use pat_admin::error::Error;
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = match Opts::try_parse() {
+        Ok(opts) => opts,
+        Err(e) => return usage_error(e),
+    };
     let json = opts.json;
     match run(opts) {
         Ok(code) => ExitCode::from(code),
@@ -24,6 +27,31 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Help and version go to stdout with exit 0; usage errors exit 2, as JSON on stderr when
+/// `--json` was asked for.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || !std::env::args_os().any(|a| a == "--json") {
+        let code = e.exit_code();
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(code).unwrap_or(2));
+    }
+    let message = e.render().to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("usage error")
+        .trim_start_matches("error: ");
+    eprintln!("{}", serde_json::json!({ "error": first, "exit_code": 2 }));
+    ExitCode::from(2)
 }
 
 fn run(opts: Opts) -> Result<u8, Error> {

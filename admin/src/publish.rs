@@ -58,6 +58,23 @@ pub fn control_url(edge: &str) -> Result<reqwest::Url> {
     Ok(url)
 }
 
+/// The form an edge URL is stored and shown in: `scheme://host:port`, plus the path when it
+/// is not the default control path (so `http://h:1` and `http://h:1/_pat/snapshot` are one edge).
+pub fn canonical_edge(edge: &str) -> Result<String> {
+    let url = control_url(edge)?;
+    let base = format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(80)
+    );
+    Ok(if url.path() == DEFAULT_CONTROL_PATH {
+        base
+    } else {
+        format!("{base}{}", url.path())
+    })
+}
+
 /// What one edge did with a push.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -377,6 +394,22 @@ mod tests {
                 .expect("ok")
                 .as_str(),
             "http://edge:10001/custom/path"
+        );
+        for same in [
+            "http://edge:10001",
+            "http://edge:10001/",
+            "http://EDGE:10001/_pat/snapshot",
+        ] {
+            assert_eq!(
+                canonical_edge(same).expect("ok"),
+                "http://edge:10001",
+                "{same}"
+            );
+        }
+        assert_eq!(canonical_edge("http://edge").expect("ok"), "http://edge:80");
+        assert_eq!(
+            canonical_edge("http://edge:1/x").expect("ok"),
+            "http://edge:1/x"
         );
         for bad in [
             "127.0.0.1:10001",

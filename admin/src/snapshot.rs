@@ -8,6 +8,7 @@ use std::path::Path;
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
 use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+use pat_core::token::TokenHash;
 
 use crate::error::{Error, Result};
 use crate::store::snapshots::{self, Published};
@@ -46,25 +47,30 @@ pub fn build(store: &mut Store) -> Result<Published> {
         let mut builder = SnapshotBuilder::new();
         // Scopes repeat across tokens: parse each distinct list once.
         let mut parsed: HashMap<String, Vec<MethodName>> = HashMap::new();
-        tokens::for_each_active(tx, issued_at, |t| {
-            let joined = t.methods.join(" ");
-            if !parsed.contains_key(&joined) {
+        tokens::for_each_published(tx, issued_at, |t| {
+            if !parsed.contains_key(t.methods) {
                 let methods = t
                     .methods
-                    .iter()
-                    .map(|m| MethodName::parse(m))
+                    .split_whitespace()
+                    .map(MethodName::parse)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| {
                         Error::Invalid(format!("token {} has an invalid stored scope: {e}", t.id))
                     })?;
-                parsed.insert(joined.clone(), methods);
+                parsed.insert(t.methods.to_string(), methods);
             }
-            let scope = parsed.get(&joined).map(Vec::as_slice).unwrap_or_default();
+            let scope = parsed.get(t.methods).map(Vec::as_slice).unwrap_or_default();
+            let hash = TokenHash(t.hash.try_into().map_err(|_| {
+                Error::Invalid(format!(
+                    "token {} has a stored hash of the wrong size",
+                    t.id
+                ))
+            })?);
             builder
                 .add(TokenSpec {
-                    hash: t.hash,
+                    hash,
                     id: t.id as u64,
-                    user: &t.user,
+                    user: t.user,
                     expires_at: t.expires_at,
                     scope,
                 })

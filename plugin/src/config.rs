@@ -9,6 +9,8 @@ use std::time::Duration;
 use pat_core::keys::{KeyError, PublicKey, TrustedKeys};
 use serde::Deserialize;
 
+use crate::origin::OriginConfig;
+
 /// Default name of the environment variable holding trusted public keys.
 pub const DEFAULT_KEYS_ENV: &str = "PAT_PUBLIC_KEYS";
 /// Default control path for snapshot pushes and status.
@@ -45,6 +47,8 @@ pub struct Config {
     pub refresh_interval: Duration,
     /// Snapshot push endpoint (control listener only).
     pub push: Option<PushConfig>,
+    /// Where a (re)started edge fetches the current snapshot.
+    pub origin: Option<OriginConfig>,
 }
 
 /// Identity headers added on allowed requests and removed from every incoming request.
@@ -137,6 +141,7 @@ struct RawConfig {
     max_body_bytes: u64,
     refresh_interval_ms: u64,
     push: Option<RawPush>,
+    origin: Option<RawOrigin>,
 }
 
 impl Default for RawConfig {
@@ -152,6 +157,7 @@ impl Default for RawConfig {
             max_body_bytes: 1024 * 1024,
             refresh_interval_ms: 50,
             push: None,
+            origin: None,
         }
     }
 }
@@ -172,6 +178,30 @@ impl Default for RawPush {
             path: DEFAULT_CONTROL_PATH.into(),
             max_bytes: 256 * 1024 * 1024,
             allow_public_listener: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOrigin {
+    cluster: String,
+    path: String,
+    authority: String,
+    interval_ms: u64,
+    retry_ms: u64,
+    timeout_ms: u64,
+}
+
+impl Default for RawOrigin {
+    fn default() -> Self {
+        Self {
+            cluster: "pat_origin".into(),
+            path: "/snapshot".into(),
+            authority: "pat-origin".into(),
+            interval_ms: 30_000,
+            retry_ms: 2_000,
+            timeout_ms: 10_000,
         }
     }
 }
@@ -225,6 +255,9 @@ pub enum ConfigError {
         /// What range is accepted.
         message: &'static str,
     },
+    /// An origin setting that cannot work.
+    #[error("origin.{0}")]
+    Origin(&'static str),
     /// A control path that is not a plain absolute path.
     #[error("push.path: `{0}` must start with / and contain no ?, #, % or spaces")]
     ControlPath(String),
@@ -327,6 +360,8 @@ impl Config {
             _ => None,
         };
 
+        let origin = raw.origin.map(parse_origin).transpose()?;
+
         Ok(Self {
             keys,
             ordinary_sessions: raw.ordinary_sessions,
@@ -337,8 +372,45 @@ impl Config {
             max_body_bytes,
             refresh_interval: Duration::from_millis(refresh_ms as u64),
             push,
+            origin,
         })
     }
+}
+
+fn parse_origin(raw: RawOrigin) -> Result<OriginConfig, ConfigError> {
+    if raw.cluster.is_empty() || raw.authority.is_empty() {
+        return Err(ConfigError::Origin(
+            "cluster and origin.authority must not be empty",
+        ));
+    }
+    if !raw.path.starts_with('/') || raw.path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        return Err(ConfigError::Origin(
+            "path: use an absolute path such as /snapshot",
+        ));
+    }
+    if !(1_000..=86_400_000).contains(&raw.interval_ms) {
+        return Err(ConfigError::Origin(
+            "interval_ms: use 1000 to 86400000 milliseconds",
+        ));
+    }
+    if !(100..=raw.interval_ms).contains(&raw.retry_ms) {
+        return Err(ConfigError::Origin(
+            "retry_ms: use 100 milliseconds up to interval_ms",
+        ));
+    }
+    if !(100..=300_000).contains(&raw.timeout_ms) {
+        return Err(ConfigError::Origin(
+            "timeout_ms: use 100 to 300000 milliseconds",
+        ));
+    }
+    Ok(OriginConfig {
+        cluster: raw.cluster,
+        path: raw.path,
+        authority: raw.authority,
+        interval: Duration::from_millis(raw.interval_ms),
+        retry: Duration::from_millis(raw.retry_ms),
+        timeout: Duration::from_millis(raw.timeout_ms),
+    })
 }
 
 fn in_range(value: u64, min: u64, max: u64) -> Option<usize> {
@@ -406,6 +478,17 @@ mod tests {
         let push = config.push.expect("push enabled");
         assert_eq!(push.path, "/control/snapshot");
         assert!(!push.allow_public_listener);
+        assert!(config.origin.is_none());
+        let with_origin = format!(r#"{{"public_keys":["{a}"],"origin":{{}}}}"#);
+        let origin = Config::parse(with_origin.as_bytes(), no_env)
+            .expect("valid")
+            .origin
+            .expect("origin");
+        assert_eq!(
+            (origin.cluster.as_str(), origin.path.as_str()),
+            ("pat_origin", "/snapshot")
+        );
+        assert_eq!(origin.interval, Duration::from_secs(30));
     }
 
     #[test]
@@ -446,6 +529,19 @@ mod tests {
             ),
             (with_key(r#","push":{"path":"relative"}"#), "push.path"),
             (with_key(r#","push":{"max_bytes":1}"#), "push.max_bytes"),
+            (
+                with_key(r#","origin":{"interval_ms":10}"#),
+                "origin.interval_ms",
+            ),
+            (with_key(r#","origin":{"path":"x"}"#), "origin.path"),
+            (
+                with_key(r#","origin":{"retry_ms":99999999}"#),
+                "origin.retry_ms",
+            ),
+            (
+                with_key(r#","origin":{"clusters":"x"}"#),
+                "unknown field `clusters`",
+            ),
             ("{}".to_string(), "no trusted public keys"),
         ];
         for (json, expected) in cases {

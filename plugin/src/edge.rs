@@ -10,7 +10,7 @@
 //! tampered body), the VM restores the current snapshot from shared data.
 
 use pat_core::keys::TrustedKeys;
-use pat_core::snapshot::{Header, Snapshot, SnapshotError, verify_header};
+use pat_core::snapshot::{BODY_OFFSET, Header, Snapshot, SnapshotError, verify_header};
 
 use crate::shared::{self, Pointer, PublishError, SharedStore, StoreError};
 
@@ -165,6 +165,7 @@ impl Edge {
         read_body: impl FnOnce() -> Option<Vec<u8>>,
     ) -> Result<Accepted, PushRejection> {
         self.precheck_push(store, keys, head, total_len)?;
+        let had_snapshot = self.snapshot.is_some();
         self.snapshot = None;
         let outcome = read_body()
             .ok_or(PushRejection::Unreadable)
@@ -187,11 +188,32 @@ impl Edge {
                 Ok(accepted)
             }
             Err(rejection) => {
-                // Best effort: the rejection is what the caller must hear about.
-                let _ = self.refresh(store, keys);
+                // Best effort: the rejection is what the caller must hear about. A VM that had
+                // no snapshot (one that serves no requests) stays without one.
+                if had_snapshot {
+                    let _ = self.refresh(store, keys);
+                }
                 Err(rejection)
             }
         }
+    }
+
+    /// Accepts a snapshot fetched from the origin, exactly like a push. `keep`: serve from it
+    /// (a VM that serves no requests publishes it to shared data and lets it go).
+    pub fn accept_fetched(
+        &mut self,
+        store: &impl SharedStore,
+        keys: &TrustedKeys,
+        bytes: Vec<u8>,
+        keep: bool,
+    ) -> Result<Accepted, PushRejection> {
+        let head = bytes.get(..BODY_OFFSET).unwrap_or(&bytes).to_vec();
+        let total_len = bytes.len() as u64;
+        let accepted = self.accept_push(store, keys, &head, total_len, || Some(bytes))?;
+        if !keep {
+            self.snapshot = None;
+        }
+        Ok(accepted)
     }
 }
 
@@ -202,7 +224,7 @@ mod tests {
     use crate::shared::{POINTER_KEY, ensure_pointer};
     use pat_core::keys::SigningKey;
     use pat_core::method::MethodName;
-    use pat_core::snapshot::{BODY_OFFSET, SnapshotBuilder, TokenSpec};
+    use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
     use pat_core::token::TokenHash;
 
     struct Publisher {
@@ -340,6 +362,39 @@ mod tests {
     }
 
     #[test]
+    fn a_fetching_vm_that_serves_nothing_publishes_and_lets_go() {
+        let p = Publisher::new();
+        let store = MemoryStore::default();
+        ensure_pointer(&store).expect("store");
+        let mut idle = Edge::default();
+        let accepted = idle
+            .accept_fetched(&store, &p.keys(), p.snapshot(3, &["a"]), false)
+            .expect("accepted");
+        assert_eq!(accepted.version, 3);
+        assert!(idle.snapshot().is_none(), "an idle VM keeps no copy");
+        let mut serving = Edge::default();
+        assert_eq!(
+            serving.refresh(&store, &p.keys()),
+            Ok(Refresh::Applied {
+                version: 3,
+                tokens: 1
+            })
+        );
+        // A refused fetch leaves an idle VM without a snapshot, and the shared one in place.
+        let err = idle
+            .accept_fetched(&store, &p.keys(), p.snapshot(2, &["b"]), false)
+            .expect_err("older");
+        assert_eq!(
+            err,
+            PushRejection::Stale {
+                offered: 2,
+                current: 3
+            }
+        );
+        assert!(idle.snapshot().is_none());
+    }
+
+    #[test]
     fn a_vm_that_cannot_verify_fails_closed() {
         let p = Publisher::new();
         let other_keys = Publisher::new().keys();
@@ -402,8 +457,15 @@ mod tests {
                 current: 7
             }
         );
-        // The loser restored itself from shared data and serves v7.
-        assert_eq!(loser.version(), Some(7));
+        // The loser had no snapshot before and keeps none; its next refresh loads v7.
+        assert_eq!(loser.version(), None);
+        assert_eq!(
+            loser.refresh(&store, &p.keys()),
+            Ok(Refresh::Applied {
+                version: 7,
+                tokens: 1
+            })
+        );
         let (pointer, _) = shared::read_pointer(&store).expect("store");
         assert_eq!(pointer.version, 7);
         let bytes = shared::load(&store, &pointer)

@@ -12,6 +12,8 @@
 //! - [`control`]: the control endpoint rules (internal listeners only, reply statuses).
 //! - [`shared`]: the shared-data protocol between VMs (pointer + versioned keys, CAS).
 //! - [`edge`]: one VM's snapshot: refresh, push acceptance, one copy in memory.
+//! - [`origin`]: fetching the snapshot from the origin after a (re)start: the shared fetch
+//!   slot that lets one VM at a time fetch.
 //! - [`reply`]: the JSON bodies.
 //!
 //! The host glue is `glue` (wasm32 only): root and HTTP contexts, metrics, and the
@@ -37,6 +39,7 @@ pub mod control;
 pub mod decide;
 pub mod edge;
 pub mod multipart;
+pub mod origin;
 pub mod reply;
 pub mod session;
 pub mod shared;

@@ -13,15 +13,14 @@ use crate::store::{audit, edges, now};
 pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
     match command {
         EdgeCommand::Add { url } => {
-            publish::control_url(&url)?;
-            let url = url.trim().trim_end_matches('/').to_string();
+            let url = publish::canonical_edge(&url)?;
             ctx.store.write(|tx| {
                 edges::add(tx, &url, now())?;
                 audit::record(tx, None, "edge.add", None, &url)
             })?;
         }
         EdgeCommand::Remove { url } => {
-            let url = url.trim().trim_end_matches('/').to_string();
+            let url = publish::canonical_edge(&url)?;
             ctx.store.write(|tx| {
                 if !edges::remove(tx, &url)? {
                     return Err(Error::Invalid(format!(

@@ -437,7 +437,9 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     ctx.publish_after_change(&args.confirm)
 }
 
-/// An expiry for a new value: the given one, or the kept one if it is still in the future.
+/// An expiry for a new value (regenerate, copy): the given one, or the kept one if it is
+/// still in the future. A new value is a new credential, so a kept expiry (or the lack of
+/// one) must fit the maximum lifetime configured now, like any other.
 fn fresh_expiry(ctx: &Ctx, given: Option<&str>, kept: Option<u64>, id: i64) -> Result<Option<u64>> {
     match given {
         Some(text) => expiry(ctx, Some(text)),
@@ -445,7 +447,10 @@ fn fresh_expiry(ctx: &Ctx, given: Option<&str>, kept: Option<u64>, id: i64) -> R
             "token {id} expired on {}; give it a new date with --expires-at DD-MM-YYYY",
             kept.map(last_day).unwrap_or_default()
         ))),
-        None => Ok(kept),
+        None => {
+            expiry(ctx, kept.map(last_day).as_deref())?;
+            Ok(kept)
+        }
     }
 }
 

@@ -45,7 +45,7 @@ pub fn add_active(conn: &Connection, key: &Key) -> Result<()> {
 /// Every key, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<Key>> {
     let mut stmt = conn.prepare(
-        "SELECT id, public_key, file, created_at, active FROM signing_keys ORDER BY created_at, id",
+        "SELECT id, public_key, file, created_at, active FROM signing_keys ORDER BY created_at, rowid",
     )?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -67,6 +67,8 @@ pub struct SnapshotBuilder {
     users: HashMap<String, u32>,
     user_names: Vec<String>,
     scopes: HashMap<Vec<MethodName>, u32>,
+    /// Scopes as callers pass them (unsorted), so a repeated scope costs one lookup.
+    scopes_as_given: HashMap<Vec<MethodName>, u32>,
     scope_sets: Vec<Vec<MethodName>>,
     records: Vec<Record>,
     ids: HashSet<u64>,
@@ -129,16 +131,11 @@ impl SnapshotBuilder {
                 index
             }
         };
-        let mut scope: Vec<MethodName> = token.scope.to_vec();
-        scope.sort();
-        scope.dedup();
-        let scope = match self.scopes.get(&scope) {
+        let scope = match self.scopes_as_given.get(token.scope) {
             Some(&index) => index,
             None => {
-                let index = u32::try_from(self.scope_sets.len())
-                    .map_err(|_| BuildError::TooMany("scopes"))?;
-                self.scopes.insert(scope.clone(), index);
-                self.scope_sets.push(scope);
+                let index = self.intern_scope(token.scope)?;
+                self.scopes_as_given.insert(token.scope.to_vec(), index);
                 index
             }
         };
@@ -150,6 +147,21 @@ impl SnapshotBuilder {
             scope,
         });
         Ok(())
+    }
+
+    /// The index of a scope (sorted and deduplicated), adding it if new.
+    fn intern_scope(&mut self, scope: &[MethodName]) -> Result<u32, BuildError> {
+        let mut sorted = scope.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        if let Some(&index) = self.scopes.get(&sorted) {
+            return Ok(index);
+        }
+        let index =
+            u32::try_from(self.scope_sets.len()).map_err(|_| BuildError::TooMany("scopes"))?;
+        self.scopes.insert(sorted.clone(), index);
+        self.scope_sets.push(sorted);
+        Ok(index)
     }
 
     /// Encodes the snapshot and signs it with `key`.

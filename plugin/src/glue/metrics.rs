@@ -5,6 +5,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::decide::Denial;
+use crate::origin::Fetched;
 
 /// Metric ids of this VM.
 pub(crate) struct Metrics {
@@ -18,6 +19,9 @@ pub(crate) struct Metrics {
     snapshot_load_failed: Option<u32>,
     push_accepted: Option<u32>,
     push_rejected: Option<u32>,
+    origin_fetched: Option<u32>,
+    origin_not_modified: Option<u32>,
+    origin_failed: Option<u32>,
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
@@ -41,6 +45,9 @@ impl Metrics {
             snapshot_load_failed: counter("pat_edge.snapshot.load_failed"),
             push_accepted: counter("pat_edge.push.accepted"),
             push_rejected: counter("pat_edge.push.rejected"),
+            origin_fetched: counter("pat_edge.origin.fetched"),
+            origin_not_modified: counter("pat_edge.origin.not_modified"),
+            origin_failed: counter("pat_edge.origin.failed"),
         }
     }
 
@@ -80,6 +87,14 @@ impl Metrics {
 
     pub(crate) fn load_failed(&self) {
         Self::increment(self.snapshot_load_failed);
+    }
+
+    pub(crate) fn origin(&self, outcome: Fetched) {
+        Self::increment(match outcome {
+            Fetched::Snapshot { .. } => self.origin_fetched,
+            Fetched::NotModified => self.origin_not_modified,
+            Fetched::Failed => self.origin_failed,
+        });
     }
 
     pub(crate) fn push(&self, accepted: bool) {

@@ -5,13 +5,14 @@ use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, LogLevel};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
 use super::filter::Filter;
 use super::host::{HostShared, log, now_millis};
 use super::metrics::Metrics;
 use crate::config::{Config, Unmatched};
-use crate::edge::{Edge, Refresh};
+use crate::edge::{Edge, PushRejection, Refresh};
+use crate::origin::{self, Fetched, OriginConfig};
 use crate::shared;
 
 thread_local! {
@@ -38,7 +39,138 @@ pub(crate) struct Root {
     metrics: Option<Rc<Metrics>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    /// The origin's answer to a fetch this VM dispatched.
+    fn on_http_call_response(
+        &mut self,
+        _token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else {
+            return;
+        };
+        let Some(origin) = &config.origin else {
+            return;
+        };
+        let header = |name: &str| {
+            hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+                .ok()
+                .flatten()
+                .and_then(|v| String::from_utf8(v).ok())
+        };
+        let status = header(":status");
+        let outcome = match status.as_deref() {
+            Some("200") => {
+                let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let started = now_millis();
+                let result = EDGE.with_borrow_mut(|edge| {
+                    edge.accept_fetched(&HostShared, &config.keys, body, ACTIVE.get())
+                });
+                match result {
+                    Ok(accepted) => {
+                        metrics.origin(Fetched::Snapshot { etag: None });
+                        if ACTIVE.get() {
+                            metrics.snapshot(
+                                accepted.version,
+                                accepted.tokens,
+                                Some(now_millis().saturating_sub(started)),
+                            );
+                        }
+                        log(
+                            LogLevel::Info,
+                            &format!(
+                                "pat-edge: snapshot version {} ({} tokens) fetched from the origin and published",
+                                accepted.version, accepted.tokens
+                            ),
+                        );
+                        Fetched::Snapshot {
+                            etag: header("etag"),
+                        }
+                    }
+                    Err(PushRejection::Stale { offered, current }) => {
+                        metrics.origin(Fetched::NotModified);
+                        log(
+                            LogLevel::Debug,
+                            &format!(
+                                "pat-edge: the origin's snapshot version {offered} is not newer than version {current}"
+                            ),
+                        );
+                        Fetched::Snapshot {
+                            etag: header("etag"),
+                        }
+                    }
+                    Err(e) => {
+                        metrics.origin(Fetched::Failed);
+                        log(
+                            LogLevel::Error,
+                            &format!("pat-edge: the snapshot from the origin was refused: {e}"),
+                        );
+                        Fetched::Failed
+                    }
+                }
+            }
+            Some("304") => {
+                metrics.origin(Fetched::NotModified);
+                Fetched::NotModified
+            }
+            other => {
+                metrics.origin(Fetched::Failed);
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "pat-edge: snapshot fetch from cluster {} failed ({}); retrying in {} ms",
+                        origin.cluster,
+                        other.map_or_else(|| "no response".to_string(), |s| format!("HTTP {s}")),
+                        origin.retry.as_millis()
+                    ),
+                );
+                Fetched::Failed
+            }
+        };
+        if let Err(e) = origin::finish(&HostShared, now_millis(), &outcome, origin) {
+            log(LogLevel::Warn, &format!("pat-edge: {e}"));
+        }
+    }
+}
+
+/// Claims the next origin fetch if it is due and dispatches it.
+fn fetch_if_due(origin: &OriginConfig, metrics: &Metrics) {
+    let etag = match origin::try_claim(&HostShared, now_millis(), ACTIVE.get(), origin) {
+        Ok(Some(etag)) => etag,
+        Ok(None) => return,
+        Err(e) => {
+            log(LogLevel::Warn, &format!("pat-edge: {e}"));
+            return;
+        }
+    };
+    let mut headers = vec![
+        (":method", "GET"),
+        (":path", origin.path.as_str()),
+        (":authority", origin.authority.as_str()),
+        ("accept", "application/octet-stream"),
+    ];
+    if let Some(tag) = &etag {
+        headers.push(("if-none-match", tag.as_str()));
+    }
+    if let Err(status) =
+        hostcalls::dispatch_http_call(&origin.cluster, headers, None, vec![], origin.timeout)
+    {
+        metrics.origin(Fetched::Failed);
+        log(
+            LogLevel::Warn,
+            &format!(
+                "pat-edge: cannot fetch the snapshot from cluster {}: {status:?} (is the cluster defined?)",
+                origin.cluster
+            ),
+        );
+        let _ = origin::finish(&HostShared, now_millis(), &Fetched::Failed, origin);
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -67,6 +199,11 @@ impl RootContext for Root {
         if let Err(e) = shared::ensure_pointer(&HostShared) {
             log(LogLevel::Warn, &format!("pat-edge: {e}"));
         }
+        if config.origin.is_some()
+            && let Err(e) = origin::ensure_slot(&HostShared)
+        {
+            log(LogLevel::Warn, &format!("pat-edge: {e}"));
+        }
         if let Err(status) = hostcalls::set_tick_period(config.refresh_interval) {
             log(
                 LogLevel::Error,
@@ -78,9 +215,13 @@ impl RootContext for Root {
         log(
             LogLevel::Info,
             &format!(
-                "pat-edge: configured: trusted keys [{}], push endpoint {}, ordinary sessions {}, missing session {}",
+                "pat-edge: configured: trusted keys [{}], push endpoint {}, origin {}, ordinary sessions {}, missing session {}",
                 keys.join(", "),
                 config.push.as_ref().map_or("disabled", |p| p.path.as_str()),
+                config
+                    .origin
+                    .as_ref()
+                    .map_or("none", |o| o.cluster.as_str()),
                 word(config.ordinary_sessions),
                 word(config.missing_session),
             ),
@@ -96,11 +237,14 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        if !ACTIVE.get() {
+        let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else {
             return;
-        }
-        if let (Some(config), Some(metrics)) = (&self.config, &self.metrics) {
+        };
+        if ACTIVE.get() {
             refresh(config, metrics);
+        }
+        if let Some(origin) = &config.origin {
+            fetch_if_due(origin, metrics);
         }
     }
 

@@ -1,0 +1,89 @@
+//! `publish` and `status` with no edge configured (pushing to real edges is tested elsewhere).
+
+mod support;
+use support::*;
+
+#[test]
+fn publish_without_a_signing_key_is_refused() {
+    let admin = Admin::new();
+    let err = admin.run(&["publish"]).fails(5).to_string();
+    assert!(err.contains("no signing key"), "{err}");
+    assert!(err.contains("pat-admin key generate"), "{err}");
+    assert_eq!(
+        admin.run(&["--json", "config", "show"]).json()["last_version"],
+        0,
+        "no version was used up"
+    );
+}
+
+#[test]
+fn publish_builds_a_snapshot_with_a_new_version_each_time() {
+    let admin = Admin::new();
+    admin.key();
+    let key_id = admin.run(&["--json", "key", "list"]).json()[0]["id"].clone();
+
+    let run = admin.run(&["--json", "publish"]);
+    run.ok();
+    let first = run.json();
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["tokens"], 0);
+    assert_eq!(first["key_id"], key_id);
+    assert_eq!(first["edges"], serde_json::json!([]));
+    assert!(first["bytes"].as_u64().is_some_and(|b| b > 0));
+
+    let human = admin.run(&["publish"]).ok().to_string();
+    assert!(human.contains("Snapshot version 2 (0 tokens"), "{human}");
+    assert!(human.contains("No edges to push to"), "{human}");
+    assert_eq!(
+        admin.run(&["--json", "config", "show"]).json()["last_version"],
+        2
+    );
+
+    // --resend pushes the last snapshot again: same version.
+    let run = admin.run(&["--json", "publish", "--resend"]);
+    run.ok();
+    assert_eq!(run.json()["version"], 2);
+    assert_eq!(
+        admin.run(&["--json", "config", "show"]).json()["last_version"],
+        2
+    );
+}
+
+#[test]
+fn publish_counts_only_active_tokens() {
+    let admin = Admin::new();
+    admin.key();
+    admin.user("alice");
+    admin.token("alice", &["--api", "marketplace"]);
+    let (expired, _) = admin.token("alice", &["--api", "marketplace"]);
+    admin.expire(expired);
+    let run = admin.run(&["--json", "publish"]);
+    run.ok();
+    assert_eq!(run.json()["tokens"], 1);
+}
+
+#[test]
+fn resend_with_nothing_published_is_refused() {
+    let admin = Admin::new();
+    admin.key();
+    let err = admin.run(&["publish", "--resend"]).fails(5).to_string();
+    assert!(err.contains("nothing has been published yet"), "{err}");
+}
+
+#[test]
+fn publish_and_status_refuse_bad_edge_urls_and_status_needs_an_edge() {
+    let admin = Admin::new();
+    admin.key();
+    let err = admin
+        .run(&["publish", "--edge", "ftp://x"])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("only http://"), "{err}");
+    assert_eq!(
+        admin.run(&["--json", "config", "show"]).json()["last_version"],
+        0,
+        "checked before building"
+    );
+    let err = admin.run(&["status"]).fails(2).to_string();
+    assert!(err.contains("no edge to ask"), "{err}");
+}

@@ -1,0 +1,330 @@
+//! `publish` and `status` against local HTTP edges: one that accepts (and verifies the body
+//! with the shared snapshot code), one that rejects, one that hangs, one that is down — each
+//! reported for what it is, with exit code 6 when any did not accept.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::put;
+use pat_core::keys::{PublicKey, TrustedKeys};
+use pat_core::snapshot::Snapshot;
+use pat_core::token::TokenHash;
+use support::*;
+
+/// What the accepting edge received.
+#[derive(Default)]
+struct Received {
+    versions: Vec<u64>,
+    hashes: Vec<Vec<TokenHash>>,
+    raw: Vec<Vec<u8>>,
+}
+
+struct Edges {
+    accepting: SocketAddr,
+    rejecting: SocketAddr,
+    hanging: SocketAddr,
+    down: SocketAddr,
+    received: Arc<Mutex<Received>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Starts the four edges. The accepting one verifies pushes with `key`, like the filter.
+fn edges(key: PublicKey) -> Edges {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let received = Arc::new(Mutex::new(Received::default()));
+    let keys = TrustedKeys::new([key]);
+    let serve = |app: Router| {
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+            addr
+        })
+    };
+    let accepting = serve(
+        Router::new()
+            .route(
+                "/_pat/snapshot",
+                put(
+                    |State((keys, received)): State<(TrustedKeys, Arc<Mutex<Received>>)>,
+                     body: Bytes| async move {
+                        match Snapshot::open(body.to_vec(), &keys) {
+                            Ok(s) => {
+                                let mut r = received.lock().expect("lock");
+                                r.versions.push(s.version());
+                                r.hashes.push(s.entries().map(|(h, _)| h).collect());
+                                r.raw.push(body.to_vec());
+                                let reply = format!(
+                                    r#"{{"result":0,"version":{},"tokens":{},"issued_at":{}}}"#,
+                                    s.version(),
+                                    s.token_count(),
+                                    s.issued_at()
+                                );
+                                (StatusCode::OK, reply)
+                            }
+                            Err(e) => (
+                                StatusCode::BAD_REQUEST,
+                                format!(r#"{{"result":400,"error":"{e}","source":"pat-edge"}}"#),
+                            ),
+                        }
+                    },
+                ),
+            )
+            .with_state((keys, received.clone())),
+    );
+    let rejecting = serve(Router::new().route(
+        "/_pat/snapshot",
+        put(|| async {
+            (
+                StatusCode::FORBIDDEN,
+                r#"{"result":403,"error":"snapshot is signed by key 00, which is not among the trusted public keys","source":"pat-edge"}"#,
+            )
+        }),
+    ));
+    let hanging = serve(Router::new().route(
+        "/_pat/snapshot",
+        put(|| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "never"
+        }),
+    ));
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    Edges {
+        accepting,
+        rejecting,
+        hanging,
+        down,
+        received,
+        _runtime: runtime,
+    }
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+#[test]
+fn each_edge_is_reported_for_what_it_did() {
+    let admin = Admin::new();
+    admin.user("alice");
+    let public: PublicKey = admin.key().parse().expect("public key");
+    let (_, token) = admin.token("alice", &["--api", "ide-plugins", "--no-publish"]);
+    let e = edges(public);
+
+    let started = std::time::Instant::now();
+    let run = admin
+        .command()
+        .env("PAT_ADMIN_EDGE_TIMEOUT_MS", "700")
+        .args(["--json", "publish"])
+        .args([
+            "--edge",
+            &url(e.accepting),
+            "--edge",
+            &url(e.rejecting),
+            "--edge",
+            &url(e.hanging),
+            "--edge",
+            &url(e.down),
+        ])
+        .output()
+        .expect("runs");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        run.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json report");
+    let outcome = |addr: SocketAddr| {
+        report["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .find(|r| r["edge"] == url(addr))
+            .cloned()
+            .expect("reported")
+    };
+    assert_eq!(outcome(e.accepting)["outcome"], "accepted");
+    assert_eq!(outcome(e.accepting)["version"], 1);
+    assert_eq!(outcome(e.rejecting)["outcome"], "rejected");
+    assert_eq!(outcome(e.rejecting)["status"], 403);
+    assert!(
+        outcome(e.rejecting)["error"]
+            .as_str()
+            .expect("text")
+            .contains("not among the trusted")
+    );
+    assert_eq!(outcome(e.hanging)["outcome"], "unreachable");
+    assert_eq!(outcome(e.hanging)["error"], "timed out");
+    assert_eq!(outcome(e.hanging)["attempts"], 3);
+    assert_eq!(outcome(e.down)["outcome"], "unreachable");
+    assert!(
+        outcome(e.down)["error"]
+            .as_str()
+            .expect("text")
+            .contains("cannot connect"),
+        "{}",
+        outcome(e.down)
+    );
+    // Concurrent: the hanging edge's three timed-out attempts bound the run, not a sum.
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("did not accept"), "{stderr}");
+
+    // The accepting edge got a body the shared code verifies: the token's hash, not its value.
+    let received = e.received.lock().expect("lock");
+    assert_eq!(received.versions, [1]);
+    assert_eq!(received.hashes[0], [TokenHash::of(&token)]);
+    assert!(
+        !received.raw[0]
+            .windows(token.len())
+            .any(|w| w == token.as_bytes())
+    );
+}
+
+#[test]
+fn human_output_has_a_line_per_edge_and_configured_edges_get_changes() {
+    let admin = Admin::new();
+    admin.user("alice");
+    let public: PublicKey = admin.key().parse().expect("public key");
+    let e = edges(public);
+    admin.run(&["edge", "add", &url(e.accepting)]).ok();
+
+    // A change publishes by itself to the configured edge.
+    let (id, _) = admin.token("alice", &["--method", "environment.Control.StopEnv"]);
+    assert_eq!(e.received.lock().expect("lock").versions, [1]);
+    admin
+        .confirmed(&["remove", "--user", "alice", &id.to_string()])
+        .ok();
+    {
+        let received = e.received.lock().expect("lock");
+        assert_eq!(received.versions, [1, 2]);
+        assert!(
+            received.hashes[1].is_empty(),
+            "the removed token is gone from version 2"
+        );
+    }
+    // --no-publish leaves the edges alone.
+    admin.token(
+        "alice",
+        &["--method", "environment.Control.StopEnv", "--no-publish"],
+    );
+    assert_eq!(e.received.lock().expect("lock").versions.len(), 2);
+
+    let run = admin.run(&[
+        "publish",
+        "--edge",
+        &url(e.accepting),
+        "--edge",
+        &url(e.down),
+    ]);
+    let stdout = run.stdout.clone();
+    run.fails(6);
+    let line = |needle: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line for {needle}: {stdout}"))
+    };
+    assert!(line(&url(e.accepting)).contains("accepted"));
+    assert!(line(&url(e.down)).contains("unreachable"));
+    assert!(stdout.contains("Snapshot version 3 (1 tokens"), "{stdout}");
+}
+
+#[test]
+fn resend_pushes_the_same_snapshot_and_an_edge_that_has_it_is_current() {
+    let admin = Admin::new();
+    admin.user("alice");
+    let public: PublicKey = admin.key().parse().expect("public key");
+    admin.token("alice", &["--api", "maven-plugin", "--no-publish"]);
+    let e = edges(public);
+    admin.run(&["publish", "--edge", &url(e.accepting)]).ok();
+    admin
+        .run(&["publish", "--resend", "--edge", &url(e.accepting)])
+        .ok();
+    let received = e.received.lock().expect("lock");
+    assert_eq!(received.versions, [1, 1], "the same version, not a new one");
+    assert_eq!(received.raw[0], received.raw[1], "byte for byte");
+}
+
+#[test]
+fn status_reports_each_edge() {
+    let admin = Admin::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let edge = runtime.block_on(async {
+        let app = Router::new().route(
+            "/_pat/snapshot",
+            axum::routing::get(|| async {
+                r#"{"result":0,"loaded":true,"version":12,"tokens":3,"issued_at":1800000000,"key_id":"0123456789abcdef"}"#
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        addr
+    });
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+
+    let run = admin.run(&[
+        "--json",
+        "status",
+        "--edge",
+        &url(edge),
+        "--edge",
+        &url(down),
+    ]);
+    let report = run.json();
+    run.fails(6);
+    let edges = report["edges"].as_array().expect("edges");
+    assert_eq!(
+        (
+            edges[0]["reachable"].as_bool(),
+            edges[0]["version"].as_u64(),
+            edges[0]["tokens"].as_u64()
+        ),
+        (Some(true), Some(12), Some(3))
+    );
+    assert_eq!(edges[1]["reachable"], false);
+    assert!(
+        edges[1]["error"]
+            .as_str()
+            .expect("text")
+            .contains("cannot connect")
+    );
+
+    let human = admin.run(&["status", "--edge", &url(edge)]);
+    let line = human
+        .ok()
+        .lines()
+        .find(|l| l.contains(&url(edge)))
+        .expect("a line for the edge")
+        .to_string();
+    assert!(
+        line.contains("12") && line.contains("0123456789abcdef"),
+        "{line}"
+    );
+}
