@@ -79,10 +79,15 @@ impl Slot {
     }
 }
 
-/// Creates the slot if it does not exist (at VM start, before traffic).
-pub fn ensure_slot(store: &impl SharedStore) -> Result<(), StoreError> {
+/// Creates the slot if it does not exist (at VM start, before traffic), with the first fetch
+/// due now: idle VMs take it at once, serving VMs only if it is still pending later.
+pub fn ensure_slot(store: &impl SharedStore, now_ms: u64) -> Result<(), StoreError> {
     if store.get(SLOT_KEY)?.is_none() {
-        store.set(SLOT_KEY, &Slot::default().encode(), 0)?;
+        let slot = Slot {
+            next_fetch_ms: now_ms,
+            ..Slot::default()
+        };
+        store.set(SLOT_KEY, &slot.encode(), 0)?;
     }
     Ok(())
 }
@@ -96,7 +101,7 @@ pub fn try_claim(
     config: &OriginConfig,
 ) -> Result<Option<Option<String>>, StoreError> {
     let Some((bytes, cas)) = store.get(SLOT_KEY)? else {
-        ensure_slot(store)?;
+        ensure_slot(store, now_ms)?;
         return Ok(None);
     };
     let slot = Slot::decode(&bytes);
@@ -198,7 +203,7 @@ mod tests {
     fn one_claim_at_a_time_then_scheduled() {
         let store = MemoryStore::default();
         let c = config();
-        ensure_slot(&store).expect("store");
+        ensure_slot(&store, 0).expect("store");
         assert_eq!(
             try_claim(&store, 1_000, false, &c),
             Ok(Some(None)),
@@ -236,16 +241,21 @@ mod tests {
     fn serving_vms_only_take_overdue_fetches() {
         let store = MemoryStore::default();
         let c = config();
-        ensure_slot(&store).expect("store");
-        assert_eq!(try_claim(&store, 4_000, true, &c), Ok(None));
-        assert_eq!(try_claim(&store, 5_000, true, &c), Ok(Some(None)));
+        ensure_slot(&store, 1_000_000).expect("store");
+        assert_eq!(try_claim(&store, 1_004_000, true, &c), Ok(None));
+        assert_eq!(try_claim(&store, 1_005_000, true, &c), Ok(Some(None)));
+        // The slot is created with the first fetch due now, not in 1970.
+        let fresh = MemoryStore::default();
+        ensure_slot(&fresh, 1_000_000).expect("store");
+        assert_eq!(try_claim(&fresh, 1_000_050, true, &c), Ok(None));
+        assert_eq!(try_claim(&fresh, 1_000_050, false, &c), Ok(Some(None)));
     }
 
     #[test]
     fn a_claim_that_never_answers_expires() {
         let store = MemoryStore::default();
         let c = config();
-        ensure_slot(&store).expect("store");
+        ensure_slot(&store, 0).expect("store");
         assert!(try_claim(&store, 0, false, &c).expect("store").is_some());
         assert_eq!(try_claim(&store, 10_999, false, &c), Ok(None));
         assert!(

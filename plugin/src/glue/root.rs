@@ -44,7 +44,7 @@ impl Context for Root {
     fn on_http_call_response(
         &mut self,
         _token_id: u32,
-        _num_headers: usize,
+        num_headers: usize,
         body_size: usize,
         _num_trailers: usize,
     ) {
@@ -60,7 +60,13 @@ impl Context for Root {
                 .flatten()
                 .and_then(|v| String::from_utf8(v).ok())
         };
-        let status = header(":status");
+        // A failed or reset call comes with no headers and no response maps: reading one
+        // is BadArgument, which the SDK turns into a panic.
+        let status = if num_headers == 0 {
+            None
+        } else {
+            header(":status")
+        };
         let outcome = match status.as_deref() {
             Some("200") => {
                 let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
@@ -200,7 +206,7 @@ impl RootContext for Root {
             log(LogLevel::Warn, &format!("pat-edge: {e}"));
         }
         if config.origin.is_some()
-            && let Err(e) = origin::ensure_slot(&HostShared)
+            && let Err(e) = origin::ensure_slot(&HostShared, now_millis())
         {
             log(LogLevel::Warn, &format!("pat-edge: {e}"));
         }
