@@ -39,17 +39,52 @@ impl SessionFinding {
 }
 
 /// Searches urlencoded pairs (a query string or a form body).
+///
+/// This runs on every request, so the common case takes no allocation: a pair whose name
+/// has no escapes is compared as is, and a plain value is borrowed. Anything with `%` or
+/// `+` goes through `form_urlencoded`, which defines the result either way.
 pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
     let mut finding = SessionFinding::Absent;
-    for (name, value) in form_urlencoded::parse(raw) {
-        if name == SESSION_PARAM {
-            finding = finding.add(value);
-            if finding == SessionFinding::Conflicting {
-                break;
+    for pair in raw.split(|&b| b == b'&') {
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(at) => (
+                pair.get(..at).unwrap_or_default(),
+                pair.get(at + 1..).unwrap_or_default(),
+            ),
+            None => (pair, &b""[..]),
+        };
+        let plain_name = !is_escaped(name);
+        if plain_name && name != SESSION_PARAM.as_bytes() {
+            continue;
+        }
+        let value = if plain_name && !is_escaped(value) {
+            text(value)
+        } else {
+            match form_urlencoded::parse(pair).next() {
+                Some((name, value)) if name == SESSION_PARAM => value,
+                _ => continue,
             }
+        };
+        finding = finding.add(value);
+        if finding == SessionFinding::Conflicting {
+            break;
         }
     }
     finding
+}
+
+/// Whether urlencoded bytes need decoding (`%XX` escapes or `+` for space).
+fn is_escaped(raw: &[u8]) -> bool {
+    memchr::memchr2(b'%', b'+', raw).is_some()
+}
+
+/// Bytes as text, invalid UTF-8 replaced (the way `form_urlencoded` decodes), borrowed when
+/// valid.
+pub fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Splits `:path` into path and query (without the `?`).
@@ -164,7 +199,39 @@ mod tests {
         assert_eq!(split_path(b"/p?q?r"), (&b"/p"[..], Some(&b"q?r"[..])));
     }
 
+    /// The plain `form_urlencoded` search the fast path must agree with.
+    fn reference_find(raw: &[u8]) -> SessionFinding {
+        let mut finding = SessionFinding::Absent;
+        for (name, value) in form_urlencoded::parse(raw) {
+            if name == SESSION_PARAM {
+                finding = finding.add(value);
+                if finding == SessionFinding::Conflicting {
+                    break;
+                }
+            }
+        }
+        finding
+    }
+
     proptest! {
+        #[test]
+        fn fast_search_matches_form_urlencoded(
+            raw in prop::collection::vec(
+                prop::sample::select(&b"session=&+%69%6F%2x\xffab"[..]),
+                0..60,
+            )
+        ) {
+            prop_assert_eq!(find_in_pairs(&raw), reference_find(&raw));
+        }
+
+        #[test]
+        fn fast_search_matches_form_urlencoded_on_session_pairs(
+            pairs in prop::collection::vec("(session|sess%69on|s)(=[a-z+%0-9]{0,6})?", 0..4)
+        ) {
+            let raw = pairs.join("&");
+            prop_assert_eq!(find_in_pairs(raw.as_bytes()), reference_find(raw.as_bytes()));
+        }
+
         #[test]
         fn stripped_text_has_no_session(raw in "[a-z%0-9=&+]{0,60}") {
             if let Some(stripped) = strip_pairs(raw.as_bytes()) {

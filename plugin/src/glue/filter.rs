@@ -14,8 +14,9 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use super::host::{
-    HostShared, content_length, log, now_millis, now_unix, property, remove_request_header,
-    replace_request_body_prefix, request_body, request_header, send_json, set_request_header,
+    HostShared, add_request_header, content_length, debug_enabled, log, now_millis, property,
+    replace_request_body_prefix, request_body, request_clock, request_header, send_json,
+    set_request_header, strip_request_header,
 };
 use super::metrics::Metrics;
 use super::root::{EDGE, refresh};
@@ -26,7 +27,13 @@ use crate::decide::{Policy, Verdict, decide};
 use crate::edge::PushRejection;
 use crate::multipart::{Scan, remove_ranges, scan};
 use crate::reply::{Status, accepted_body, error_body, stale_body};
-use crate::session::{SessionFinding, find_in_pairs, split_path, strip_from_path, strip_pairs};
+use crate::session::{
+    SessionFinding, find_in_pairs, split_path, strip_from_path, strip_pairs, text,
+};
+
+/// Expiry may be checked against the clock of the last tick when ticks come at least this
+/// often; with a longer refresh interval each token request reads the host clock.
+const MAX_CLOCK_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where the decisive `session` was found: what to strip when configured to.
 enum Location {
@@ -78,7 +85,7 @@ impl Filter {
         location: Location,
     ) -> Action {
         self.stage = Stage::Done;
-        let path = String::from_utf8_lossy(&self.path);
+        let path = text(&self.path);
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
             && EDGE.with_borrow(|edge| edge.snapshot().is_none())
         {
@@ -90,13 +97,14 @@ impl Filter {
             missing_session: config.missing_session,
             ordinary_sessions: config.ordinary_sessions,
         };
+        let now = request_clock(config.refresh_interval <= MAX_CLOCK_AGE);
         let verdict = EDGE.with_borrow(|edge| {
             // The VM's snapshot is shared by every filter instance in it; each one only uses
             // a snapshot signed by a key it trusts itself.
             let snapshot = edge
                 .snapshot()
                 .filter(|s| config.keys.get(s.key_id()).is_some());
-            decide(policy, snapshot, &path, &finding, now_unix())
+            decide(policy, snapshot, &path, &finding, now)
         });
         match verdict {
             Verdict::PassThrough => {
@@ -104,11 +112,12 @@ impl Filter {
                 Action::Continue
             }
             Verdict::Allow(grant) => {
-                set_request_header(
+                // Both were stripped in `headers`: adding makes each the only value.
+                add_request_header(
                     &config.identity.token_id,
                     grant.token_id.to_string().as_bytes(),
                 );
-                set_request_header(&config.identity.user, grant.user.as_bytes());
+                add_request_header(&config.identity.user, grant.user.as_bytes());
                 if config.strip_token {
                     self.strip(location);
                 }
@@ -118,10 +127,12 @@ impl Filter {
             Verdict::Deny(denial) => {
                 metrics.denied(&denial);
                 let message = denial.message();
-                log(
-                    LogLevel::Debug,
-                    &format!("pat-edge: denied ({}): {message}", denial.reason()),
-                );
+                if debug_enabled() {
+                    log(
+                        LogLevel::Debug,
+                        &format!("pat-edge: denied ({}): {message}", denial.reason()),
+                    );
+                }
                 let code = match denial.category() {
                     crate::decide::Category::Unauthenticated => config.deny.codes.unauthenticated,
                     crate::decide::Category::Forbidden => config.deny.codes.forbidden,
@@ -176,8 +187,8 @@ impl Filter {
     }
 
     fn headers(&mut self, config: &Config, metrics: &Metrics, end_of_stream: bool) -> Action {
-        remove_request_header(&config.identity.token_id);
-        remove_request_header(&config.identity.user);
+        strip_request_header(&config.identity.token_id);
+        strip_request_header(&config.identity.user);
         self.path = request_header(":path").unwrap_or_default();
         let (path, query) = split_path(&self.path);
         if let Some(push) = &config.push

@@ -1,5 +1,6 @@
 //! Small adapters over proxy-wasm host calls.
 
+use std::cell::Cell;
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
@@ -34,9 +35,42 @@ pub(crate) fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
-/// The host's wall clock, Unix seconds.
-pub(crate) fn now_unix() -> u64 {
-    now_millis() / 1000
+thread_local! {
+    /// The wall clock in Unix seconds as of the last tick (0: not read yet). Expiry is
+    /// checked against it so that a request does not pay for a host call; ticks come every
+    /// `refresh_interval_ms` (at most 1 s when this is used, see [`request_clock`]).
+    static CLOCK: Cell<u64> = const { Cell::new(0) };
+
+    /// Whether the host logs `debug` lines, as of the last tick (until then: assume so).
+    /// Per-request debug lines are only formatted when it does.
+    static DEBUG_LOGS: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Re-reads the host clock and log level into this VM's copies. Called on every tick.
+pub(crate) fn on_tick() {
+    CLOCK.set(now_millis() / 1000);
+    DEBUG_LOGS.set(
+        hostcalls::get_log_level().map_or(true, |level| level as u32 <= LogLevel::Debug as u32),
+    );
+}
+
+/// Whether a debug line would be logged (as of the last tick).
+pub(crate) fn debug_enabled() -> bool {
+    DEBUG_LOGS.get()
+}
+
+/// Unix seconds for a request's expiry check: the clock read at the last tick when ticks
+/// are frequent enough (`tick_clock_is_fresh`), else the host clock.
+pub(crate) fn request_clock(tick_clock_is_fresh: bool) -> u64 {
+    match CLOCK.get() {
+        0 => {
+            let now = now_millis() / 1000;
+            CLOCK.set(now);
+            now
+        }
+        cached if tick_clock_is_fresh => cached,
+        _ => now_millis() / 1000,
+    }
 }
 
 /// The host's wall clock, Unix milliseconds.
@@ -58,6 +92,20 @@ pub(crate) fn request_header(name: &str) -> Option<Vec<u8>> {
 pub(crate) fn content_length() -> Option<usize> {
     let value = request_header("content-length")?;
     std::str::from_utf8(&value).ok()?.trim().parse().ok()
+}
+
+/// Adds a request header value (after [`strip_request_header`], so it is the only one).
+/// Cheaper in Envoy than a replace.
+pub(crate) fn add_request_header(name: &str, value: &[u8]) {
+    let _ = hostcalls::add_map_value_bytes(MapType::HttpRequestHeaders, name, value);
+}
+
+/// Removes every value of a request header if there is one. Looking first is cheaper in
+/// Envoy than an unconditional remove, and a client rarely sends these headers.
+pub(crate) fn strip_request_header(name: &str) {
+    if request_header(name).is_some() {
+        remove_request_header(name);
+    }
 }
 
 /// Sets (replaces) a request header.

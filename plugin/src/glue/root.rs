@@ -8,7 +8,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
 use super::filter::Filter;
-use super::host::{HostShared, log, now_millis};
+use super::host::{self, HostShared, log, now_millis};
 use super::metrics::Metrics;
 use crate::config::{Config, Unmatched};
 use crate::edge::{Edge, PushRejection, Refresh};
@@ -243,6 +243,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        host::on_tick();
         let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else {
             return;
         };
