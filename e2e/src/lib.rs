@@ -53,6 +53,14 @@ pub fn binary(name: &str) -> PathBuf {
     )
 }
 
+/// The release binary `name` of this workspace (benchmarks).
+pub fn release_binary(name: &str) -> PathBuf {
+    artifact(
+        target_dir().join("release").join(name),
+        "build it with `cargo build --release --bins`",
+    )
+}
+
 /// The Envoy binary.
 pub fn envoy() -> PathBuf {
     match std::env::var_os("ENVOY_BIN") {
@@ -64,7 +72,8 @@ pub fn envoy() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -79,11 +88,17 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Self {
+    /// Starts `cmd`; it is killed when the guard drops.
+    pub fn spawn(name: &'static str, cmd: &mut Command) -> Self {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Self { name, child }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills it now (SIGKILL) and waits for it.
@@ -357,7 +372,8 @@ fn log_file(dir: &Path, name: &str) -> File {
     File::create(dir.join(name)).expect("log file")
 }
 
-fn wait_for_port(port: u16) {
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "nothing listens on port {port}");
