@@ -1123,6 +1123,18 @@ fn main() {
             })
             .collect()
     };
+    let memory: Vec<f64> = apply_lines
+        .iter()
+        .filter(|l| l.contains("(1000000 tokens)") || l.contains("(999999 tokens)"))
+        .filter_map(|l| {
+            l.split("VM memory ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
     let pushed = applied("push accepted");
     let followed = applied("serving snapshot version");
     let _ = writeln!(
@@ -1148,16 +1160,26 @@ fn main() {
             );
         }
     }
+    if !memory.is_empty() {
+        let max = memory.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            report,
+            "- VM linear memory after a 1,000,000-token apply (everything in the VM: the snapshot, its index, the allocator's and the SDK's state): max {:.1} MB = {:.1} bytes per token per VM, over {} applies",
+            max / 1e6,
+            max / 1e6,
+            memory.len()
+        );
+    }
     let _ = writeln!(
         report,
-        "- Envoy RSS growth after the first 1,000,000-token push (1 worker: its VM's copy, shared data, buffers): {:.1} MB = {:.0} bytes per token",
+        "- Envoy RSS growth after the first 1,000,000-token push (1 worker: its VM, the shared-data copy, Envoy's buffers and allocator caches): {:.1} MB = {:.0} bytes per token",
         rss_growth_kib as f64 / 1024.0,
         rss_growth_kib as f64 * 1024.0 / 1e6
     );
     let per_vm_kib = rss_growth_2w_kib.saturating_sub(rss_growth_kib);
     let _ = writeln!(
         report,
-        "- with 2 workers: {:.1} MB; the difference, what one more worker VM costs: {:.1} MB = {:.1} bytes per token",
+        "- with 2 workers: {:.1} MB; the difference, what one more worker VM adds to RSS: {:.1} MB = {:.1} bytes per token",
         rss_growth_2w_kib as f64 / 1024.0,
         per_vm_kib as f64 / 1024.0,
         per_vm_kib as f64 * 1024.0 / 1e6

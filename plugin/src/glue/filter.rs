@@ -16,7 +16,7 @@ use proxy_wasm::types::{Action, LogLevel};
 use super::host::{
     HostShared, add_request_header, content_length, debug_enabled, log, now_millis, property,
     replace_request_body_prefix, request_body, request_clock, request_header, send_json,
-    set_request_header, strip_request_header,
+    set_request_header, strip_request_header, vm_memory_bytes,
 };
 use super::metrics::Metrics;
 use super::root::{EDGE, refresh};
@@ -397,8 +397,10 @@ impl Filter {
                 log(
                     LogLevel::Info,
                     &format!(
-                        "pat-edge: push accepted: snapshot version {} ({} tokens), applied in {ms} ms",
-                        accepted.version, accepted.tokens
+                        "pat-edge: push accepted: snapshot version {} ({} tokens), applied in {ms} ms, VM memory {} bytes",
+                        accepted.version,
+                        accepted.tokens,
+                        vm_memory_bytes()
                     ),
                 );
                 send_json(

@@ -73,6 +73,12 @@ pub(crate) fn request_clock(tick_clock_is_fresh: bool) -> u64 {
     }
 }
 
+/// This VM's linear memory in bytes: the snapshot and everything else the guest holds (it
+/// only grows; freed memory is reused by the guest's allocator).
+pub(crate) fn vm_memory_bytes() -> usize {
+    core::arch::wasm32::memory_size(0) * 65536
+}
+
 /// The host's wall clock, Unix milliseconds.
 pub(crate) fn now_millis() -> u64 {
     hostcalls::get_current_time()

@@ -286,7 +286,8 @@ pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
             log(
                 LogLevel::Info,
                 &format!(
-                    "pat-edge: serving snapshot version {version} ({tokens} tokens), applied in {ms} ms"
+                    "pat-edge: serving snapshot version {version} ({tokens} tokens), applied in {ms} ms, VM memory {} bytes",
+                    host::vm_memory_bytes()
                 ),
             );
         }
