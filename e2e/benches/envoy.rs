@@ -1188,13 +1188,11 @@ fn main() {
     // ------------------------------------------------------------------------------------
     eprintln!("pat-admin publish at 1,000,000 tokens...");
     let store = dir.path().join("admin-store");
-    let key_file = seed_admin_store(&store, 1_000_000);
-    let admin_key = SigningKey::from_secret_text(&std::fs::read_to_string(key_file).expect("key"))
-        .expect("key");
+    let admin_public_key = seed_admin_store(&store, 1_000_000);
     let edge = start_envoy(
         dir.path(),
         "publish",
-        &Filter::Pat(admin_key.public_key().to_string()),
+        &Filter::Pat(admin_public_key),
         1,
         Launch::Free,
     );
@@ -1230,28 +1228,24 @@ fn main() {
     print!("{report}");
 }
 
-/// A pat-admin store with `count` tokens (inserted directly: hashing passwords would only
-/// measure argon2) and an active signing key; returns the key file.
-fn seed_admin_store(store_dir: &Path, count: usize) -> PathBuf {
-    use pat_admin::store::{Store, keys, now, tokens, users};
+/// A pat-admin store with an active signing key (made by `pat-admin key generate`) and
+/// `count` tokens (inserted directly: hashing passwords would only measure argon2); returns
+/// the public key the edge must trust.
+fn seed_admin_store(store_dir: &Path, count: usize) -> String {
+    use pat_admin::store::{Store, now, tokens, users};
+    let out = Command::new(release_binary("pat-admin"))
+        .env_remove("PAT_ADMIN_STORE")
+        .arg("--store")
+        .arg(store_dir)
+        .args(["--json", "key", "generate"])
+        .output()
+        .expect("pat-admin key generate");
+    assert!(out.status.success(), "key generate failed");
+    let key: serde_json::Value = serde_json::from_slice(&out.stdout).expect("key JSON");
+    let public_key = key["public_key"].as_str().expect("public_key").to_string();
     let mut store = Store::open(store_dir).expect("store");
-    let secret = SigningKey::generate().expect("rng");
-    std::fs::create_dir_all(store.keys_dir()).expect("keys dir");
-    let key_file = store.keys_dir().join("bench.key");
-    std::fs::write(&key_file, secret.to_secret_text().as_bytes()).expect("key file");
-    let public = secret.public_key();
     store
         .write(|tx| {
-            keys::add_active(
-                tx,
-                &keys::Key {
-                    id: public.id().to_string(),
-                    public_key: public.to_string(),
-                    file: "keys/bench.key".into(),
-                    created_at: now(),
-                    active: true,
-                },
-            )?;
             for u in 0..count / 10 {
                 users::add(
                     tx,
@@ -1279,5 +1273,5 @@ fn seed_admin_store(store_dir: &Path, count: usize) -> PathBuf {
             Ok(())
         })
         .expect("seed");
-    key_file
+    public_key
 }
