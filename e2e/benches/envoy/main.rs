@@ -1,0 +1,92 @@
+//! What the pat-edge filter costs in real Envoy, side by side with the alternatives, in one run.
+//!
+//! Run it with `scripts/bench` (it installs wrk, builds, runs this and writes BENCHMARKS.md).
+//! Settings: `PAT_BENCH_ROUNDS` (default 5), `PAT_BENCH_SECONDS` per measurement (default 5),
+//! `PAT_BENCH_CONNECTIONS` (default 16), `PAT_BENCH_REVOCATIONS` (default 10),
+//! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts).
+//!
+//! Throughput runs: every configuration is its own Envoy with one worker, all pinned to CPU 0;
+//! wrk (one thread) is pinned to CPU 1; the upstream is a `direct_response`, so only Envoy and
+//! the filter are measured. Configurations are measured in alternating rounds (the starting
+//! one rotates) and medians are reported. Envoy CPU per request is the process's on-CPU time
+//! (all threads, from /proc/<pid>/task/*/schedstat) over the requests wrk completed.
+//!
+//! Instruction counts: the same configurations once more, each Envoy under callgrind with
+//! instrumentation switched on only around a fixed number of requests. Unlike CPU time,
+//! these counts do not move with the load of a shared machine.
+//!
+//! Then, on an Envoy with two workers: publish → effective on every worker (PUT of a snapshot
+//! that revokes a token until fresh connections all see it denied), at 1,000 and 1,000,000
+//! tokens; the apply time each VM logs; Envoy's memory growth per 1,000,000 tokens; and
+//! `pat-admin publish` (build, sign, push) at 1,000,000 tokens.
+//!
+//! # Layout
+//! - `envoys`: the configurations under test and how an Envoy is started;
+//! - `data`: the key, tokens and snapshots, and a seeded pat-admin store;
+//! - `measure`: statistics, CPU time and RSS, wrk, callgrind counts;
+//! - one module per section of the report: `throughput`, `instructions`, `effective`,
+//!   `admin_publish`.
+
+mod admin_publish;
+mod data;
+mod effective;
+mod envoys;
+mod instructions;
+mod measure;
+mod throughput;
+
+use pat_core::keys::SigningKey;
+use pat_core::token::Token;
+
+use data::Tokens;
+
+const PATH: &str = "/1.0/environment/control/rest/stopenv";
+
+/// A GET of the benchmarked method with this `session`.
+fn get(session: &str) -> String {
+    format!("{PATH}?envName=my-project&session={session}")
+}
+
+/// What every section shares.
+struct Bench {
+    dir: tempfile::TempDir,
+    client: reqwest::blocking::Client,
+    tokens: Tokens,
+    /// The key the edges trust, as configured.
+    public_key: String,
+    /// The valid token's value.
+    token: String,
+    /// A well-formed token no snapshot holds.
+    unknown: Token,
+    /// `api_key_auth`'s keys: 999 others and the token.
+    api_keys: Vec<String>,
+}
+
+fn main() {
+    let tokens = Tokens {
+        key: SigningKey::generate().expect("rng"),
+        real: Token::generate().expect("rng"),
+    };
+    let token = tokens.real.expose().to_string();
+    let bench = Bench {
+        dir: tempfile::TempDir::new().expect("temp dir"),
+        client: reqwest::blocking::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client"),
+        public_key: tokens.key.public_key().to_string(),
+        api_keys: (0..999)
+            .map(|i| format!("apikey-{i:04}-{:x}", i * 7919))
+            .chain([token.clone()])
+            .collect(),
+        token,
+        unknown: Token::generate().expect("rng"),
+        tokens,
+    };
+    let mut report = String::new();
+    let rss_growth_kib = throughput::run(&bench, &mut report);
+    instructions::run(&bench, &mut report);
+    effective::run(&bench, rss_growth_kib, &mut report);
+    admin_publish::run(&bench, &mut report);
+    print!("{report}");
+}
