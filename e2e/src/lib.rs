@@ -8,7 +8,10 @@
 //! `platform-standin` binaries, and Envoy at `$ENVOY_BIN` or `.venv/bin/envoy`.
 //!
 //! # Layout
-//! One module: [`Stack`] is one deployment; [`Client`] sends requests through it.
+//! This library is one module: [`Stack`] is one deployment; [`Client`] sends requests
+//! through it. `tests/` holds one file per behaviour; `benches/envoy/` is the real-Envoy
+//! benchmark (`scripts/bench`), with the reference filters in `empty-filter/` and
+//! `probe-filter/`.
 
 use std::fs::File;
 use std::net::TcpListener;
