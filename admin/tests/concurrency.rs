@@ -11,36 +11,19 @@ fn twenty_parallel_generates_make_twenty_tokens() {
     admin.user("alice");
     let children: Vec<_> = (0..20)
         .map(|i| {
-            let description = format!("parallel {i}");
-            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"));
-            cmd.env_remove("PAT_ADMIN_STORE")
-                .args([
-                    "--store",
-                    admin.store().to_str().expect("utf-8"),
+            admin.spawn_confirmed(
+                &[
                     "--json",
                     "generate",
                     "--user",
                     "alice",
-                ])
-                .args([
                     "--description",
-                    &description,
+                    &format!("parallel {i}"),
                     "--api",
                     "ide-plugins",
-                    "--password-stdin",
-                ])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd.spawn().expect("spawn");
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(format!("{PASSWORD}\n").as_bytes())
-                .expect("write");
-            child
+                ],
+                &[],
+            )
         })
         .collect();
     let mut ids = Vec::new();

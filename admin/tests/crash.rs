@@ -3,44 +3,31 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pat_admin::store::{Store, audit, tokens};
 use support::*;
 
 fn spawn_generate(admin: &Admin, failpoint: bool) -> Child {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("pat-admin"));
-    cmd.env_remove("PAT_ADMIN_STORE")
-        .args([
-            "--store",
-            admin.store().to_str().expect("utf-8"),
+    let env: &[(&str, &str)] = if failpoint {
+        &[("PAT_ADMIN_FAILPOINT", "sleep-before-commit")]
+    } else {
+        &[]
+    };
+    admin.spawn_confirmed(
+        &[
             "generate",
             "--user",
             "alice",
-        ])
-        .args([
             "--description",
             "crash test",
             "--api",
             "ide-plugins",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if failpoint {
-        cmd.env("PAT_ADMIN_FAILPOINT", "sleep-before-commit");
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("write");
-    child
+        ],
+        env,
+    )
 }
 
 /// Tokens and their `token.generate` audit entries are written in one transaction: they

@@ -104,6 +104,32 @@ impl Admin {
         self.run_with(&all, &format!("{PASSWORD}\n"))
     }
 
+    /// Starts a change confirmed with [`PASSWORD`] on stdin without waiting for it (stdout
+    /// and stderr piped), with extra environment variables.
+    pub fn spawn_confirmed(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
+            .env_remove("PAT_ADMIN_STORE")
+            .envs(env.iter().copied())
+            .arg("--store")
+            .arg(self.store())
+            .args(args)
+            .arg("--password-stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pat-admin starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("password written");
+        child
+    }
+
     /// Creates an account with [`PASSWORD`].
     pub fn user(&self, name: &str) {
         self.run_with(
