@@ -63,8 +63,15 @@ async fn not_found() -> Response {
 /// `"<version>-<first 16 hex of the body digest>"`.
 pub fn etag(version: u64, bytes: &[u8]) -> String {
     let digest = bytes
-        .get(40..48)
-        .map(|d| d.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        .get(..pat_core::snapshot::HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .and_then(|h| pat_core::snapshot::Header::decode(h).ok())
+        .map(|h| {
+            h.body_digest[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
     format!("\"{version}-{}\"", digest.unwrap_or_default())
 }
 

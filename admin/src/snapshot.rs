@@ -78,7 +78,10 @@ pub fn build(store: &mut Store) -> Result<Published> {
         })?;
         let count = builder.len() as u64;
         let bytes = builder
-            .build(version, issued_at, &secret)
+            .build(
+                pat_core::snapshot::Stamp::lasting(version, issued_at, 24 * 3600),
+                &secret,
+            )
             .map_err(|e| Error::Invalid(format!("cannot publish: {e}")))?;
         let published = Published {
             version,

@@ -4,9 +4,13 @@
 use pat_core::keys::{SigningKey, TrustedKeys};
 use pat_core::method::MethodName;
 use pat_core::snapshot::layout::{BODY_OFFSET, HEADER_LEN, Header, SIGNING_CONTEXT};
-use pat_core::snapshot::{BuildError, Snapshot, SnapshotBuilder, SnapshotError, TokenSpec};
+use pat_core::snapshot::{
+    BuildError, Snapshot, SnapshotBuilder, SnapshotError, Stamp, TokenSpec, verify_head,
+};
 use pat_core::token::TokenHash;
 use proptest::prelude::*;
+
+const DAY: u64 = 86_400;
 
 fn method(name: &str) -> MethodName {
     MethodName::parse(name).expect("valid method")
@@ -50,7 +54,8 @@ fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
         scope: &ide_reordered,
     })
     .expect("add");
-    b.build(version, 1_790_000_000, key).expect("build")
+    b.build(Stamp::lasting(version, 1_790_000_000, DAY), key)
+        .expect("build")
 }
 
 #[test]
@@ -89,7 +94,9 @@ fn round_trip_with_deduplicated_users_and_scopes() {
 #[test]
 fn empty_snapshot_is_valid() {
     let key = SigningKey::generate().expect("rng");
-    let bytes = SnapshotBuilder::new().build(1, 0, &key).expect("build");
+    let bytes = SnapshotBuilder::new()
+        .build(Stamp::lasting(1, 0, DAY), &key)
+        .expect("build");
     let snapshot = Snapshot::open(bytes, &trusted(&key)).expect("opens");
     assert_eq!(snapshot.token_count(), 0);
     assert!(snapshot.find(&TokenHash::of("x")).is_none());
@@ -130,7 +137,7 @@ fn foreign_keys_and_forged_signatures_are_refused() {
     );
     // A stranger who copies a trusted key id into the header still cannot sign for it.
     let mut forged = bytes;
-    forged[32..40].copy_from_slice(&key.public_key().id().0);
+    forged[40..48].copy_from_slice(&key.public_key().id().0);
     assert_eq!(
         Snapshot::open(forged, &trusted(&key)).err(),
         Some(SnapshotError::BadSignature(key.public_key().id()))
@@ -139,6 +146,60 @@ fn foreign_keys_and_forged_signatures_are_refused() {
     let both = TrustedKeys::new([key.public_key(), stranger.public_key()]);
     assert!(Snapshot::open(sample(&stranger, 1), &both).is_ok());
     assert!(Snapshot::open(sample(&key, 1), &both).is_ok());
+}
+
+#[test]
+fn the_signed_head_alone_states_the_version_and_freshness() {
+    let key = SigningKey::generate().expect("rng");
+    let bytes = sample(&key, 9);
+    let head = verify_head(&bytes[..BODY_OFFSET], &trusted(&key)).expect("a valid head");
+    assert_eq!(head.version, 9);
+    assert_eq!(head.issued_at, 1_790_000_000);
+    assert_eq!(head.expires_at, 1_790_000_000 + DAY);
+    assert_eq!(
+        pat_core::snapshot::open::announced_len(&head),
+        bytes.len() as u64
+    );
+    // Forged, foreign or cut short: refused.
+    let mut forged = bytes[..BODY_OFFSET].to_vec();
+    forged[16] ^= 1;
+    assert!(matches!(
+        verify_head(&forged, &trusted(&key)),
+        Err(SnapshotError::BadSignature(_))
+    ));
+    let stranger = SigningKey::generate().expect("rng");
+    assert!(matches!(
+        verify_head(&bytes[..BODY_OFFSET], &trusted(&stranger)),
+        Err(SnapshotError::UntrustedKey(_))
+    ));
+    assert!(matches!(
+        verify_head(&bytes[..BODY_OFFSET - 1], &trusted(&key)),
+        Err(SnapshotError::TooShort(_))
+    ));
+}
+
+#[test]
+fn the_expiry_is_signed_and_must_follow_the_issue_time() {
+    let key = SigningKey::generate().expect("rng");
+    let mut bytes = sample(&key, 1);
+    // Extending the expiry by hand breaks the signature.
+    bytes[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        Snapshot::open(bytes, &trusted(&key)),
+        Err(SnapshotError::BadSignature(_))
+    ));
+    let stamp = Stamp {
+        version: 1,
+        issued_at: 100,
+        expires_at: 100,
+    };
+    assert_eq!(
+        SnapshotBuilder::new().build(stamp, &key).err(),
+        Some(BuildError::ExpiresBeforeIssued {
+            issued_at: 100,
+            expires_at: 100
+        })
+    );
 }
 
 proptest! {
@@ -287,7 +348,7 @@ fn builder_rejections() {
     b.add(spec("a", 3, "bob"))
         .expect("same hash, caught at build");
     assert_eq!(
-        b.build(1, 0, &key).err(),
+        b.build(Stamp::lasting(1, 0, DAY), &key).err(),
         Some(BuildError::DuplicateHash(1, 3))
     );
 }
@@ -339,7 +400,7 @@ proptest! {
                 scope,
             }).expect("add");
         }
-        let snapshot = Snapshot::open(b.build(version, 42, &key).expect("build"), &trusted(&key)).expect("open");
+        let snapshot = Snapshot::open(b.build(Stamp::lasting(version, 42, DAY), &key).expect("build"), &trusted(&key)).expect("open");
         prop_assert_eq!(snapshot.version(), version);
         prop_assert_eq!(snapshot.entries().count(), tokens.len());
         for (i, (t, scope)) in tokens.iter().zip(&scopes).enumerate() {

@@ -2,8 +2,8 @@
 //! rejected and change nothing.
 
 use pat_core::keys::SigningKey;
-use pat_core::snapshot::SnapshotBuilder;
-use pat_e2e::{Client, Stack};
+use pat_core::snapshot::{SnapshotBuilder, Stamp};
+use pat_e2e::{Client, Stack, unix_now};
 
 const STOPENV: &str = "/1.0/environment/control/rest/stopenv";
 
@@ -29,7 +29,10 @@ fn bad_pushes_are_rejected_and_change_nothing() {
     assert_eq!(status()["version"], 2);
 
     let forged = SnapshotBuilder::new()
-        .build(99, 0, &SigningKey::generate().expect("rng"))
+        .build(
+            Stamp::lasting(99, unix_now(), 86_400),
+            &SigningKey::generate().expect("rng"),
+        )
         .expect("build");
     let older = published(&stack, 1);
     let mut truncated = published(&stack, 2);

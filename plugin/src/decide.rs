@@ -302,7 +302,9 @@ mod tests {
             scope: &scope,
         })
         .expect("add");
-        let bytes = b.build(1, NOW, &key).expect("build");
+        let bytes = b
+            .build(pat_core::snapshot::Stamp::lasting(1, NOW, 86_400), &key)
+            .expect("build");
         let snapshot = Snapshot::open(bytes, &TrustedKeys::new([key.public_key()])).expect("open");
         Fixture {
             snapshot,

@@ -224,7 +224,7 @@ mod tests {
     use crate::shared::{POINTER_KEY, ensure_pointer};
     use pat_core::keys::SigningKey;
     use pat_core::method::MethodName;
-    use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+    use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
     use pat_core::token::TokenHash;
 
     struct Publisher {
@@ -255,7 +255,8 @@ mod tests {
                 })
                 .expect("add");
             }
-            b.build(version, 1_800_000_000, &self.key).expect("build")
+            b.build(Stamp::lasting(version, 1_800_000_000, 86_400), &self.key)
+                .expect("build")
         }
     }
 

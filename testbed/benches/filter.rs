@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
 use pat_core::token::{Token, TokenHash};
 use pat_testbed::{Plugin, Request, Testbed, wasm_artifact};
 
@@ -57,7 +57,8 @@ fn snapshot(key: &SigningKey, version: u64, tokens: usize, real: &Token) -> Vec<
         scope: &scope,
     })
     .expect("real");
-    b.build(version, START, key).expect("build")
+    b.build(Stamp::lasting(version, START, 7 * 86_400), key)
+        .expect("build")
 }
 
 /// Two worker VMs with the public and control filters, trusting `key`.

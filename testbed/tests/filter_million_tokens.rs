@@ -5,7 +5,7 @@ mod filter_support;
 
 use filter_support::*;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
 use pat_core::token::TokenHash;
 
 const FILLERS: usize = 1_000_000;
@@ -53,7 +53,9 @@ fn big_snapshot(edge: &Edge, version: u64, real: &[&Minted]) -> Vec<u8> {
             })
             .expect("real token");
     }
-    builder.build(version, START, &edge.key).expect("build")
+    builder
+        .build(Stamp::lasting(version, START, 7 * 86_400), &edge.key)
+        .expect("build")
 }
 
 #[test]

@@ -23,6 +23,29 @@ pub struct TokenSpec<'a> {
     pub scope: &'a [MethodName],
 }
 
+/// What the publisher signs besides the tokens: the version, when it was issued, and until
+/// when edges may use it (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Strictly increasing per publisher.
+    pub version: u64,
+    /// When it was built, Unix seconds.
+    pub issued_at: u64,
+    /// From this instant on no edge uses it, Unix seconds; after `issued_at`.
+    pub expires_at: u64,
+}
+
+impl Stamp {
+    /// A stamp for a snapshot issued at `issued_at` that edges may use for `lifetime` seconds.
+    pub fn lasting(version: u64, issued_at: u64, lifetime: u64) -> Self {
+        Self {
+            version,
+            issued_at,
+            expires_at: issued_at.saturating_add(lifetime),
+        }
+    }
+}
+
 /// Why a snapshot could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
@@ -59,6 +82,14 @@ pub enum BuildError {
     /// More items than the format's counters hold.
     #[error("too many {0} for one snapshot")]
     TooMany(&'static str),
+    /// An expiry that is not after the issue time: no edge could ever use it.
+    #[error("the snapshot would expire ({expires_at}) no later than it is issued ({issued_at})")]
+    ExpiresBeforeIssued {
+        /// Issue time, Unix seconds.
+        issued_at: u64,
+        /// Expiry, Unix seconds.
+        expires_at: u64,
+    },
 }
 
 /// Collects tokens, deduplicating users and scopes, then encodes and signs the snapshot.
@@ -164,13 +195,19 @@ impl SnapshotBuilder {
         Ok(index)
     }
 
-    /// Encodes the snapshot and signs it with `key`.
-    pub fn build(
-        mut self,
-        version: u64,
-        issued_at: u64,
-        key: &SigningKey,
-    ) -> Result<Vec<u8>, BuildError> {
+    /// Encodes the snapshot and signs it, with its stamp, with `key`.
+    pub fn build(mut self, stamp: Stamp, key: &SigningKey) -> Result<Vec<u8>, BuildError> {
+        let Stamp {
+            version,
+            issued_at,
+            expires_at,
+        } = stamp;
+        if expires_at <= issued_at {
+            return Err(BuildError::ExpiresBeforeIssued {
+                issued_at,
+                expires_at,
+            });
+        }
         let methods: Vec<&MethodName> = self
             .scope_sets
             .iter()
@@ -230,6 +267,7 @@ impl SnapshotBuilder {
         let header = Header {
             version,
             issued_at,
+            expires_at,
             key_id: key.public_key().id().0,
             body_digest: blake3::hash(&body).into(),
             method_count: methods.len() as u32,

@@ -3,18 +3,19 @@
 //! ```text
 //! offset size  field
 //!      0    8  magic "PATSNAP1"
-//!      8    2  format version (1)
+//!      8    2  format version (2)
 //!     10    2  flags (0)
 //!     12    4  reserved (0)
 //!     16    8  snapshot version: strictly increasing per publisher
 //!     24    8  issued at, Unix seconds
-//!     32    8  key id of the signing key
-//!     40   32  BLAKE3 of the body
-//!     72    4  method count          76  4  scope count
-//!     80    4  user count            84  4  token count
-//!     88    8  body length
-//!     96   64  Ed25519 signature over SIGNING_CONTEXT ‖ bytes 0..96
-//!    160       body:
+//!     32    8  expires at, Unix seconds: no edge uses the snapshot from this instant on
+//!     40    8  key id of the signing key
+//!     48   32  BLAKE3 of the body
+//!     80    4  method count          84  4  scope count
+//!     88    4  user count            92  4  token count
+//!     96    8  body length
+//!    104   64  Ed25519 signature over SIGNING_CONTEXT ‖ bytes 0..104
+//!    168       body:
 //!              methods  string table: (count+1) × u32 offsets, then UTF-8 bytes;
 //!                       canonical method names, sorted, unique
 //!              scopes   (count+1) × u32 offsets into the element array, then u16 elements:
@@ -31,15 +32,24 @@
 //! which is most of the difference between a ~100 ms and a ~400 ms apply at 1,000,000
 //! tokens. Token hashes remain SHA-256.
 //!
+//! The signed expiry is the freshness guarantee (TUF's defence against freeze and rollback
+//! attacks): an old snapshot, replayed to an edge that lost its state, is refused once it has
+//! expired, and an edge drops a snapshot it holds when it expires. The header and signature
+//! alone (the first [`BODY_OFFSET`] bytes, the *head*) are a small signed statement of the
+//! current version that edges can poll cheaply ([`super::verify_head`]).
+//!
+//! Format version 1 had no expiry; it is refused (and its signatures cannot be mistaken for
+//! version 2 ones: the signing context names the format).
+//!
 //! The token table is used in place for lookups, so a filter VM holds a snapshot in about
 //! 56 bytes per token plus the string tables: decoding validates, it does not copy.
 
 /// First 8 bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"PATSNAP1";
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes of the signed header.
-pub const HEADER_LEN: usize = 96;
+pub const HEADER_LEN: usize = 104;
 /// Bytes of the Ed25519 signature that follows the header.
 pub const SIGNATURE_LEN: usize = 64;
 /// Where the body starts.
@@ -48,7 +58,7 @@ pub const BODY_OFFSET: usize = HEADER_LEN + SIGNATURE_LEN;
 pub const RECORD_LEN: usize = 56;
 /// Prepended to the header before signing, so a snapshot signature can never be mistaken
 /// for a signature over anything else.
-pub const SIGNING_CONTEXT: &[u8] = b"pat-edge snapshot v1\0";
+pub const SIGNING_CONTEXT: &[u8] = b"pat-edge snapshot v2\0";
 
 /// The fixed-size header, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +67,8 @@ pub struct Header {
     pub version: u64,
     /// When the snapshot was built, Unix seconds.
     pub issued_at: u64,
+    /// From this instant on (Unix seconds) no edge may use it.
+    pub expires_at: u64,
     /// Id of the key that signed it.
     pub key_id: [u8; 8],
     /// BLAKE3 of the body.
@@ -84,6 +96,7 @@ impl Header {
         w.put(&0u32.to_le_bytes());
         w.put(&self.version.to_le_bytes());
         w.put(&self.issued_at.to_le_bytes());
+        w.put(&self.expires_at.to_le_bytes());
         w.put(&self.key_id);
         w.put(&self.body_digest);
         w.put(&self.method_count.to_le_bytes());
@@ -110,6 +123,7 @@ impl Header {
         Ok(Self {
             version: u64::from_le_bytes(r.array()),
             issued_at: u64::from_le_bytes(r.array()),
+            expires_at: u64::from_le_bytes(r.array()),
             key_id: r.array(),
             body_digest: r.array(),
             method_count: u32::from_le_bytes(r.array()),
@@ -187,6 +201,7 @@ mod tests {
         let header = Header {
             version: 7,
             issued_at: 1_800_000_000,
+            expires_at: 1_800_086_400,
             key_id: [1, 2, 3, 4, 5, 6, 7, 8],
             body_digest: [9; 32],
             method_count: 3,
@@ -198,8 +213,9 @@ mod tests {
         let bytes = header.encode();
         assert_eq!(&bytes[..8], b"PATSNAP1");
         assert_eq!(&bytes[16..24], &7u64.to_le_bytes());
-        assert_eq!(&bytes[84..88], &11u32.to_le_bytes());
-        assert_eq!(&bytes[88..96], &1234u64.to_le_bytes());
+        assert_eq!(&bytes[32..40], &1_800_086_400u64.to_le_bytes());
+        assert_eq!(&bytes[92..96], &11u32.to_le_bytes());
+        assert_eq!(&bytes[96..104], &1234u64.to_le_bytes());
         assert_eq!(Header::decode(&bytes), Ok(header));
     }
 
@@ -208,6 +224,7 @@ mod tests {
         let good = Header {
             version: 1,
             issued_at: 0,
+            expires_at: 0,
             key_id: [0; 8],
             body_digest: [0; 32],
             method_count: 0,
@@ -221,8 +238,8 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(Header::decode(&bad), Err(HeaderError::Magic));
         let mut bad = good;
-        bad[8] = 2;
-        assert_eq!(Header::decode(&bad), Err(HeaderError::FormatVersion(2)));
+        bad[8] = 1;
+        assert_eq!(Header::decode(&bad), Err(HeaderError::FormatVersion(1)));
         let mut bad = good;
         bad[12] = 1;
         assert_eq!(Header::decode(&bad), Err(HeaderError::Reserved));

@@ -4,21 +4,25 @@
 //! - [`layout`]: the byte layout and the header.
 //! - [`build`]: [`SnapshotBuilder`], the publisher's side.
 //! - [`open`]: [`Snapshot::open`] — signature, digest and structure checks. Nothing is
-//!   trusted before all of them pass, and a refused snapshot changes nothing.
+//!   trusted before all of them pass, and a refused snapshot changes nothing. [`verify_head`]
+//!   checks the signed head alone (a cheap "current version" statement).
+//! - [`fresh`]: the signed expiry and the edge's maximum age.
 //! - [`lookup`]: token lookups by hash (bucket index + binary search, no allocation) and
 //!   scope checks.
 //!
 //! Designed for 1,000,000 tokens: ~56 bytes per token in memory, decoding is one pass.
 
 pub mod build;
+pub mod fresh;
 pub mod layout;
 pub mod lookup;
 pub mod open;
 
-pub use build::{BuildError, SnapshotBuilder, TokenSpec};
+pub use build::{BuildError, SnapshotBuilder, Stamp, TokenSpec};
+pub use fresh::{Stale, check_fresh, fresh_until_ms};
 pub use layout::{BODY_OFFSET, HEADER_LEN, Header, HeaderError};
 pub use lookup::{MethodIndex, Scope, TokenEntry};
-pub use open::{verify, verify_header};
+pub use open::{announced_len, check_length, verify, verify_head, verify_header};
 
 use crate::keys::KeyId;
 
@@ -80,6 +84,11 @@ impl Snapshot {
     /// When it was built, Unix seconds.
     pub fn issued_at(&self) -> u64 {
         self.header.issued_at
+    }
+
+    /// Its signed expiry, Unix seconds.
+    pub fn expires_at(&self) -> u64 {
+        self.header.expires_at
     }
 
     /// Number of tokens.

@@ -79,30 +79,16 @@ impl ScopeTable {
     }
 }
 
-/// Checks everything that does not need the body: the announced length against
-/// `total_len`, the header fields, the key and the signature. `head` needs only the first
-/// [`BODY_OFFSET`] bytes. A push is pre-checked this way before its body is copied.
-pub fn verify_header(
-    head: &[u8],
-    total_len: u64,
-    keys: &TrustedKeys,
-) -> Result<Header, SnapshotError> {
-    let too_short = SnapshotError::TooShort(usize::try_from(total_len).unwrap_or(usize::MAX));
-    if total_len < BODY_OFFSET as u64 {
-        return Err(too_short);
-    }
+/// Checks the signed head alone (the first [`BODY_OFFSET`] bytes: header and signature):
+/// header fields, trusted key, signature. This is the cheap "current version" statement an
+/// edge polls; it says nothing about a body it has not seen.
+pub fn verify_head(head: &[u8], keys: &TrustedKeys) -> Result<Header, SnapshotError> {
+    let too_short = || SnapshotError::TooShort(head.len());
     let header_bytes: &[u8; HEADER_LEN] = head
         .get(..HEADER_LEN)
         .and_then(|h| h.try_into().ok())
-        .ok_or(too_short.clone())?;
+        .ok_or_else(too_short)?;
     let header = Header::decode(header_bytes)?;
-    let expected = (BODY_OFFSET as u64).saturating_add(header.body_len);
-    if expected != total_len {
-        return Err(SnapshotError::Length {
-            expected,
-            actual: total_len,
-        });
-    }
     let key_id = KeyId(header.key_id);
     let key = keys
         .get(key_id)
@@ -110,7 +96,7 @@ pub fn verify_header(
     let signature: &[u8; SIGNATURE_LEN] = head
         .get(HEADER_LEN..BODY_OFFSET)
         .and_then(|s| s.try_into().ok())
-        .ok_or(too_short)?;
+        .ok_or_else(too_short)?;
     let mut signed = [0u8; SIGNING_CONTEXT.len() + HEADER_LEN];
     let (context, rest) = signed.split_at_mut(SIGNING_CONTEXT.len());
     context.copy_from_slice(SIGNING_CONTEXT);
@@ -119,6 +105,42 @@ pub fn verify_header(
         return Err(SnapshotError::BadSignature(key_id));
     }
     Ok(header)
+}
+
+/// Checks everything that does not need the body: the header fields, the key and the
+/// signature (see [`verify_head`]), and the announced length against `total_len`. `head`
+/// needs only the first [`BODY_OFFSET`] bytes. A push is pre-checked this way as soon as its
+/// head arrives, before the rest of its body is buffered.
+pub fn verify_header(
+    head: &[u8],
+    total_len: u64,
+    keys: &TrustedKeys,
+) -> Result<Header, SnapshotError> {
+    if total_len < BODY_OFFSET as u64 {
+        return Err(SnapshotError::TooShort(
+            usize::try_from(total_len).unwrap_or(usize::MAX),
+        ));
+    }
+    let header = verify_head(head, keys)?;
+    check_length(&header, total_len)?;
+    Ok(header)
+}
+
+/// The full length a verified header announces must be `total_len`.
+pub fn check_length(header: &Header, total_len: u64) -> Result<(), SnapshotError> {
+    let expected = announced_len(header);
+    if expected != total_len {
+        return Err(SnapshotError::Length {
+            expected,
+            actual: total_len,
+        });
+    }
+    Ok(())
+}
+
+/// The full length of the snapshot a header describes.
+pub fn announced_len(header: &Header) -> u64 {
+    (BODY_OFFSET as u64).saturating_add(header.body_len)
 }
 
 /// Checks length, header, signature and the body digest; returns the header. Does not look

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
 use pat_core::token::{Token, TokenHash};
 use pat_e2e::release_binary;
 
@@ -53,15 +53,12 @@ pub(crate) fn snapshot(
         })
         .expect("real");
     }
-    b.build(
-        version,
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-        &tokens.key,
-    )
-    .expect("build")
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    b.build(Stamp::lasting(version, now, 86_400), &tokens.key)
+        .expect("build")
 }
 
 /// Pushes a snapshot to an Envoy's control listener; it must be accepted.

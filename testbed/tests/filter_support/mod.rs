@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
 use pat_core::token::Token;
 use pat_testbed::{
     Exchange, FailurePolicy, Plugin, Request, Testbed, TestbedBuilder, wasm_artifact,
@@ -67,7 +67,9 @@ pub fn snapshot(key: &SigningKey, version: u64, tokens: &[&Minted]) -> Vec<u8> {
             })
             .expect("valid token");
     }
-    builder.build(version, START, key).expect("build")
+    builder
+        .build(Stamp::lasting(version, START, 7 * 86_400), key)
+        .expect("build")
 }
 
 /// One edge: `workers` VMs, each with the public filter (`public`) and the control filter
