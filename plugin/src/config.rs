@@ -13,6 +13,8 @@ use crate::origin::OriginConfig;
 
 /// Default name of the environment variable holding trusted public keys.
 pub const DEFAULT_KEYS_ENV: &str = "PAT_PUBLIC_KEYS";
+/// Default `max_snapshot_age_ms`: a day, pat-admin's default snapshot lifetime.
+pub const DEFAULT_MAX_SNAPSHOT_AGE_MS: u64 = 86_400_000;
 /// Default control path for snapshot pushes and status.
 pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
 
@@ -45,6 +47,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How often each VM checks for a newer snapshot.
     pub refresh_interval: Duration,
+    /// Snapshots issued longer ago than this are refused and not served from.
+    pub max_snapshot_age_ms: u64,
     /// Snapshot push endpoint (control listener only).
     pub push: Option<PushConfig>,
     /// Where a (re)started edge fetches the current snapshot.
@@ -140,6 +144,7 @@ struct RawConfig {
     deny: DenyStyle,
     max_body_bytes: u64,
     refresh_interval_ms: u64,
+    max_snapshot_age_ms: u64,
     push: Option<RawPush>,
     origin: Option<RawOrigin>,
 }
@@ -156,6 +161,7 @@ impl Default for RawConfig {
             deny: DenyStyle::default(),
             max_body_bytes: 1024 * 1024,
             refresh_interval_ms: 50,
+            max_snapshot_age_ms: DEFAULT_MAX_SNAPSHOT_AGE_MS,
             push: None,
             origin: None,
         }
@@ -187,6 +193,7 @@ impl Default for RawPush {
 struct RawOrigin {
     cluster: String,
     path: String,
+    head_path: String,
     authority: String,
     interval_ms: u64,
     retry_ms: u64,
@@ -198,8 +205,9 @@ impl Default for RawOrigin {
         Self {
             cluster: "pat_origin".into(),
             path: "/snapshot".into(),
+            head_path: "/snapshot/head".into(),
             authority: "pat-origin".into(),
-            interval_ms: 30_000,
+            interval_ms: 10_000,
             retry_ms: 2_000,
             timeout_ms: 10_000,
         }
@@ -337,6 +345,11 @@ impl Config {
                 field: "refresh_interval_ms",
                 message: "use 10 to 60000 milliseconds",
             })?;
+        let max_snapshot_age_ms =
+            in_range(raw.max_snapshot_age_ms, 1_000, 90 * 86_400_000).ok_or(ConfigError::Range {
+                field: "max_snapshot_age_ms",
+                message: "use 1000 to 7776000000 milliseconds (90 days)",
+            })? as u64;
         let push = match raw.push {
             Some(push) if push.enabled => {
                 if !push.path.starts_with('/')
@@ -371,6 +384,7 @@ impl Config {
             deny: raw.deny,
             max_body_bytes,
             refresh_interval: Duration::from_millis(refresh_ms as u64),
+            max_snapshot_age_ms,
             push,
             origin,
         })
@@ -383,9 +397,15 @@ fn parse_origin(raw: RawOrigin) -> Result<OriginConfig, ConfigError> {
             "cluster and origin.authority must not be empty",
         ));
     }
-    if !raw.path.starts_with('/') || raw.path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+    let is_path = |p: &str| p.starts_with('/') && p.bytes().all(|b| (0x21..0x7f).contains(&b));
+    if !is_path(&raw.path) {
         return Err(ConfigError::Origin(
             "path: use an absolute path such as /snapshot",
+        ));
+    }
+    if !is_path(&raw.head_path) || raw.head_path == raw.path {
+        return Err(ConfigError::Origin(
+            "head_path: use an absolute path other than path, such as /snapshot/head",
         ));
     }
     if !(1_000..=86_400_000).contains(&raw.interval_ms) {
@@ -406,6 +426,7 @@ fn parse_origin(raw: RawOrigin) -> Result<OriginConfig, ConfigError> {
     Ok(OriginConfig {
         cluster: raw.cluster,
         path: raw.path,
+        head_path: raw.head_path,
         authority: raw.authority,
         interval: Duration::from_millis(raw.interval_ms),
         retry: Duration::from_millis(raw.retry_ms),
@@ -488,7 +509,9 @@ mod tests {
             (origin.cluster.as_str(), origin.path.as_str()),
             ("pat_origin", "/snapshot")
         );
-        assert_eq!(origin.interval, Duration::from_secs(30));
+        assert_eq!(origin.head_path, "/snapshot/head");
+        assert_eq!(origin.interval, Duration::from_secs(10));
+        assert_eq!(config.max_snapshot_age_ms, DEFAULT_MAX_SNAPSHOT_AGE_MS);
     }
 
     #[test]
@@ -534,6 +557,14 @@ mod tests {
                 "origin.interval_ms",
             ),
             (with_key(r#","origin":{"path":"x"}"#), "origin.path"),
+            (
+                with_key(r#","origin":{"head_path":"/snapshot"}"#),
+                "origin.head_path",
+            ),
+            (
+                with_key(r#","max_snapshot_age_ms":5"#),
+                "max_snapshot_age_ms",
+            ),
             (
                 with_key(r#","origin":{"retry_ms":99999999}"#),
                 "origin.retry_ms",

@@ -41,15 +41,17 @@ fn is_internal_v4(ip: std::net::Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b))
 }
 
-/// HTTP status and message for a refused push.
+/// HTTP status for a refused push: 400 malformed or unusable, 403 untrusted or forged,
+/// 409 not newer than what the edge (or its origin) holds, 413 too large, 503 retry later.
 pub fn rejection_status(rejection: &PushRejection) -> u32 {
     match rejection {
-        PushRejection::Stale { .. } => 409,
+        PushRejection::NotNewer { .. } | PushRejection::BelowFloor { .. } => 409,
         PushRejection::Invalid(SnapshotError::UntrustedKey(_) | SnapshotError::BadSignature(_)) => {
             403
         }
-        PushRejection::Invalid(_) | PushRejection::Unreadable => 400,
-        PushRejection::Store(_) => 503,
+        PushRejection::Invalid(_) | PushRejection::Stale(_) | PushRejection::Unreadable => 400,
+        PushRejection::TooLarge { .. } => 413,
+        PushRejection::WaitingForOrigin | PushRejection::Busy | PushRejection::Store(_) => 503,
     }
 }
 
@@ -90,11 +92,26 @@ mod tests {
     #[test]
     fn rejection_statuses() {
         assert_eq!(
-            rejection_status(&PushRejection::Stale {
+            rejection_status(&PushRejection::NotNewer {
                 offered: 1,
                 current: 2
             }),
             409
+        );
+        assert_eq!(
+            rejection_status(&PushRejection::BelowFloor {
+                offered: 1,
+                floor: 2
+            }),
+            409
+        );
+        assert_eq!(rejection_status(&PushRejection::WaitingForOrigin), 503);
+        assert_eq!(
+            rejection_status(&PushRejection::Stale(pat_core::snapshot::Stale::Expired {
+                version: 1,
+                expires_at: 2
+            })),
+            400
         );
         assert_eq!(
             rejection_status(&PushRejection::Invalid(SnapshotError::UntrustedKey(KeyId(

@@ -76,6 +76,8 @@ pub enum Denial {
     AmbiguousPath(&'static str),
     /// Several different `session` values.
     ConflictingSessions,
+    /// A token-format value outside the one decisive `session` value.
+    StrayToken,
     /// A body that can carry a `session` but cannot be parsed.
     UnparseableBody(&'static str),
     /// A body too large to inspect.
@@ -95,7 +97,7 @@ pub enum Category {
 
 impl Denial {
     /// Every reason's metric suffix, for defining metrics up front.
-    pub const REASONS: [&'static str; 13] = [
+    pub const REASONS: [&'static str; 14] = [
         "missing_session",
         "ordinary_session",
         "malformed_token",
@@ -107,6 +109,7 @@ impl Denial {
         "not_an_api_method",
         "ambiguous_path",
         "conflicting_sessions",
+        "stray_token",
         "unparseable_body",
         "body_too_large",
     ];
@@ -125,6 +128,7 @@ impl Denial {
             Self::NotAnApiMethod => "not_an_api_method",
             Self::AmbiguousPath(_) => "ambiguous_path",
             Self::ConflictingSessions => "conflicting_sessions",
+            Self::StrayToken => "stray_token",
             Self::UnparseableBody(_) => "unparseable_body",
             Self::BodyTooLarge => "body_too_large",
         }
@@ -143,6 +147,7 @@ impl Denial {
             Self::NotAnApiMethod
             | Self::AmbiguousPath(_)
             | Self::ConflictingSessions
+            | Self::StrayToken
             | Self::UnparseableBody(_)
             | Self::BodyTooLarge => Category::InvalidRequest,
         }
@@ -164,6 +169,7 @@ impl Denial {
             Self::NotAnApiMethod => "access tokens can only be used on API method paths (/1.0/group/class/rest/method)".into(),
             Self::AmbiguousPath(why) => format!("request path refused for an access token: it contains {why}"),
             Self::ConflictingSessions => "the request carries several different session values".into(),
+            Self::StrayToken => "the request carries an access token outside its session parameter; pass it only as session".into(),
             Self::UnparseableBody(why) => format!("the request body cannot be parsed: {why}"),
             Self::BodyTooLarge => "the request body is too large to check for a session parameter".into(),
         }
@@ -192,6 +198,7 @@ pub fn decide(
             return unmatched(policy.missing_session, Denial::MissingSession);
         }
         SessionFinding::Conflicting => return Verdict::Deny(Denial::ConflictingSessions),
+        SessionFinding::StrayToken => return Verdict::Deny(Denial::StrayToken),
         SessionFinding::Unparseable(why) => return Verdict::Deny(Denial::UnparseableBody(why)),
         SessionFinding::TooLarge => return Verdict::Deny(Denial::BodyTooLarge),
         SessionFinding::Found(value) => value,
@@ -488,6 +495,7 @@ mod tests {
         let f = fixture();
         for (finding, reason) in [
             (SessionFinding::Conflicting, "conflicting_sessions"),
+            (SessionFinding::StrayToken, "stray_token"),
             (SessionFinding::Unparseable("x"), "unparseable_body"),
             (SessionFinding::TooLarge, "body_too_large"),
         ] {

@@ -6,12 +6,15 @@
 //! Pure modules (no proxy-wasm calls, unit-tested natively):
 //! - [`config`]: the JSON configuration and its validation.
 //! - [`session`]: `session` in query strings and urlencoded bodies; stripping it.
+//! - [`stray`]: token-format values where no token belongs (parameter pollution).
 //! - [`content_type`], [`multipart`]: which bodies can carry a session, and the incremental
 //!   multipart scan that stops at the first file part.
 //! - [`decide`]: the allow / deny / pass-through verdict and the denial reasons.
 //! - [`control`]: the control endpoint rules (internal listeners only, reply statuses).
 //! - [`shared`]: the shared-data protocol between VMs (pointer + versioned keys, CAS).
-//! - [`edge`]: one VM's snapshot: refresh, push acceptance, one copy in memory.
+//! - [`edge`]: one VM's snapshot: refresh, push acceptance, freshness, one copy in memory.
+//! - [`floor`]: the version floor a (re)started edge learns from its origin (no rollback).
+//! - [`push_lease`]: one push at a time per edge.
 //! - [`origin`]: fetching the snapshot from the origin after a (re)start: the shared fetch
 //!   slot that lets one VM at a time fetch.
 //! - [`reply`]: the JSON bodies.
@@ -38,11 +41,14 @@ pub mod content_type;
 pub mod control;
 pub mod decide;
 pub mod edge;
+pub mod floor;
 pub mod multipart;
 pub mod origin;
+pub mod push_lease;
 pub mod reply;
 pub mod session;
 pub mod shared;
+pub mod stray;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -1,9 +1,23 @@
-//! Finding a `session` field at the head of a `multipart/form-data` body.
+//! Reading a `multipart/form-data` body as it streams: the `session` field, and every
+//! other place a token could hide.
 //!
-//! Upload clients send their form fields before the file. The scan reads fields in order
-//! and stops at the first file part (or the closing delimiter), so a large upload is never
-//! buffered: the filter needs only the head of the body. It is re-run on the growing
-//! buffered prefix until it reaches a decision.
+//! Upload clients send their form fields before the file. The *head* (the parts before the
+//! first file part, or the whole body when there is none) decides the request: the filter
+//! holds the request headers only until then, so a large upload is never buffered. The
+//! rest of the body is still read as it streams past, and a `session` or a token-format
+//! value in a later field refuses the request then ([`Outcome::Late`]): the piece that
+//! carries it is never forwarded.
+//!
+//! The scanner is incremental: each byte is looked at a bounded number of times whatever
+//! the chunking (a body trickled in 250-byte writes costs what it costs sent at once). It
+//! keeps only what it still needs: part headers until they are complete (at most
+//! [`MAX_PART_HEADER_BYTES`]), a `session` value until its part ends (at most
+//! [`MAX_SESSION_BYTES`]), and a delimiter's length of overlap.
+//!
+//! Refused as ambiguous (another parser could read them differently): a part with two
+//! `Content-Disposition` headers, an encoded `name*`, a `session` part with a filename, a
+//! `session` field that differs from another or hides a token, a token-format value in any
+//! other field, malformed delimiters or part headers.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -11,127 +25,463 @@ use std::ops::Range;
 use memchr::memmem;
 
 use crate::session::{SESSION_PARAM, SessionFinding};
+use crate::stray::{Spotter, hides_token};
 
-/// Result of scanning a (possibly incomplete) multipart body.
+/// Longest header block of one part.
+pub const MAX_PART_HEADER_BYTES: usize = 16 * 1024;
+/// Longest `session` field value.
+pub const MAX_SESSION_BYTES: usize = 4096;
+/// Most headers in one part.
+const MAX_PART_HEADERS: usize = 16;
+/// Most transport padding (spaces, tabs) after a delimiter.
+const MAX_PADDING: usize = 64;
+
+/// What a [`Scanner::feed`] call established.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scan {
-    /// Not enough of the body yet to decide.
-    NeedMore,
-    /// Decided.
-    Done {
-        /// What was found among the fields before the first file part.
+pub enum Outcome {
+    /// The head is not complete yet.
+    Pending,
+    /// The head is complete (returned once): what it carries, and the byte ranges of its
+    /// `session` parts (delimiter included; removing them leaves a valid body).
+    Decided {
+        /// The session found in the head, or why the request is refused.
         finding: SessionFinding,
-        /// Byte ranges of the `session` parts (delimiter included), to cut them out when
-        /// the token is stripped: removing them leaves a valid multipart body.
+        /// Where the head's `session` parts are, in body offsets.
         session_parts: Vec<Range<usize>>,
     },
+    /// Decided earlier; nothing wrong in what streamed past since.
+    Streaming,
+    /// Decided earlier, and a later part refuses the request (returned once; the scan ends).
+    Late(SessionFinding),
 }
 
-const MAX_PART_HEADERS: usize = 16;
+#[derive(Debug, Clone)]
+enum State {
+    /// Before the first delimiter.
+    Preamble,
+    /// Just after a delimiter (at `at`): `--` closes the body, else padding and CRLF.
+    AfterDelimiter { part_start: usize },
+    /// The part's header block, from `at`.
+    Headers { part_start: usize },
+    /// The part's content, from `content_start`.
+    Content {
+        part_start: usize,
+        content_start: usize,
+        kind: Part,
+    },
+    /// After the closing delimiter: nothing is looked at.
+    Epilogue,
+    /// Refused: nothing more is looked at.
+    Refused,
+}
 
-/// Scans `body` (the bytes buffered so far; `complete` when it is the whole body).
-pub fn scan(body: &[u8], boundary: &str, complete: bool) -> Scan {
-    let need_more = |why: &'static str| {
-        if complete {
-            done(SessionFinding::Unparseable(why), Vec::new())
-        } else {
-            Scan::NeedMore
-        }
-    };
-    let delimiter = [b"--", boundary.as_bytes()].concat();
-    let line_delimiter = [b"\r\n--", boundary.as_bytes()].concat();
+#[derive(Debug, Clone)]
+enum Part {
+    /// The `session` field: its value is kept until the part ends.
+    Session,
+    /// Another field: searched for tokens as it streams.
+    Field(Spotter),
+    /// A file: skipped.
+    File,
+}
 
-    // The first delimiter opens the body or follows a preamble line.
-    let mut part_start = if body.starts_with(&delimiter) {
-        0
-    } else {
-        match memmem::find(body, &line_delimiter) {
-            Some(at) => at + 2,
-            None => return need_more("the multipart body has no opening boundary"),
+/// An incremental scan of one multipart body.
+#[derive(Debug)]
+pub struct Scanner {
+    delimiter: Vec<u8>,
+    line_delimiter: Vec<u8>,
+    /// Bytes not consumed yet; `buf[0]` is body offset `buf_at`.
+    buf: Vec<u8>,
+    buf_at: usize,
+    /// Body offset the state machine is at.
+    at: usize,
+    /// Body offset from which the pending search resumes.
+    search_from: usize,
+    state: State,
+    finding: SessionFinding,
+    session_parts: Vec<Range<usize>>,
+    decided: bool,
+    reported: bool,
+    /// Whether the body's first bytes were checked for an opening delimiter.
+    opening_checked: bool,
+}
+
+/// Why scanning stopped inside `run`.
+enum Stop {
+    /// Needs more bytes.
+    More,
+    /// The body is refused.
+    Refused(SessionFinding),
+    /// Nothing more to look at.
+    Finished,
+}
+
+fn unparseable(why: &'static str) -> Stop {
+    Stop::Refused(SessionFinding::Unparseable(why))
+}
+
+impl Scanner {
+    /// A scanner for a body with this boundary (as [`crate::content_type::classify`] found it).
+    pub fn new(boundary: &str) -> Self {
+        Self {
+            delimiter: [b"--", boundary.as_bytes()].concat(),
+            line_delimiter: [b"\r\n--", boundary.as_bytes()].concat(),
+            buf: Vec::new(),
+            buf_at: 0,
+            at: 0,
+            search_from: 0,
+            state: State::Preamble,
+            finding: SessionFinding::Absent,
+            session_parts: Vec::new(),
+            decided: false,
+            reported: false,
+            opening_checked: false,
         }
-    };
-    let mut finding = SessionFinding::Absent;
-    let mut session_parts = Vec::new();
-    loop {
-        let mut pos = part_start + delimiter.len();
-        let Some(after) = body.get(pos..) else {
-            return need_more("the multipart body ends inside a boundary");
+    }
+
+    /// Body bytes fed so far.
+    pub fn seen(&self) -> usize {
+        self.buf_at + self.buf.len()
+    }
+
+    /// Whether the head has been decided.
+    pub fn is_decided(&self) -> bool {
+        self.decided
+    }
+
+    /// Feeds the next bytes of the body (`end`: nothing follows).
+    pub fn feed(&mut self, chunk: &[u8], end: bool) -> Outcome {
+        let was_decided = self.reported;
+        if matches!(self.state, State::Refused) {
+            return if was_decided {
+                Outcome::Streaming
+            } else {
+                Outcome::Pending
+            };
+        }
+        self.buf.extend_from_slice(chunk);
+        let stop = self.run();
+        self.compact();
+        let refusal = match stop {
+            Stop::Refused(finding) => {
+                self.state = State::Refused;
+                Some(finding)
+            }
+            Stop::More if end => self.truncated(),
+            Stop::More | Stop::Finished => None,
         };
-        if after.starts_with(b"--") {
-            return done(finding, session_parts);
+        if end {
+            self.decided = true;
         }
-        // Transport padding, then the line break that ends the delimiter line.
-        let padding = after
+        if !was_decided {
+            if let Some(finding) = refusal {
+                self.decided = true;
+                self.reported = true;
+                return Outcome::Decided {
+                    finding,
+                    session_parts: Vec::new(),
+                };
+            }
+            if self.decided {
+                self.reported = true;
+                return Outcome::Decided {
+                    finding: self.finding.clone(),
+                    session_parts: std::mem::take(&mut self.session_parts),
+                };
+            }
+            return Outcome::Pending;
+        }
+        match refusal {
+            Some(finding) => Outcome::Late(finding),
+            None => Outcome::Streaming,
+        }
+    }
+
+    /// The body ended while more was expected.
+    fn truncated(&mut self) -> Option<SessionFinding> {
+        if self.decided {
+            // The head was complete; a cut-off tail is the platform's problem.
+            return None;
+        }
+        let why = match self.state {
+            State::Preamble => "the multipart body has no opening boundary",
+            State::AfterDelimiter { .. } => "the multipart body ends inside a boundary",
+            State::Headers { .. } => "the multipart body ends inside part headers",
+            State::Content { .. } => "the multipart body ends inside a field",
+            State::Epilogue | State::Refused => return None,
+        };
+        Some(SessionFinding::Unparseable(why))
+    }
+
+    /// The unconsumed bytes from body offset `from`.
+    fn tail(&self, from: usize) -> &[u8] {
+        self.buf
+            .get(from.saturating_sub(self.buf_at)..)
+            .unwrap_or_default()
+    }
+
+    /// The bytes between two body offsets.
+    fn slice(&self, range: Range<usize>) -> &[u8] {
+        let start = range.start.saturating_sub(self.buf_at);
+        let end = range.end.saturating_sub(self.buf_at);
+        self.buf.get(start..end).unwrap_or_default()
+    }
+
+    /// Drops what no state needs any more (amortized: only when it is at least half).
+    fn compact(&mut self) {
+        let needed_from = match &self.state {
+            State::Content {
+                content_start,
+                kind: Part::Session,
+                ..
+            } => *content_start,
+            State::Preamble if !self.opening_checked => 0,
+            State::Preamble => self.search_from,
+            State::Content { .. } => self.search_from.min(self.at),
+            State::Epilogue | State::Refused => self.seen(),
+            _ => self.at,
+        };
+        let drop = needed_from.saturating_sub(self.buf_at).min(self.buf.len());
+        if drop > 0 && drop * 2 >= self.buf.len() {
+            self.buf.drain(..drop);
+            self.buf_at += drop;
+        }
+    }
+
+    /// Runs the state machine over the buffered bytes.
+    fn run(&mut self) -> Stop {
+        loop {
+            let step = match self.state.clone() {
+                State::Preamble => self.preamble(),
+                State::AfterDelimiter { part_start } => self.after_delimiter(part_start),
+                State::Headers { part_start } => self.headers(part_start),
+                State::Content {
+                    part_start,
+                    content_start,
+                    kind,
+                } => self.content(part_start, content_start, kind),
+                State::Epilogue => {
+                    self.decided = true;
+                    Err(Stop::Finished)
+                }
+                State::Refused => Err(Stop::Finished),
+            };
+            if let Err(stop) = step {
+                return stop;
+            }
+        }
+    }
+
+    /// Finds the next `CRLF--boundary` at or after `from`, resuming where the last search
+    /// that came up empty ended; remembers where to resume when absent.
+    fn find_delimiter(&mut self, from: usize) -> Option<usize> {
+        let start = self.search_from.max(from);
+        match memmem::find(self.tail(start), &self.line_delimiter) {
+            Some(i) => Some(start + i),
+            None => {
+                let overlap = self.line_delimiter.len() - 1;
+                self.search_from = self.seen().saturating_sub(overlap).max(start);
+                None
+            }
+        }
+    }
+
+    fn preamble(&mut self) -> Result<(), Stop> {
+        // The first delimiter opens the body, or follows a preamble line.
+        if !self.opening_checked {
+            let head = self.tail(0);
+            let n = head.len().min(self.delimiter.len());
+            if head.get(..n) != self.delimiter.get(..n) {
+                self.opening_checked = true;
+            } else if n < self.delimiter.len() {
+                return Err(Stop::More);
+            } else {
+                self.opening_checked = true;
+                self.at = self.delimiter.len();
+                self.state = State::AfterDelimiter { part_start: 0 };
+                return Ok(());
+            }
+        }
+        let found = self.find_delimiter(0).ok_or(Stop::More)?;
+        self.at = found + self.line_delimiter.len();
+        self.state = State::AfterDelimiter {
+            part_start: found + 2,
+        };
+        Ok(())
+    }
+
+    fn after_delimiter(&mut self, part_start: usize) -> Result<(), Stop> {
+        let rest = self.tail(self.at);
+        if rest.len() < 2 {
+            return Err(Stop::More);
+        }
+        if rest.starts_with(b"--") {
+            self.state = State::Epilogue;
+            return Ok(());
+        }
+        let padding = rest
             .iter()
             .take_while(|&&b| b == b' ' || b == b'\t')
             .count();
-        pos += padding;
-        match body.get(pos..pos + 2) {
-            Some(b"\r\n") => pos += 2,
-            Some(_) => {
-                return done(
-                    SessionFinding::Unparseable("malformed multipart boundary line"),
-                    Vec::new(),
-                );
-            }
-            None => return need_more("the multipart body ends inside a boundary"),
+        if padding > MAX_PADDING {
+            return Err(unparseable("malformed multipart boundary line"));
         }
+        match rest.get(padding..padding + 2) {
+            Some(b"\r\n") => {
+                self.at += padding + 2;
+                self.search_from = self.at;
+                self.state = State::Headers { part_start };
+                Ok(())
+            }
+            Some(_) => Err(unparseable("malformed multipart boundary line")),
+            None => Err(Stop::More),
+        }
+    }
 
-        let mut headers = [httparse::EMPTY_HEADER; MAX_PART_HEADERS];
-        let head = body.get(pos..).unwrap_or_default();
-        let (consumed, disposition) = match httparse::parse_headers(head, &mut headers) {
-            Ok(httparse::Status::Complete((consumed, parsed))) => {
-                let disposition = parsed
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-disposition"))
-                    .map(|h| parse_disposition(h.value));
-                (consumed, disposition)
-            }
-            Ok(httparse::Status::Partial) => {
-                return need_more("the multipart body ends inside part headers");
-            }
-            Err(_) => {
-                return done(
-                    SessionFinding::Unparseable("malformed multipart part headers"),
-                    Vec::new(),
-                );
-            }
-        };
-        let disposition = match disposition {
-            Some(Ok(d)) => d,
-            Some(Err(why)) => return done(SessionFinding::Unparseable(why), Vec::new()),
+    fn headers(&mut self, part_start: usize) -> Result<(), Stop> {
+        let rest = self.tail(self.at);
+        if rest.starts_with(b"\r\n") {
+            return Err(unparseable("a multipart part without content-disposition"));
+        }
+        if rest.len() < 2 {
+            return Err(Stop::More);
+        }
+        // The block ends at the first blank line; search from where the last search ended.
+        let from = self.search_from.max(self.at).saturating_sub(3).max(self.at);
+        let end = match memmem::find(self.tail(from), b"\r\n\r\n") {
+            Some(i) => from + i + 4,
             None => {
-                return done(
-                    SessionFinding::Unparseable("a multipart part without content-disposition"),
-                    Vec::new(),
-                );
+                if self.seen() - self.at > MAX_PART_HEADER_BYTES {
+                    return Err(unparseable("multipart part headers are too large"));
+                }
+                self.search_from = self.seen();
+                return Err(Stop::More);
             }
         };
-        if disposition.is_file {
-            // Fields after the first file are not inspected; nothing before it was a token.
-            return done(finding, session_parts);
+        if end - self.at > MAX_PART_HEADER_BYTES {
+            return Err(unparseable("multipart part headers are too large"));
         }
-        let content_start = pos + consumed;
-        let rest = body.get(content_start..).unwrap_or_default();
-        let Some(content_len) = memmem::find(rest, &line_delimiter) else {
-            return need_more("the multipart body ends inside a field");
+        let mut headers = [httparse::EMPTY_HEADER; MAX_PART_HEADERS];
+        let block = self.slice(self.at..end);
+        let parsed = match httparse::parse_headers(block, &mut headers) {
+            Ok(httparse::Status::Complete((_, parsed))) => parsed,
+            Ok(httparse::Status::Partial) | Err(_) => {
+                return Err(unparseable("malformed multipart part headers"));
+            }
         };
-        let next_part = content_start + content_len + 2;
-        if disposition.name.as_deref() == Some(SESSION_PARAM) {
-            let value = rest.get(..content_len).unwrap_or_default();
-            let Ok(value) = std::str::from_utf8(value) else {
-                return done(
-                    SessionFinding::Unparseable("the session field is not UTF-8"),
-                    Vec::new(),
-                );
+        let mut dispositions = parsed
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-disposition"));
+        let disposition = match (dispositions.next(), dispositions.next()) {
+            (Some(d), None) => parse_disposition(d.value).map_err(unparseable)?,
+            (Some(_), Some(_)) => {
+                return Err(unparseable(
+                    "a multipart part with two content-disposition headers",
+                ));
+            }
+            (None, _) => {
+                return Err(unparseable("a multipart part without content-disposition"));
+            }
+        };
+        let is_session = disposition.name.as_deref() == Some(SESSION_PARAM);
+        let kind = match (is_session, disposition.is_file) {
+            (true, true) => return Err(unparseable("a session part with a filename")),
+            (true, false) => Part::Session,
+            (false, true) => {
+                // The head ends here: fields after the first file are read as they stream.
+                self.decided = true;
+                Part::File
+            }
+            (false, false) => Part::Field(Spotter::default()),
+        };
+        // A token in a part's name or filename is as stray as one in a field.
+        let stray = |text: &Option<String>| {
+            text.as_deref()
+                .is_some_and(|t| crate::stray::contains_token(t.as_bytes()))
+        };
+        if stray(&disposition.name) || stray(&disposition.filename) {
+            return Err(Stop::Refused(SessionFinding::StrayToken));
+        }
+        self.at = end;
+        self.search_from = end;
+        self.state = State::Content {
+            part_start,
+            content_start: end,
+            kind,
+        };
+        Ok(())
+    }
+
+    fn content(&mut self, part_start: usize, content_start: usize, kind: Part) -> Result<(), Stop> {
+        let len = self.line_delimiter.len();
+        let found = self.find_delimiter(content_start);
+        let content_end = found.unwrap_or(self.search_from.max(self.at));
+        let mut kind = kind;
+        match &mut kind {
+            Part::Session => {
+                if content_end - content_start > MAX_SESSION_BYTES {
+                    return Err(unparseable("the session field is too long"));
+                }
+            }
+            Part::Field(spotter) => {
+                let piece = self.slice(self.at..content_end);
+                if spotter.feed(piece) {
+                    return Err(Stop::Refused(SessionFinding::StrayToken));
+                }
+            }
+            Part::File => {}
+        }
+        self.at = content_end;
+        let Some(delimiter_at) = found else {
+            self.state = State::Content {
+                part_start,
+                content_start,
+                kind,
             };
-            finding = finding.add(Cow::Borrowed(value));
-            session_parts.push(part_start..next_part);
-            if finding == SessionFinding::Conflicting {
-                return done(finding, Vec::new());
-            }
+            return Err(Stop::More);
+        };
+        let next_part = delimiter_at + 2;
+        if let Part::Session = kind {
+            self.session_value(part_start..next_part, content_start..delimiter_at)?;
         }
-        part_start = next_part;
+        self.at = delimiter_at + len;
+        self.search_from = self.at;
+        self.state = State::AfterDelimiter {
+            part_start: next_part,
+        };
+        Ok(())
+    }
+
+    /// A complete `session` field.
+    fn session_value(&mut self, part: Range<usize>, value: Range<usize>) -> Result<(), Stop> {
+        let raw = self.slice(value);
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Err(unparseable("the session field is not UTF-8"));
+        };
+        if hides_token(raw) {
+            return Err(Stop::Refused(SessionFinding::StrayToken));
+        }
+        if self.decided {
+            // After the head the value can no longer be stripped: any token there would
+            // reach the platform, and any other value must agree with the head's.
+            if crate::stray::contains_token(raw) {
+                return Err(Stop::Refused(SessionFinding::StrayToken));
+            }
+            return match &self.finding {
+                SessionFinding::Found(head) if head != text => {
+                    Err(Stop::Refused(SessionFinding::Conflicting))
+                }
+                _ => Ok(()),
+            };
+        }
+        let text = text.to_string();
+        let finding = std::mem::replace(&mut self.finding, SessionFinding::Absent);
+        self.finding = finding.add(Cow::Owned(text));
+        if self.finding == SessionFinding::Conflicting {
+            return Err(Stop::Refused(SessionFinding::Conflicting));
+        }
+        self.session_parts.push(part);
+        Ok(())
     }
 }
 
@@ -149,16 +499,10 @@ pub fn remove_ranges(body: &[u8], ranges: &[Range<usize>]) -> Vec<u8> {
     out
 }
 
-fn done(finding: SessionFinding, session_parts: Vec<Range<usize>>) -> Scan {
-    Scan::Done {
-        finding,
-        session_parts,
-    }
-}
-
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Disposition {
     name: Option<String>,
+    filename: Option<String>,
     is_file: bool,
 }
 
@@ -178,7 +522,10 @@ fn parse_disposition(value: &[u8]) -> Result<Disposition, &'static str> {
             "name" => out.name = Some(value),
             // An RFC 5987 name could decode to `session` on the platform: refuse to guess.
             "name*" => return Err("a multipart part with an encoded name*"),
-            "filename" | "filename*" => out.is_file = true,
+            "filename" | "filename*" => {
+                out.is_file = true;
+                out.filename = Some(value);
+            }
             _ => {}
         }
     }
@@ -247,6 +594,7 @@ impl<'a> ParamIter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pat_core::token::Token;
     use proptest::prelude::*;
 
     const B: &str = "XyZ";
@@ -265,10 +613,45 @@ mod tests {
         format!("--{B}--\r\n")
     }
 
-    fn finding(body: &str) -> SessionFinding {
-        match scan(body.as_bytes(), B, true) {
-            Scan::Done { finding, .. } => finding,
-            Scan::NeedMore => panic!("complete bodies always decide"),
+    fn token() -> String {
+        Token::generate().expect("rng").expose().to_string()
+    }
+
+    /// Feeds `body` in pieces cut at `cuts`; returns the head's outcome and the first late
+    /// refusal, if any.
+    fn scan_in_pieces(body: &[u8], cuts: &[usize]) -> (Outcome, Option<SessionFinding>) {
+        let mut scanner = Scanner::new(B);
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
+        cuts.sort_unstable();
+        cuts.push(body.len());
+        let mut at = 0;
+        let mut decided = None;
+        let mut late = None;
+        for (i, &cut) in cuts.iter().enumerate() {
+            let end = i == cuts.len() - 1;
+            match scanner.feed(&body[at..cut], end) {
+                Outcome::Pending | Outcome::Streaming => {}
+                outcome @ Outcome::Decided { .. } => decided = Some(outcome),
+                Outcome::Late(finding) => {
+                    late = Some(finding);
+                    break;
+                }
+            }
+            at = cut;
+        }
+        (decided.expect("a complete body always decides"), late)
+    }
+
+    /// What the request comes to: a late refusal, else the head's finding.
+    fn verdict(body: &str) -> SessionFinding {
+        verdict_bytes(body.as_bytes(), &[])
+    }
+
+    fn verdict_bytes(body: &[u8], cuts: &[usize]) -> SessionFinding {
+        match scan_in_pieces(body, cuts) {
+            (_, Some(late)) => late,
+            (Outcome::Decided { finding, .. }, None) => finding,
+            (other, None) => panic!("{other:?}"),
         }
     }
 
@@ -281,10 +664,10 @@ mod tests {
             end(),
         ]
         .concat();
-        assert_eq!(finding(&body), SessionFinding::Found("pate_x".into()));
+        assert_eq!(verdict(&body), SessionFinding::Found("pate_x".into()));
         // A preamble is allowed.
         let body = ["preamble\r\n".to_string(), field("session", "s"), end()].concat();
-        assert_eq!(finding(&body), SessionFinding::Found("s".into()));
+        assert_eq!(verdict(&body), SessionFinding::Found("s".into()));
     }
 
     #[test]
@@ -292,22 +675,25 @@ mod tests {
         let head = [field("session", "pate_x"), file("file")].concat();
         // The file part's content is not even needed: its headers are enough.
         let cut = head.find("BINARY").expect("file content");
+        let mut scanner = Scanner::new(B);
         assert!(matches!(
-            scan(&head.as_bytes()[..cut], B, false),
-            Scan::Done { .. }
+            scanner.feed(&head.as_bytes()[..cut], false),
+            Outcome::Decided { .. }
         ));
-        // A session after the file part is not looked at.
-        let body = [file("file"), field("session", "late"), end()].concat();
-        assert_eq!(finding(&body), SessionFinding::Absent);
+        // What follows streams past and is still read.
+        assert_eq!(scanner.feed(b"more file bytes", false), Outcome::Streaming);
+        let tail = ["\r\n".to_string(), field("note", "fine"), end()].concat();
+        assert_eq!(scanner.feed(tail.as_bytes(), true), Outcome::Streaming);
     }
 
     #[test]
     fn incomplete_heads_ask_for_more() {
         let body = [field("a", "1"), field("session", "pate_x"), end()].concat();
         for cut in [0, 3, 10, 30, body.find("pate_x").expect("value") + 3] {
+            let mut scanner = Scanner::new(B);
             assert_eq!(
-                scan(&body.as_bytes()[..cut], B, false),
-                Scan::NeedMore,
+                scanner.feed(&body.as_bytes()[..cut], false),
+                Outcome::Pending,
                 "cut at {cut}"
             );
         }
@@ -316,9 +702,9 @@ mod tests {
     #[test]
     fn conflicts_and_garbage() {
         let body = [field("session", "a"), field("session", "b"), end()].concat();
-        assert_eq!(finding(&body), SessionFinding::Conflicting);
+        assert_eq!(verdict(&body), SessionFinding::Conflicting);
         let body = [field("session", "a"), field("session", "a"), end()].concat();
-        assert_eq!(finding(&body), SessionFinding::Found("a".into()));
+        assert_eq!(verdict(&body), SessionFinding::Found("a".into()));
         for (body, why) in [
             ("no boundary here".to_string(), "no opening boundary"),
             (
@@ -357,14 +743,110 @@ mod tests {
                 ),
                 "ends inside a field",
             ),
+            (
+                format!(
+                    "--{B}\r\nContent-Disposition: form-data; name=\"a\"\r\n{}",
+                    "X: y\r\n".repeat(3000)
+                ),
+                "too large",
+            ),
         ] {
-            match finding(&body) {
+            match verdict(&body) {
                 SessionFinding::Unparseable(reason) => {
                     assert!(reason.contains(why), "{body:?}: {reason}")
                 }
                 other => panic!("{body:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn tokens_hidden_anywhere_else_are_refused() {
+        let t = token();
+        let session_file = format!(
+            "--{B}\r\nContent-Disposition: form-data; name=\"session\"; filename=\"t.txt\"\r\n\r\n{t}\r\n"
+        );
+        let two_dispositions = format!(
+            "--{B}\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Disposition: form-data; name=\"session\"\r\n\r\n{t}\r\n"
+        );
+        for (body, expected) in [
+            (
+                [field("Session", &t), end()].concat(),
+                SessionFinding::StrayToken,
+            ),
+            (
+                [field("note", &format!("see {t}")), end()].concat(),
+                SessionFinding::StrayToken,
+            ),
+            (
+                [field("session", &format!(" {t}")), end()].concat(),
+                SessionFinding::StrayToken,
+            ),
+            (
+                [session_file, end()].concat(),
+                SessionFinding::Unparseable("a session part with a filename"),
+            ),
+            (
+                [two_dispositions, end()].concat(),
+                SessionFinding::Unparseable(
+                    "a multipart part with two content-disposition headers",
+                ),
+            ),
+            // After the file part: a token in a later field or a later session.
+            (
+                [field("session", &t), file("f"), field("session", &t), end()].concat(),
+                SessionFinding::StrayToken,
+            ),
+            (
+                [file("f"), field("session", &t), end()].concat(),
+                SessionFinding::StrayToken,
+            ),
+            (
+                [
+                    field("session", "legacy"),
+                    file("f"),
+                    field("session", "other"),
+                    end(),
+                ]
+                .concat(),
+                SessionFinding::Conflicting,
+            ),
+            (
+                [file("f"), field("comment", &t), end()].concat(),
+                SessionFinding::StrayToken,
+            ),
+        ] {
+            assert_eq!(verdict(&body), expected, "{body}");
+        }
+        // An ordinary session after the file agrees with none before it: nothing to refuse.
+        let body = [file("f"), field("session", "legacy"), end()].concat();
+        assert_eq!(verdict(&body), SessionFinding::Absent);
+        // File contents are not fields: a token inside an uploaded file is the user's data.
+        let upload = format!(
+            "--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"env\"\r\n\r\nTOKEN={t}\r\n"
+        );
+        assert_eq!(verdict(&[upload, end()].concat()), SessionFinding::Absent);
+    }
+
+    #[test]
+    fn a_late_refusal_comes_after_the_decision() {
+        let t = token();
+        let head = [field("session", &t), file("f")].concat();
+        let mut scanner = Scanner::new(B);
+        let session_part = 0..field("session", &t).len();
+        assert_eq!(
+            scanner.feed(head.as_bytes(), false),
+            Outcome::Decided {
+                finding: SessionFinding::Found(t.clone()),
+                session_parts: vec![session_part],
+            }
+        );
+        assert_eq!(scanner.feed(b"...", false), Outcome::Streaming);
+        let tail = ["\r\n".to_string(), field("Session", &t), end()].concat();
+        assert_eq!(
+            scanner.feed(tail.as_bytes(), true),
+            Outcome::Late(SessionFinding::StrayToken)
+        );
     }
 
     #[test]
@@ -376,7 +858,8 @@ mod tests {
             end(),
         ]
         .concat();
-        let Scan::Done { session_parts, .. } = scan(body.as_bytes(), B, true) else {
+        let Outcome::Decided { session_parts, .. } = Scanner::new(B).feed(body.as_bytes(), true)
+        else {
             panic!("decides");
         };
         assert_eq!(session_parts.len(), 1);
@@ -397,6 +880,7 @@ mod tests {
             d,
             Disposition {
                 name: Some("ses\"sion".into()),
+                filename: Some("x;y.txt".into()),
                 is_file: true
             }
         );
@@ -404,20 +888,70 @@ mod tests {
         assert_eq!(d.name.as_deref(), Some("session"));
     }
 
+    #[test]
+    fn memory_stays_bounded_while_a_file_streams() {
+        let mut scanner = Scanner::new(B);
+        let head = [field("session", "pate_x"), file("f")].concat();
+        scanner.feed(head.as_bytes(), false);
+        let megabyte = vec![b'z'; 1 << 20];
+        for _ in 0..8 {
+            assert_eq!(scanner.feed(&megabyte, false), Outcome::Streaming);
+            assert!(scanner.buf.len() < 64 * 1024, "{}", scanner.buf.len());
+        }
+    }
+
+    /// A body of many small fields, a session, a file and trailing fields: the parts any
+    /// chunking must agree on.
+    fn sample_body(t: &str, stray_late: bool) -> Vec<u8> {
+        let mut parts: Vec<String> = (0..20).map(|i| field(&format!("f{i}"), "v")).collect();
+        parts.push(field("session", t));
+        parts.push(file("upload"));
+        parts.push(field("after", if stray_late { t } else { "fine" }));
+        parts.push(end());
+        parts.concat().into_bytes()
+    }
+
     proptest! {
         #[test]
-        fn never_panics(body in prop::collection::vec(any::<u8>(), 0..300), complete in any::<bool>()) {
-            let _ = scan(&body, B, complete);
+        fn never_panics(
+            body in prop::collection::vec(any::<u8>(), 0..300),
+            cuts in prop::collection::vec(0usize..300, 0..4),
+        ) {
+            let mut scanner = Scanner::new(B);
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([body.len()]) {
+                let cut = cut.clamp(at, body.len());
+                let _ = scanner.feed(&body[at..cut], cut == body.len());
+                at = cut;
+            }
         }
 
         #[test]
-        fn every_prefix_either_waits_or_agrees(cut in 0usize..200) {
-            let body = [field("a", "1"), field("session", "tok"), file("f"), end()].concat();
-            let cut = cut.min(body.len());
-            match scan(&body.as_bytes()[..cut], B, false) {
-                Scan::NeedMore => {}
-                Scan::Done { finding, .. } => prop_assert_eq!(finding, SessionFinding::Found("tok".into())),
-            }
+        fn any_chunking_reaches_the_same_verdict(
+            cuts in prop::collection::vec(0usize..2000, 0..40),
+            stray_late in any::<bool>(),
+        ) {
+            let t = token();
+            let body = sample_body(&t, stray_late);
+            let whole = verdict_bytes(&body, &[]);
+            prop_assert_eq!(verdict_bytes(&body, &cuts), whole.clone());
+            let expected = if stray_late {
+                SessionFinding::StrayToken
+            } else {
+                SessionFinding::Found(t)
+            };
+            prop_assert_eq!(whole, expected);
+        }
+
+        #[test]
+        fn byte_by_byte_agrees_on_the_head(cut_every in 1usize..7) {
+            let t = token();
+            let body = sample_body(&t, false);
+            let cuts: Vec<usize> = (0..body.len()).step_by(cut_every).collect();
+            let (whole, _) = scan_in_pieces(&body, &[]);
+            let (pieces, late) = scan_in_pieces(&body, &cuts);
+            prop_assert_eq!(pieces, whole);
+            prop_assert_eq!(late, None);
         }
     }
 }

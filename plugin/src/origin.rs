@@ -1,21 +1,28 @@
 //! Recovery from the snapshot origin (`pat-admin serve`): shared data dies with Envoy, so a
-//! (re)started edge fetches the signed snapshot itself — at start, then every interval, with
-//! `If-None-Match` so an unchanged snapshot costs a `304`.
+//! (re)started edge asks the origin itself — at start, then every interval.
+//!
+//! Each round first fetches the origin's signed *head* (`head_path`: the snapshot's header
+//! and signature, ~170 bytes, a TUF-style "current version" statement). The head raises the
+//! version floor ([`crate::floor`]): from then on this Envoy accepts no older snapshot,
+//! pushed or fetched. Only when the head names a fresh version newer than the one held is
+//! the full snapshot fetched (`path`, with `If-None-Match`), right away.
 //!
 //! One VM at a time fetches. They coordinate through a *fetch slot* in shared data: when the
 //! next fetch is due and no fetch is in flight, a VM claims the slot by compare-and-swap and
 //! dispatches the request; the answer records the outcome and schedules the next fetch (the
-//! interval after a success, a short retry after a failure). VMs that do not serve requests
-//! (Envoy's main-thread VM) claim first; serving VMs only step in when a fetch is overdue, so
-//! the 57 MB body of a 1,000,000-token snapshot is normally not held next to a VM's own copy.
+//! interval after a success, a short retry after a failure, at once when the head announced
+//! a newer snapshot). Any VM takes a head fetch; for the full snapshot, VMs that do not
+//! serve requests (Envoy's main-thread VM) claim first and serving VMs only step in when it
+//! is overdue, so the 57 MB body of a 1,000,000-token snapshot is normally not held next to
+//! a VM's own copy.
 
 use std::time::Duration;
 
 use crate::shared::{SharedStore, StoreError};
 
 /// The fetch slot key.
-pub const SLOT_KEY: &str = "pat_edge.v1.origin";
-/// How late a fetch must be before a serving VM takes it over.
+pub const SLOT_KEY: &str = "pat_edge.v2.origin";
+/// How late a full-snapshot fetch must be before a serving VM takes it over.
 pub const OVERDUE: Duration = Duration::from_secs(5);
 
 /// The `origin` configuration.
@@ -25,9 +32,11 @@ pub struct OriginConfig {
     pub cluster: String,
     /// Path of the snapshot on the origin.
     pub path: String,
+    /// Path of the signed head on the origin.
+    pub head_path: String,
     /// `:authority` of the request.
     pub authority: String,
-    /// Time between fetches after a success (or a 304).
+    /// Time between rounds after a success (or a 304).
     pub interval: Duration,
     /// Time before retrying after a failure.
     pub retry: Duration,
@@ -35,23 +44,39 @@ pub struct OriginConfig {
     pub timeout: Duration,
 }
 
-/// The fetch slot: when the next fetch is due, whether one is in flight, and the last ETag.
+/// What a claimed fetch asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    /// The signed head.
+    Head,
+    /// The full snapshot, conditionally on this ETag.
+    Snapshot {
+        /// The ETag of the last snapshot fetched.
+        etag: Option<String>,
+    },
+}
+
+/// The fetch slot: when the next fetch is due, whether one is in flight, what it fetches,
+/// and the last ETag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Slot {
     /// Unix milliseconds from which the next fetch is due.
     pub next_fetch_ms: u64,
     /// Unix milliseconds until which a claimed fetch is considered in flight.
     pub in_flight_until_ms: u64,
+    /// The next fetch is the full snapshot (the head announced a newer one).
+    pub want_snapshot: bool,
     /// The origin's ETag of the last snapshot fetched.
     pub etag: Option<String>,
 }
 
 impl Slot {
-    /// 8-byte LE `next_fetch_ms`, 8-byte LE `in_flight_until_ms`, then the ETag bytes.
+    /// 8-byte LE `next_fetch_ms`, 8-byte LE `in_flight_until_ms`, a flag byte, then the ETag.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.etag.as_ref().map_or(0, String::len));
+        let mut out = Vec::with_capacity(17 + self.etag.as_ref().map_or(0, String::len));
         out.extend_from_slice(&self.next_fetch_ms.to_le_bytes());
         out.extend_from_slice(&self.in_flight_until_ms.to_le_bytes());
+        out.push(u8::from(self.want_snapshot));
         if let Some(etag) = &self.etag {
             out.extend_from_slice(etag.as_bytes());
         }
@@ -67,20 +92,21 @@ impl Slot {
                 .map_or(0, u64::from_le_bytes)
         };
         let etag = bytes
-            .get(16..)
+            .get(17..)
             .filter(|b| !b.is_empty())
             .and_then(|b| std::str::from_utf8(b).ok())
             .map(str::to_string);
         Self {
             next_fetch_ms: read(0..8),
             in_flight_until_ms: read(8..16),
+            want_snapshot: bytes.get(16) == Some(&1),
             etag,
         }
     }
 }
 
 /// Creates the slot if it does not exist (at VM start, before traffic), with the first fetch
-/// due now: idle VMs take it at once, serving VMs only if it is still pending later.
+/// (a head) due now.
 pub fn ensure_slot(store: &impl SharedStore, now_ms: u64) -> Result<(), StoreError> {
     if store.get(SLOT_KEY)?.is_none() {
         let slot = Slot {
@@ -93,19 +119,19 @@ pub fn ensure_slot(store: &impl SharedStore, now_ms: u64) -> Result<(), StoreErr
 }
 
 /// Tries to claim the next fetch. `serving`: this VM serves requests (it then only takes an
-/// overdue fetch). Returns the ETag to send as `If-None-Match` when claimed.
+/// overdue full-snapshot fetch). Returns what to fetch when claimed.
 pub fn try_claim(
     store: &impl SharedStore,
     now_ms: u64,
     serving: bool,
     config: &OriginConfig,
-) -> Result<Option<Option<String>>, StoreError> {
+) -> Result<Option<Fetch>, StoreError> {
     let Some((bytes, cas)) = store.get(SLOT_KEY)? else {
         ensure_slot(store, now_ms)?;
         return Ok(None);
     };
     let slot = Slot::decode(&bytes);
-    let due = if serving {
+    let due = if serving && slot.want_snapshot {
         slot.next_fetch_ms.saturating_add(millis(OVERDUE))
     } else {
         slot.next_fetch_ms
@@ -120,7 +146,11 @@ pub fn try_claim(
         ..slot.clone()
     };
     match store.set(SLOT_KEY, &claimed.encode(), cas) {
-        Ok(()) => Ok(Some(slot.etag)),
+        Ok(()) => Ok(Some(if slot.want_snapshot {
+            Fetch::Snapshot { etag: slot.etag }
+        } else {
+            Fetch::Head
+        })),
         Err(StoreError::CasMismatch) => Ok(None),
         Err(e) => Err(e),
     }
@@ -129,6 +159,10 @@ pub fn try_claim(
 /// How a fetch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetched {
+    /// The head names a snapshot newer than the one held: fetch it now.
+    HeadNewer,
+    /// The head names nothing newer (or the origin has nothing yet).
+    HeadCurrent,
     /// A snapshot was received (accepted, or not newer than what the edge holds); remember
     /// its ETag.
     Snapshot {
@@ -137,7 +171,7 @@ pub enum Fetched {
     },
     /// `304 Not Modified`.
     NotModified,
-    /// Unreachable, an error status, or a snapshot that failed verification.
+    /// Unreachable, an error status, or something that failed verification.
     Failed,
 }
 
@@ -152,10 +186,15 @@ pub fn finish(
         let (bytes, cas) = store.get(SLOT_KEY)?.unwrap_or_default();
         let mut slot = Slot::decode(&bytes);
         slot.in_flight_until_ms = 0;
-        slot.next_fetch_ms = now_ms.saturating_add(millis(match outcome {
-            Fetched::Failed => config.retry,
-            Fetched::Snapshot { .. } | Fetched::NotModified => config.interval,
-        }));
+        let (delay, want_snapshot) = match outcome {
+            Fetched::HeadNewer => (Duration::ZERO, true),
+            Fetched::Failed => (config.retry, slot.want_snapshot),
+            Fetched::HeadCurrent | Fetched::Snapshot { .. } | Fetched::NotModified => {
+                (config.interval, false)
+            }
+        };
+        slot.next_fetch_ms = now_ms.saturating_add(millis(delay));
+        slot.want_snapshot = want_snapshot;
         if let Fetched::Snapshot { etag } = outcome {
             slot.etag = etag.clone();
         }
@@ -181,6 +220,7 @@ mod tests {
         OriginConfig {
             cluster: "pat_origin".into(),
             path: "/snapshot".into(),
+            head_path: "/snapshot/head".into(),
             authority: "pat-origin".into(),
             interval: Duration::from_secs(30),
             retry: Duration::from_secs(2),
@@ -193,6 +233,7 @@ mod tests {
         let slot = Slot {
             next_fetch_ms: 5,
             in_flight_until_ms: 9,
+            want_snapshot: true,
             etag: Some("\"3-ab\"".into()),
         };
         assert_eq!(Slot::decode(&slot.encode()), slot);
@@ -200,16 +241,22 @@ mod tests {
     }
 
     #[test]
-    fn one_claim_at_a_time_then_scheduled() {
+    fn a_round_is_a_head_then_the_snapshot_only_when_newer() {
         let store = MemoryStore::default();
         let c = config();
         ensure_slot(&store, 0).expect("store");
         assert_eq!(
             try_claim(&store, 1_000, false, &c),
-            Ok(Some(None)),
+            Ok(Some(Fetch::Head)),
             "due at start"
         );
         assert_eq!(try_claim(&store, 1_001, false, &c), Ok(None), "in flight");
+        // The head announces a newer snapshot: fetched at once.
+        finish(&store, 1_100, &Fetched::HeadNewer, &c).expect("store");
+        assert_eq!(
+            try_claim(&store, 1_100, false, &c),
+            Ok(Some(Fetch::Snapshot { etag: None }))
+        );
         finish(
             &store,
             2_000,
@@ -224,31 +271,44 @@ mod tests {
             Ok(None),
             "not due before the interval"
         );
-        assert_eq!(
-            try_claim(&store, 32_000, false, &c),
-            Ok(Some(Some("\"1-x\"".into()))),
-            "conditional next time"
+        assert_eq!(try_claim(&store, 32_000, false, &c), Ok(Some(Fetch::Head)));
+        finish(&store, 32_100, &Fetched::HeadCurrent, &c).expect("store");
+        assert_eq!(try_claim(&store, 32_200, false, &c), Ok(None));
+        // A failed head is retried soon, still as a head.
+        assert_eq!(try_claim(&store, 62_100, false, &c), Ok(Some(Fetch::Head)));
+        finish(&store, 62_200, &Fetched::Failed, &c).expect("store");
+        assert_eq!(try_claim(&store, 64_200, false, &c), Ok(Some(Fetch::Head)));
+        // A failed snapshot fetch is retried as a snapshot fetch, conditionally.
+        finish(&store, 64_300, &Fetched::HeadNewer, &c).expect("store");
+        assert!(
+            try_claim(&store, 64_300, false, &c)
+                .expect("store")
+                .is_some()
         );
-        finish(&store, 33_000, &Fetched::Failed, &c).expect("store");
+        finish(&store, 64_400, &Fetched::Failed, &c).expect("store");
         assert_eq!(
-            try_claim(&store, 35_000, false, &c),
-            Ok(Some(Some("\"1-x\"".into()))),
-            "retried after 2 s"
+            try_claim(&store, 66_400, false, &c),
+            Ok(Some(Fetch::Snapshot {
+                etag: Some("\"1-x\"".into())
+            }))
         );
     }
 
     #[test]
-    fn serving_vms_only_take_overdue_fetches() {
+    fn serving_vms_take_heads_but_only_overdue_snapshots() {
         let store = MemoryStore::default();
         let c = config();
         ensure_slot(&store, 1_000_000).expect("store");
+        assert_eq!(
+            try_claim(&store, 1_000_050, true, &c),
+            Ok(Some(Fetch::Head))
+        );
+        finish(&store, 1_000_100, &Fetched::HeadNewer, &c).expect("store");
         assert_eq!(try_claim(&store, 1_004_000, true, &c), Ok(None));
-        assert_eq!(try_claim(&store, 1_005_000, true, &c), Ok(Some(None)));
-        // The slot is created with the first fetch due now, not in 1970.
-        let fresh = MemoryStore::default();
-        ensure_slot(&fresh, 1_000_000).expect("store");
-        assert_eq!(try_claim(&fresh, 1_000_050, true, &c), Ok(None));
-        assert_eq!(try_claim(&fresh, 1_000_050, false, &c), Ok(Some(None)));
+        assert_eq!(
+            try_claim(&store, 1_005_100, true, &c),
+            Ok(Some(Fetch::Snapshot { etag: None }))
+        );
     }
 
     #[test]

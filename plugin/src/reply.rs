@@ -50,9 +50,15 @@ pub struct Status {
     pub tokens: u32,
     /// When it was issued, Unix seconds (0 when none).
     pub issued_at: u64,
+    /// Its signed expiry, Unix seconds (0 when none).
+    pub expires_at: u64,
     /// Id of the key that signed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The version floor learnt from the origin: a version, `"pending"` until the origin
+    /// answers after a start, absent without an origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<serde_json::Value>,
 }
 
 impl Status {
@@ -104,11 +110,13 @@ mod tests {
             version: 0,
             tokens: 0,
             issued_at: 0,
+            expires_at: 0,
             key_id: None,
+            floor: Some(serde_json::json!("pending")),
         };
         assert_eq!(
             status.body(),
-            r#"{"result":0,"loaded":false,"version":0,"tokens":0,"issued_at":0}"#
+            r#"{"result":0,"loaded":false,"version":0,"tokens":0,"issued_at":0,"expires_at":0,"floor":"pending"}"#
         );
     }
 }

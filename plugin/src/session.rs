@@ -4,9 +4,14 @@
 //! Decoding follows the form-urlencoded rules servlet containers apply (`+` is a space,
 //! `%XX` escapes, names decoded too), so `sess%69on=…` is found like `session=…`.
 //! Several `session` values that differ are reported as a conflict: the edge cannot know
-//! which one the platform would use, so it refuses to guess.
+//! which one the platform would use, so it refuses to guess. A value in token format
+//! anywhere else (another parameter, a differently spelled name such as `Session` or
+//! `session[]`, a value with a token inside, the path) is reported as a stray token: the
+//! platform could read it, and stripping could not remove it.
 
 use std::borrow::Cow;
+
+use crate::stray::{contains_token, hides_token};
 
 /// The parameter that carries tokens and login sessions.
 pub const SESSION_PARAM: &str = "session";
@@ -20,6 +25,8 @@ pub enum SessionFinding {
     Found(String),
     /// Two or more different values.
     Conflicting,
+    /// A token-format value outside the one decisive `session` value.
+    StrayToken,
     /// The body could not be parsed (the reason is safe to show).
     Unparseable(&'static str),
     /// The body is larger than the configured inspection limit.
@@ -36,13 +43,32 @@ impl SessionFinding {
             other => other,
         }
     }
+
+    /// Combines what two parts of one request carry (the query and the body): different
+    /// values conflict, and the first refusal wins.
+    pub fn merge(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Absent, other) => other,
+            (found @ Self::Found(_), Self::Absent) => found,
+            (Self::Found(a), Self::Found(b)) if a == b => Self::Found(a),
+            (Self::Found(_), Self::Found(_)) => Self::Conflicting,
+            (Self::Found(_), refusal) => refusal,
+            (refusal, _) => refusal,
+        }
+    }
+
+    /// A finding that refuses the request whatever else is found.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, Self::Absent | Self::Found(_))
+    }
 }
 
-/// Searches urlencoded pairs (a query string or a form body).
+/// Searches urlencoded pairs (a query string or a form body) for the `session` value, and
+/// for token-format values anywhere else ([`SessionFinding::StrayToken`]).
 ///
-/// This runs on every request, so the common case takes no allocation: a pair whose name
-/// has no escapes is compared as is, and a plain value is borrowed. Anything with `%` or
-/// `+` goes through `form_urlencoded`, which defines the result either way.
+/// This runs on every request, so the common case takes no allocation: a pair without
+/// escapes is compared and searched as is, and a plain value is borrowed. Anything with `%`
+/// or `+` goes through `form_urlencoded`, which defines the result either way.
 pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
     let mut finding = SessionFinding::Absent;
     for pair in raw.split(|&b| b == b'&') {
@@ -55,6 +81,18 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
         };
         let plain_name = !is_escaped(name);
         if plain_name && name != SESSION_PARAM.as_bytes() {
+            // Not the session: a token here is a stray one. `+` decodes to a space, which
+            // no token contains, so only `%` escapes need decoding to be searched.
+            let stray = if memchr::memchr(b'%', value).is_some() {
+                form_urlencoded::parse(pair)
+                    .next()
+                    .is_some_and(|(_, v)| contains_token(v.as_bytes()))
+            } else {
+                contains_token(pair)
+            };
+            if stray {
+                return SessionFinding::StrayToken;
+            }
             continue;
         }
         let value = if plain_name && !is_escaped(value) {
@@ -62,15 +100,36 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
         } else {
             match form_urlencoded::parse(pair).next() {
                 Some((name, value)) if name == SESSION_PARAM => value,
-                _ => continue,
+                Some((name, value)) => {
+                    if contains_token(name.as_bytes()) || contains_token(value.as_bytes()) {
+                        return SessionFinding::StrayToken;
+                    }
+                    continue;
+                }
+                None => continue,
             }
         };
+        if hides_token(value.as_bytes()) {
+            return SessionFinding::StrayToken;
+        }
         finding = finding.add(value);
         if finding == SessionFinding::Conflicting {
             break;
         }
     }
     finding
+}
+
+/// Does the path part of `:path` (before the `?`) carry a token-format value, as is or
+/// `%`-encoded (`/x;session=pate_…`, `/pate_…/`)?
+pub fn path_carries_token(path: &[u8]) -> bool {
+    if contains_token(path) {
+        return true;
+    }
+    memchr::memchr(b'%', path).is_some() && {
+        let decoded: Vec<u8> = percent_encoding::percent_decode(path).collect();
+        contains_token(&decoded)
+    }
 }
 
 /// Whether urlencoded bytes need decoding (`%XX` escapes or `+` for space).
@@ -147,6 +206,60 @@ mod tests {
     }
 
     #[test]
+    fn tokens_outside_the_session_are_stray() {
+        let t = pat_core::token::Token::generate().expect("rng");
+        let t = t.expose();
+        for raw in [
+            format!("Session={t}"),
+            format!("SESSION={t}"),
+            format!("session[]={t}"),
+            format!("session=%20{t}"),
+            format!("session=+{t}"),
+            format!("x=1?session={t}"),
+            format!("x=1&token={t}&session=abc"),
+            format!("session={t}&other=%70ate_{}", &t[5..]),
+            t.to_string(),
+            format!("session={t}&note={t}"),
+        ] {
+            assert_eq!(
+                find_in_pairs(raw.as_bytes()),
+                SessionFinding::StrayToken,
+                "{raw}"
+            );
+        }
+        // One decisive token, however often repeated as the session, is fine.
+        assert_eq!(
+            find_in_pairs(format!("envName=x&session={t}&session={t}").as_bytes()),
+            found(t)
+        );
+        assert_eq!(
+            find_in_pairs(format!("session=pate%5F{}", &t[5..]).as_bytes()),
+            found(t)
+        );
+        assert!(path_carries_token(
+            format!("/1.0/a/b/rest/c;session={t}").as_bytes()
+        ));
+        assert!(path_carries_token(
+            format!("/x/%70ate_{}", &t[5..]).as_bytes()
+        ));
+        assert!(!path_carries_token(
+            b"/1.0/environment/control/rest/stopenv"
+        ));
+    }
+
+    #[test]
+    fn merging_query_and_body() {
+        use SessionFinding::*;
+        assert_eq!(Absent.merge(found("a")), found("a"));
+        assert_eq!(found("a").merge(Absent), found("a"));
+        assert_eq!(found("a").merge(found("a")), found("a"));
+        assert_eq!(found("a").merge(found("b")), Conflicting);
+        assert_eq!(found("a").merge(StrayToken), StrayToken);
+        assert_eq!(TooLarge.merge(found("a")), TooLarge);
+        assert!(StrayToken.is_refusal() && !found("a").is_refusal() && !Absent.is_refusal());
+    }
+
+    #[test]
     fn other_names_are_not_the_session() {
         for raw in [
             &b"Session=abc"[..],
@@ -199,15 +312,23 @@ mod tests {
         assert_eq!(split_path(b"/p?q?r"), (&b"/p"[..], Some(&b"q?r"[..])));
     }
 
-    /// The plain `form_urlencoded` search the fast path must agree with.
+    /// The plain `form_urlencoded` search the fast path must agree with: pairs in order,
+    /// the first refusal wins.
     fn reference_find(raw: &[u8]) -> SessionFinding {
         let mut finding = SessionFinding::Absent;
         for (name, value) in form_urlencoded::parse(raw) {
-            if name == SESSION_PARAM {
-                finding = finding.add(value);
-                if finding == SessionFinding::Conflicting {
-                    break;
+            if name != SESSION_PARAM {
+                if contains_token(name.as_bytes()) || contains_token(value.as_bytes()) {
+                    return SessionFinding::StrayToken;
                 }
+                continue;
+            }
+            if hides_token(value.as_bytes()) {
+                return SessionFinding::StrayToken;
+            }
+            finding = finding.add(value);
+            if finding == SessionFinding::Conflicting {
+                break;
             }
         }
         finding
@@ -230,6 +351,29 @@ mod tests {
         ) {
             let raw = pairs.join("&");
             prop_assert_eq!(find_in_pairs(raw.as_bytes()), reference_find(raw.as_bytes()));
+        }
+
+        #[test]
+        fn fast_search_matches_form_urlencoded_with_tokens(
+            pairs in prop::collection::vec(
+                ("(session|Session|s|%73ession|x)", "(=|=%20|=\\+|=x|=pate%5F)?", any::<bool>()),
+                0..5,
+            )
+        ) {
+            let t = pat_core::token::Token::generate().expect("rng");
+            let raw = pairs
+                .iter()
+                .map(|(name, eq, with_token)| {
+                    let value = if *with_token { &t.expose()[5..] } else { "v" };
+                    match eq.as_str() {
+                        "" => name.clone(),
+                        "=pate%5F" => format!("{name}=pate%5F{value}"),
+                        eq => format!("{name}{eq}pate_{value}"),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            prop_assert_eq!(find_in_pairs(raw.as_bytes()), reference_find(raw.as_bytes()), "{}", raw);
         }
 
         #[test]

@@ -1,7 +1,8 @@
 //! How VMs share the current snapshot through proxy-wasm shared data.
 //!
 //! Two kinds of keys:
-//! - the *pointer* `pat_edge.v1.current`: 40 bytes, the current version and body digest.
+//! - the *pointer* `pat_edge.v2.current`: 56 bytes, the current version, body digest, issue
+//!   time and expiry (so a VM can tell a stale snapshot without loading it).
 //!   Every VM reads it on each tick (a cheap copy) and only fetches the snapshot when it
 //!   changes;
 //! - one *snapshot key* per published snapshot, named after its version and digest, holding
@@ -20,7 +21,7 @@ use pat_core::snapshot::Snapshot;
 use crate::hex;
 
 /// The pointer key.
-pub const POINTER_KEY: &str = "pat_edge.v1.current";
+pub const POINTER_KEY: &str = "pat_edge.v2.current";
 
 /// Host shared-data operations (Envoy's semantics: `get` returns the value and its CAS,
 /// `set` with CAS 0 is unconditional, a stale CAS is refused).
@@ -42,50 +43,78 @@ pub enum StoreError {
     Host(String),
 }
 
-/// The current version and body digest, as stored under [`POINTER_KEY`].
+/// The current version and body digest, as stored under [`POINTER_KEY`], with the signed
+/// times of the snapshot it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pointer {
     /// Snapshot version; 0 = nothing published yet.
     pub version: u64,
     /// BLAKE3 of the snapshot body (from its signed header).
     pub digest: [u8; 32],
+    /// When it was issued, Unix seconds.
+    pub issued_at: u64,
+    /// Its signed expiry, Unix seconds.
+    pub expires_at: u64,
 }
+
+const POINTER_LEN: usize = 56;
 
 impl Pointer {
     /// The "nothing published yet" pointer.
     pub const NONE: Self = Self {
         version: 0,
         digest: [0; 32],
+        issued_at: 0,
+        expires_at: 0,
     };
 
     /// The pointer naming this snapshot.
     pub fn of(snapshot: &Snapshot) -> Self {
+        let header = snapshot.header();
         Self {
-            version: snapshot.version(),
-            digest: snapshot.header().body_digest,
+            version: header.version,
+            digest: header.body_digest,
+            issued_at: header.issued_at,
+            expires_at: header.expires_at,
         }
     }
 
-    /// 8-byte little-endian version, then the digest.
-    pub fn encode(&self) -> [u8; 40] {
-        let mut out = [0u8; 40];
-        let (version, digest) = out.split_at_mut(8);
+    /// Whether it names the same snapshot as `other`.
+    pub fn names(&self, other: &Self) -> bool {
+        self.version == other.version && self.digest == other.digest
+    }
+
+    /// Little-endian version, the digest, the issue time and the expiry.
+    pub fn encode(&self) -> [u8; POINTER_LEN] {
+        let mut out = [0u8; POINTER_LEN];
+        let (version, rest) = out.split_at_mut(8);
+        let (digest, rest) = rest.split_at_mut(32);
+        let (issued, expires) = rest.split_at_mut(8);
         version.copy_from_slice(&self.version.to_le_bytes());
         digest.copy_from_slice(&self.digest);
+        issued.copy_from_slice(&self.issued_at.to_le_bytes());
+        expires.copy_from_slice(&self.expires_at.to_le_bytes());
         out
     }
 
     /// Decodes [`Self::encode`]'s output.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let version = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-        let digest = bytes.get(8..40)?.try_into().ok()?;
-        (bytes.len() == 40).then_some(Self { version, digest })
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+        };
+        (bytes.len() == POINTER_LEN).then_some(())?;
+        Some(Self {
+            version: u64_at(0)?,
+            digest: bytes.get(8..40)?.try_into().ok()?,
+            issued_at: u64_at(40)?,
+            expires_at: u64_at(48)?,
+        })
     }
 
     /// The key holding this snapshot's bytes.
     pub fn snapshot_key(&self) -> String {
         format!(
-            "pat_edge.v1.snapshot.{}.{}",
+            "pat_edge.v2.snapshot.{}.{}",
             self.version,
             hex(self.digest.get(..8).unwrap_or_default())
         )
@@ -218,10 +247,12 @@ pub(crate) mod tests {
         let p = Pointer {
             version: 42,
             digest: [7; 32],
+            issued_at: 100,
+            expires_at: 200,
         };
         assert_eq!(Pointer::decode(&p.encode()), Some(p));
-        assert_eq!(Pointer::decode(&[0; 39]), None);
-        assert_eq!(Pointer::decode(&[0; 41]), None);
-        assert_eq!(p.snapshot_key(), "pat_edge.v1.snapshot.42.0707070707070707");
+        assert_eq!(Pointer::decode(&[0; 55]), None);
+        assert_eq!(Pointer::decode(&[0; 57]), None);
+        assert_eq!(p.snapshot_key(), "pat_edge.v2.snapshot.42.0707070707070707");
     }
 }

@@ -127,18 +127,24 @@ fn refused_pushes_change_nothing() {
     edge.publish(0, 5, &[&t]);
     let pointer = edge
         .tb
-        .shared_data("pat_edge.v1.current")
+        .shared_data("pat_edge.v2.current")
         .expect("published")
         .value;
 
     let stranger = SigningKey::generate().expect("rng");
     let mut forged = snapshot(&stranger, 6, &[&intruder]);
-    forged[32..40].copy_from_slice(&edge.key.public_key().id().0);
+    forged[40..48].copy_from_slice(&edge.key.public_key().id().0);
     let mut truncated = snapshot(&edge.key, 6, &[&intruder]);
     truncated.truncate(truncated.len() - 10);
     let mut tampered = snapshot(&edge.key, 6, &[&intruder]);
     let last = tampered.len() - 1;
     tampered[last] ^= 0x55;
+
+    let bulk: Vec<Minted> = (10..1300)
+        .map(|i| Minted::new(i, "bulk", &["environment.Control.GetEnvs"]))
+        .collect();
+    let big = snapshot(&edge.key, 6, &bulk.iter().collect::<Vec<_>>());
+    assert!(big.len() > 65536, "{}", big.len());
 
     let cases: Vec<(&str, Request, u32)> = vec![
         (
@@ -174,9 +180,16 @@ fn refused_pushes_change_nothing() {
         ),
         ("empty", Request::put(CONTROL_PATH), 400),
         (
-            "too large",
+            "large garbage, refused at its first bytes",
             Request::put(CONTROL_PATH)
                 .body(vec![0u8; 70_000])
+                .chunk_size(16_384),
+            400,
+        ),
+        (
+            "too large",
+            Request::put(CONTROL_PATH)
+                .body(big.clone())
                 .chunk_size(16_384),
             413,
         ),
@@ -208,7 +221,7 @@ fn refused_pushes_change_nothing() {
             // Nothing changed: the same pointer, the same version, the same tokens.
             assert_eq!(
                 edge.tb
-                    .shared_data("pat_edge.v1.current")
+                    .shared_data("pat_edge.v2.current")
                     .expect("kept")
                     .value,
                 pointer,
@@ -226,7 +239,7 @@ fn refused_pushes_change_nothing() {
     }
     assert_eq!(
         edge.tb.counter("pat_edge.push.rejected"),
-        Some(18),
+        Some(20),
         "wrong methods and foreign listeners are not push attempts"
     );
     edge.assert_clean(&[t.value(), intruder.value()]);
@@ -244,8 +257,8 @@ fn the_public_filter_never_accepts_pushes() {
     assert!(ex.is_forwarded());
     assert!(
         edge.tb
-            .shared_data("pat_edge.v1.current")
-            .is_none_or(|v| v.value == [0u8; 40])
+            .shared_data("pat_edge.v2.current")
+            .is_none_or(|v| v.value == [0u8; 56])
     );
     assert_denied(
         &edge,

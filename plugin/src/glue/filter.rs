@@ -1,15 +1,21 @@
 //! The HTTP context: one request through the filter.
 //!
 //! Headers: identity headers are removed from every request first. A control-path request
-//! goes to the control endpoint. Otherwise the `session` is looked for in the query; when
-//! absent and the body can carry one (form or multipart), headers are held and the body is
-//! buffered — up to `max_body_bytes`, and for multipart only up to the first file part.
-//! The verdict is then applied: identity headers added (and the token optionally removed),
-//! or a platform-shaped JSON denial sent.
+//! goes to the control endpoint. Otherwise the `session` is looked for in the query, and
+//! token-format values anywhere else in the path or query refuse the request. When the body
+//! can carry fields (form or multipart), the headers are held and the body is read too,
+//! whether or not the query had a session: a form body whole (up to `max_body_bytes`), a
+//! multipart body up to its first file part. The verdict is then applied: identity headers
+//! added (and the token optionally removed), or a platform-shaped JSON denial sent. The rest
+//! of a multipart body is still read as it streams to the platform; a token in a later part
+//! ends the request with a denial before that part is forwarded.
+//!
+//! A push on the control path is checked on its signed head as soon as the head arrives,
+//! and takes the edge's push lease, before the rest of its body is buffered.
 
 use std::rc::Rc;
 
-use pat_core::snapshot::BODY_OFFSET;
+use pat_core::snapshot::{BODY_OFFSET, announced_len};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
@@ -19,43 +25,69 @@ use super::host::{
     set_request_header, strip_request_header, vm_memory_bytes,
 };
 use super::metrics::Metrics;
-use super::root::{EDGE, refresh};
+use super::vm::{self, EDGE, refresh};
 use crate::config::{Config, PushConfig};
 use crate::content_type::{BodyKind, classify};
 use crate::control::{CONTROL_SOURCE, is_internal_address, rejection_status};
-use crate::decide::{Policy, Verdict, decide};
-use crate::edge::PushRejection;
-use crate::multipart::{Scan, remove_ranges, scan};
+use crate::decide::{Category, Denial, Policy, Verdict, decide};
+use crate::edge::{Clock, PushRejection};
+use crate::floor::{self, Floor};
+use crate::multipart::{Outcome, Scanner, remove_ranges};
+use crate::push_lease::{self, Holder, LEASE_MS, Lease};
 use crate::reply::{Status, accepted_body, error_body, stale_body};
 use crate::session::{
-    SessionFinding, find_in_pairs, split_path, strip_from_path, strip_pairs, text,
+    SessionFinding, find_in_pairs, path_carries_token, split_path, strip_from_path, strip_pairs,
+    text,
 };
 
 /// Expiry may be checked against the clock of the last tick when ticks come at least this
 /// often; with a longer refresh interval each token request reads the host clock.
 const MAX_CLOCK_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Where the decisive `session` was found: what to strip when configured to.
-enum Location {
-    Query,
-    /// The whole body, of this many bytes.
+/// What to remove when the token is stripped: the query's `session`, and the body's.
+#[derive(Debug, Default)]
+struct Strip {
+    query: bool,
+    body: BodyStrip,
+}
+
+#[derive(Debug, Default)]
+enum BodyStrip {
+    #[default]
+    Nothing,
+    /// The whole form body, of this many bytes.
     Form(usize),
+    /// These parts of the buffered multipart head.
     Multipart(Vec<std::ops::Range<usize>>),
-    Nowhere,
 }
 
 enum Stage {
     /// Waiting for request headers.
     Headers,
-    /// Headers held; buffering the body to find the session.
-    Body(BodyKind),
+    /// Headers held; buffering a form body to its end.
+    Form { query: SessionFinding },
+    /// Headers held; reading a multipart body up to its first file part.
+    MultipartHead {
+        query: SessionFinding,
+        scanner: Box<Scanner>,
+    },
+    /// Headers released; reading the rest of a multipart body as it streams past.
+    MultipartTail { scanner: Box<Scanner> },
     /// Headers held; buffering a snapshot push.
-    Push,
+    Push(PushState),
     /// Decided (forwarded or answered).
     Done,
 }
 
+/// A push in progress: whether its signed head was checked, and the lease it holds.
+struct PushState {
+    announced: Option<u64>,
+    lease: Option<Holder>,
+    renewed_at_ms: u64,
+}
+
 pub(crate) struct Filter {
+    context_id: u32,
     config: Option<Rc<Config>>,
     metrics: Option<Rc<Metrics>>,
     stage: Stage,
@@ -64,9 +96,23 @@ pub(crate) struct Filter {
     buffered: usize,
 }
 
+/// How a verdict was applied.
+#[derive(PartialEq, Eq)]
+enum Applied {
+    /// The request goes on to the platform.
+    Forwarded,
+    /// It was answered here.
+    Denied,
+}
+
 impl Filter {
-    pub(crate) fn new(config: Option<Rc<Config>>, metrics: Option<Rc<Metrics>>) -> Self {
+    pub(crate) fn new(
+        context_id: u32,
+        config: Option<Rc<Config>>,
+        metrics: Option<Rc<Metrics>>,
+    ) -> Self {
         Self {
+            context_id,
             config,
             metrics,
             stage: Stage::Headers,
@@ -75,15 +121,14 @@ impl Filter {
         }
     }
 
-    /// Decides with what was found and applies the verdict. Returns the action for the
-    /// current callback.
+    /// Decides with what was found and applies the verdict.
     fn conclude(
         &mut self,
         config: &Config,
         metrics: &Metrics,
         finding: SessionFinding,
-        location: Location,
-    ) -> Action {
+        strip: Strip,
+    ) -> Applied {
         self.stage = Stage::Done;
         let path = text(&self.path);
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
@@ -98,18 +143,20 @@ impl Filter {
             ordinary_sessions: config.ordinary_sessions,
         };
         let now = request_clock(config.refresh_interval <= MAX_CLOCK_AGE);
+        let clock = Clock {
+            now_ms: now.saturating_mul(1000),
+            max_age_ms: config.max_snapshot_age_ms,
+        };
         let verdict = EDGE.with_borrow(|edge| {
             // The VM's snapshot is shared by every filter instance in it; each one only uses
-            // a snapshot signed by a key it trusts itself.
-            let snapshot = edge
-                .snapshot()
-                .filter(|s| config.keys.get(s.key_id()).is_some());
+            // a snapshot signed by a key it trusts itself and fresh by its own limit.
+            let snapshot = edge.snapshot_for(&config.keys, clock);
             decide(policy, snapshot, &path, &finding, now)
         });
         match verdict {
             Verdict::PassThrough => {
                 metrics.passed_through();
-                Action::Continue
+                Applied::Forwarded
             }
             Verdict::Allow(grant) => {
                 // Both were stripped in `headers`: adding makes each the only value.
@@ -119,44 +166,42 @@ impl Filter {
                 );
                 add_request_header(&config.identity.user, grant.user.as_bytes());
                 if config.strip_token {
-                    self.strip(location);
+                    self.strip(strip);
                 }
                 metrics.allowed();
-                Action::Continue
+                Applied::Forwarded
             }
             Verdict::Deny(denial) => {
-                metrics.denied(&denial);
-                let message = denial.message();
-                if debug_enabled() {
-                    log(
-                        LogLevel::Debug,
-                        &format!("pat-edge: denied ({}): {message}", denial.reason()),
-                    );
-                }
-                let code = match denial.category() {
-                    crate::decide::Category::Unauthenticated => config.deny.codes.unauthenticated,
-                    crate::decide::Category::Forbidden => config.deny.codes.forbidden,
-                    crate::decide::Category::InvalidRequest => config.deny.codes.invalid_request,
-                };
-                send_json(
-                    config.deny.http_status,
-                    &error_body(code, &message, &config.deny.source),
-                    &[],
-                );
-                Action::Pause
+                deny(config, metrics, &denial);
+                Applied::Denied
             }
         }
     }
 
+    /// Like [`Self::conclude`], as the action for the current callback.
+    fn conclude_now(
+        &mut self,
+        config: &Config,
+        metrics: &Metrics,
+        finding: SessionFinding,
+        strip: Strip,
+    ) -> Action {
+        match self.conclude(config, metrics, finding, strip) {
+            Applied::Forwarded => Action::Continue,
+            Applied::Denied => Action::Pause,
+        }
+    }
+
     /// Removes the token from what is forwarded.
-    fn strip(&self, location: Location) {
-        match location {
-            Location::Query => {
-                if let Some(path) = strip_from_path(&self.path) {
-                    set_request_header(":path", &path);
-                }
-            }
-            Location::Form(len) => {
+    fn strip(&self, strip: Strip) {
+        if strip.query
+            && let Some(path) = strip_from_path(&self.path)
+        {
+            set_request_header(":path", &path);
+        }
+        match strip.body {
+            BodyStrip::Nothing => {}
+            BodyStrip::Form(len) => {
                 let Some(body) = request_body(0, len) else {
                     return;
                 };
@@ -165,7 +210,7 @@ impl Filter {
                     set_content_length(body.len(), stripped.len());
                 }
             }
-            Location::Multipart(ranges) => {
+            BodyStrip::Multipart(ranges) => {
                 // Only the buffered head is rewritten; the rest of the upload streams after it.
                 let Some(head) = request_body(0, self.buffered) else {
                     return;
@@ -173,8 +218,7 @@ impl Filter {
                 let stripped = remove_ranges(&head, &ranges);
                 if stripped.len() != head.len() {
                     replace_request_body_prefix(head.len(), &stripped);
-                    let total = content_length();
-                    if let Some(total) = total {
+                    if let Some(total) = content_length() {
                         set_content_length(
                             total,
                             total.saturating_sub(head.len() - stripped.len()),
@@ -182,7 +226,6 @@ impl Filter {
                     }
                 }
             }
-            Location::Nowhere => {}
         }
     }
 
@@ -196,26 +239,38 @@ impl Filter {
         {
             return self.control_headers(config, push, metrics, end_of_stream);
         }
-        let finding = query.map_or(SessionFinding::Absent, find_in_pairs);
-        if finding != SessionFinding::Absent {
-            return self.conclude(config, metrics, finding, Location::Query);
+        let mut finding = query.map_or(SessionFinding::Absent, find_in_pairs);
+        if !finding.is_refusal() && path_carries_token(path) {
+            finding = SessionFinding::StrayToken;
         }
-        if end_of_stream {
-            return self.conclude(config, metrics, finding, Location::Nowhere);
+        let strip = Strip {
+            query: matches!(finding, SessionFinding::Found(_)),
+            body: BodyStrip::Nothing,
+        };
+        if finding.is_refusal() || end_of_stream {
+            return self.conclude_now(config, metrics, finding, strip);
         }
         let content_type = request_header("content-type");
         let content_type = content_type.as_deref().map(String::from_utf8_lossy);
         match classify(content_type.as_deref()) {
-            Ok(BodyKind::Opaque) => self.conclude(config, metrics, finding, Location::Nowhere),
-            Ok(kind) => {
-                self.stage = Stage::Body(kind);
+            // Opaque bodies (JSON, text, none) are not parsed: the query decides.
+            Ok(BodyKind::Opaque) => self.conclude_now(config, metrics, finding, strip),
+            Ok(BodyKind::Form) => {
+                self.stage = Stage::Form { query: finding };
                 Action::Pause
             }
-            Err(why) => self.conclude(
+            Ok(BodyKind::Multipart { boundary }) => {
+                self.stage = Stage::MultipartHead {
+                    query: finding,
+                    scanner: Box::new(Scanner::new(&boundary)),
+                };
+                Action::Pause
+            }
+            Err(why) => self.conclude_now(
                 config,
                 metrics,
                 SessionFinding::Unparseable(why),
-                Location::Nowhere,
+                Strip::default(),
             ),
         }
     }
@@ -227,50 +282,128 @@ impl Filter {
         size: usize,
         end_of_stream: bool,
     ) -> Action {
-        let Stage::Body(kind) = &self.stage else {
-            return Action::Continue;
-        };
+        let stage = std::mem::replace(&mut self.stage, Stage::Done);
         let cap = config.max_body_bytes;
         let unreadable = SessionFinding::Unparseable("the body could not be read");
-        match kind {
-            BodyKind::Form => {
+        match stage {
+            Stage::Form { query } => {
                 if size > cap {
-                    return self.conclude(
+                    return self.conclude_now(
                         config,
                         metrics,
                         SessionFinding::TooLarge,
-                        Location::Nowhere,
+                        Strip::default(),
                     );
                 }
                 if !end_of_stream {
+                    self.stage = Stage::Form { query };
                     return Action::Pause;
                 }
                 let Some(body) = request_body(0, size) else {
-                    return self.conclude(config, metrics, unreadable, Location::Nowhere);
+                    return self.conclude_now(config, metrics, unreadable, Strip::default());
                 };
-                self.conclude(config, metrics, find_in_pairs(&body), Location::Form(size))
+                let in_body = find_in_pairs(&body);
+                let strip = Strip {
+                    query: matches!(query, SessionFinding::Found(_)),
+                    body: if matches!(in_body, SessionFinding::Found(_)) {
+                        BodyStrip::Form(size)
+                    } else {
+                        BodyStrip::Nothing
+                    },
+                };
+                self.conclude_now(config, metrics, query.merge(in_body), strip)
             }
-            BodyKind::Multipart { boundary } => {
-                // Only the head matters (the fields before the first file part): look at no
-                // more than `cap` bytes of it, however much Envoy delivered at once.
-                let head_len = size.min(cap);
-                let Some(head) = request_body(0, head_len) else {
-                    return self.conclude(config, metrics, unreadable, Location::Nowhere);
+            Stage::MultipartHead { query, mut scanner } => {
+                // Read only what arrived since the last callback, and no more of the head
+                // than `cap`.
+                let seen = scanner.seen();
+                let head_end = size.min(cap);
+                let Some(new) = request_body(seen, head_end.saturating_sub(seen)) else {
+                    return self.conclude_now(config, metrics, unreadable, Strip::default());
                 };
-                match scan(&head, boundary, end_of_stream && size <= cap) {
-                    Scan::NeedMore if size >= cap => {
-                        self.conclude(config, metrics, SessionFinding::TooLarge, Location::Nowhere)
+                let complete = end_of_stream && size <= cap;
+                match scanner.feed(&new, complete) {
+                    Outcome::Pending if size >= cap => self.conclude_now(
+                        config,
+                        metrics,
+                        SessionFinding::TooLarge,
+                        Strip::default(),
+                    ),
+                    Outcome::Pending => {
+                        self.stage = Stage::MultipartHead { query, scanner };
+                        Action::Pause
                     }
-                    Scan::NeedMore => Action::Pause,
-                    Scan::Done {
+                    Outcome::Decided {
                         finding,
                         session_parts,
                     } => {
-                        self.conclude(config, metrics, finding, Location::Multipart(session_parts))
+                        // Whatever was buffered beyond the head is the start of the tail.
+                        let mut finding = query.clone().merge(finding);
+                        if size > head_end && !finding.is_refusal() {
+                            let rest = request_body(head_end, size - head_end);
+                            match rest.map(|rest| scanner.feed(&rest, end_of_stream)) {
+                                Some(Outcome::Late(late)) => finding = late,
+                                Some(_) => {}
+                                None => finding = unreadable,
+                            }
+                        }
+                        let strip = Strip {
+                            query: matches!(query, SessionFinding::Found(_)),
+                            body: BodyStrip::Multipart(session_parts),
+                        };
+                        let applied = self.conclude(config, metrics, finding, strip);
+                        if applied == Applied::Denied {
+                            return Action::Pause;
+                        }
+                        if !end_of_stream {
+                            self.stage = Stage::MultipartTail { scanner };
+                        }
+                        Action::Continue
+                    }
+                    Outcome::Streaming | Outcome::Late(_) => Action::Continue,
+                }
+            }
+            Stage::MultipartTail { mut scanner } => {
+                // Headers are released: each callback holds only the newly arrived bytes.
+                let Some(chunk) = request_body(0, size) else {
+                    deny(
+                        config,
+                        metrics,
+                        &Denial::UnparseableBody("the body could not be read"),
+                    );
+                    return Action::Pause;
+                };
+                match scanner.feed(&chunk, end_of_stream) {
+                    Outcome::Late(finding) => {
+                        let denial = match finding {
+                            SessionFinding::Conflicting => Denial::ConflictingSessions,
+                            SessionFinding::Unparseable(why) => Denial::UnparseableBody(why),
+                            _ => Denial::StrayToken,
+                        };
+                        log(
+                            LogLevel::Info,
+                            &format!(
+                                "pat-edge: request ended after its head was forwarded ({}): a later multipart part {}",
+                                denial.reason(),
+                                denial.message()
+                            ),
+                        );
+                        deny(config, metrics, &denial);
+                        Action::Pause
+                    }
+                    _ => {
+                        if !end_of_stream {
+                            self.stage = Stage::MultipartTail { scanner };
+                        }
+                        Action::Continue
                     }
                 }
             }
-            BodyKind::Opaque => Action::Continue,
+            Stage::Push(state) => {
+                self.stage = Stage::Push(state);
+                self.push_body(config, metrics, size, end_of_stream)
+            }
+            Stage::Headers | Stage::Done => Action::Continue,
         }
     }
 
@@ -299,23 +432,31 @@ impl Filter {
         match method.as_slice() {
             b"GET" | b"HEAD" => {
                 refresh(config, metrics);
-                let status = EDGE.with_borrow(|edge| match edge.snapshot() {
-                    Some(s) => Status {
-                        result: 0,
-                        loaded: true,
-                        version: s.version(),
-                        tokens: s.token_count(),
-                        issued_at: s.issued_at(),
-                        key_id: Some(s.key_id().to_string()),
-                    },
-                    None => Status {
+                let floor = floor::read(&HostShared).ok();
+                let status = EDGE.with_borrow(|edge| {
+                    let mut status = Status {
                         result: 0,
                         loaded: false,
                         version: 0,
                         tokens: 0,
                         issued_at: 0,
+                        expires_at: 0,
                         key_id: None,
-                    },
+                        floor: match floor {
+                            Some(Floor::Known(v)) => Some(serde_json::json!(v)),
+                            Some(Floor::Pending) => Some(serde_json::json!("pending")),
+                            Some(Floor::Unset) | None => None,
+                        },
+                    };
+                    if let Some(s) = edge.snapshot() {
+                        status.loaded = true;
+                        status.version = s.version();
+                        status.tokens = s.token_count();
+                        status.issued_at = s.issued_at();
+                        status.expires_at = s.expires_at();
+                        status.key_id = Some(s.key_id().to_string());
+                    }
+                    status
                 });
                 send_json(200, &status.body(), &[]);
                 Action::Pause
@@ -338,7 +479,11 @@ impl Filter {
                     control_error(400, "empty body: PUT a signed snapshot (pat-admin publish)");
                     return Action::Pause;
                 }
-                self.stage = Stage::Push;
+                self.stage = Stage::Push(PushState {
+                    announced: None,
+                    lease: None,
+                    renewed_at_ms: 0,
+                });
                 Action::Pause
             }
             _ => {
@@ -356,6 +501,31 @@ impl Filter {
         }
     }
 
+    /// Refuses a push now, releasing its lease.
+    fn refuse_push(&mut self, metrics: &Metrics, rejection: &PushRejection) -> Action {
+        self.release_lease();
+        self.stage = Stage::Done;
+        metrics.push(false);
+        log(
+            LogLevel::Warn,
+            &format!("pat-edge: push rejected: {rejection}"),
+        );
+        match rejection {
+            PushRejection::NotNewer { current, .. } => send_json(
+                409,
+                &stale_body(&rejection.to_string(), CONTROL_SOURCE, *current),
+                &[],
+            ),
+            PushRejection::WaitingForOrigin | PushRejection::Busy => send_json(
+                503,
+                &error_body(503, &rejection.to_string(), CONTROL_SOURCE),
+                &[("retry-after", "1")],
+            ),
+            _ => control_error(rejection_status(rejection), &rejection.to_string()),
+        }
+        Action::Pause
+    }
+
     fn push_body(
         &mut self,
         config: &Config,
@@ -366,40 +536,95 @@ impl Filter {
         let Some(push) = &config.push else {
             return Action::Continue;
         };
+        let Stage::Push(state) = &mut self.stage else {
+            return Action::Continue;
+        };
         if size > push.max_bytes {
-            self.stage = Stage::Done;
-            metrics.push(false);
-            control_error(
-                413,
-                &format!(
-                    "snapshot larger than push.max_bytes ({} bytes)",
-                    push.max_bytes
-                ),
-            );
+            let rejection = PushRejection::TooLarge {
+                bytes: size as u64,
+                max: push.max_bytes as u64,
+            };
+            return self.refuse_push(metrics, &rejection);
+        }
+        let now = now_millis();
+        let clock = Clock {
+            now_ms: now,
+            max_age_ms: config.max_snapshot_age_ms,
+        };
+        if state.announced.is_none() && (size >= BODY_OFFSET || end_of_stream) {
+            // The signed head decides before anything else is buffered: garbage, forged,
+            // expired and replayed pushes are answered at once.
+            let head = request_body(0, size.min(BODY_OFFSET)).unwrap_or_default();
+            let total = content_length().map(|n| n as u64);
+            let checked = EDGE.with_borrow(|edge| {
+                edge.precheck_push(&HostShared, &config.keys, &head, total, clock)
+            });
+            let header = match checked {
+                Ok(header) => header,
+                Err(rejection) => return self.refuse_push(metrics, &rejection),
+            };
+            let announced = announced_len(&header);
+            if announced > push.max_bytes as u64 {
+                let rejection = PushRejection::TooLarge {
+                    bytes: announced,
+                    max: push.max_bytes as u64,
+                };
+                return self.refuse_push(metrics, &rejection);
+            }
+            let holder = Holder((vm::number() << 32) | u64::from(self.context_id));
+            match push_lease::acquire(&HostShared, holder, now) {
+                Ok(Lease::Held) => {}
+                Ok(Lease::Busy { .. }) => return self.refuse_push(metrics, &PushRejection::Busy),
+                Err(e) => return self.refuse_push(metrics, &PushRejection::Store(e)),
+            }
+            let Stage::Push(state) = &mut self.stage else {
+                return Action::Pause;
+            };
+            state.announced = Some(announced);
+            state.lease = Some(holder);
+            state.renewed_at_ms = now;
+        }
+        let Stage::Push(state) = &mut self.stage else {
             return Action::Pause;
+        };
+        if let Some(announced) = state.announced
+            && size as u64 > announced
+        {
+            let rejection = PushRejection::Invalid(pat_core::snapshot::SnapshotError::Length {
+                expected: announced,
+                actual: size as u64,
+            });
+            return self.refuse_push(metrics, &rejection);
+        }
+        if let Some(holder) = state.lease
+            && now.saturating_sub(state.renewed_at_ms) >= LEASE_MS / 2
+        {
+            let _ = push_lease::acquire(&HostShared, holder, now);
+            state.renewed_at_ms = now;
         }
         if !end_of_stream {
             return Action::Pause;
         }
-        self.stage = Stage::Done;
-        let started = now_millis();
         let head = request_body(0, size.min(BODY_OFFSET)).unwrap_or_default();
         let outcome = EDGE.with_borrow_mut(|edge| {
-            edge.accept_push(&HostShared, &config.keys, &head, size as u64, || {
+            edge.accept_push(&HostShared, &config.keys, &head, size as u64, clock, || {
                 request_body(0, size)
             })
         });
         match outcome {
             Ok(accepted) => {
-                let ms = now_millis().saturating_sub(started);
+                self.release_lease();
+                self.stage = Stage::Done;
+                let ms = now_millis().saturating_sub(now);
                 metrics.push(true);
                 metrics.snapshot(accepted.version, accepted.tokens, Some(ms));
                 log(
                     LogLevel::Info,
                     &format!(
-                        "pat-edge: push accepted: snapshot version {} ({} tokens), applied in {ms} ms, VM memory {} bytes",
+                        "pat-edge: push accepted: snapshot version {} ({} tokens, expires at {}), applied in {ms} ms, VM memory {} bytes",
                         accepted.version,
                         accepted.tokens,
+                        accepted.expires_at,
                         vm_memory_bytes()
                     ),
                 );
@@ -408,27 +633,46 @@ impl Filter {
                     &accepted_body(accepted.version, accepted.tokens, accepted.issued_at),
                     &[],
                 );
+                Action::Pause
             }
-            Err(rejection) => {
-                metrics.push(false);
-                log(
-                    LogLevel::Warn,
-                    &format!("pat-edge: push rejected: {rejection}"),
-                );
-                match rejection {
-                    PushRejection::Stale { current, .. } => {
-                        send_json(
-                            409,
-                            &stale_body(&rejection.to_string(), CONTROL_SOURCE, current),
-                            &[],
-                        );
-                    }
-                    _ => control_error(rejection_status(&rejection), &rejection.to_string()),
-                }
-            }
+            Err(rejection) => self.refuse_push(metrics, &rejection),
         }
-        Action::Pause
     }
+
+    /// Gives the push lease back, if this request holds it.
+    fn release_lease(&mut self) {
+        if let Stage::Push(state) = &mut self.stage
+            && let Some(holder) = state.lease.take()
+            && let Err(e) = push_lease::release(&HostShared, holder)
+        {
+            log(
+                LogLevel::Warn,
+                &format!("pat-edge: releasing the push lease: {e}"),
+            );
+        }
+    }
+}
+
+/// Sends a platform-shaped denial and counts it.
+fn deny(config: &Config, metrics: &Metrics, denial: &Denial) {
+    metrics.denied(denial);
+    let message = denial.message();
+    if debug_enabled() {
+        log(
+            LogLevel::Debug,
+            &format!("pat-edge: denied ({}): {message}", denial.reason()),
+        );
+    }
+    let code = match denial.category() {
+        Category::Unauthenticated => config.deny.codes.unauthenticated,
+        Category::Forbidden => config.deny.codes.forbidden,
+        Category::InvalidRequest => config.deny.codes.invalid_request,
+    };
+    send_json(
+        config.deny.http_status,
+        &error_body(code, &message, &config.deny.source),
+        &[],
+    );
 }
 
 fn control_error(status: u32, message: &str) {
@@ -446,7 +690,13 @@ fn set_content_length(before: usize, after: usize) {
     }
 }
 
-impl Context for Filter {}
+impl Context for Filter {
+    fn on_done(&mut self) -> bool {
+        // A push whose client went away gives its lease back.
+        self.release_lease();
+        true
+    }
+}
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -472,11 +722,7 @@ impl HttpContext for Filter {
             return Action::Pause;
         };
         self.buffered = body_size;
-        match self.stage {
-            Stage::Body(_) => self.body(&config, &metrics, body_size, end_of_stream),
-            Stage::Push => self.push_body(&config, &metrics, body_size, end_of_stream),
-            Stage::Headers | Stage::Done => Action::Continue,
-        }
+        self.body(&config, &metrics, body_size, end_of_stream)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -484,11 +730,11 @@ impl HttpContext for Filter {
         let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
             return Action::Pause;
         };
-        let size = self.buffered;
-        match self.stage {
-            Stage::Body(_) => self.body(&config, &metrics, size, true),
-            Stage::Push => self.push_body(&config, &metrics, size, true),
-            Stage::Headers | Stage::Done => Action::Continue,
-        }
+        let size = match self.stage {
+            // The tail's bytes were all delivered in body callbacks already.
+            Stage::MultipartTail { .. } => 0,
+            _ => self.buffered,
+        };
+        self.body(&config, &metrics, size, true)
     }
 }

@@ -20,8 +20,10 @@ pub(crate) struct Metrics {
     push_accepted: Option<u32>,
     push_rejected: Option<u32>,
     origin_fetched: Option<u32>,
+    origin_heads: Option<u32>,
     origin_not_modified: Option<u32>,
     origin_failed: Option<u32>,
+    origin_floor: Option<u32>,
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
@@ -46,8 +48,10 @@ impl Metrics {
             push_accepted: counter("pat_edge.push.accepted"),
             push_rejected: counter("pat_edge.push.rejected"),
             origin_fetched: counter("pat_edge.origin.fetched"),
+            origin_heads: counter("pat_edge.origin.heads"),
             origin_not_modified: counter("pat_edge.origin.not_modified"),
             origin_failed: counter("pat_edge.origin.failed"),
+            origin_floor: gauge("pat_edge.origin.floor"),
         }
     }
 
@@ -89,12 +93,17 @@ impl Metrics {
         Self::increment(self.snapshot_load_failed);
     }
 
-    pub(crate) fn origin(&self, outcome: Fetched) {
+    pub(crate) fn origin(&self, outcome: &Fetched) {
         Self::increment(match outcome {
             Fetched::Snapshot { .. } => self.origin_fetched,
+            Fetched::HeadNewer | Fetched::HeadCurrent => self.origin_heads,
             Fetched::NotModified => self.origin_not_modified,
             Fetched::Failed => self.origin_failed,
         });
+    }
+
+    pub(crate) fn origin_floor(&self, floor: u64) {
+        Self::record(self.origin_floor, floor);
     }
 
     pub(crate) fn push(&self, accepted: bool) {

@@ -9,6 +9,7 @@ mod filter;
 mod host;
 mod metrics;
 mod root;
+mod vm;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);

@@ -1,8 +1,8 @@
-//! The root context: configuration, the periodic snapshot check, and the VM-wide snapshot.
+//! The root context: configuration, the periodic snapshot check, and the origin rounds.
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use pat_core::snapshot::BODY_OFFSET;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
@@ -10,77 +10,136 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 use super::filter::Filter;
 use super::host::{self, HostShared, log, now_millis};
 use super::metrics::Metrics;
+use super::vm::{self, EDGE, refresh};
 use crate::config::{Config, Unmatched};
-use crate::edge::{Edge, PushRejection, Refresh};
-use crate::origin::{self, Fetched, OriginConfig};
+use crate::edge::{Clock, PushRejection};
+use crate::floor;
+use crate::origin::{self, Fetch, Fetched, OriginConfig};
 use crate::shared;
-
-thread_local! {
-    /// The snapshot this VM serves from. One per VM (not per root context): when the public
-    /// and control filters share a VM, they share one copy.
-    pub(crate) static EDGE: RefCell<Edge> = RefCell::new(Edge::default());
-
-    /// Whether this VM serves requests. Envoy also runs a VM on its main thread that never
-    /// gets a request; it should not hold a ~57 MB snapshot (at 1,000,000 tokens) nor compete
-    /// for CPU when a new one is published. A VM becomes active with its first HTTP context;
-    /// from then on it keeps its snapshot current on every tick.
-    static ACTIVE: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks this VM as serving requests.
-pub(crate) fn activate() {
-    ACTIVE.set(true);
-}
 
 /// One configured filter instance in this VM.
 #[derive(Default)]
 pub(crate) struct Root {
     config: Option<Rc<Config>>,
     metrics: Option<Rc<Metrics>>,
+    /// The origin fetch this root dispatched and is waiting for.
+    in_flight: Option<(u32, Fetch)>,
 }
 
-impl Context for Root {
-    /// The origin's answer to a fetch this VM dispatched.
-    fn on_http_call_response(
-        &mut self,
-        _token_id: u32,
-        num_headers: usize,
+impl Root {
+    /// The origin's answer to a head fetch.
+    fn head_answer(
+        &self,
+        config: &Config,
+        metrics: &Metrics,
+        origin: &OriginConfig,
+        status: Option<&str>,
         body_size: usize,
-        _num_trailers: usize,
-    ) {
-        let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else {
-            return;
-        };
-        let Some(origin) = &config.origin else {
-            return;
-        };
-        let header = |name: &str| {
-            hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
-                .ok()
-                .flatten()
-                .and_then(|v| String::from_utf8(v).ok())
-        };
-        // A failed or reset call comes with no headers and no response maps: reading one
-        // is BadArgument, which the SDK turns into a panic.
-        let status = if num_headers == 0 {
-            None
-        } else {
-            header(":status")
-        };
-        let outcome = match status.as_deref() {
+    ) -> Fetched {
+        match status {
             Some("200") => {
-                let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                let head = response_body(body_size.min(BODY_OFFSET));
+                let clock = Clock {
+                    now_ms: now_millis(),
+                    max_age_ms: config.max_snapshot_age_ms,
+                };
+                let seen = EDGE
+                    .with_borrow(|edge| edge.accept_head(&HostShared, &config.keys, &head, clock));
+                match seen {
+                    Ok(seen) => {
+                        let outcome = if seen.fetch {
+                            Fetched::HeadNewer
+                        } else {
+                            Fetched::HeadCurrent
+                        };
+                        metrics.origin(&outcome);
+                        metrics.origin_floor(seen.floor);
+                        log(
+                            if seen.fetch {
+                                LogLevel::Info
+                            } else {
+                                LogLevel::Debug
+                            },
+                            &format!(
+                                "pat-edge: the origin holds snapshot version {}; version floor {}{}",
+                                seen.version,
+                                seen.floor,
+                                if seen.fetch { ", fetching it" } else { "" }
+                            ),
+                        );
+                        outcome
+                    }
+                    Err(e) => {
+                        metrics.origin(&Fetched::Failed);
+                        log(
+                            LogLevel::Error,
+                            &format!("pat-edge: the origin's snapshot head was refused: {e}"),
+                        );
+                        Fetched::Failed
+                    }
+                }
+            }
+            Some("404") => {
+                // The origin answered: it has nothing published. Nothing older than nothing
+                // can be replayed, so pushes may proceed.
+                match floor::raise(&HostShared, 0) {
+                    Ok(floor) => {
+                        metrics.origin(&Fetched::HeadCurrent);
+                        metrics.origin_floor(floor);
+                        log(
+                            LogLevel::Info,
+                            "pat-edge: the origin has no snapshot published yet",
+                        );
+                        Fetched::HeadCurrent
+                    }
+                    Err(e) => {
+                        log(LogLevel::Warn, &format!("pat-edge: {e}"));
+                        Fetched::Failed
+                    }
+                }
+            }
+            other => {
+                metrics.origin(&Fetched::Failed);
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "pat-edge: snapshot head fetch from cluster {} failed ({}); retrying in {} ms",
+                        origin.cluster,
+                        other.map_or_else(|| "no response".to_string(), |s| format!("HTTP {s}")),
+                        origin.retry.as_millis()
+                    ),
+                );
+                Fetched::Failed
+            }
+        }
+    }
+
+    /// The origin's answer to a full-snapshot fetch.
+    fn snapshot_answer(
+        &self,
+        config: &Config,
+        metrics: &Metrics,
+        origin: &OriginConfig,
+        status: Option<&str>,
+        body_size: usize,
+    ) -> Fetched {
+        let etag = || response_header("etag");
+        match status {
+            Some("200") => {
+                let body = response_body(body_size);
                 let started = now_millis();
+                let clock = Clock {
+                    now_ms: started,
+                    max_age_ms: config.max_snapshot_age_ms,
+                };
                 let result = EDGE.with_borrow_mut(|edge| {
-                    edge.accept_fetched(&HostShared, &config.keys, body, ACTIVE.get())
+                    edge.accept_fetched(&HostShared, &config.keys, body, vm::is_active(), clock)
                 });
                 match result {
                     Ok(accepted) => {
-                        metrics.origin(Fetched::Snapshot { etag: None });
-                        if ACTIVE.get() {
+                        let fetched = Fetched::Snapshot { etag: etag() };
+                        metrics.origin(&fetched);
+                        if vm::is_active() {
                             metrics.snapshot(
                                 accepted.version,
                                 accepted.tokens,
@@ -94,24 +153,28 @@ impl Context for Root {
                                 accepted.version, accepted.tokens
                             ),
                         );
-                        Fetched::Snapshot {
-                            etag: header("etag"),
-                        }
+                        fetched
                     }
-                    Err(PushRejection::Stale { offered, current }) => {
-                        metrics.origin(Fetched::NotModified);
+                    Err(rejection @ PushRejection::NotNewer { .. }) => {
+                        metrics.origin(&Fetched::NotModified);
                         log(
                             LogLevel::Debug,
-                            &format!(
-                                "pat-edge: the origin's snapshot version {offered} is not newer than version {current}"
-                            ),
+                            &format!("pat-edge: the origin's snapshot: {rejection}"),
                         );
-                        Fetched::Snapshot {
-                            etag: header("etag"),
-                        }
+                        Fetched::Snapshot { etag: etag() }
+                    }
+                    Err(rejection @ PushRejection::BelowFloor { .. }) => {
+                        // The origin went backwards (restored from an old copy?): not retried
+                        // before the next round.
+                        metrics.origin(&Fetched::Failed);
+                        log(
+                            LogLevel::Error,
+                            &format!("pat-edge: the origin's snapshot was refused: {rejection}"),
+                        );
+                        Fetched::Snapshot { etag: None }
                     }
                     Err(e) => {
-                        metrics.origin(Fetched::Failed);
+                        metrics.origin(&Fetched::Failed);
                         log(
                             LogLevel::Error,
                             &format!("pat-edge: the snapshot from the origin was refused: {e}"),
@@ -121,11 +184,11 @@ impl Context for Root {
                 }
             }
             Some("304") => {
-                metrics.origin(Fetched::NotModified);
+                metrics.origin(&Fetched::NotModified);
                 Fetched::NotModified
             }
             other => {
-                metrics.origin(Fetched::Failed);
+                metrics.origin(&Fetched::Failed);
                 log(
                     LogLevel::Warn,
                     &format!(
@@ -137,6 +200,56 @@ impl Context for Root {
                 );
                 Fetched::Failed
             }
+        }
+    }
+}
+
+fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8(v).ok())
+}
+
+fn response_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+impl Context for Root {
+    /// The origin's answer to a fetch this VM dispatched.
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
+            return;
+        };
+        let Some(origin) = &config.origin else {
+            return;
+        };
+        let Some((_, fetch)) = self.in_flight.take_if(|(t, _)| *t == token_id) else {
+            return;
+        };
+        // A failed or reset call comes with no headers and no response maps: reading one
+        // is BadArgument, which the SDK turns into a panic.
+        let status = if num_headers == 0 {
+            None
+        } else {
+            response_header(":status")
+        };
+        let outcome = match fetch {
+            Fetch::Head => {
+                self.head_answer(&config, &metrics, origin, status.as_deref(), body_size)
+            }
+            Fetch::Snapshot { .. } => {
+                self.snapshot_answer(&config, &metrics, origin, status.as_deref(), body_size)
+            }
         };
         if let Err(e) = origin::finish(&HostShared, now_millis(), &outcome, origin) {
             log(LogLevel::Warn, &format!("pat-edge: {e}"));
@@ -144,37 +257,45 @@ impl Context for Root {
     }
 }
 
-/// Claims the next origin fetch if it is due and dispatches it.
-fn fetch_if_due(origin: &OriginConfig, metrics: &Metrics) {
-    let etag = match origin::try_claim(&HostShared, now_millis(), ACTIVE.get(), origin) {
-        Ok(Some(etag)) => etag,
-        Ok(None) => return,
-        Err(e) => {
-            log(LogLevel::Warn, &format!("pat-edge: {e}"));
-            return;
+impl Root {
+    /// Claims the next origin fetch if it is due and dispatches it.
+    fn fetch_if_due(&mut self, origin: &OriginConfig, metrics: &Metrics) {
+        let fetch = match origin::try_claim(&HostShared, now_millis(), vm::is_active(), origin) {
+            Ok(Some(fetch)) => fetch,
+            Ok(None) => return,
+            Err(e) => {
+                log(LogLevel::Warn, &format!("pat-edge: {e}"));
+                return;
+            }
+        };
+        let path = match &fetch {
+            Fetch::Head => origin.head_path.as_str(),
+            Fetch::Snapshot { .. } => origin.path.as_str(),
+        };
+        let mut headers = vec![
+            (":method", "GET"),
+            (":path", path),
+            (":authority", origin.authority.as_str()),
+            ("accept", "application/octet-stream"),
+        ];
+        if let Fetch::Snapshot { etag: Some(tag) } = &fetch {
+            headers.push(("if-none-match", tag.as_str()));
         }
-    };
-    let mut headers = vec![
-        (":method", "GET"),
-        (":path", origin.path.as_str()),
-        (":authority", origin.authority.as_str()),
-        ("accept", "application/octet-stream"),
-    ];
-    if let Some(tag) = &etag {
-        headers.push(("if-none-match", tag.as_str()));
-    }
-    if let Err(status) =
-        hostcalls::dispatch_http_call(&origin.cluster, headers, None, vec![], origin.timeout)
-    {
-        metrics.origin(Fetched::Failed);
-        log(
-            LogLevel::Warn,
-            &format!(
-                "pat-edge: cannot fetch the snapshot from cluster {}: {status:?} (is the cluster defined?)",
-                origin.cluster
-            ),
-        );
-        let _ = origin::finish(&HostShared, now_millis(), &Fetched::Failed, origin);
+        match hostcalls::dispatch_http_call(&origin.cluster, headers, None, vec![], origin.timeout)
+        {
+            Ok(token) => self.in_flight = Some((token, fetch)),
+            Err(status) => {
+                metrics.origin(&Fetched::Failed);
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "pat-edge: cannot fetch from the origin cluster {}: {status:?} (is the cluster defined?)",
+                        origin.cluster
+                    ),
+                );
+                let _ = origin::finish(&HostShared, now_millis(), &Fetched::Failed, origin);
+            }
+        }
     }
 }
 
@@ -205,11 +326,17 @@ impl RootContext for Root {
         if let Err(e) = shared::ensure_pointer(&HostShared) {
             log(LogLevel::Warn, &format!("pat-edge: {e}"));
         }
-        if config.origin.is_some()
-            && let Err(e) = origin::ensure_slot(&HostShared, now_millis())
-        {
-            log(LogLevel::Warn, &format!("pat-edge: {e}"));
+        if config.origin.is_some() {
+            // Before any listener takes traffic: no push is accepted until the origin said
+            // which version it holds.
+            let ready = floor::ensure_pending(&HostShared)
+                .and_then(|()| origin::ensure_slot(&HostShared, now_millis()));
+            if let Err(e) = ready {
+                log(LogLevel::Warn, &format!("pat-edge: {e}"));
+            }
         }
+        // The trusted keys may have changed: a snapshot refused before may be usable now.
+        EDGE.with_borrow_mut(|edge| edge.forget_refusals());
         if let Err(status) = hostcalls::set_tick_period(config.refresh_interval) {
             log(
                 LogLevel::Error,
@@ -221,20 +348,21 @@ impl RootContext for Root {
         log(
             LogLevel::Info,
             &format!(
-                "pat-edge: configured: trusted keys [{}], push endpoint {}, origin {}, ordinary sessions {}, missing session {}",
+                "pat-edge: configured: trusted keys [{}], push endpoint {}, origin {}, max snapshot age {} ms, ordinary sessions {}, missing session {}",
                 keys.join(", "),
                 config.push.as_ref().map_or("disabled", |p| p.path.as_str()),
                 config
                     .origin
                     .as_ref()
                     .map_or("none", |o| o.cluster.as_str()),
+                config.max_snapshot_age_ms,
                 word(config.ordinary_sessions),
                 word(config.missing_session),
             ),
         );
         let config = Rc::new(config);
         let metrics = Rc::new(Metrics::define());
-        if ACTIVE.get() {
+        if vm::is_active() {
             refresh(&config, &metrics);
         }
         self.config = Some(config);
@@ -244,20 +372,21 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         host::on_tick();
-        let (Some(config), Some(metrics)) = (&self.config, &self.metrics) else {
+        let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
             return;
         };
-        if ACTIVE.get() {
-            refresh(config, metrics);
+        if vm::is_active() {
+            refresh(&config, &metrics);
         }
         if let Some(origin) = &config.origin {
-            fetch_if_due(origin, metrics);
+            self.fetch_if_due(origin, &metrics);
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        activate();
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        vm::activate();
         Some(Box::new(Filter::new(
+            context_id,
             self.config.clone(),
             self.metrics.clone(),
         )))
@@ -272,39 +401,5 @@ fn word(rule: Unmatched) -> &'static str {
     match rule {
         Unmatched::Pass => "pass",
         Unmatched::Deny => "deny",
-    }
-}
-
-/// Switches this VM to a newer published snapshot, if there is one.
-pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
-    let started = now_millis();
-    let outcome = EDGE.with_borrow_mut(|edge| edge.refresh(&HostShared, &config.keys));
-    match outcome {
-        Ok(Refresh::Applied { version, tokens }) => {
-            let ms = now_millis().saturating_sub(started);
-            metrics.snapshot(version, tokens, Some(ms));
-            log(
-                LogLevel::Info,
-                &format!(
-                    "pat-edge: serving snapshot version {version} ({tokens} tokens), applied in {ms} ms, VM memory {} bytes",
-                    host::vm_memory_bytes()
-                ),
-            );
-        }
-        Ok(Refresh::Failed(e)) => {
-            metrics.load_failed();
-            metrics.snapshot(0, 0, None);
-            log(
-                LogLevel::Error,
-                &format!(
-                    "pat-edge: the published snapshot cannot be used here, token requests are denied until a valid one arrives: {e}"
-                ),
-            );
-        }
-        Ok(Refresh::Unchanged | Refresh::NothingPublished) => {}
-        Err(e) => log(
-            LogLevel::Warn,
-            &format!("pat-edge: snapshot check failed: {e}"),
-        ),
     }
 }

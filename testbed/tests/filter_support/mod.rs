@@ -53,8 +53,16 @@ impl Minted {
     }
 }
 
-/// Builds and signs a snapshot of `tokens`.
+/// How long the snapshots of these tests last: a week from START.
+pub const LIFETIME: u64 = 7 * 86_400;
+
+/// Builds and signs a snapshot of `tokens`, issued at START for a week.
 pub fn snapshot(key: &SigningKey, version: u64, tokens: &[&Minted]) -> Vec<u8> {
+    snapshot_stamped(key, Stamp::lasting(version, START, LIFETIME), tokens)
+}
+
+/// Builds and signs a snapshot of `tokens` with this stamp.
+pub fn snapshot_stamped(key: &SigningKey, stamp: Stamp, tokens: &[&Minted]) -> Vec<u8> {
     let mut builder = SnapshotBuilder::new();
     for t in tokens {
         builder
@@ -67,9 +75,7 @@ pub fn snapshot(key: &SigningKey, version: u64, tokens: &[&Minted]) -> Vec<u8> {
             })
             .expect("valid token");
     }
-    builder
-        .build(Stamp::lasting(version, START, 7 * 86_400), key)
-        .expect("build")
+    builder.build(stamp, key).expect("build")
 }
 
 /// One edge: `workers` VMs, each with the public filter (`public`) and the control filter
@@ -102,6 +108,12 @@ impl EdgeBuilder {
     /// The control filter's whole configuration.
     pub fn control(mut self, json: &str) -> Self {
         self.control = json.to_string();
+        self
+    }
+
+    /// The publisher's key (another "process" of the same deployment, e.g. after a restart).
+    pub fn key(mut self, key: SigningKey) -> Self {
+        self.key = key;
         self
     }
 
