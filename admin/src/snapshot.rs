@@ -98,7 +98,14 @@ pub fn why_new(
     first: bool,
 ) -> Option<Reason> {
     let Some(latest) = latest else {
-        return (first || serial > 0).then_some(Reason::First);
+        return if serial > 0 {
+            Some(Reason::StateMoved {
+                from: 0,
+                to: serial,
+            })
+        } else {
+            first.then_some(Reason::First)
+        };
     };
     if latest.state_serial != serial {
         return Some(Reason::StateMoved {
@@ -371,6 +378,13 @@ mod tests {
     fn without_a_snapshot_serve_waits_for_a_change_and_publish_does_not() {
         assert_eq!(why_new(None, 0, "k1", 3_600, 0, true), Some(Reason::First));
         assert_eq!(why_new(None, 0, "k1", 3_600, 0, false), None);
-        assert_eq!(why_new(None, 3, "k1", 3_600, 0, false), Some(Reason::First));
+        assert_eq!(
+            why_new(None, 3, "k1", 3_600, 0, false),
+            Some(Reason::StateMoved { from: 0, to: 3 })
+        );
+        assert_eq!(
+            why_new(None, 3, "k1", 3_600, 0, true),
+            Some(Reason::StateMoved { from: 0, to: 3 })
+        );
     }
 }
