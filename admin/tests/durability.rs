@@ -236,3 +236,26 @@ fn every_change_is_signed_as_it_commits_even_without_pushing() {
         .ok();
     assert_eq!(served().version(), version);
 }
+
+#[test]
+fn a_change_that_cannot_be_signed_is_not_made() {
+    let s = setup();
+    let before = s.serve.snapshot(&s.key).version();
+    // The active key's file is gone: the removal cannot be signed, so it is not committed.
+    let keys = s.admin.store().join("keys");
+    for entry in std::fs::read_dir(&keys).expect("keys dir") {
+        std::fs::remove_file(entry.expect("entry").path()).expect("remove key file");
+    }
+    let err = s
+        .admin
+        .confirmed(&["remove", "--user", "alice", &s.removed.0.to_string()])
+        .fails(1)
+        .to_string();
+    assert!(
+        err.contains("cannot sign a snapshot with key") && err.contains("pat-admin key activate"),
+        "{err}"
+    );
+    assert!(!err.contains("ed25519-secret"), "no key material: {err}");
+    assert!(token_exists(&s.admin, s.removed.0), "nothing was changed");
+    assert_eq!(s.serve.snapshot(&s.key).version(), before);
+}
