@@ -52,7 +52,8 @@ pub enum Command {
     Regenerate(RegenerateArgs),
     /// Create a new token with the parameters of an existing one.
     Copy(CopyArgs),
-    /// Remove tokens; they stop working at the next publish.
+    /// Remove tokens; an edge refuses them as soon as it has the new snapshot (pushed at once,
+    /// or fetched from `pat-admin serve`).
     Remove(RemoveArgs),
     /// The API method catalogue, with an API docs link per method.
     Methods(MethodsArgs),
@@ -62,15 +63,17 @@ pub enum Command {
     /// The edges (Envoy control listeners) snapshots are published to.
     #[command(subcommand)]
     Edge(EdgeCommand),
-    /// Sign a snapshot of the active tokens and push it to every edge.
+    /// Sign a snapshot of the active tokens (unless the latest one is still current) and push it
+    /// to every edge.
     Publish(PublishArgs),
     /// Ask edges which snapshot they hold.
     Status(StatusArgs),
-    /// Serve the last published snapshot read-only, for edges that (re)start.
+    /// Serve the latest signed snapshot read-only to edges that (re)start, and re-sign it
+    /// before it expires.
     Serve(ServeArgs),
     /// The audit log: who changed what, when.
     Audit(AuditArgs),
-    /// Store settings: token limit per account, maximum token lifetime.
+    /// Store settings: token limit per account, maximum token lifetime, snapshot lifetime.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script.
@@ -87,7 +90,8 @@ pub struct Confirm {
     /// (for `user passwd`: the current password, then the new one on the second line).
     #[arg(long)]
     pub password_stdin: bool,
-    /// Do not publish the change to the configured edges (publish later with `pat-admin publish`).
+    /// Do not push the change to the configured edges (push later with `pat-admin publish`).
+    /// The change is signed and stored all the same: `pat-admin serve` hands it to edges.
     #[arg(long)]
     pub no_publish: bool,
 }
@@ -305,7 +309,7 @@ pub struct PublishArgs {
     /// Push to these edges instead of the configured ones (repeatable).
     #[arg(long = "edge", value_name = "URL")]
     pub edges: Vec<String>,
-    /// Push the last published snapshot again instead of building a new one (an edge restarted).
+    /// Push the latest stored snapshot again, never building a new one (an edge restarted).
     #[arg(long)]
     pub resend: bool,
 }
@@ -342,10 +346,12 @@ pub struct AuditArgs {
 pub enum ConfigCommand {
     /// Show the settings.
     Show,
-    /// Change a setting: max-tokens-per-account N, or max-lifetime-days N|none.
+    /// Change a setting: max-tokens-per-account N, max-lifetime-days N|none, or
+    /// snapshot-lifetime DURATION (60s to 30d, e.g. 90m, 24h, 7d; default 24h: how long edges
+    /// may use a snapshot; `serve` re-signs after a quarter of it).
     Set {
         /// The setting.
-        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days"])]
+        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime"])]
         key: String,
         /// Its value.
         value: String,

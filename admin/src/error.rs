@@ -93,6 +93,16 @@ pub enum Error {
     /// One or more edges did not accept.
     #[error("{0}")]
     Edges(String),
+    /// The active signing key could not be used.
+    #[error(
+        "cannot sign a snapshot with key {key}: {message}; restore its key file, or make another key active (pat-admin key list, pat-admin key activate ID)"
+    )]
+    Signing {
+        /// The key id.
+        key: String,
+        /// What went wrong (never key material).
+        message: String,
+    },
     /// Randomness was unavailable.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
@@ -102,7 +112,11 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Store { .. } | Self::Sql(_) | Self::Io { .. } | Self::Random(_) => exit::FAILURE,
+            Self::Store { .. }
+            | Self::Sql(_)
+            | Self::Io { .. }
+            | Self::Signing { .. }
+            | Self::Random(_) => exit::FAILURE,
             Self::Invalid(_) | Self::Catalogue(_) | Self::Expiry(_) | Self::Password(_) => {
                 exit::INVALID
             }

@@ -11,6 +11,7 @@
 //! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
 //! - [`expiry`]: `DD-MM-YYYY` dates, valid through the end of the day in UTC.
+//! - [`duration`]: `90m`, `24h`, `7d` durations (the snapshot lifetime).
 //! - [`snapshot`]: building and signing the snapshot from the store.
 //! - [`publish`]: pushing to edges (concurrent, timeouts, bounded retries) and asking them.
 //! - [`serve`]: the read-only snapshot origin for edges that restart.
@@ -19,6 +20,7 @@
 pub mod catalogue;
 pub mod cli;
 pub mod commands;
+pub mod duration;
 pub mod error;
 pub mod expiry;
 pub mod password;

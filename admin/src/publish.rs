@@ -1,6 +1,11 @@
 //! Talking to edges: pushing a signed snapshot to each control listener concurrently, and
 //! asking an edge which snapshot it holds. Timeouts everywhere; connection failures, timeouts
-//! and 5xx answers are retried a bounded number of times with backoff; 4xx answers are final.
+//! and 5xx answers (an edge that just restarted answers 503 until it knows the origin's
+//! version) are retried a bounded number of times with backoff; 4xx answers are final.
+//!
+//! A 409 naming a *newer* `current_version` than the one pushed is a success: versions are
+//! allocated inside the serialized transaction that builds each snapshot from the committed
+//! state, so the edge's newer snapshot was built after this one and includes its change.
 
 use std::time::Duration;
 
@@ -91,6 +96,13 @@ pub enum Outcome {
         /// The version it holds.
         version: u64,
     },
+    /// It already holds a newer version, which includes everything the pushed one does.
+    Superseded {
+        /// The version it holds.
+        version: u64,
+        /// The version that was pushed.
+        pushed: u64,
+    },
     /// It answered with a refusal.
     Rejected {
         /// HTTP status.
@@ -110,7 +122,21 @@ pub enum Outcome {
 impl Outcome {
     /// Did the edge end up with the snapshot?
     pub fn is_ok(&self) -> bool {
-        matches!(self, Self::Accepted { .. } | Self::AlreadyCurrent { .. })
+        matches!(
+            self,
+            Self::Accepted { .. } | Self::AlreadyCurrent { .. } | Self::Superseded { .. }
+        )
+    }
+
+    /// One word for it: `accepted`, `current`, `superseded`, `rejected`, `unreachable`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::AlreadyCurrent { .. } => "current",
+            Self::Superseded { .. } => "superseded",
+            Self::Rejected { .. } => "rejected",
+            Self::Unreachable { .. } => "unreachable",
+        }
     }
 }
 
@@ -240,6 +266,16 @@ async fn push_one(
             (409, Some(r)) if r.current_version == Some(version) => {
                 Outcome::AlreadyCurrent { version }
             }
+            (
+                409,
+                Some(Reply {
+                    current_version: Some(held),
+                    ..
+                }),
+            ) if held > version => Outcome::Superseded {
+                version: held,
+                pushed: version,
+            },
             (_, Some(r)) => Outcome::Rejected {
                 status,
                 error: r.error.unwrap_or_else(|| format!("result {}", r.result)),

@@ -1,14 +1,27 @@
-//! `pat-admin serve`: a read-only origin for the last published snapshot, so an edge that
+//! `pat-admin serve`: a read-only origin for the latest signed snapshot, so an edge that
 //! starts or restarts (shared data dies with Envoy) fetches it without anyone re-running
-//! `publish`.
+//! `publish`, and the re-signer that keeps it fresh.
 //!
-//! `GET /snapshot` answers the signed bytes with an `ETag` naming the version and digest, and
-//! `304 Not Modified` to a matching `If-None-Match`; the edge verifies the signature itself,
-//! so the origin is trusted for availability only. Every request reads the store, so a
-//! `publish` from another process is served at once.
+//! - `GET /snapshot`: the signed bytes, with an `ETag` naming the version and digest, and
+//!   `304 Not Modified` to a matching `If-None-Match`.
+//! - `GET /snapshot/head`: the signed head alone (the first `BODY_OFFSET` bytes: header and
+//!   signature), the same `ETag`: a cheap, verifiable "latest version" statement.
+//!
+//! Both answer `404` before any snapshot exists and `503` when the store cannot be read.
+//! The edge verifies the signature itself, so the origin is trusted for availability only.
+//! Every request reads the store, so a change or publish from another process is served at
+//! once.
+//!
+//! A background thread looks at the latest snapshot's metadata every [`RESIGN_CHECK`] and
+//! builds and stores a new one (one write transaction) when it is due for re-signing (a
+//! quarter of its lifetime has passed), when token changes were committed without one (no
+//! key was active), or when another key is active: edges that cannot reach pat-admin
+//! otherwise still get a fresh snapshot long before the one they hold expires. A store that
+//! is briefly locked only delays it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -17,29 +30,80 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::error::{Error, Result};
+use crate::expiry::rfc3339;
+use crate::snapshot;
 use crate::store::{Store, snapshots};
 
-/// The path edges fetch.
+/// The path edges fetch the snapshot from.
 pub const SNAPSHOT_PATH: &str = "/snapshot";
+/// The path of the latest snapshot's signed head.
+pub const HEAD_PATH: &str = "/snapshot/head";
+/// How often the re-signer looks at the latest snapshot.
+pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
 
-/// Runs the origin until the process is interrupted.
+/// Runs the origin and the re-signer until the process is interrupted.
 pub async fn run(store_dir: PathBuf, listen: SocketAddr) -> Result<()> {
-    // Fail early on an unusable store.
-    Store::open(&store_dir)?;
+    // Fail early on an unusable store (and migrate it before anything reads it).
+    let store = Store::open(&store_dir)?;
     let app = Router::new()
-        .route(SNAPSHOT_PATH, get(snapshot))
+        .route(SNAPSHOT_PATH, get(full))
+        .route(HEAD_PATH, get(head))
         .fallback(not_found)
         .with_state(store_dir);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
-    eprintln!("pat-admin: serving the last published snapshot on http://{listen}{SNAPSHOT_PATH}");
+    spawn_resigner(store)?;
+    eprintln!(
+        "pat-admin: serving the latest signed snapshot on http://{listen}{SNAPSHOT_PATH} (head: {HEAD_PATH}), re-signing it before it expires"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
         .map_err(|e| Error::Invalid(format!("the origin server failed: {e}")))
+}
+
+/// Starts the re-signer thread. It logs one line per snapshot it signs, and a failure once
+/// until it changes or clears; it never stops the server.
+fn spawn_resigner(mut store: Store) -> Result<()> {
+    std::thread::Builder::new()
+        .name("pat-admin-resign".into())
+        .spawn(move || {
+            let mut failing: Option<String> = None;
+            loop {
+                match snapshot::resign_if_needed(&mut store) {
+                    Ok(signed) => {
+                        if failing.take().is_some() {
+                            eprintln!("pat-admin serve: the store is usable again");
+                        }
+                        if let Some((stamp, reason)) = signed {
+                            eprintln!(
+                                "pat-admin serve: signed snapshot version {} ({} tokens, key {}, expires {}): {reason}",
+                                stamp.version,
+                                stamp.tokens,
+                                stamp.key_id,
+                                rfc3339(stamp.expires_at)
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if failing.as_deref() != Some(message.as_str()) {
+                            eprintln!(
+                                "pat-admin serve: cannot re-sign the snapshot: {message}; trying again every {} s",
+                                RESIGN_CHECK.as_secs()
+                            );
+                            failing = Some(message);
+                        }
+                    }
+                }
+                std::thread::sleep(RESIGN_CHECK);
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::Invalid(format!("cannot start the re-signing thread: {e}")))
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
@@ -56,11 +120,12 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 async fn not_found() -> Response {
     json_error(
         StatusCode::NOT_FOUND,
-        "not found: the snapshot is at /snapshot",
+        "not found: the snapshot is at /snapshot, its signed head at /snapshot/head",
     )
 }
 
-/// `"<version>-<first 16 hex of the body digest>"`.
+/// `"<version>-<first 16 hex of the body digest>"`, from the snapshot or its head alone (the
+/// snapshot and its head carry the same tag).
 pub fn etag(version: u64, bytes: &[u8]) -> String {
     let digest = bytes
         .get(..pat_core::snapshot::HEADER_LEN)
@@ -75,24 +140,41 @@ pub fn etag(version: u64, bytes: &[u8]) -> String {
     format!("\"{version}-{}\"", digest.unwrap_or_default())
 }
 
-async fn snapshot(State(dir): State<PathBuf>, headers: HeaderMap) -> Response {
+async fn full(State(dir): State<PathBuf>, headers: HeaderMap) -> Response {
     let latest = tokio::task::spawn_blocking(move || -> Result<_> {
-        let store = Store::open(&dir)?;
-        snapshots::latest(store.conn())
+        let store = Store::open_reader(&dir)?;
+        Ok(snapshots::latest(store.conn())?.map(|p| (p.stamp.version, p.bytes)))
     })
     .await;
-    let published = match latest {
-        Ok(Ok(Some(p))) => p,
+    answer(latest, &headers)
+}
+
+async fn head(State(dir): State<PathBuf>, headers: HeaderMap) -> Response {
+    let latest = tokio::task::spawn_blocking(move || -> Result<_> {
+        let store = Store::open_reader(&dir)?;
+        snapshots::latest_head(store.conn())
+    })
+    .await;
+    answer(latest, &headers)
+}
+
+/// What a request read from the store: the version and the bytes to send, if any.
+type Read = std::result::Result<Result<Option<(u64, Vec<u8>)>>, tokio::task::JoinError>;
+
+/// The answer to a GET of the snapshot or its head: `bytes` of `version`, or why not.
+fn answer(latest: Read, headers: &HeaderMap) -> Response {
+    let (version, bytes) = match latest {
+        Ok(Ok(Some(found))) => found,
         Ok(Ok(None)) => {
             return json_error(
                 StatusCode::NOT_FOUND,
-                "nothing has been published yet (pat-admin publish)",
+                "nothing has been published yet (pat-admin key generate, then a token change or pat-admin publish)",
             );
         }
         Ok(Err(e)) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let tag = etag(published.version, &published.bytes);
+    let tag = etag(version, &bytes);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -106,7 +188,7 @@ async fn snapshot(State(dir): State<PathBuf>, headers: HeaderMap) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             )],
-            published.bytes,
+            bytes,
         )
             .into_response()
     };
@@ -115,7 +197,7 @@ async fn snapshot(State(dir): State<PathBuf>, headers: HeaderMap) -> Response {
         h.insert(header::ETAG, value);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(value) = HeaderValue::from_str(&published.version.to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&version.to_string()) {
         h.insert("x-pat-snapshot-version", value);
     }
     response

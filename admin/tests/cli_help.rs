@@ -80,7 +80,7 @@ fn every_subcommand_has_help() {
         (&["edge", "list"], "List the configured edges"),
         (&["publish"], "Sign a snapshot"),
         (&["status"], "Ask edges which snapshot"),
-        (&["serve"], "Serve the last published snapshot"),
+        (&["serve"], "Serve the latest signed snapshot"),
         (&["audit"], "audit log"),
         (&["config"], "Store settings"),
         (&["config", "show"], "Show the settings"),

@@ -156,7 +156,12 @@ fn config_show_and_set() {
     let admin = Admin::new();
     assert_eq!(
         admin.run(&["--json", "config", "show"]).json(),
-        json!({"max_tokens_per_account": 100, "max_lifetime_days": null, "last_version": 0})
+        json!({
+            "max_tokens_per_account": 100,
+            "max_lifetime_days": null,
+            "snapshot_lifetime_secs": 86400,
+            "last_version": 0
+        })
     );
     let human = admin.run(&["config", "show"]).ok().to_string();
     assert!(human.contains("max-tokens-per-account"), "{human}");

@@ -17,7 +17,7 @@ fn publish_without_a_signing_key_is_refused() {
 }
 
 #[test]
-fn publish_builds_a_snapshot_with_a_new_version_each_time() {
+fn publish_signs_a_new_snapshot_only_when_the_latest_is_not_current() {
     let admin = Admin::new();
     admin.key();
     let key_id = admin.run(&["--json", "key", "list"]).json()[0]["id"].clone();
@@ -26,26 +26,35 @@ fn publish_builds_a_snapshot_with_a_new_version_each_time() {
     run.ok();
     let first = run.json();
     assert_eq!(first["version"], 1);
+    assert_eq!(first["built"], true, "nothing was stored yet");
     assert_eq!(first["tokens"], 0);
     assert_eq!(first["key_id"], key_id);
     assert_eq!(first["edges"], serde_json::json!([]));
     assert!(first["bytes"].as_u64().is_some_and(|b| b > 0));
+    assert_eq!(
+        first["expires_at"].as_u64(),
+        first["issued_at"].as_u64().map(|at| at + 86_400),
+        "the default lifetime is 24 h"
+    );
 
+    // Nothing changed: the same snapshot, not a new version.
     let human = admin.run(&["publish"]).ok().to_string();
-    assert!(human.contains("Snapshot version 2 (0 tokens"), "{human}");
+    assert!(human.contains("Snapshot version 1 (0 tokens"), "{human}");
+    assert!(human.contains("the latest, unchanged"), "{human}");
     assert!(human.contains("No edges to push to"), "{human}");
     assert_eq!(
         admin.run(&["--json", "config", "show"]).json()["last_version"],
-        2
+        1
     );
 
     // --resend pushes the last snapshot again: same version.
     let run = admin.run(&["--json", "publish", "--resend"]);
     run.ok();
-    assert_eq!(run.json()["version"], 2);
+    assert_eq!(run.json()["version"], 1);
+    assert_eq!(run.json()["built"], false);
     assert_eq!(
         admin.run(&["--json", "config", "show"]).json()["last_version"],
-        2
+        1
     );
 }
 

@@ -1,5 +1,5 @@
-//! `serve`: the last published snapshot for edges that restart, read-only, with conditional
-//! requests; a publish from another process is served at once.
+//! `serve`: the latest signed snapshot and its signed head for edges that restart,
+//! read-only, with conditional requests; a change made by another process is served at once.
 
 mod support;
 
@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pat_core::keys::{PublicKey, TrustedKeys};
-use pat_core::snapshot::Snapshot;
+use pat_core::snapshot::{BODY_OFFSET, Snapshot, verify_head};
 use support::*;
 
 /// Kills the server when the test ends, pass or fail.
@@ -45,7 +45,7 @@ async fn get(url: &str, etag: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
 }
 
 #[test]
-fn serves_the_last_published_snapshot() {
+fn serves_the_latest_snapshot_and_its_head() {
     let admin = Admin::new();
     admin.user("alice");
     let key: PublicKey = admin.key().parse().expect("public key");
@@ -75,24 +75,42 @@ fn serves_the_last_published_snapshot() {
             assert!(Instant::now() < deadline, "serve did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (status, _, body) = get(&url, None).await;
-        assert_eq!(status, 404);
-        assert!(String::from_utf8_lossy(&body).contains("nothing has been published yet"));
+        let head_url = format!("http://127.0.0.1:{port}/snapshot/head");
+        for url in [&url, &head_url] {
+            let (status, _, body) = get(url, None).await;
+            assert_eq!(status, 404, "{url}");
+            assert!(String::from_utf8_lossy(&body).contains("nothing has been published yet"));
+        }
 
+        // A change signs and stores the snapshot by itself (no edge configured, no publish).
         admin.token("alice", &["--api", "ide-plugins"]);
-        admin.run(&["publish"]).ok();
         let (status, tag, body) = get(&url, None).await;
         assert_eq!(status, 200);
-        let snapshot = Snapshot::open(body, &TrustedKeys::new([key.clone()]))
+        let snapshot = Snapshot::open(body.clone(), &TrustedKeys::new([key.clone()]))
             .expect("a snapshot the edge accepts");
         assert_eq!((snapshot.version(), snapshot.token_count()), (1, 1));
         let tag = tag.expect("an etag");
         assert!(tag.starts_with("\"1-"), "{tag}");
 
+        // The head: exactly the signed first BODY_OFFSET bytes, verifiable alone, same tag.
+        let (status, head_tag, head) = get(&head_url, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(head, body[..BODY_OFFSET], "the snapshot's first bytes");
+        let header = verify_head(&head, &TrustedKeys::new([key.clone()])).expect("signed");
+        assert_eq!(header.version, 1);
+        assert_eq!(head_tag.as_deref(), Some(tag.as_str()));
+        let (status, _, body) = get(&head_url, Some(&tag)).await;
+        assert_eq!((status, body.len()), (304, 0), "head not modified");
+
         let (status, _, body) = get(&url, Some(&tag)).await;
         assert_eq!((status, body.len()), (304, 0), "not modified");
 
+        // publish with nothing changed pushes the same snapshot: still not modified.
         admin.run(&["publish"]).ok();
+        let (status, _, _) = get(&url, Some(&tag)).await;
+        assert_eq!(status, 304, "publish without a change keeps the version");
+
+        admin.token("alice", &["--api", "marketplace"]);
         let (status, new_tag, body) = get(&url, Some(&tag)).await;
         assert_eq!(
             status, 200,

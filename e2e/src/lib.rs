@@ -320,6 +320,29 @@ impl Stack {
         child.wait_with_output().expect("pat-admin runs")
     }
 
+    /// Starts pat-admin on this store without waiting for it: `stdin` written, stdout to
+    /// `stdout`, stderr piped.
+    pub fn spawn_admin(&self, args: &[&str], stdin: &str, stdout: Stdio) -> Child {
+        use std::io::Write;
+        let mut child = Command::new(binary("pat-admin"))
+            .env_remove("PAT_ADMIN_STORE")
+            .arg("--store")
+            .arg(self.dir.path().join("store"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pat-admin starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child
+    }
+
     /// Runs pat-admin and expects success; returns stdout as JSON (or null).
     pub fn admin_ok(&self, args: &[&str], stdin: &str) -> Value {
         let out = self.admin(args, stdin);
@@ -474,6 +497,34 @@ impl Client {
     pub fn put(&self, url: &str, body: Vec<u8>) -> Answer {
         Self::answer(self.0.put(url).body(body).send().expect("request"))
     }
+}
+
+/// A pipe whose buffer is already full: a process given its write end as stdout blocks on
+/// its first write for as long as nobody reads the read end (keep it alive). Linux only (the
+/// pipe is filled through `/proc/self/fd` opened with `O_NONBLOCK`).
+pub fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    const O_NONBLOCK: i32 = 0o4000; // Linux (x86-64, aarch64)
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut filler = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", writer.as_raw_fd()))
+        .expect("reopen the pipe without blocking");
+    let chunk = [b'#'; 4096];
+    // Whole pages first, then single bytes: exactly full.
+    for size in [chunk.len(), 1] {
+        loop {
+            match filler.write(&chunk[..size]) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling the pipe: {e}"),
+            }
+        }
+    }
+    (reader, writer)
 }
 
 /// Polls `check` every 20 ms until it holds or `limit` passes; returns how long it took.

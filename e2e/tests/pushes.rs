@@ -22,7 +22,7 @@ fn published(stack: &Stack, version: i64) -> Vec<u8> {
 fn bad_pushes_are_rejected_and_change_nothing() {
     let stack = Stack::start();
     let (_, token) = stack.token(&["--api", "ide-plugins"]); // version 1
-    stack.admin_ok(&["publish"], ""); // version 2
+    stack.token(&["--api", "marketplace"]); // version 2
     let client = Client::new();
     let control = format!("{}/_pat/snapshot", stack.control_url());
     let status = || client.get(&control, &[]).json;
@@ -66,6 +66,13 @@ fn bad_pushes_are_rejected_and_change_nothing() {
         grep(&stats, "push")
     );
 
+    // Nothing changed since version 2: publish pushes it again, which the edge already holds.
+    let again = stack.admin_ok(&["--json", "publish"], "");
+    assert_eq!(
+        (&again["version"], &again["edges"][0]["outcome"]),
+        (&2.into(), &"already_current".into()),
+        "{again}"
+    );
     // pat-admin reports an edge that already holds a snapshot as current on a resend.
     let resend = stack.admin_ok(&["--json", "publish", "--resend"], "");
     assert_eq!(resend["edges"][0]["outcome"], "already_current", "{resend}");

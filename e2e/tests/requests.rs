@@ -79,14 +79,17 @@ fn denials_speak_the_platform_shape() {
         .expect("clock")
         .as_secs()
         + 2;
+    // A change through the store counts in its state serial, as the CLI's changes do, so
+    // publish signs the new state instead of pushing the snapshot it already has.
     stack
         .db()
-        .execute(
-            "UPDATE tokens SET expires_at = ?2 WHERE id = ?1",
-            [expired_id, soon as i64],
-        )
+        .execute_batch(&format!(
+            "UPDATE tokens SET expires_at = {soon} WHERE id = {expired_id};
+             UPDATE meta SET value = CAST(value + 1 AS TEXT) WHERE key = 'state_serial';"
+        ))
         .expect("expire");
-    stack.admin_ok(&["publish"], "");
+    let published = stack.admin_ok(&["--json", "publish"], "");
+    assert_eq!(published["built"], true, "{published}");
     std::thread::sleep(std::time::Duration::from_secs(3));
     let client = Client::new();
     let mut mistyped = stop_only.clone();
@@ -122,9 +125,10 @@ fn denials_speak_the_platform_shape() {
         );
     }
     // Unknown: well formed, never issued.
-    let (unknown_id, unknown) =
-        stack.token(&["--method", "environment.Control.StopEnv", "--no-publish"]);
-    let _ = unknown_id;
+    let unknown = pat_core::token::Token::generate()
+        .expect("rng")
+        .expose()
+        .to_string();
     let answer = client.get(&stack.url(&format!("{STOPENV}?session={unknown}")), &[]);
     assert!(answer.denied_with(701), "{answer:?}");
     assert!(

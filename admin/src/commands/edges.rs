@@ -43,7 +43,8 @@ pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Builds (or resends) the snapshot and pushes it to `edges`.
+/// Pushes the current snapshot (building one if the latest is not current) or, with
+/// `resend`, the latest one, to `edges`.
 pub fn publish(ctx: &mut Ctx, edges: &[String], resend: bool) -> Result<PublishReport> {
     build_and_push(ctx, edges, resend)
 }
@@ -51,8 +52,17 @@ pub fn publish(ctx: &mut Ctx, edges: &[String], resend: bool) -> Result<PublishR
 /// A publish report for people.
 pub fn render_publish(report: &PublishReport) -> String {
     let mut text = format!(
-        "Snapshot version {} ({} tokens, {} bytes, signed by key {}).\n",
-        report.version, report.tokens, report.bytes, report.key_id
+        "Snapshot version {} ({} tokens, {} bytes, signed by key {}, expires {}{}).\n",
+        report.version,
+        report.tokens,
+        report.bytes,
+        report.key_id,
+        rfc3339(report.expires_at),
+        if report.built {
+            ""
+        } else {
+            "; the latest, unchanged"
+        }
     );
     if report.edges.is_empty() {
         text.push_str("No edges to push to; `pat-admin serve` hands it to edges that fetch it.\n");
@@ -62,22 +72,22 @@ pub fn render_publish(report: &PublishReport) -> String {
         .edges
         .iter()
         .map(|r| {
-            let (word, detail) = match &r.outcome {
-                Outcome::Accepted { version, tokens } => (
-                    "accepted",
-                    format!("serving version {version} ({tokens} tokens)"),
-                ),
+            let detail = match &r.outcome {
+                Outcome::Accepted { version, tokens } => {
+                    format!("serving version {version} ({tokens} tokens)")
+                }
                 Outcome::AlreadyCurrent { version } => {
-                    ("current", format!("already serving version {version}"))
+                    format!("already serving version {version}")
                 }
-                Outcome::Rejected { status, error } => {
-                    ("rejected", format!("HTTP {status}: {error}"))
-                }
+                Outcome::Superseded { version, pushed } => format!(
+                    "already serving version {version}, newer than {pushed} and including it"
+                ),
+                Outcome::Rejected { status, error } => format!("HTTP {status}: {error}"),
                 Outcome::Unreachable { error, attempts } => {
-                    ("unreachable", format!("{error} ({attempts} attempts)"))
+                    format!("{error} ({attempts} attempts)")
                 }
             };
-            vec![r.edge.clone(), word.into(), detail]
+            vec![r.edge.clone(), r.outcome.word().into(), detail]
         })
         .collect();
     text.push_str(&table(&["EDGE", "RESULT", "DETAIL"], rows));

@@ -15,9 +15,11 @@ use serde::Serialize;
 use crate::catalogue::Catalogue;
 use crate::cli::{Command, Confirm};
 use crate::error::{Error, Result, exit};
+use crate::expiry::rfc3339;
 use crate::password::{self, Source};
 use crate::publish::{self, EdgeResult, Timeouts};
 use crate::snapshot;
+use crate::store::snapshots::Published;
 use crate::store::{Store, audit, edges as edge_store, now, users};
 
 /// What every command gets.
@@ -87,9 +89,14 @@ impl Ctx {
         Ok(())
     }
 
-    /// After a change: publishes to the configured edges unless told not to. Returns the
-    /// exit code to use (6 when an edge did not accept).
-    pub fn publish_after_change(&mut self, confirm: &Confirm) -> Result<u8> {
+    /// After a change: pushes the snapshot the change's transaction built (`built`) to the
+    /// configured edges unless told not to. Returns the exit code to use (6 when an edge did
+    /// not accept).
+    pub fn publish_after_change(
+        &mut self,
+        confirm: &Confirm,
+        built: Option<Published>,
+    ) -> Result<u8> {
         if confirm.no_publish {
             return Ok(exit::OK);
         }
@@ -97,14 +104,20 @@ impl Ctx {
         if configured.is_empty() {
             return Ok(exit::OK);
         }
-        let report = edges::publish(self, &configured, false)?;
+        let Some(published) = built else {
+            return Err(Error::Refused(
+                "the change is saved, but there is no signing key to sign a snapshot with: create one with pat-admin key generate, then run pat-admin publish"
+                    .into(),
+            ));
+        };
+        let report = push(self, &configured, published, true)?;
         let failed = report.edges.iter().filter(|e| !e.outcome.is_ok()).count();
         if !self.json {
             eprint!("{}", edges::render_publish(&report));
         }
         if failed > 0 {
             eprintln!(
-                "pat-admin: the change is saved, but {failed} edge(s) did not accept the new snapshot; retry with: pat-admin publish"
+                "pat-admin: the change is saved and signed (pat-admin serve hands it to edges that fetch), but {failed} edge(s) did not accept it; retry with: pat-admin publish"
             );
             return Ok(exit::EDGE);
         }
@@ -112,7 +125,7 @@ impl Ctx {
     }
 }
 
-/// A published snapshot and what each edge did with it.
+/// A pushed snapshot and what each edge did with it.
 #[derive(Debug, Serialize)]
 pub struct PublishReport {
     /// Version.
@@ -125,42 +138,62 @@ pub struct PublishReport {
     pub key_id: String,
     /// When it was issued, Unix seconds.
     pub issued_at: u64,
+    /// Its signed expiry, Unix seconds.
+    pub expires_at: u64,
+    /// Signed by this command (false: the latest stored snapshot was pushed as it is).
+    pub built: bool,
     /// Per edge.
     pub edges: Vec<EdgeResult>,
 }
 
-/// Builds (or reuses) a snapshot and pushes it; shared by `publish` and auto-publish.
+/// The snapshot `publish` pushes (the latest one when it is still current, else a new one;
+/// with `resend` always the latest), pushed to `edges`.
 pub(crate) fn build_and_push(
     ctx: &mut Ctx,
     edges: &[String],
     resend: bool,
 ) -> Result<PublishReport> {
-    let published = if resend {
-        crate::store::snapshots::latest(ctx.store.conn())?.ok_or_else(|| {
+    let (published, built) = if resend {
+        let latest = crate::store::snapshots::latest(ctx.store.conn())?.ok_or_else(|| {
             Error::Refused("nothing has been published yet: run pat-admin publish".into())
-        })?
+        })?;
+        if latest.stamp.expires_at <= now() {
+            return Err(Error::Refused(format!(
+                "the latest snapshot, version {}, expired at {}: edges refuse it; run pat-admin publish to sign the current state",
+                latest.stamp.version,
+                rfc3339(latest.stamp.expires_at)
+            )));
+        }
+        (latest, false)
     } else {
-        snapshot::build(&mut ctx.store)?
+        let (published, reason) = snapshot::current(&mut ctx.store)?;
+        (published, reason.is_some())
     };
+    push(ctx, edges, published, built)
+}
+
+/// Pushes `published` to `edges` and records the outcome in the audit log.
+fn push(
+    ctx: &mut Ctx,
+    edges: &[String],
+    published: Published,
+    built: bool,
+) -> Result<PublishReport> {
+    let stamp = published.stamp;
+    let bytes = published.bytes.len();
     let results = if edges.is_empty() {
         Vec::new()
     } else {
         runtime()?.block_on(publish::push_all(
             edges,
-            published.bytes.clone(),
-            published.version,
+            published.bytes,
+            stamp.version,
             ctx.timeouts,
         ))?
     };
     let summary = results
         .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r.edge,
-                if r.outcome.is_ok() { "ok" } else { "failed" }
-            )
-        })
+        .map(|r| format!("{} {}", r.edge, r.outcome.word()))
         .collect::<Vec<_>>()
         .join(", ");
     ctx.store.write(|tx| {
@@ -169,15 +202,17 @@ pub(crate) fn build_and_push(
             None,
             "publish",
             None,
-            &format!("version {}: {summary}", published.version),
+            &format!("version {}: {summary}", stamp.version),
         )
     })?;
     Ok(PublishReport {
-        version: published.version,
-        tokens: published.tokens,
-        bytes: published.bytes.len(),
-        key_id: published.key_id,
-        issued_at: published.issued_at,
+        version: stamp.version,
+        tokens: stamp.tokens,
+        bytes,
+        key_id: stamp.key_id,
+        issued_at: stamp.issued_at,
+        expires_at: stamp.expires_at,
+        built,
         edges: results,
     })
 }

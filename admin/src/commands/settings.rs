@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::{Ctx, table};
 use crate::cli::{AuditArgs, ConfigCommand};
+use crate::duration;
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
 use crate::store::{audit, settings};
@@ -12,34 +13,48 @@ use crate::store::{audit, settings};
 struct Settings {
     max_tokens_per_account: u32,
     max_lifetime_days: Option<u32>,
+    snapshot_lifetime_secs: u64,
     last_version: u64,
+}
+
+/// What `config set KEY VALUE` stores: the meta key, the value (`None`: unset) and how the
+/// audit log shows it. Nothing is changed when this fails.
+fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>, String)> {
+    let whole = |name: &'static str, allow_none: bool| match value.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok((name, Some(n.to_string()), n.to_string())),
+        _ if allow_none && value == "none" => Ok((name, None, "none".to_string())),
+        _ => Err(Error::Invalid(format!(
+            "{key}: `{value}` is not a whole number of at least 1{}",
+            if allow_none { " (or none)" } else { "" }
+        ))),
+    };
+    match key {
+        "max-tokens-per-account" => whole(settings::MAX_TOKENS, false),
+        "max-lifetime-days" => whole(settings::MAX_LIFETIME_DAYS, true),
+        "snapshot-lifetime" => {
+            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
+            if !(settings::MIN_SNAPSHOT_LIFETIME..=settings::MAX_SNAPSHOT_LIFETIME).contains(&secs)
+            {
+                return Err(Error::Invalid(format!(
+                    "{key}: {value} is outside the allowed range, {} to {}",
+                    duration::text(settings::MIN_SNAPSHOT_LIFETIME),
+                    duration::text(settings::MAX_SNAPSHOT_LIFETIME)
+                )));
+            }
+            Ok((
+                settings::SNAPSHOT_LIFETIME,
+                Some(secs.to_string()),
+                duration::text(secs),
+            ))
+        }
+        other => Err(Error::Invalid(format!("unknown setting {other}"))),
+    }
 }
 
 /// Runs a `config` subcommand.
 pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
     if let ConfigCommand::Set { key, value } = &command {
-        let value = value.trim();
-        let (stored, shown) = match (key.as_str(), value) {
-            ("max-lifetime-days", "none") => (None, "none".to_string()),
-            (_, v) => match v.parse::<u32>() {
-                Ok(n) if n >= 1 => (Some(n.to_string()), n.to_string()),
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "{key}: `{value}` is not a whole number of at least 1{}",
-                        if key == "max-lifetime-days" {
-                            " (or none)"
-                        } else {
-                            ""
-                        }
-                    )));
-                }
-            },
-        };
-        let name = if key == "max-lifetime-days" {
-            settings::MAX_LIFETIME_DAYS
-        } else {
-            settings::MAX_TOKENS
-        };
+        let (name, stored, shown) = parse_setting(key, value.trim())?;
         ctx.store.write(|tx| {
             match &stored {
                 Some(v) => settings::set(tx, name, v)?,
@@ -53,6 +68,7 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
         max_tokens_per_account: settings::get_u32(conn, settings::MAX_TOKENS)?
             .unwrap_or(ctx.catalogue.max_tokens_per_account()),
         max_lifetime_days: settings::get_u32(conn, settings::MAX_LIFETIME_DAYS)?,
+        snapshot_lifetime_secs: settings::snapshot_lifetime(conn)?,
         last_version: settings::get(conn, settings::LAST_VERSION)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
@@ -72,7 +88,15 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                         .map_or("none (tokens may have no expiry)".into(), |d| d.to_string()),
                 ],
                 vec![
-                    "last published version".into(),
+                    "snapshot-lifetime".into(),
+                    format!(
+                        "{} (pat-admin serve re-signs every {})",
+                        duration::text(current.snapshot_lifetime_secs),
+                        duration::text(current.snapshot_lifetime_secs / 4)
+                    ),
+                ],
+                vec![
+                    "last snapshot version".into(),
                     current.last_version.to_string(),
                 ],
             ],

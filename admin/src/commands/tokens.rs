@@ -3,7 +3,9 @@
 //! Every change checks its input before asking for the password (a typo costs no password
 //! prompt and changes nothing), claims any `--output` file before committing (so the value can
 //! never be lost to an existing file), confirms the password, then commits in one transaction
-//! that re-checks the password did not change meanwhile. The value is shown exactly once.
+//! that re-checks the password did not change meanwhile and builds, signs and stores the
+//! snapshot of the new state (when a signing key is active): what the origin serves is what
+//! was committed, even if the process dies before it pushes. The value is shown exactly once.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -19,6 +21,7 @@ use crate::cli::{CopyArgs, EditArgs, GenerateArgs, RegenerateArgs, RemoveArgs, S
 use crate::error::{Error, Result, exit};
 use crate::expiry::{self, last_day, rfc3339};
 use crate::password::Source;
+use crate::snapshot;
 use crate::store::{audit, now, settings, tokens, users};
 
 /// Longest description.
@@ -280,7 +283,8 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
             expires_at,
             regenerated_at: None,
         };
-        row.id = ctx.store.write(|tx| {
+        let dir = ctx.store.dir().to_path_buf();
+        let (id, built) = ctx.store.write(|tx| {
             Ctx::still_confirmed(tx, &args.user, &confirmed)?;
             let count = tokens::count(tx, &args.user)?;
             if count >= max {
@@ -291,11 +295,12 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
             }
             let id = tokens::insert(tx, &row)?;
             audit::record(tx, Some(&args.user), "token.generate", Some(id), &describe(&row))?;
-            Ok(id)
+            Ok((id, snapshot::after_change(tx, &dir)?))
         })?;
-        Ok((row, value))
+        row.id = id;
+        Ok((row, value, built))
     })();
-    let (row, value) = match outcome {
+    let (row, value, built) = match outcome {
         Ok(v) => v,
         Err(e) => {
             release_output(claimed);
@@ -304,7 +309,7 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
     };
     let view = View::of(ctx, &row, now());
     deliver(ctx, view, &value, claimed, "created")?;
-    ctx.publish_after_change(&args.confirm)
+    ctx.publish_after_change(&args.confirm, built)
 }
 
 /// Audit details of a token's parameters (never its value).
@@ -413,7 +418,8 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     tokens::require(ctx.store.conn(), &user, args.token.id)?;
     let mut source = Source::new(args.confirm.password_stdin);
     let confirmed = ctx.confirm_password(&user, &mut source)?;
-    let row = ctx.store.write(|tx| {
+    let dir = ctx.store.dir().to_path_buf();
+    let (row, built) = ctx.store.write(|tx| {
         Ctx::still_confirmed(tx, &user, &confirmed)?;
         let mut row = tokens::require(tx, &user, args.token.id)?;
         if let Some(d) = description {
@@ -428,13 +434,13 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
         }
         tokens::update(tx, &row)?;
         audit::record(tx, Some(&user), "token.edit", Some(row.id), &describe(&row))?;
-        Ok(row)
+        Ok((row, snapshot::after_change(tx, &dir)?))
     })?;
     let view = View::of(ctx, &row, now());
     ctx.emit(&view, || {
         format!("Token {} of {} updated.\n", view.id, view.user)
     })?;
-    ctx.publish_after_change(&args.confirm)
+    ctx.publish_after_change(&args.confirm, built)
 }
 
 /// An expiry for a new value (regenerate, copy): the given one, or the kept one if it is
@@ -469,7 +475,8 @@ pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
         let mut source = Source::new(args.confirm.password_stdin);
         let confirmed = ctx.confirm_password(&user, &mut source)?;
         let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
-        let row = ctx.store.write(|tx| {
+        let dir = ctx.store.dir().to_path_buf();
+        let (row, built) = ctx.store.write(|tx| {
             Ctx::still_confirmed(tx, &user, &confirmed)?;
             let mut row = tokens::require(tx, &user, args.token.id)?;
             row.hash = value.hash();
@@ -483,11 +490,11 @@ pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
                 Some(row.id),
                 &describe(&row),
             )?;
-            Ok(row)
+            Ok((row, snapshot::after_change(tx, &dir)?))
         })?;
-        Ok((row, value))
+        Ok((row, value, built))
     })();
-    let (row, value) = match outcome {
+    let (row, value, built) = match outcome {
         Ok(v) => v,
         Err(e) => {
             release_output(claimed);
@@ -496,7 +503,7 @@ pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
     };
     let view = View::of(ctx, &row, now());
     deliver(ctx, view, &value, claimed, "regenerated")?;
-    ctx.publish_after_change(&args.confirm)
+    ctx.publish_after_change(&args.confirm, built)
 }
 
 /// `copy`: a new token with another one's parameters.
@@ -528,7 +535,8 @@ pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
             regenerated_at: None,
             ..source_token.clone()
         };
-        row.id = ctx.store.write(|tx| {
+        let dir = ctx.store.dir().to_path_buf();
+        let (id, built) = ctx.store.write(|tx| {
             Ctx::still_confirmed(tx, &user, &confirmed)?;
             let count = tokens::count(tx, &user)?;
             if count >= max {
@@ -538,11 +546,12 @@ pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
             }
             let id = tokens::insert(tx, &row)?;
             audit::record(tx, Some(&user), "token.copy", Some(id), &format!("copy of {}; {}", source_token.id, describe(&row)))?;
-            Ok(id)
+            Ok((id, snapshot::after_change(tx, &dir)?))
         })?;
-        Ok((row, value))
+        row.id = id;
+        Ok((row, value, built))
     })();
-    let (row, value) = match outcome {
+    let (row, value, built) = match outcome {
         Ok(v) => v,
         Err(e) => {
             release_output(claimed);
@@ -551,7 +560,7 @@ pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
     };
     let view = View::of(ctx, &row, now());
     deliver(ctx, view, &value, claimed, "created")?;
-    ctx.publish_after_change(&args.confirm)
+    ctx.publish_after_change(&args.confirm, built)
 }
 
 /// `remove`: every id must exist, or nothing is removed.
@@ -564,7 +573,8 @@ pub fn remove(ctx: &mut Ctx, args: RemoveArgs) -> Result<u8> {
     }
     let mut source = Source::new(args.confirm.password_stdin);
     let confirmed = ctx.confirm_password(&args.user, &mut source)?;
-    ctx.store.write(|tx| {
+    let dir = ctx.store.dir().to_path_buf();
+    let built = ctx.store.write(|tx| {
         Ctx::still_confirmed(tx, &args.user, &confirmed)?;
         for &id in &ids {
             if !tokens::delete(tx, &args.user, id)? {
@@ -575,7 +585,7 @@ pub fn remove(ctx: &mut Ctx, args: RemoveArgs) -> Result<u8> {
             }
             audit::record(tx, Some(&args.user), "token.remove", Some(id), "removed")?;
         }
-        Ok(())
+        snapshot::after_change(tx, &dir)
     })?;
     #[derive(Serialize)]
     struct Removed<'a> {
@@ -596,5 +606,5 @@ pub fn remove(ctx: &mut Ctx, args: RemoveArgs) -> Result<u8> {
             format!("Removed token(s) {list} of {}.\n", args.user)
         },
     )?;
-    ctx.publish_after_change(&args.confirm)
+    ctx.publish_after_change(&args.confirm, built)
 }

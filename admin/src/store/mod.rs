@@ -90,6 +90,26 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing store for reading only, without creating or migrating anything
+    /// (`serve` answers each request from its own connection; the process opened the store
+    /// with [`Store::open`] first). Writes through it fail.
+    pub fn open_reader(dir: &Path) -> Result<Self> {
+        let db = dir.join(DB_FILE);
+        if !db.is_file() {
+            return Err(Error::Store {
+                dir: dir.to_path_buf(),
+                message: format!("{} does not exist", db.display()),
+            });
+        }
+        let conn = Connection::open(&db)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(Self {
+            conn,
+            dir: dir.to_path_buf(),
+        })
+    }
+
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -1,11 +1,23 @@
 //! Tables, and migrations keyed on SQLite's `user_version`.
+//!
+//! A new store is created at version 1 and migrated like any other, so every test exercises
+//! the migration path an existing store takes.
+//!
+//! - **1**: the first schema.
+//! - **2**: snapshot format 2 (a signed expiry). Stored snapshots record the token state
+//!   serial they were built from (`meta.state_serial`, incremented with every token change),
+//!   their expiry, and their signed head. Version 1 rows hold format-1 snapshots no edge
+//!   accepts any more: they are dropped, the version counter is kept (new versions stay above
+//!   every version handed out before), and a store that had tokens or snapshots gets state
+//!   serial 1, so `serve` or `publish` signs the current state at once.
 
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
-const V1: &str = "
+/// Version 1 of the schema, frozen: the starting point of every migration.
+pub const V1: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -64,6 +76,26 @@ CREATE TABLE audit (
 ) STRICT;
 ";
 
+/// Version 1 to 2 (see the module documentation).
+const V1_TO_V2: &str = "
+INSERT INTO meta (key, value)
+    SELECT 'state_serial', '1'
+    WHERE EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM snapshots)
+    ON CONFLICT (key) DO NOTHING;
+
+DROP TABLE snapshots;
+CREATE TABLE snapshots (
+    version      INTEGER PRIMARY KEY,
+    issued_at    INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,     -- signed: no edge uses it from then on
+    key_id       TEXT NOT NULL,
+    state_serial INTEGER NOT NULL,     -- meta.state_serial it was built from
+    tokens       INTEGER NOT NULL,
+    head         BLOB NOT NULL,        -- the signed head: the first BODY_OFFSET bytes of bytes
+    bytes        BLOB NOT NULL         -- the signed snapshot (hashes only)
+) STRICT;
+";
+
 /// Brings the schema up to [`VERSION`]. Refuses a store written by a newer pat-admin.
 pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     let current: i64 = tx
@@ -77,6 +109,10 @@ pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     if current < 1 {
         tx.execute_batch(V1)
             .map_err(|e| format!("cannot create the schema: {e}"))?;
+    }
+    if current < 2 {
+        tx.execute_batch(V1_TO_V2)
+            .map_err(|e| format!("cannot migrate the schema from version 1 to 2: {e}"))?;
     }
     tx.pragma_update(None, "user_version", VERSION)
         .map_err(|e| e.to_string())?;

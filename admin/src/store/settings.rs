@@ -10,6 +10,17 @@ pub const MAX_TOKENS: &str = "max_tokens_per_account";
 pub const MAX_LIFETIME_DAYS: &str = "max_lifetime_days";
 /// The last snapshot version handed out.
 pub const LAST_VERSION: &str = "last_version";
+/// The token state serial (see [`super::snapshots::state_serial`]).
+pub const STATE_SERIAL: &str = "state_serial";
+/// How long edges may use a snapshot, seconds (absent: [`DEFAULT_SNAPSHOT_LIFETIME`]).
+pub const SNAPSHOT_LIFETIME: &str = "snapshot_lifetime_secs";
+
+/// The default snapshot lifetime: 24 hours.
+pub const DEFAULT_SNAPSHOT_LIFETIME: u64 = 24 * 3600;
+/// The shortest snapshot lifetime: 60 seconds.
+pub const MIN_SNAPSHOT_LIFETIME: u64 = 60;
+/// The longest snapshot lifetime: 30 days.
+pub const MAX_SNAPSHOT_LIFETIME: u64 = 30 * 24 * 3600;
 
 /// Reads a setting.
 pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
@@ -38,4 +49,14 @@ pub fn unset(conn: &Connection, key: &str) -> Result<()> {
 /// A numeric setting, if set and valid.
 pub fn get_u32(conn: &Connection, key: &str) -> Result<Option<u32>> {
     Ok(get(conn, key)?.and_then(|v| v.parse().ok()))
+}
+
+/// The snapshot lifetime in seconds: the setting, or the default. A stored value outside the
+/// allowed range (written by hand) is clamped into it.
+pub fn snapshot_lifetime(conn: &Connection) -> Result<u64> {
+    Ok(get(conn, SNAPSHOT_LIFETIME)?
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_SNAPSHOT_LIFETIME, |v| {
+            v.clamp(MIN_SNAPSHOT_LIFETIME, MAX_SNAPSHOT_LIFETIME)
+        }))
 }

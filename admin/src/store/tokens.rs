@@ -1,9 +1,14 @@
 //! Tokens: public id, account, description, SHA-256 of the value, scope, dates.
+//!
+//! Every function that changes a token also counts the change in the token state serial
+//! ([`snapshots::bump_state`]), in the caller's transaction: no change can slip past the
+//! check that the latest snapshot reflects the committed state.
 
 use pat_core::token::TokenHash;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::{Error, Result};
+use crate::store::snapshots;
 
 /// A token row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +75,9 @@ pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
             token.regenerated_at.map(|v| v as i64),
         ],
     )?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    snapshots::bump_state(conn)?;
+    Ok(id)
 }
 
 /// Rewrites every field of an existing token.
@@ -88,6 +95,7 @@ pub fn update(conn: &Connection, token: &Token) -> Result<()> {
             token.regenerated_at.map(|v| v as i64),
         ],
     )?;
+    snapshots::bump_state(conn)?;
     Ok(())
 }
 
@@ -131,10 +139,24 @@ pub fn count(conn: &Connection, user: &str) -> Result<u32> {
 
 /// Deletes a token; false if it did not exist.
 pub fn delete(conn: &Connection, user: &str, id: i64) -> Result<bool> {
-    Ok(conn.execute(
+    let deleted = conn.execute(
         "DELETE FROM tokens WHERE user = ?1 AND id = ?2",
         params![user, id],
-    )? == 1)
+    )? == 1;
+    if deleted {
+        snapshots::bump_state(conn)?;
+    }
+    Ok(deleted)
+}
+
+/// How many tokens are not expired at `now`: what a snapshot built now would hold.
+pub fn count_active(conn: &Connection, now: u64) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM tokens WHERE expires_at IS NULL OR expires_at > ?1",
+        [now as i64],
+        |row| row.get(0),
+    )?;
+    Ok(n as u64)
 }
 
 /// What a snapshot needs of one token, borrowed from the row being read.

@@ -107,6 +107,16 @@ impl Admin {
     /// Starts a change confirmed with [`PASSWORD`] on stdin without waiting for it (stdout
     /// and stderr piped), with extra environment variables.
     pub fn spawn_confirmed(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        self.spawn_confirmed_to(args, env, std::process::Stdio::piped())
+    }
+
+    /// [`Admin::spawn_confirmed`] with its stdout going to `stdout`.
+    pub fn spawn_confirmed_to(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: std::process::Stdio,
+    ) -> std::process::Child {
         use std::io::Write;
         use std::process::Stdio;
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
@@ -117,7 +127,7 @@ impl Admin {
             .args(args)
             .arg("--password-stdin")
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("pat-admin starts");
@@ -287,4 +297,249 @@ pub fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
         .windows(needle.len())
         .filter(|w| *w == needle)
         .count()
+}
+
+// ---- Helpers for the snapshot freshness and durability suites. ----
+
+/// A `pat-admin serve` on a free port, killed when dropped; its stderr goes to `serve.log`
+/// (or `serve-N.log`) in the test's directory.
+pub struct Server {
+    child: std::process::Child,
+    /// The port it listens on.
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Admin {
+    /// Starts `pat-admin serve` on this store and waits until it listens.
+    pub fn serve(&self) -> Server {
+        let port = free_port();
+        let mut n = 0;
+        let log = loop {
+            let name = if n == 0 {
+                "serve.log".to_string()
+            } else {
+                format!("serve-{n}.log")
+            };
+            let path = self.dir.path().join(name);
+            if !path.exists() {
+                break path;
+            }
+            n += 1;
+        };
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
+            .env_remove("PAT_ADMIN_STORE")
+            .arg("--store")
+            .arg(self.store())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("serve starts");
+        let mut server = Server { child, port, log };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            server.assert_running();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not listen: {}",
+                server.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Server {
+    /// `GET path`, optionally conditional.
+    pub fn get(&self, path: &str, if_none_match: Option<&str>) -> Reply {
+        http_get(self.port, path, if_none_match)
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics if it exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("serve exited ({status}): {}", self.log());
+        }
+    }
+
+    /// The snapshot it serves, verified with `key` (`Snapshot::open`, as an edge does).
+    pub fn snapshot(&self, key: &str) -> pat_core::snapshot::Snapshot {
+        let reply = self.get("/snapshot", None);
+        assert_eq!(
+            reply.status,
+            200,
+            "GET /snapshot: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        pat_core::snapshot::Snapshot::open(reply.body, &trusted(key))
+            .expect("a snapshot the edge accepts")
+    }
+
+    /// The signed head it serves, verified with `key`.
+    pub fn head(&self, key: &str) -> (pat_core::snapshot::Header, Vec<u8>) {
+        let reply = self.get("/snapshot/head", None);
+        assert_eq!(
+            reply.status,
+            200,
+            "GET /snapshot/head: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.body.len(), pat_core::snapshot::BODY_OFFSET);
+        let header =
+            pat_core::snapshot::verify_head(&reply.body, &trusted(key)).expect("a signed head");
+        (header, reply.body)
+    }
+}
+
+/// The trusted keys of an edge that trusts `key` (`ed25519:...`).
+pub fn trusted(key: &str) -> pat_core::keys::TrustedKeys {
+    pat_core::keys::TrustedKeys::new([key.parse().expect("a public key")])
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1 (`Connection: close`, so the body ends with the stream).
+pub fn http_get(port: u16, path: &str, if_none_match: Option<&str>) -> Reply {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let condition = if_none_match.map_or(String::new(), |t| format!("If-None-Match: {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{condition}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the answer");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let mut body = raw[split + 4..].to_vec();
+    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.truncate(len);
+    }
+    Reply {
+        status,
+        etag: header("etag"),
+        body,
+    }
+}
+
+/// A pipe whose buffer is already full: a process given its write end as stdout blocks on
+/// its first write, for as long as nobody reads the read end (keep it alive). Linux only
+/// (the pipe is filled through `/proc/self/fd` opened with `O_NONBLOCK`).
+pub fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    const O_NONBLOCK: i32 = 0o4000; // Linux (x86-64, aarch64)
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut filler = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", writer.as_raw_fd()))
+        .expect("reopen the pipe without blocking");
+    let chunk = [b'#'; 4096];
+    // Whole pages first, then single bytes: exactly full.
+    for size in [chunk.len(), 1] {
+        loop {
+            match filler.write(&chunk[..size]) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling the pipe: {e}"),
+            }
+        }
+    }
+    (reader, writer)
+}
+
+/// A listener that accepts TCP connections and never reads from them or answers: an edge
+/// that hangs.
+pub struct HangingEdge {
+    listener: std::net::TcpListener,
+    held: Vec<std::net::TcpStream>,
+}
+
+impl HangingEdge {
+    /// Listens on a free port.
+    pub fn new() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        Self {
+            listener,
+            held: Vec::new(),
+        }
+    }
+
+    /// Its URL, as `edge add` takes it.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listener.local_addr().expect("addr"))
+    }
+
+    /// Accepts (and keeps, unread) the connections that arrived; how many there were.
+    pub fn accept_pending(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok((stream, _)) = self.listener.accept() {
+            self.held.push(stream);
+            n += 1;
+        }
+        n
+    }
+
+    /// Waits until a push connects (it then hangs: nothing is read or answered).
+    pub fn wait_for_push(&mut self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.accept_pending() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no push reached the edge within {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }

@@ -1,0 +1,210 @@
+//! `serve` keeps the origin fresh without an operator: it re-signs the latest snapshot a
+//! quarter into its lifetime (same tokens, newer version, later expiry), signs changes that
+//! were committed while no key existed, re-signs with a newly active key, waits out a
+//! locked store without dying, and of two serve processes only one re-signs.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use pat_core::snapshot::Snapshot;
+use pat_core::token::TokenHash;
+use support::*;
+
+const SCOPE: &[&str] = &["--api", "ide-plugins"];
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// Sleeps until the Unix second `at` has begun.
+fn sleep_until(at: u64) {
+    while unix_now() < at {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `check` every 100 ms for up to `limit`.
+fn within<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sorted_hashes(snapshot: &Snapshot) -> Vec<TokenHash> {
+    let mut hashes: Vec<_> = snapshot.entries().map(|(h, _)| h).collect();
+    hashes.sort_by_key(|h| h.0);
+    hashes
+}
+
+fn resign_lines(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("signed snapshot version") && l.contains("re-sign due"))
+        .count()
+}
+
+/// A store with a 60 s snapshot lifetime and two tokens.
+fn short_lived() -> (Admin, String) {
+    let admin = Admin::new();
+    admin.user("alice");
+    let key = admin.key();
+    admin
+        .run(&["config", "set", "snapshot-lifetime", "60s"])
+        .ok();
+    admin.token("alice", SCOPE);
+    admin.token("alice", SCOPE);
+    (admin, key)
+}
+
+#[test]
+fn serve_re_signs_a_quarter_into_the_lifetime_once_for_two_serves() {
+    let (admin, key) = short_lived();
+    let mut serve = admin.serve();
+    let other = admin.serve();
+    let (first, _) = serve.head(&key);
+    assert_eq!(
+        first.expires_at - first.issued_at,
+        60,
+        "the configured lifetime"
+    );
+    let tokens = sorted_hashes(&serve.snapshot(&key));
+    assert_eq!(tokens.len(), 2);
+
+    // Well before a quarter of the lifetime: the same snapshot.
+    sleep_until(first.issued_at + 10);
+    assert_eq!(serve.head(&key).0, first, "nothing to re-sign yet");
+
+    // A quarter (15 s) in, serve re-signs within its check interval.
+    sleep_until(first.issued_at + 15);
+    let (second, _) = within(Duration::from_secs(6), || {
+        let head = serve.head(&key);
+        (head.0.version != first.version).then_some(head)
+    })
+    .unwrap_or_else(|| panic!("not re-signed 21 s in: {}", serve.log()));
+    assert!(second.version > first.version);
+    assert!(second.expires_at > first.expires_at, "a later expiry");
+    assert_eq!(second.expires_at - second.issued_at, 60);
+    let snapshot = serve.snapshot(&key);
+    assert_eq!(snapshot.version(), second.version);
+    assert_eq!(sorted_hashes(&snapshot), tokens, "the same tokens");
+
+    // Both serves had a chance to re-sign (each checks every 2 s): only one did, and both
+    // hand out the same snapshot.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(other.head(&key).0, serve.head(&key).0);
+    assert_eq!(serve.head(&key).0, second);
+    assert_eq!(second.version, first.version + 1, "no version was skipped");
+    serve.assert_running();
+    let (log, other_log) = (serve.log(), other.log());
+    assert_eq!(
+        resign_lines(&log) + resign_lines(&other_log),
+        1,
+        "one re-sign, one line: {log}\n---\n{other_log}"
+    );
+    assert!(
+        !log.contains("pate_") && !other_log.contains("pate_"),
+        "no token in logs"
+    );
+}
+
+#[test]
+fn a_locked_store_delays_re_signing_but_serve_keeps_serving() {
+    let (admin, key) = short_lived();
+    let mut serve = admin.serve();
+    let (first, _) = serve.head(&key);
+    sleep_until(first.issued_at + 12);
+    // Another process holds the write lock across the moment serve would re-sign.
+    let lock = admin.db();
+    lock.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    sleep_until(first.issued_at + 20);
+    assert_eq!(serve.head(&key).0, first, "still served while locked");
+    assert_eq!(serve.snapshot(&key).version(), first.version);
+    serve.assert_running();
+    lock.execute_batch("ROLLBACK").expect("unlock");
+    let (second, _) = within(Duration::from_secs(6), || {
+        let head = serve.head(&key);
+        (head.0.version != first.version).then_some(head)
+    })
+    .unwrap_or_else(|| panic!("not re-signed after the lock: {}", serve.log()));
+    assert!(second.expires_at > first.expires_at);
+    serve.assert_running();
+}
+
+#[test]
+fn changes_made_without_a_key_are_signed_once_a_key_exists() {
+    let admin = Admin::new();
+    admin.user("alice");
+    let mut serve = admin.serve();
+    let (_, a) = admin.token("alice", SCOPE);
+    let (_, b) = admin.token("alice", SCOPE);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        serve.get("/snapshot/head", None).status,
+        404,
+        "no key, nothing"
+    );
+
+    let key = admin.key();
+    let snapshot = within(Duration::from_secs(6), || {
+        (serve.get("/snapshot", None).status == 200).then(|| serve.snapshot(&key))
+    })
+    .unwrap_or_else(|| panic!("not signed: {}", serve.log()));
+    let mut expected = vec![TokenHash::of(&a), TokenHash::of(&b)];
+    expected.sort_by_key(|h| h.0);
+    assert_eq!(sorted_hashes(&snapshot), expected);
+    assert!(
+        serve.log().contains("token changes without a snapshot"),
+        "{}",
+        serve.log()
+    );
+    serve.assert_running();
+}
+
+#[test]
+fn a_newly_active_key_re_signs_at_once() {
+    let admin = Admin::new();
+    admin.user("alice");
+    let old = admin.key();
+    let (_, token) = admin.token("alice", SCOPE);
+    let serve = admin.serve();
+    let before = serve.head(&old).0;
+
+    let new = admin.key();
+    let (header, _) = within(Duration::from_secs(6), || {
+        let reply = serve.get("/snapshot/head", None);
+        pat_core::snapshot::verify_head(&reply.body, &trusted(&new))
+            .ok()
+            .map(|h| (h, reply.body))
+    })
+    .unwrap_or_else(|| panic!("not re-signed with the new key: {}", serve.log()));
+    assert!(header.version > before.version);
+    let snapshot = serve.snapshot(&new);
+    assert!(snapshot.find(&TokenHash::of(&token)).is_some());
+
+    // Back to the old key (key activate): re-signed with it.
+    let old_id = admin.run(&["--json", "key", "list"]).json()[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    admin.run(&["key", "activate", &old_id]).ok();
+    within(Duration::from_secs(6), || {
+        (serve.get("/snapshot/head", None).status == 200
+            && pat_core::snapshot::verify_head(
+                &serve.get("/snapshot/head", None).body,
+                &trusted(&old),
+            )
+            .is_ok_and(|h| h.version > header.version))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("not re-signed with the old key: {}", serve.log()));
+}
