@@ -158,13 +158,21 @@ pub struct Stack {
     envoy: Option<Proc>,
     generation: u32,
     _standin: Proc,
-    _origin: Proc,
+    origin: Option<Proc>,
+    /// Changes this stack makes to `envoy.yaml` (besides ports and the wasm path).
+    patch: Box<dyn Fn(String) -> String + Send + Sync>,
 }
 
 impl Stack {
     /// Starts everything and creates a signing key and the account `alice`; the control
     /// listener is configured as pat-admin's edge, so token changes publish by themselves.
     pub fn start() -> Self {
+        Self::start_with(|config| config)
+    }
+
+    /// Like [`Stack::start`], with `patch` applied to `envoy.yaml` at every (re)start (e.g.
+    /// to change the filter's configuration).
+    pub fn start_with(patch: impl Fn(String) -> String + Send + Sync + 'static) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let ports = Ports {
             public: free_port(),
@@ -187,18 +195,11 @@ impl Stack {
             envoy: None,
             generation: 0,
             _standin: standin,
-            _origin: Proc::spawn(
-                "pat-admin serve",
-                Command::new(binary("pat-admin"))
-                    .env_remove("PAT_ADMIN_STORE")
-                    .arg("--store")
-                    .arg(dir.path().join("store"))
-                    .args(["serve", "--listen", &format!("127.0.0.1:{}", ports.origin)])
-                    .stdout(Stdio::null())
-                    .stderr(log_file(dir.path(), "origin.log")),
-            ),
+            origin: None,
+            patch: Box::new(patch),
             dir,
         };
+        stack.start_origin();
         let key = stack.admin_ok(&["--json", "key", "generate"], "");
         stack.public_key = key["public_key"].as_str().expect("public key").to_string();
         stack.admin_ok(
@@ -206,10 +207,43 @@ impl Stack {
             &format!("{PASSWORD}\n"),
         );
         stack.admin_ok(&["edge", "add", &stack.control_url()], "");
+        wait_for_port(ports.origin);
         stack.start_envoy();
         wait_for_port(ports.platform);
-        wait_for_port(ports.origin);
         stack
+    }
+
+    /// Starts `pat-admin serve` (the origin) on this stack's store.
+    pub fn start_origin(&mut self) {
+        let log = log_file_appending(self.dir.path(), "origin.log");
+        self.origin = Some(Proc::spawn(
+            "pat-admin serve",
+            Command::new(binary("pat-admin"))
+                .env_remove("PAT_ADMIN_STORE")
+                .arg("--store")
+                .arg(self.dir.path().join("store"))
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{}", self.ports.origin),
+                ])
+                .stdout(Stdio::null())
+                .stderr(log),
+        ));
+    }
+
+    /// Stops the origin (SIGKILL): edges keep what they hold and retry.
+    pub fn kill_origin(&mut self) {
+        if let Some(mut origin) = self.origin.take() {
+            origin.kill();
+        }
+    }
+
+    /// What the edge's control endpoint reports (one worker's view).
+    pub fn edge_status(&self) -> Value {
+        Client::new()
+            .get(&format!("{}/_pat/snapshot", self.control_url()), &[])
+            .json
     }
 
     /// The control listener's base URL (an edge URL for pat-admin).
@@ -248,12 +282,27 @@ impl Stack {
             config = config.replace(&before, &format!("port_value: {to} "));
         }
         let path = self.dir.path().join("envoy.yaml");
-        std::fs::write(&path, config).expect("write config");
+        std::fs::write(&path, (self.patch)(config)).expect("write config");
         path
     }
 
-    /// Starts (or restarts) Envoy with two workers and waits until it is live.
+    /// Starts (or restarts) Envoy with two workers and waits until it is live and, when the
+    /// origin runs, has heard from it (pushes are refused with 503 until then).
     pub fn start_envoy(&mut self) {
+        self.start_envoy_unsettled();
+        if self.origin.is_none() {
+            return;
+        }
+        // "pending" until the origin answered; absent when the filter has no origin.
+        within(Duration::from_secs(20), || {
+            let status = self.edge_status();
+            status["result"] == 0 && !status["floor"].is_string()
+        })
+        .expect("the edge heard from the origin");
+    }
+
+    /// Starts (or restarts) Envoy and returns as soon as it is live.
+    pub fn start_envoy_unsettled(&mut self) {
         let config = self.envoy_config();
         self.generation += 1;
         let log = format!("envoy-{}.log", self.generation);
@@ -289,6 +338,11 @@ impl Stack {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Envoy's process id.
+    pub fn envoy_pid(&self) -> u32 {
+        self.envoy.as_ref().map(Proc::pid).expect("Envoy runs")
     }
 
     /// Kills Envoy with SIGKILL (shared data, and so every snapshot it held, dies with it).
@@ -404,6 +458,14 @@ impl Stack {
 
 fn log_file(dir: &Path, name: &str) -> File {
     File::create(dir.join(name)).expect("log file")
+}
+
+fn log_file_appending(dir: &Path, name: &str) -> File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .expect("log file")
 }
 
 /// Waits until something accepts connections on `port`.

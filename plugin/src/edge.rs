@@ -286,24 +286,25 @@ impl Edge {
         Ok(header)
     }
 
-    /// Accepts a push: pre-checks its head, then reads the body (`read_body`), opens it,
-    /// publishes it to shared data and serves from it. On any refusal after the pre-check
-    /// the VM restores the current snapshot from shared data.
-    pub fn accept_push(
+    /// Accepts a pushed or fetched snapshot: pre-checks its head, opens it and publishes it
+    /// to shared data; `keep`: serve from it (a VM that serves no requests, like the control
+    /// listener's or Envoy's main-thread VM, publishes it and lets it go). The VM drops its
+    /// current snapshot before opening the new one, so it never holds two; on any refusal
+    /// after the pre-check it restores the current one from shared data.
+    pub fn accept(
         &mut self,
         store: &impl SharedStore,
         keys: &TrustedKeys,
-        head: &[u8],
-        total_len: u64,
+        bytes: Vec<u8>,
         clock: Clock,
-        read_body: impl FnOnce() -> Option<Vec<u8>>,
+        keep: bool,
     ) -> Result<Accepted, PushRejection> {
-        self.precheck_push(store, keys, head, Some(total_len), clock)?;
+        let head = bytes.get(..BODY_OFFSET).unwrap_or(&bytes);
+        self.precheck_push(store, keys, head, Some(bytes.len() as u64), clock)?;
         let had_snapshot = self.snapshot.is_some();
         self.snapshot = None;
-        let outcome = read_body()
-            .ok_or(PushRejection::Unreadable)
-            .and_then(|bytes| Ok(Snapshot::open(bytes, keys)?))
+        let outcome = Snapshot::open(bytes, keys)
+            .map_err(PushRejection::from)
             .and_then(|snapshot| match shared::publish(store, &snapshot) {
                 Ok(()) => Ok(snapshot),
                 Err(PublishError::Stale { offered, current }) => {
@@ -320,7 +321,7 @@ impl Edge {
                     issued_at: header.issued_at,
                     expires_at: header.expires_at,
                 };
-                self.snapshot = Some(snapshot);
+                self.snapshot = keep.then_some(snapshot);
                 self.refused = None;
                 Ok(accepted)
             }
@@ -333,25 +334,6 @@ impl Edge {
                 Err(rejection)
             }
         }
-    }
-
-    /// Accepts a snapshot fetched from the origin, exactly like a push. `keep`: serve from it
-    /// (a VM that serves no requests publishes it to shared data and lets it go).
-    pub fn accept_fetched(
-        &mut self,
-        store: &impl SharedStore,
-        keys: &TrustedKeys,
-        bytes: Vec<u8>,
-        keep: bool,
-        clock: Clock,
-    ) -> Result<Accepted, PushRejection> {
-        let head = bytes.get(..BODY_OFFSET).unwrap_or(&bytes).to_vec();
-        let total_len = bytes.len() as u64;
-        let accepted = self.accept_push(store, keys, &head, total_len, clock, || Some(bytes))?;
-        if !keep {
-            self.snapshot = None;
-        }
-        Ok(accepted)
     }
 
     /// Takes the origin's signed head: raises the version floor to it, and says whether the
@@ -436,9 +418,7 @@ mod tests {
         keys: &TrustedKeys,
         bytes: Vec<u8>,
     ) -> Result<Accepted, PushRejection> {
-        let head = bytes.get(..BODY_OFFSET).unwrap_or(&bytes).to_vec();
-        let len = bytes.len() as u64;
-        edge.accept_push(store, keys, &head, len, NOW, || Some(bytes))
+        edge.accept(store, keys, bytes, NOW, true)
     }
 
     #[test]
@@ -543,7 +523,7 @@ mod tests {
         ensure_pointer(&store).expect("store");
         let mut idle = Edge::default();
         let accepted = idle
-            .accept_fetched(&store, &p.keys(), p.snapshot(3, &["a"]), false, NOW)
+            .accept(&store, &p.keys(), p.snapshot(3, &["a"]), NOW, false)
             .expect("accepted");
         assert_eq!(accepted.version, 3);
         assert!(idle.snapshot().is_none(), "an idle VM keeps no copy");
@@ -557,7 +537,7 @@ mod tests {
         );
         // A refused fetch leaves an idle VM without a snapshot, and the shared one in place.
         let err = idle
-            .accept_fetched(&store, &p.keys(), p.snapshot(2, &["b"]), false, NOW)
+            .accept(&store, &p.keys(), p.snapshot(2, &["b"]), NOW, false)
             .expect_err("older");
         assert_eq!(
             err,

@@ -1,8 +1,9 @@
 //! How VMs share the current snapshot through proxy-wasm shared data.
 //!
 //! Two kinds of keys:
-//! - the *pointer* `pat_edge.v2.current`: 56 bytes, the current version, body digest, issue
-//!   time and expiry (so a VM can tell a stale snapshot without loading it).
+//! - the *pointer* `pat_edge.v2.current`: 68 bytes, the current version, body digest, issue
+//!   time, expiry, token count and signing key (so a VM can tell a stale snapshot without
+//!   loading it, and the control endpoint can report it without holding it).
 //!   Every VM reads it on each tick (a cheap copy) and only fetches the snapshot when it
 //!   changes;
 //! - one *snapshot key* per published snapshot, named after its version and digest, holding
@@ -55,9 +56,13 @@ pub struct Pointer {
     pub issued_at: u64,
     /// Its signed expiry, Unix seconds.
     pub expires_at: u64,
+    /// Its token count.
+    pub tokens: u32,
+    /// The id of the key that signed it.
+    pub key_id: [u8; 8],
 }
 
-const POINTER_LEN: usize = 56;
+const POINTER_LEN: usize = 68;
 
 impl Pointer {
     /// The "nothing published yet" pointer.
@@ -66,6 +71,8 @@ impl Pointer {
         digest: [0; 32],
         issued_at: 0,
         expires_at: 0,
+        tokens: 0,
+        key_id: [0; 8],
     };
 
     /// The pointer naming this snapshot.
@@ -76,6 +83,8 @@ impl Pointer {
             digest: header.body_digest,
             issued_at: header.issued_at,
             expires_at: header.expires_at,
+            tokens: header.token_count,
+            key_id: header.key_id,
         }
     }
 
@@ -84,16 +93,21 @@ impl Pointer {
         self.version == other.version && self.digest == other.digest
     }
 
-    /// Little-endian version, the digest, the issue time and the expiry.
+    /// Little-endian version, the digest, the issue time, the expiry, the token count, then
+    /// the key id.
     pub fn encode(&self) -> [u8; POINTER_LEN] {
         let mut out = [0u8; POINTER_LEN];
         let (version, rest) = out.split_at_mut(8);
         let (digest, rest) = rest.split_at_mut(32);
-        let (issued, expires) = rest.split_at_mut(8);
+        let (issued, rest) = rest.split_at_mut(8);
+        let (expires, rest) = rest.split_at_mut(8);
+        let (tokens, key_id) = rest.split_at_mut(4);
         version.copy_from_slice(&self.version.to_le_bytes());
         digest.copy_from_slice(&self.digest);
         issued.copy_from_slice(&self.issued_at.to_le_bytes());
         expires.copy_from_slice(&self.expires_at.to_le_bytes());
+        tokens.copy_from_slice(&self.tokens.to_le_bytes());
+        key_id.copy_from_slice(&self.key_id);
         out
     }
 
@@ -108,6 +122,8 @@ impl Pointer {
             digest: bytes.get(8..40)?.try_into().ok()?,
             issued_at: u64_at(40)?,
             expires_at: u64_at(48)?,
+            tokens: u32::from_le_bytes(bytes.get(56..60)?.try_into().ok()?),
+            key_id: bytes.get(60..68)?.try_into().ok()?,
         })
     }
 
@@ -249,10 +265,12 @@ pub(crate) mod tests {
             digest: [7; 32],
             issued_at: 100,
             expires_at: 200,
+            tokens: 3,
+            key_id: [9; 8],
         };
         assert_eq!(Pointer::decode(&p.encode()), Some(p));
-        assert_eq!(Pointer::decode(&[0; 55]), None);
-        assert_eq!(Pointer::decode(&[0; 57]), None);
+        assert_eq!(Pointer::decode(&[0; 67]), None);
+        assert_eq!(Pointer::decode(&[0; 69]), None);
         assert_eq!(p.snapshot_key(), "pat_edge.v2.snapshot.42.0707070707070707");
     }
 }

@@ -10,7 +10,8 @@
 //! - with an unknown session: the platform's own error, `{"result": 701, "error":
 //!   "session ... is not valid", "source": "JEL"}`; without any: `authentication required`.
 //!
-//! Session values are never logged or echoed in full.
+//! Session values are never logged or echoed in full. Every reply and log line counts the
+//! token values that reached it anywhere (`token_values_seen`): with `strip_token`, none may.
 //!
 //! # Layout
 //! One file: [`main`] parses the options and serves; [`answer`] decides the reply.
@@ -98,9 +99,24 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (status, reply) = answer(&sessions, &method, &uri, &headers, &body);
+    let (status, mut reply) = answer(&sessions, &method, &uri, &headers, &body);
+    // How many token values reached the platform at all (with strip_token: none should).
+    let seen = token_values(uri.to_string().as_bytes())
+        + headers
+            .iter()
+            .map(|(_, v)| token_values(v.as_bytes()))
+            .sum::<usize>()
+        + token_values(&body);
+    reply["token_values_seen"] = json!(seen);
+    // Header names with `_`, which some servers read as `-` (`x_pat_user` as `x-pat-user`).
+    let underscored: Vec<&str> = headers
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.contains('_'))
+        .collect();
+    reply["underscore_headers"] = json!(underscored);
     eprintln!(
-        "platform-standin: {method} {} -> result {}",
+        "platform-standin: {method} {} -> result {}, {seen} token value(s) received",
         uri.path(),
         reply.get("result").and_then(Value::as_i64).unwrap_or(-1)
     );
@@ -110,6 +126,20 @@ async fn handle(
         reply.to_string(),
     )
         .into_response()
+}
+
+/// How many values in token format (prefix and valid checksum) `bytes` contains.
+fn token_values(bytes: &[u8]) -> usize {
+    let prefix = pat_core::token::PREFIX.as_bytes();
+    (0..bytes.len())
+        .filter(|&at| {
+            bytes[at..].starts_with(prefix)
+                && bytes
+                    .get(at..at + pat_core::token::TOKEN_LEN)
+                    .and_then(|w| std::str::from_utf8(w).ok())
+                    .is_some_and(|w| pat_core::token::validate(w).is_ok())
+        })
+        .count()
 }
 
 /// The reply to one request.

@@ -62,10 +62,14 @@ fn a_vm_that_does_not_trust_the_published_key_fails_closed() {
         Request::put(CONTROL_PATH).body(snapshot(&other, 1, &[&t])),
     );
     assert_eq!(reply.local_response().expect("answered").status, 200);
-    // VM 0 accepted it with the control filter's keys, but the public filter only serves
-    // from snapshots signed by keys it trusts; VM 1 cannot even load it.
+    // VM 0 accepted and published it with the control filter's keys (keeping no copy: it
+    // served no request yet), but the public filters cannot load it, and fail closed.
     assert_denied(&edge, &edge.get(0, STOPENV, t.value()), "no_snapshot", 701);
     assert_denied(&edge, &edge.get(1, STOPENV, t.value()), "no_snapshot", 701);
     assert!(!edge.tb.logs_containing("cannot be used here").is_empty());
-    assert_eq!(edge.tb.counter("pat_edge.snapshot.load_failed"), Some(1));
+    assert_eq!(edge.tb.counter("pat_edge.snapshot.load_failed"), Some(2));
+    // Each VM reports the refusal once, and does not reload it on every tick.
+    edge.tick();
+    edge.tick();
+    assert_eq!(edge.tb.counter("pat_edge.snapshot.load_failed"), Some(2));
 }

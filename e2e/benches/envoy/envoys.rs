@@ -37,6 +37,13 @@ pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
     let router = r#"
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}"#;
+    // The control listener's filter gets a VM of its own (a different vm configuration, the
+    // same vm_id and so the same shared data), as in envoy.yaml.
+    let vm_configuration = if control {
+        "\n                  configuration: {\"@type\": type.googleapis.com/google.protobuf.StringValue, value: control}"
+    } else {
+        ""
+    };
     let wasm_filter = |name: &str, file: &Path, configuration: &str| {
         format!(
             r#"
@@ -51,7 +58,7 @@ pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
                 vm_config:
                   vm_id: bench
                   runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: "{}" }} }}
+                  code: {{ local: {{ filename: "{}" }} }}{vm_configuration}
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: '{configuration}'"#,
@@ -163,7 +170,7 @@ pub(crate) fn start_envoy(
         config.push_str(&listener(
             "control",
             control,
-            256 << 20,
+            1 << 20,
             &http_filters(filter, true),
             "404",
         ));

@@ -74,6 +74,14 @@ pub(crate) fn run(bench: &Bench, report: &mut String) {
                 expect: ok,
             },
             Counted {
+                label: "5. pat-edge, 1,000,000 tokens, POST form, session in the query",
+                filter: pat.clone(),
+                snapshot: Some(one_m.clone()),
+                path: get(token),
+                form: Some("description=nightly+build".to_string()),
+                expect: ok,
+            },
+            Counted {
                 label: "6. pat-edge, 1,000,000 tokens, denied: unknown token",
                 filter: pat.clone(),
                 snapshot: Some(one_m.clone()),

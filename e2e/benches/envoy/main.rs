@@ -3,7 +3,9 @@
 //! Run it with `scripts/bench` (it installs wrk, builds, runs this and writes BENCHMARKS.md).
 //! Settings: `PAT_BENCH_ROUNDS` (default 5), `PAT_BENCH_SECONDS` per measurement (default 5),
 //! `PAT_BENCH_CONNECTIONS` (default 16), `PAT_BENCH_REVOCATIONS` (default 10),
-//! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts).
+//! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts),
+//! `PAT_BENCH_ONLY` (comma-separated sections to run: `throughput`, `instructions`,
+//! `effective`, `attacks`, `admin`; default all).
 //!
 //! Throughput runs: every configuration is its own Envoy with one worker, all pinned to CPU 0;
 //! wrk (one thread) is pinned to CPU 1; the upstream is a `direct_response`, so only Envoy and
@@ -17,20 +19,22 @@
 //!
 //! Then, on an Envoy with two workers: publish → effective on every worker (PUT of a snapshot
 //! that revokes a token until fresh connections all see it denied), at 1,000 and 1,000,000
-//! tokens; the apply time each VM logs; Envoy's memory growth per 1,000,000 tokens; and
-//! `pat-admin publish` (build, sign, push) at 1,000,000 tokens.
+//! tokens; the apply time each VM logs; Envoy's memory growth per 1,000,000 tokens; what
+//! attacks cost (garbage pushes, trickled multipart bodies); and `pat-admin publish` (build,
+//! sign, push) at 1,000,000 tokens.
 //!
 //! # Layout
 //! - `envoys`: the configurations under test and how an Envoy is started;
 //! - `data`: the key, tokens and snapshots, and a seeded pat-admin store;
 //! - `measure`: statistics, CPU time and RSS, wrk, callgrind counts;
 //! - one module per section of the report: `throughput`, `instructions`, `effective`,
-//!   `admin_publish`.
+//!   `hardening`, `admin_publish`.
 
 mod admin_publish;
 mod data;
 mod effective;
 mod envoys;
+mod hardening;
 mod instructions;
 mod measure;
 mod throughput;
@@ -83,10 +87,24 @@ fn main() {
         unknown: Token::generate().expect("rng"),
         tokens,
     };
+    let only = std::env::var("PAT_BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
     let mut report = String::new();
-    let rss_growth_kib = throughput::run(&bench, &mut report);
-    instructions::run(&bench, &mut report);
-    effective::run(&bench, rss_growth_kib, &mut report);
-    admin_publish::run(&bench, &mut report);
+    let mut rss_growth_kib = None;
+    if wanted("throughput") {
+        rss_growth_kib = Some(throughput::run(&bench, &mut report));
+    }
+    if wanted("instructions") {
+        instructions::run(&bench, &mut report);
+    }
+    if wanted("effective") {
+        effective::run(&bench, rss_growth_kib, &mut report);
+    }
+    if wanted("attacks") {
+        hardening::run(&bench, &mut report);
+    }
+    if wanted("admin") {
+        admin_publish::run(&bench, &mut report);
+    }
     print!("{report}");
 }

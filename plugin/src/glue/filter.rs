@@ -20,9 +20,9 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use super::host::{
-    HostShared, add_request_header, content_length, debug_enabled, log, now_millis, property,
-    replace_request_body_prefix, request_body, request_clock, request_header, send_json,
-    set_request_header, strip_request_header, vm_memory_bytes,
+    HostShared, add_request_header, content_length, debug_enabled, drain_request_body, log,
+    now_millis, property, replace_request_body_prefix, request_body, request_clock, request_header,
+    send_json, set_request_header, strip_request_header, vm_memory_bytes,
 };
 use super::metrics::Metrics;
 use super::vm::{self, EDGE, refresh};
@@ -39,6 +39,7 @@ use crate::session::{
     SessionFinding, find_in_pairs, path_carries_token, split_path, strip_from_path, strip_pairs,
     text,
 };
+use crate::shared;
 
 /// Expiry may be checked against the clock of the last tick when ticks come at least this
 /// often; with a longer refresh interval each token request reads the host clock.
@@ -79,8 +80,13 @@ enum Stage {
     Done,
 }
 
-/// A push in progress: whether its signed head was checked, and the lease it holds.
+/// A push in progress: its body so far, its announced length once its signed head checked
+/// out, and the lease it holds.
+#[derive(Default)]
 struct PushState {
+    /// The body so far, moved out of Envoy's buffer as it arrives: the control listener's
+    /// buffer limit stays small (1 MiB), so Envoy never reads far ahead of the head check.
+    received: Vec<u8>,
     announced: Option<u64>,
     lease: Option<Holder>,
     renewed_at_ms: u64,
@@ -237,7 +243,7 @@ impl Filter {
         if let Some(push) = &config.push
             && path == push.path.as_bytes()
         {
-            return self.control_headers(config, push, metrics, end_of_stream);
+            return self.control_headers(push, metrics, end_of_stream);
         }
         let mut finding = query.map_or(SessionFinding::Absent, find_in_pairs);
         if !finding.is_refusal() && path_carries_token(path) {
@@ -409,7 +415,6 @@ impl Filter {
 
     fn control_headers(
         &mut self,
-        config: &Config,
         push: &PushConfig,
         metrics: &Metrics,
         end_of_stream: bool,
@@ -431,10 +436,21 @@ impl Filter {
         }
         match method.as_slice() {
             b"GET" | b"HEAD" => {
-                refresh(config, metrics);
+                // What this Envoy serves from: the published snapshot (this VM may hold none).
                 let floor = floor::read(&HostShared).ok();
-                let status = EDGE.with_borrow(|edge| {
-                    let mut status = Status {
+                let pointer = shared::read_pointer(&HostShared).map(|(p, _)| p).ok();
+                let status = match pointer.filter(|p| p.version != 0) {
+                    Some(p) => Status {
+                        result: 0,
+                        loaded: true,
+                        version: p.version,
+                        tokens: p.tokens,
+                        issued_at: p.issued_at,
+                        expires_at: p.expires_at,
+                        key_id: Some(pat_core::keys::KeyId(p.key_id).to_string()),
+                        floor: None,
+                    },
+                    None => Status {
                         result: 0,
                         loaded: false,
                         version: 0,
@@ -442,22 +458,17 @@ impl Filter {
                         issued_at: 0,
                         expires_at: 0,
                         key_id: None,
-                        floor: match floor {
-                            Some(Floor::Known(v)) => Some(serde_json::json!(v)),
-                            Some(Floor::Pending) => Some(serde_json::json!("pending")),
-                            Some(Floor::Unset) | None => None,
-                        },
-                    };
-                    if let Some(s) = edge.snapshot() {
-                        status.loaded = true;
-                        status.version = s.version();
-                        status.tokens = s.token_count();
-                        status.issued_at = s.issued_at();
-                        status.expires_at = s.expires_at();
-                        status.key_id = Some(s.key_id().to_string());
-                    }
-                    status
-                });
+                        floor: None,
+                    },
+                };
+                let status = Status {
+                    floor: match floor {
+                        Some(Floor::Known(v)) => Some(serde_json::json!(v)),
+                        Some(Floor::Pending) => Some(serde_json::json!("pending")),
+                        Some(Floor::Unset) | None => None,
+                    },
+                    ..status
+                };
                 send_json(200, &status.body(), &[]);
                 Action::Pause
             }
@@ -479,11 +490,7 @@ impl Filter {
                     control_error(400, "empty body: PUT a signed snapshot (pat-admin publish)");
                     return Action::Pause;
                 }
-                self.stage = Stage::Push(PushState {
-                    announced: None,
-                    lease: None,
-                    renewed_at_ms: 0,
-                });
+                self.stage = Stage::Push(PushState::default());
                 Action::Pause
             }
             _ => {
@@ -536,80 +543,22 @@ impl Filter {
         let Some(push) = &config.push else {
             return Action::Continue;
         };
-        let Stage::Push(state) = &mut self.stage else {
-            return Action::Continue;
-        };
-        if size > push.max_bytes {
-            let rejection = PushRejection::TooLarge {
-                bytes: size as u64,
-                max: push.max_bytes as u64,
-            };
-            return self.refuse_push(metrics, &rejection);
-        }
         let now = now_millis();
         let clock = Clock {
             now_ms: now,
             max_age_ms: config.max_snapshot_age_ms,
         };
-        if state.announced.is_none() && (size >= BODY_OFFSET || end_of_stream) {
-            // The signed head decides before anything else is buffered: garbage, forged,
-            // expired and replayed pushes are answered at once.
-            let head = request_body(0, size.min(BODY_OFFSET)).unwrap_or_default();
-            let total = content_length().map(|n| n as u64);
-            let checked = EDGE.with_borrow(|edge| {
-                edge.precheck_push(&HostShared, &config.keys, &head, total, clock)
-            });
-            let header = match checked {
-                Ok(header) => header,
-                Err(rejection) => return self.refuse_push(metrics, &rejection),
-            };
-            let announced = announced_len(&header);
-            if announced > push.max_bytes as u64 {
-                let rejection = PushRejection::TooLarge {
-                    bytes: announced,
-                    max: push.max_bytes as u64,
-                };
-                return self.refuse_push(metrics, &rejection);
-            }
-            let holder = Holder((vm::number() << 32) | u64::from(self.context_id));
-            match push_lease::acquire(&HostShared, holder, now) {
-                Ok(Lease::Held) => {}
-                Ok(Lease::Busy { .. }) => return self.refuse_push(metrics, &PushRejection::Busy),
-                Err(e) => return self.refuse_push(metrics, &PushRejection::Store(e)),
-            }
-            let Stage::Push(state) = &mut self.stage else {
-                return Action::Pause;
-            };
-            state.announced = Some(announced);
-            state.lease = Some(holder);
-            state.renewed_at_ms = now;
+        match self.take_push_bytes(config, push, size, end_of_stream, clock) {
+            Ok(true) => {}
+            Ok(false) => return Action::Pause,
+            Err(rejection) => return self.refuse_push(metrics, &rejection),
         }
         let Stage::Push(state) = &mut self.stage else {
             return Action::Pause;
         };
-        if let Some(announced) = state.announced
-            && size as u64 > announced
-        {
-            let rejection = PushRejection::Invalid(pat_core::snapshot::SnapshotError::Length {
-                expected: announced,
-                actual: size as u64,
-            });
-            return self.refuse_push(metrics, &rejection);
-        }
-        if let Some(holder) = state.lease
-            && now.saturating_sub(state.renewed_at_ms) >= LEASE_MS / 2
-        {
-            let _ = push_lease::acquire(&HostShared, holder, now);
-            state.renewed_at_ms = now;
-        }
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let head = request_body(0, size.min(BODY_OFFSET)).unwrap_or_default();
+        let bytes = std::mem::take(&mut state.received);
         let outcome = EDGE.with_borrow_mut(|edge| {
-            edge.accept_push(&HostShared, &config.keys, &head, size as u64, clock, || {
-                request_body(0, size)
-            })
+            edge.accept(&HostShared, &config.keys, bytes, clock, vm::is_active())
         });
         match outcome {
             Ok(accepted) => {
@@ -621,7 +570,7 @@ impl Filter {
                 log(
                     LogLevel::Info,
                     &format!(
-                        "pat-edge: push accepted: snapshot version {} ({} tokens, expires at {}), applied in {ms} ms, VM memory {} bytes",
+                        "pat-edge: push accepted: snapshot version {} ({} tokens, expires at {}), verified and published in {ms} ms, VM memory {} bytes",
                         accepted.version,
                         accepted.tokens,
                         accepted.expires_at,
@@ -637,6 +586,79 @@ impl Filter {
             }
             Err(rejection) => self.refuse_push(metrics, &rejection),
         }
+    }
+
+    /// Moves the newly arrived push bytes into the VM, checks the signed head as soon as it
+    /// is complete (and takes the push lease), and enforces the lengths. `Ok(true)`: the whole
+    /// body is here.
+    fn take_push_bytes(
+        &mut self,
+        config: &Config,
+        push: &PushConfig,
+        size: usize,
+        end_of_stream: bool,
+        clock: Clock,
+    ) -> Result<bool, PushRejection> {
+        let Stage::Push(state) = &mut self.stage else {
+            return Ok(false);
+        };
+        let chunk = request_body(0, size).ok_or(PushRejection::Unreadable)?;
+        drain_request_body(size);
+        let max = push.max_bytes as u64;
+        let total = (state.received.len() + chunk.len()) as u64;
+        if total > max {
+            return Err(PushRejection::TooLarge { bytes: total, max });
+        }
+        state.received.extend_from_slice(&chunk);
+        if state.announced.is_none() && (total >= BODY_OFFSET as u64 || end_of_stream) {
+            // The signed head decides before the rest arrives: garbage, forged, expired and
+            // replayed pushes are answered at once.
+            let head = state.received.get(..BODY_OFFSET).unwrap_or(&state.received);
+            let header = EDGE.with_borrow(|edge| {
+                edge.precheck_push(
+                    &HostShared,
+                    &config.keys,
+                    head,
+                    content_length().map(|n| n as u64),
+                    clock,
+                )
+            })?;
+            let announced = announced_len(&header);
+            if announced > max {
+                return Err(PushRejection::TooLarge {
+                    bytes: announced,
+                    max,
+                });
+            }
+            let holder = Holder((vm::number() << 32) | u64::from(self.context_id));
+            match push_lease::acquire(&HostShared, holder, clock.now_ms)? {
+                Lease::Held => {}
+                Lease::Busy { .. } => return Err(PushRejection::Busy),
+            }
+            state.lease = Some(holder);
+            state.renewed_at_ms = clock.now_ms;
+            state.announced = Some(announced);
+            // One allocation for the whole snapshot (a growing vector would double it).
+            let missing = usize::try_from(announced.saturating_sub(total)).unwrap_or(0);
+            state.received.reserve_exact(missing);
+        }
+        if let Some(announced) = state.announced
+            && total > announced
+        {
+            return Err(PushRejection::Invalid(
+                pat_core::snapshot::SnapshotError::Length {
+                    expected: announced,
+                    actual: total,
+                },
+            ));
+        }
+        if let Some(holder) = state.lease
+            && clock.now_ms.saturating_sub(state.renewed_at_ms) >= LEASE_MS / 2
+        {
+            push_lease::acquire(&HostShared, holder, clock.now_ms)?;
+            state.renewed_at_ms = clock.now_ms;
+        }
+        Ok(end_of_stream)
     }
 
     /// Gives the push lease back, if this request holds it.
@@ -731,8 +753,8 @@ impl HttpContext for Filter {
             return Action::Pause;
         };
         let size = match self.stage {
-            // The tail's bytes were all delivered in body callbacks already.
-            Stage::MultipartTail { .. } => 0,
+            // Their bytes were all taken from the buffer in body callbacks already.
+            Stage::MultipartTail { .. } | Stage::Push(_) => 0,
             _ => self.buffered,
         };
         self.body(&config, &metrics, size, true)

@@ -141,6 +141,12 @@ pub(crate) fn replace_request_body_prefix(len: usize, value: &[u8]) {
     let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, len, value);
 }
 
+/// Empties the first `len` bytes of the buffered request body (after they were copied into
+/// the VM): Envoy then keeps no copy of what the filter already holds.
+pub(crate) fn drain_request_body(len: usize) {
+    let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, len, &[]);
+}
+
 /// A host property (e.g. `["destination", "address"]`).
 pub(crate) fn property(path: &[&str]) -> Option<Vec<u8>> {
     hostcalls::get_property(path.to_vec()).ok().flatten()

@@ -133,7 +133,7 @@ impl Root {
                     max_age_ms: config.max_snapshot_age_ms,
                 };
                 let result = EDGE.with_borrow_mut(|edge| {
-                    edge.accept_fetched(&HostShared, &config.keys, body, vm::is_active(), clock)
+                    edge.accept(&HostShared, &config.keys, body, clock, vm::is_active())
                 });
                 match result {
                     Ok(accepted) => {
@@ -384,7 +384,11 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        vm::activate();
+        // The control listener's filter runs in a VM of its own (envoy.yaml): it publishes
+        // pushes to shared data and never holds a snapshot itself.
+        if self.config.as_ref().is_some_and(|c| c.push.is_none()) {
+            vm::activate();
+        }
         Some(Box::new(Filter::new(
             context_id,
             self.config.clone(),

@@ -156,6 +156,14 @@ impl Edge {
             .send_to("control", Request::put(CONTROL_PATH).body(bytes))
     }
 
+    /// PUTs a snapshot in pieces of `chunk` bytes, as a large push arrives.
+    pub fn push_in(&self, vm: usize, bytes: Vec<u8>, chunk: usize) -> Exchange {
+        self.tb.vm(vm).send_to(
+            "control",
+            Request::put(CONTROL_PATH).body(bytes).chunk_size(chunk),
+        )
+    }
+
     /// Pushes and asserts it was accepted.
     pub fn publish(&self, vm: usize, version: u64, tokens: &[&Minted]) {
         let reply = self.push(vm, snapshot(&self.key, version, tokens));
