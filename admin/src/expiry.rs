@@ -23,7 +23,9 @@ pub enum ExpiryError {
         suggestion: String,
     },
     /// The month part is not 01 to 12.
-    #[error("`{given}`: month {month} does not exist (the month is the middle part of {FORMAT}, 01 to 12)")]
+    #[error(
+        "`{given}`: month {month} does not exist (the month is the middle part of {FORMAT}, 01 to 12)"
+    )]
     Month {
         /// What was given.
         given: String,
@@ -31,7 +33,9 @@ pub enum ExpiryError {
         month: u8,
     },
     /// The day part does not exist in that month.
-    #[error("`{given}`: {month_name} {year} has no day {day} (it has {days} days; the day is the first part of {FORMAT})")]
+    #[error(
+        "`{given}`: {month_name} {year} has no day {day} (it has {days} days; the day is the first part of {FORMAT})"
+    )]
     Day {
         /// What was given.
         given: String,
@@ -116,8 +120,11 @@ fn date(text: &str) -> Result<Date, ExpiryError> {
     if (first.len(), second.len(), third.len()) != (2, 2, 4) {
         return Err(format());
     }
-    let (day, month, year) = match (first.parse::<u8>(), second.parse::<u8>(), third.parse::<i32>())
-    {
+    let (day, month, year) = match (
+        first.parse::<u8>(),
+        second.parse::<u8>(),
+        third.parse::<i32>(),
+    ) {
         (Ok(d), Ok(m), Ok(y)) => (d, m, y),
         _ => return Err(format()),
     };
@@ -195,7 +202,10 @@ mod tests {
         }
         // Which part is wrong.
         for (bad, says) in [
-            ("2027-12-31", "year first: write the day first, DD-MM-YYYY: 31-12-2027"),
+            (
+                "2027-12-31",
+                "year first: write the day first, DD-MM-YYYY: 31-12-2027",
+            ),
             ("31-13-2026", "month 13 does not exist"),
             ("32-01-2027", "January 2027 has no day 32 (it has 31 days"),
             ("29-02-2027", "February 2027 has no day 29 (it has 28 days"),

@@ -385,10 +385,7 @@ async fn push_one(
 
 /// The last failure, noting that the deadline ended the retries.
 fn past_deadline(last: Failure, deadline: Duration) -> Failure {
-    let note = format!(
-        "; not retried: the {} s deadline",
-        deadline.as_secs_f64()
-    );
+    let note = format!("; not retried: the {} s deadline", deadline.as_secs_f64());
     match last {
         Failure::Network(e) if e.contains("deadline") => Failure::Network(e),
         Failure::Network(e) => Failure::Network(format!("{e}{note}")),
@@ -498,10 +495,7 @@ async fn status_one(
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => return unreachable(edge, describe(&e)),
         Err(_) => {
-            return unreachable(
-                edge,
-                format!("no answer within {} s", limit.as_secs_f64()),
-            );
+            return unreachable(edge, format!("no answer within {} s", limit.as_secs_f64()));
         }
     };
     match serde_json::from_str::<Reply>(&text) {
@@ -513,10 +507,7 @@ async fn status_one(
                 loaded,
                 version: r.version.filter(|_| loaded),
                 tokens: r.tokens.filter(|_| loaded),
-                issued_at: r
-                    .issued_at
-                    .filter(|_| loaded)
-                    .map(crate::expiry::rfc3339),
+                issued_at: r.issued_at.filter(|_| loaded).map(crate::expiry::rfc3339),
                 key_id: r.key_id.filter(|_| loaded),
                 behind: false,
                 error: None,

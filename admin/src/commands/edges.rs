@@ -93,8 +93,8 @@ pub fn run_status(ctx: &mut Ctx, args: StatusArgs) -> Result<u8> {
     let latest = snapshots::latest_stamp(ctx.store.conn())?.map(|s| s.version);
     let mut statuses = runtime()?.block_on(publish::status_all(&targets, timeouts))?;
     for s in &mut statuses {
-        s.behind = s.reachable
-            && latest.is_some_and(|latest| s.version.is_none_or(|held| held < latest));
+        s.behind =
+            s.reachable && latest.is_some_and(|latest| s.version.is_none_or(|held| held < latest));
     }
     let report = StatusReport {
         latest_version: latest,

@@ -119,7 +119,11 @@ pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
                 id: Some(t.id),
                 user: Some(t.user.clone()),
                 description: Some(t.description.clone()),
-                status: Some(if t.is_expired(at) { "expired" } else { "active" }),
+                status: Some(if t.is_expired(at) {
+                    "expired"
+                } else {
+                    "active"
+                }),
                 expires_at: t.expires_at.map(crate::expiry::rfc3339),
             },
             None => Found {
@@ -184,8 +188,7 @@ struct Revoked {
 /// publish result (0, 6, 7), with the values that were not found listed.
 pub fn revoke(ctx: &mut Ctx, args: RevokeLeakedArgs) -> Result<u8> {
     let reason = args.reason.trim().to_string();
-    if reason.is_empty() || reason.chars().any(char::is_control) || reason.chars().count() > 200
-    {
+    if reason.is_empty() || reason.chars().any(char::is_control) || reason.chars().count() > 200 {
         return Err(Error::Invalid(
             "--reason: say in up to 200 characters, on one line, why the tokens are revoked (it is kept in the audit log)".into(),
         ));

@@ -23,8 +23,8 @@ use crate::output::{self, Output};
 use crate::password::{self, Source};
 use crate::publish::{self, EdgeResult, Outcome, Timeouts};
 use crate::snapshot;
-use crate::store::snapshots::Published;
 use crate::store::settings as store_settings;
+use crate::store::snapshots::Published;
 use crate::store::{Open, Store, audit, edges as edge_store, now, users};
 
 /// What every command gets.
@@ -101,24 +101,25 @@ impl Ctx {
     /// (seconds), else the store settings `push-timeout` / `push-deadline`, else 10 s / 30 s.
     pub fn timeouts(&self, opts: &PushOpts) -> Result<Timeouts> {
         let conn = self.store.conn();
-        let pick = |flag: Option<f64>, var: &str, key: &str, default: Duration| -> Result<Duration> {
-            if let Some(secs) = flag {
-                return seconds(secs, &format!("--{}", key.trim_start_matches("push-")));
-            }
-            if let Ok(text) = std::env::var(var) {
-                let secs = text.trim().parse::<f64>().map_err(|_| {
-                    Error::Invalid(format!("{var}={text}: not a number of seconds"))
-                })?;
-                return seconds(secs, var);
-            }
-            let name = if key == "push-timeout" {
-                store_settings::PUSH_TIMEOUT
-            } else {
-                store_settings::PUSH_DEADLINE
+        let pick =
+            |flag: Option<f64>, var: &str, key: &str, default: Duration| -> Result<Duration> {
+                if let Some(secs) = flag {
+                    return seconds(secs, &format!("--{}", key.trim_start_matches("push-")));
+                }
+                if let Ok(text) = std::env::var(var) {
+                    let secs = text.trim().parse::<f64>().map_err(|_| {
+                        Error::Invalid(format!("{var}={text}: not a number of seconds"))
+                    })?;
+                    return seconds(secs, var);
+                }
+                let name = if key == "push-timeout" {
+                    store_settings::PUSH_TIMEOUT
+                } else {
+                    store_settings::PUSH_DEADLINE
+                };
+                Ok(store_settings::get_u32(conn, name)?
+                    .map_or(default, |secs| Duration::from_secs(u64::from(secs))))
             };
-            Ok(store_settings::get_u32(conn, name)?
-                .map_or(default, |secs| Duration::from_secs(u64::from(secs))))
-        };
         let attempt = pick(
             opts.timeout,
             "PAT_ADMIN_PUSH_TIMEOUT",
@@ -158,7 +159,7 @@ impl Ctx {
         let Some(published) = built else {
             let message = "the change is saved, but not signed: there is no signing key, so no snapshot includes it and nothing was pushed; create a key with pat-admin key generate, then run pat-admin publish";
             if configured.is_empty() {
-                self.out.warn(message);
+                self.note(&format!("pat-admin: note: {message}"));
                 return Ok((skipped(PublishState::Unsigned), exit::OK));
             }
             self.out.failure(message, exit::UNSIGNED);

@@ -56,7 +56,9 @@ fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>
                 settings::PUSH_DEADLINE
             };
             match value.trim_end_matches('s').parse::<u32>() {
-                Ok(n) if (1..=3600).contains(&n) => Ok((name, Some(n.to_string()), format!("{n}s"))),
+                Ok(n) if (1..=3600).contains(&n) => {
+                    Ok((name, Some(n.to_string()), format!("{n}s")))
+                }
                 _ if value == "none" => Ok((name, None, "none (the default)".to_string())),
                 _ => Err(Error::Invalid(format!(
                     "{key}: `{value}` is not a whole number of seconds from 1 to 3600 (or none for the default)"

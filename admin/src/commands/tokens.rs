@@ -410,7 +410,14 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
         if user.is_none() {
             header.push("USER");
         }
-        header.extend(["DESCRIPTION", "SCOPE", "EXPIRES", "EXPIRES IN", "CREATED", "STATUS"]);
+        header.extend([
+            "DESCRIPTION",
+            "SCOPE",
+            "EXPIRES",
+            "EXPIRES IN",
+            "CREATED",
+            "STATUS",
+        ]);
         table(
             &header,
             views
@@ -752,13 +759,5 @@ pub fn remove(ctx: &mut Ctx, args: RemoveArgs) -> Result<u8> {
             .join(", ");
         crate::output::stdout(&format!("Removed token(s) {list} of {user}.\n"))?;
     }
-    finish(
-        ctx,
-        &args.confirm,
-        built,
-        Removed {
-            user,
-            removed: ids,
-        },
-    )
+    finish(ctx, &args.confirm, built, Removed { user, removed: ids })
 }

@@ -129,9 +129,7 @@ pub fn list(conn: &Connection, user: &str) -> Result<Vec<Token>> {
 
 /// Every account's tokens, by account and id.
 pub fn list_all(conn: &Connection) -> Result<Vec<Token>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM tokens ORDER BY user, id"
-    ))?;
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM tokens ORDER BY user, id"))?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
