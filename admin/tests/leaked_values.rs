@@ -32,12 +32,21 @@ fn lookup_finds_the_token_of_a_value_and_stores_nothing() {
         );
     }
 
-    let human = admin.run_with(&["lookup"], &format!("{value}\n")).ok().to_string();
-    assert!(human.contains("alice") && human.contains("test token"), "{human}");
+    let human = admin
+        .run_with(&["lookup"], &format!("{value}\n"))
+        .ok()
+        .to_string();
+    assert!(
+        human.contains("alice") && human.contains("test token"),
+        "{human}"
+    );
 
     // Several values, one unknown (well formed): exit 4, both reported.
     let unknown = pat_core::token::Token::generate().expect("rng");
-    let run = admin.run_with(&["--json", "lookup"], &format!("{value}\n{}\n", unknown.expose()));
+    let run = admin.run_with(
+        &["--json", "lookup"],
+        &format!("{value}\n{}\n", unknown.expose()),
+    );
     run.fails(4);
     let json = run.json();
     assert_eq!(json.as_array().expect("array").len(), 2);
@@ -59,7 +68,10 @@ fn a_line_that_is_not_a_token_is_refused_before_any_lookup() {
     ] {
         let err = admin.run_with(&["lookup"], &input).fails(2).to_string();
         assert!(err.contains(says), "{input:?}: {err}");
-        assert!(!err.contains(&typo) && !err.contains(&value), "never echoed: {err}");
+        assert!(
+            !err.contains(&typo) && !err.contains(&value),
+            "never echoed: {err}"
+        );
         admin
             .run_with(&["revoke-leaked", "--reason", "test"], &input)
             .fails(2);
@@ -78,11 +90,17 @@ fn revoke_leaked_removes_publishes_and_audits_without_a_password() {
     let (keep, _) = admin.token("alice", &["--api", "marketplace"]);
     let (a, value_a) = admin.token("alice", &["--api", "marketplace"]);
     let (b, value_b) = admin.token("bob", &["--api", "marketplace"]);
-    let version = |admin: &Admin| admin.run(&["--json", "config", "show"]).json()["last_version"].clone();
+    let version =
+        |admin: &Admin| admin.run(&["--json", "config", "show"]).json()["last_version"].clone();
     let before = version(&admin);
 
     let run = admin.run_with(
-        &["--json", "revoke-leaked", "--reason", "found in a public repo"],
+        &[
+            "--json",
+            "revoke-leaked",
+            "--reason",
+            "found in a public repo",
+        ],
         &format!("{value_a}\n{value_b}\n"),
     );
     run.ok();
@@ -95,25 +113,44 @@ fn revoke_leaked_removes_publishes_and_audits_without_a_password() {
         .collect();
     assert_eq!(ids, [a, b]);
     assert_eq!(json["publish"]["state"], "no_edges");
-    assert_ne!(json["publish"]["version"], before, "a new snapshot without them");
+    assert_ne!(
+        json["publish"]["version"], before,
+        "a new snapshot without them"
+    );
     assert_eq!(
-        admin.tokens("alice").iter().map(|t| t["id"].as_i64().expect("id")).collect::<Vec<_>>(),
+        admin
+            .tokens("alice")
+            .iter()
+            .map(|t| t["id"].as_i64().expect("id"))
+            .collect::<Vec<_>>(),
         [keep]
     );
     assert!(admin.tokens("bob").is_empty());
     let audit = admin.audit();
-    let entries: Vec<_> = audit.iter().filter(|e| e["action"] == "token.revoke-leaked").collect();
+    let entries: Vec<_> = audit
+        .iter()
+        .filter(|e| e["action"] == "token.revoke-leaked")
+        .collect();
     assert_eq!(entries.len(), 2);
     for e in &entries {
         let detail = e["detail"].as_str().expect("detail");
-        assert!(detail.contains("reason: found in a public repo"), "{detail}");
-        assert!(!detail.contains(&value_a) && !detail.contains(&value_b), "{detail}");
+        assert!(
+            detail.contains("reason: found in a public repo"),
+            "{detail}"
+        );
+        assert!(
+            !detail.contains(&value_a) && !detail.contains(&value_b),
+            "{detail}"
+        );
         assert!(!e["actor"].as_str().expect("actor").is_empty());
     }
 
     // Again: nothing matches any more.
     let err = admin
-        .run_with(&["revoke-leaked", "--reason", "again"], &format!("{value_a}\n"))
+        .run_with(
+            &["revoke-leaked", "--reason", "again"],
+            &format!("{value_a}\n"),
+        )
         .fails(4)
         .to_string();
     assert!(err.contains("nothing was changed"), "{err}");
@@ -123,11 +160,25 @@ fn revoke_leaked_removes_publishes_and_audits_without_a_password() {
     let down = format!("http://127.0.0.1:{}", free_port());
     admin.run(&["edge", "add", &down]).ok();
     let run = admin.run_with(
-        &["revoke-leaked", "--reason", "scanner", "--timeout", "1", "--deadline", "1"],
+        &[
+            "revoke-leaked",
+            "--reason",
+            "scanner",
+            "--timeout",
+            "1",
+            "--deadline",
+            "1",
+        ],
         &format!("{value}\n"),
     );
     run.fails(6);
     assert!(run.stdout.contains("Removed token"), "{}", run.stdout);
-    assert!(run.stderr.contains(&down) && run.stderr.contains("unreachable"), "{}", run.stderr);
-    admin.run_with(&["revoke-leaked", "--reason", ""], &format!("{value}\n")).fails(2);
+    assert!(
+        run.stderr.contains(&down) && run.stderr.contains("unreachable"),
+        "{}",
+        run.stderr
+    );
+    admin
+        .run_with(&["revoke-leaked", "--reason", ""], &format!("{value}\n"))
+        .fails(2);
 }
