@@ -29,7 +29,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn main() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let store_dir = dir.path().join("store");
-    let mut store = Store::open(&store_dir, pat_admin::store::Open::Create).expect("store");
+    let mut store = Store::open(&store_dir).expect("store");
 
     // A signing key, as `key generate` makes it.
     let secret = SigningKey::generate().expect("rng");

@@ -80,7 +80,7 @@ fn default_store() -> Result<PathBuf, Error> {
     directories::ProjectDirs::from("", "", "pat-admin")
         .map(|dirs| dirs.data_dir().to_path_buf())
         .ok_or_else(|| {
-            Error::Invalid(
+            Error::Internal(
                 "no home directory to keep the store in; pass --store DIR or set PAT_ADMIN_STORE"
                     .into(),
             )

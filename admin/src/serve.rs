@@ -45,7 +45,7 @@ pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
 pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
     // Fail early on an unusable store (and migrate it before anything reads it). The origin
     // may create the store: it writes (re-signs), and it starts before anything is published.
-    let store = Store::open(&store_dir, crate::store::Open::Create)?;
+    let store = Store::open_as(&store_dir, crate::store::Open::Create)?;
     for warning in store.warnings() {
         eprintln!("pat-admin serve: warning: {warning}");
     }

@@ -506,7 +506,7 @@ pub fn run(command: Command, store_dir: PathBuf, json: bool) -> Result<u8> {
     } else {
         Open::Existing
     };
-    let store = Store::open(&store_dir, how)?;
+    let store = Store::open_as(&store_dir, how)?;
     for warning in store.warnings() {
         out.warn(warning);
     }

@@ -87,10 +87,16 @@ fn contents(conn: &Connection) -> Result<Contents> {
 }
 
 impl Store {
+    /// Opens the store in `dir`, creating it when there is none (for tools and benchmarks
+    /// that set a store up; the commands choose with [`Store::open_as`]).
+    pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_as(dir, Open::Create)
+    }
+
     /// Opens the store in `dir`, creating it only with [`Open::Create`]. Refuses a database
     /// that is empty while the directory still holds key files (a truncated or replaced
     /// database must not silently become a new store), and one that is not pat-admin's.
-    pub fn open(dir: &Path, how: Open) -> Result<Self> {
+    pub fn open_as(dir: &Path, how: Open) -> Result<Self> {
         let store_err = |message: String| Error::Store {
             dir: dir.to_path_buf(),
             message,

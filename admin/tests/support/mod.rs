@@ -80,7 +80,7 @@ impl Admin {
     /// Creates the (empty) store, as the first `user add` or `key generate` would, for tests
     /// of commands that need one to exist.
     pub fn init(&self) -> &Self {
-        pat_admin::store::Store::open(&self.store(), pat_admin::store::Open::Create)
+        pat_admin::store::Store::open_as(&self.store(), pat_admin::store::Open::Create)
             .expect("create the store");
         self
     }
