@@ -42,7 +42,7 @@ fn main() {
     let public = secret.public_key();
     store
         .write(|tx| {
-            keys::add_active(
+            keys::add(
                 tx,
                 &keys::Key {
                     id: public.id().to_string(),

@@ -1,6 +1,5 @@
 //! The command line (clap). Names and flags are a contract: scripts depend on them.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -17,8 +16,11 @@ use clap::{Args, Parser, Subcommand};
 )]
 #[command(
     after_help = "Exit codes: 0 success, 1 failure (store, files, network setup), 2 invalid input, \
-3 wrong password, 4 not found, 5 refused by a rule (limit, duplicate, no signing key), \
-6 an edge did not accept or could not be reached."
+3 wrong password, 4 not found, 5 refused by a rule (limit, duplicate, lifetime, no signing key), \
+6 an edge did not accept or could not be reached (a change was saved and signed), \
+7 a change was saved but not signed (no signing key; nothing was pushed), \
+8 list --expiring-within found tokens.\n\
+Colour only on a terminal (NO_COLOR turns it off)."
 )]
 pub struct Opts {
     /// Store directory (default: the user's data directory, e.g. ~/.local/share/pat-admin).
@@ -42,7 +44,7 @@ pub enum Command {
     User(UserCommand),
     /// Create a token; its value is shown exactly once.
     Generate(GenerateArgs),
-    /// An account's tokens: id, description, scope, expiry, created, status.
+    /// Tokens: one account's, or every account's; --expiring-within for cron and monitoring.
     List(ListArgs),
     /// One token in detail, with every method of its scope.
     Show(TokenRef),
@@ -55,6 +57,12 @@ pub enum Command {
     /// Remove tokens; an edge refuses them as soon as it has the new snapshot (pushed at once,
     /// or fetched from `pat-admin serve`).
     Remove(RemoveArgs),
+    /// Which token a leaked value is: reads values on stdin (one per line), prints id, owner,
+    /// status and description. Nothing is stored or changed.
+    Lookup(LookupArgs),
+    /// Remove the tokens whose values are read on stdin (a secret scanner's hit) and publish:
+    /// the operator's emergency action, no account password, audited with --reason.
+    RevokeLeaked(RevokeLeakedArgs),
     /// The API method catalogue, with an API docs link per method.
     Methods(MethodsArgs),
     /// Ed25519 keys that sign snapshots.
@@ -81,6 +89,21 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write man pages (pat-admin.1 and one per command) into a directory.
+    Man(ManArgs),
+}
+
+/// Timeouts of pushes to edges.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PushOpts {
+    /// Seconds one push attempt to an edge may take [default: 10, or PAT_ADMIN_PUSH_TIMEOUT,
+    /// or `config set push-timeout`].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Seconds the whole push may take, retries included [default: 30, or
+    /// PAT_ADMIN_PUSH_DEADLINE, or `config set push-deadline`].
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<f64>,
 }
 
 /// Password confirmation and publishing, shared by every change.
@@ -94,6 +117,9 @@ pub struct Confirm {
     /// The change is signed and stored all the same: `pat-admin serve` hands it to edges.
     #[arg(long)]
     pub no_publish: bool,
+    /// Push timeouts.
+    #[command(flatten)]
+    pub push: PushOpts,
 }
 
 /// Account commands.
@@ -124,7 +150,7 @@ pub enum UserCommand {
 #[group(multiple = false)]
 pub struct Scope {
     /// A predefined set: ide-plugins, marketplace or maven-plugin.
-    #[arg(long, value_name = "SET")]
+    #[arg(long, value_name = "SET", value_parser = SetName)]
     pub api: Option<String>,
     /// API methods, e.g. environment.Control.StopEnv (repeat the flag, or separate with commas).
     #[arg(long = "method", value_name = "NAME", value_delimiter = ',')]
@@ -174,9 +200,40 @@ pub struct TokenRef {
 /// `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// The account.
+    /// Only this account's tokens (default: every account's).
     #[arg(long)]
-    pub user: String,
+    pub user: Option<String>,
+    /// Only active tokens that expire within this duration (e.g. 14d, 36h); exits 8 when
+    /// there are any, 0 when there are none.
+    #[arg(long, value_name = "DURATION")]
+    pub expiring_within: Option<String>,
+}
+
+/// `lookup`.
+#[derive(Debug, Args)]
+pub struct LookupArgs {}
+
+/// `revoke-leaked`.
+#[derive(Debug, Args)]
+pub struct RevokeLeakedArgs {
+    /// Why (kept in the audit log), e.g. "found in a public repository by the secret scanner".
+    #[arg(long)]
+    pub reason: String,
+    /// Do not push to the configured edges (`pat-admin serve` still hands the removal out).
+    #[arg(long)]
+    pub no_publish: bool,
+    /// Push timeouts.
+    #[command(flatten)]
+    pub push: PushOpts,
+}
+
+/// `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if needed), e.g.
+    /// /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: PathBuf,
 }
 
 /// `edit`.
@@ -260,23 +317,30 @@ pub struct MethodsArgs {
     #[arg(long)]
     pub search: Option<String>,
     /// Only the methods of a predefined set.
-    #[arg(long, value_name = "SET")]
+    #[arg(long, value_name = "SET", value_parser = SetName)]
     pub api: Option<String>,
     /// Only the methods a token may call (needs --user and the token id).
     #[arg(long, requires_all = ["user", "id"])]
     pub only_checked: bool,
     /// The account of the token (with --only-checked).
-    #[arg(long)]
+    #[arg(long, requires = "only_checked")]
     pub user: Option<String>,
     /// The token id (with --only-checked).
+    #[arg(requires = "only_checked")]
     pub id: Option<i64>,
 }
 
 /// Key commands.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Create a signing key and make it the active one; prints the public key the edges must trust.
-    Generate,
+    /// Create a signing key and make it the active one (or, with --inactive, stage it for
+    /// rotation); prints the public key the edges must trust.
+    Generate {
+        /// Keep the current key active: add the new public key to the edges first, then
+        /// `key activate ID`.
+        #[arg(long)]
+        inactive: bool,
+    },
     /// List signing keys.
     List,
     /// Make an existing key the one that signs new snapshots (key rotation).
@@ -312,6 +376,9 @@ pub struct PublishArgs {
     /// Push the latest stored snapshot again, never building a new one (an edge restarted).
     #[arg(long)]
     pub resend: bool,
+    /// Push timeouts.
+    #[command(flatten)]
+    pub push: PushOpts,
 }
 
 /// `status`.
@@ -320,14 +387,17 @@ pub struct StatusArgs {
     /// The edges to ask (repeatable; default: the configured ones).
     #[arg(long = "edge", value_name = "URL")]
     pub edges: Vec<String>,
+    /// Seconds to wait for each edge [default: 10, or PAT_ADMIN_PUSH_TIMEOUT].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
 }
 
 /// `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on, e.g. 127.0.0.1:10002.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: SocketAddr,
+    /// Address to listen on: HOST:PORT, e.g. 127.0.0.1:10002 or localhost:10002.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: String,
 }
 
 /// `audit`.
@@ -346,14 +416,44 @@ pub struct AuditArgs {
 pub enum ConfigCommand {
     /// Show the settings.
     Show,
-    /// Change a setting: max-tokens-per-account N, max-lifetime-days N|none, or
+    /// Change a setting: max-tokens-per-account N, max-lifetime-days N|none,
     /// snapshot-lifetime DURATION (60s to 30d, e.g. 90m, 24h, 7d; default 24h: how long edges
-    /// may use a snapshot; `serve` re-signs after a quarter of it).
+    /// may use a snapshot; `serve` re-signs after a quarter of it), push-timeout SECS (one push
+    /// attempt; default 10) or push-deadline SECS (a whole push; default 30), or `none` to
+    /// return push-timeout or push-deadline to the default.
     Set {
         /// The setting.
-        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime"])]
+        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline"])]
         key: String,
         /// Its value.
         value: String,
     },
+}
+
+/// `--api SET`: any text (a set's id or display name, checked against the catalogue later,
+/// with "did you mean"), completed by shells with the set ids instead of file names.
+#[derive(Debug, Clone, Copy)]
+pub struct SetName;
+
+impl clap::builder::TypedValueParser for SetName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let sets = crate::catalogue::Catalogue::builtin().ok()?.sets();
+        Some(Box::new(
+            sets.iter()
+                .map(|s| clap::builder::PossibleValue::new(s.id.as_str())),
+        ))
+    }
 }

@@ -7,8 +7,12 @@
 //! | 2 | invalid input: usage, dates, method names, sets, URLs (nothing was changed) |
 //! | 3 | authentication failed: wrong password (nothing was changed) |
 //! | 4 | not found: the account, token or key does not exist |
-//! | 5 | refused by a rule: limit reached, already exists, no signing key |
-//! | 6 | an edge did not accept (publish) or could not be reached (status); the store change, if any, was made |
+//! | 5 | refused by a rule: limit reached, already exists, beyond the maximum lifetime, no signing key (nothing was changed) |
+//! | 6 | an edge did not accept (publish, a change's push), could not be asked or is behind (status); a change was saved and signed |
+//! | 7 | a change was saved, but not signed or pushed: no signing key is active |
+//! | 8 | `list --expiring-within`: tokens expiring within the window were found |
+//!
+//! A closed standard output (`pat-admin methods | head -1`) ends the command quietly with 0.
 
 use std::path::PathBuf;
 
@@ -29,8 +33,12 @@ pub mod exit {
     pub const NOT_FOUND: u8 = 4;
     /// Refused by a rule (limit, duplicate, missing key).
     pub const REFUSED: u8 = 5;
-    /// An edge did not accept or could not be reached.
+    /// An edge did not accept, could not be reached, or is behind.
     pub const EDGE: u8 = 6;
+    /// A change was saved but not signed (no signing key), so nothing was pushed.
+    pub const UNSIGNED: u8 = 7;
+    /// `list --expiring-within` found tokens expiring within the window.
+    pub const EXPIRING: u8 = 8;
 }
 
 /// Everything that can go wrong, with a message that says what failed, on what, and what to do.
@@ -87,6 +95,23 @@ pub enum Error {
     /// A key does not exist.
     #[error("no signing key {0} (see: pat-admin key list)")]
     NoSuchKey(String),
+    /// Something else looked for is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// An edge is not configured.
+    #[error("{0} is not a configured edge (see: pat-admin edge list)")]
+    NoSuchEdge(String),
+    /// There is no store in the directory, and the command does not create one.
+    #[error(
+        "no pat-admin store in {}: create one with pat-admin user add NAME or pat-admin key generate, or point --store / PAT_ADMIN_STORE at the right directory", .0.display()
+    )]
+    NoStore(PathBuf),
+    /// Something that should not fail did (the runtime, a task, encoding): not the input.
+    #[error("{0}")]
+    Internal(String),
+    /// Standard output was closed by the reader (`| head`): the command stops quietly.
+    #[error("standard output was closed")]
+    BrokenPipe,
     /// A rule refused the change.
     #[error("{0}")]
     Refused(String),
@@ -116,12 +141,20 @@ impl Error {
             | Self::Sql(_)
             | Self::Io { .. }
             | Self::Signing { .. }
+            | Self::NoStore(_)
+            | Self::Internal(_)
             | Self::Random(_) => exit::FAILURE,
+            Self::BrokenPipe => exit::OK,
+            Self::Expiry(ExpiryError::TooFar { .. } | ExpiryError::Required(_)) => exit::REFUSED,
             Self::Invalid(_) | Self::Catalogue(_) | Self::Expiry(_) | Self::Password(_) => {
                 exit::INVALID
             }
             Self::WrongPassword(_) => exit::AUTH,
-            Self::NoSuchUser(_) | Self::NoSuchToken { .. } | Self::NoSuchKey(_) => exit::NOT_FOUND,
+            Self::NoSuchUser(_)
+            | Self::NoSuchToken { .. }
+            | Self::NoSuchKey(_)
+            | Self::NoSuchEdge(_)
+            | Self::NotFound(_) => exit::NOT_FOUND,
             Self::FileExists(_) | Self::Refused(_) => exit::REFUSED,
             Self::Edges(_) => exit::EDGE,
         }

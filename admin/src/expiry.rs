@@ -14,6 +14,40 @@ pub enum ExpiryError {
     /// Not `DD-MM-YYYY`.
     #[error("`{0}` is not a date: use {FORMAT}, e.g. 31-12-2026")]
     Format(String),
+    /// Year first (`2027-12-31`): the order is day, month, year.
+    #[error("`{given}` has the year first: write the day first, {FORMAT}: {suggestion}")]
+    YearFirst {
+        /// What was given.
+        given: String,
+        /// The same date as `DD-MM-YYYY`.
+        suggestion: String,
+    },
+    /// The month part is not 01 to 12.
+    #[error(
+        "`{given}`: month {month} does not exist (the month is the middle part of {FORMAT}, 01 to 12)"
+    )]
+    Month {
+        /// What was given.
+        given: String,
+        /// The month part.
+        month: u8,
+    },
+    /// The day part does not exist in that month.
+    #[error(
+        "`{given}`: {month_name} {year} has no day {day} (it has {days} days; the day is the first part of {FORMAT})"
+    )]
+    Day {
+        /// What was given.
+        given: String,
+        /// The day part.
+        day: u8,
+        /// The month's name.
+        month_name: String,
+        /// The year.
+        year: i32,
+        /// Days in that month.
+        days: u8,
+    },
     /// Before today (UTC).
     #[error(
         "{0} is in the past (dates are in UTC; the token would be valid through the end of that day)"
@@ -42,8 +76,7 @@ pub enum ExpiryError {
 /// not in the past and, when `max_days` is set, not beyond it.
 pub fn parse(text: &str, now: OffsetDateTime, max_days: Option<u32>) -> Result<u64, ExpiryError> {
     let text = text.trim();
-    let date = Date::parse(text, format_description!("[day]-[month]-[year]"))
-        .map_err(|_| ExpiryError::Format(text.to_string()))?;
+    let date = date(text)?;
     let today = now.date();
     if date < today {
         return Err(ExpiryError::Past(text.to_string()));
@@ -63,6 +96,50 @@ pub fn parse(text: &str, now: OffsetDateTime, max_days: Option<u32>) -> Result<u
         .ok_or_else(|| ExpiryError::Format(text.to_string()))?;
     u64::try_from(end.midnight().assume_utc().unix_timestamp())
         .map_err(|_| ExpiryError::Format(text.to_string()))
+}
+
+/// `DD-MM-YYYY` as a date, saying which part is wrong when it is not one.
+fn date(text: &str) -> Result<Date, ExpiryError> {
+    let format = || ExpiryError::Format(text.to_string());
+    let parts: Vec<&str> = text.split('-').collect();
+    let [first, second, third] = parts.as_slice() else {
+        return Err(format());
+    };
+    if !parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format());
+    }
+    if first.len() == 4 && second.len() == 2 && third.len() == 2 {
+        return Err(ExpiryError::YearFirst {
+            given: text.to_string(),
+            suggestion: format!("{third}-{second}-{first}"),
+        });
+    }
+    if (first.len(), second.len(), third.len()) != (2, 2, 4) {
+        return Err(format());
+    }
+    let (day, month, year) = match (
+        first.parse::<u8>(),
+        second.parse::<u8>(),
+        third.parse::<i32>(),
+    ) {
+        (Ok(d), Ok(m), Ok(y)) => (d, m, y),
+        _ => return Err(format()),
+    };
+    let month = time::Month::try_from(month).map_err(|_| ExpiryError::Month {
+        given: text.to_string(),
+        month,
+    })?;
+    let days = month.length(year);
+    Date::from_calendar_date(year, month, day).map_err(|_| ExpiryError::Day {
+        given: text.to_string(),
+        day,
+        month_name: month.to_string(),
+        year,
+        days,
+    })
 }
 
 /// Checks the "no expiry" choice against the configured maximum lifetime.
@@ -118,19 +195,26 @@ mod tests {
 
     #[test]
     fn bad_dates_say_the_format() {
-        for bad in [
-            "2026-12-31",
-            "31/12/2026",
-            "31-13-2026",
-            "32-01-2027",
-            "1-1-2027",
-            "29-02-2027",
-            "",
-            "tomorrow",
-        ] {
+        for bad in ["31/12/2026", "1-1-2027", "", "tomorrow", "31-12-26"] {
             let err = parse(bad, NOW, None).expect_err(bad);
             assert!(matches!(err, ExpiryError::Format(_)), "{bad}: {err}");
             assert!(err.to_string().contains("DD-MM-YYYY"), "{err}");
+        }
+        // Which part is wrong.
+        for (bad, says) in [
+            (
+                "2027-12-31",
+                "year first: write the day first, DD-MM-YYYY: 31-12-2027",
+            ),
+            ("31-13-2026", "month 13 does not exist"),
+            ("32-01-2027", "January 2027 has no day 32 (it has 31 days"),
+            ("29-02-2027", "February 2027 has no day 29 (it has 28 days"),
+            ("31-02-2027", "February 2027 has no day 31"),
+            ("00-03-2027", "March 2027 has no day 0"),
+        ] {
+            let err = parse(bad, NOW, None).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(err.contains("DD-MM-YYYY"), "{err}");
         }
         assert!(parse("29-02-2028", NOW, None).is_ok());
     }

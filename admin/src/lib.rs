@@ -15,6 +15,8 @@
 //! - [`snapshot`]: building and signing the snapshot from the store.
 //! - [`publish`]: pushing to edges (concurrent, timeouts, bounded retries) and asking them.
 //! - [`serve`]: the read-only snapshot origin for edges that restart.
+//! - [`output`]: stdout/stderr, JSON-only output with `--json`, colour on terminals only,
+//!   a closed stdout ending the command quietly.
 //! - [`error`]: typed errors and the documented exit codes.
 
 pub mod catalogue;
@@ -23,6 +25,7 @@ pub mod commands;
 pub mod duration;
 pub mod error;
 pub mod expiry;
+pub mod output;
 pub mod password;
 pub mod publish;
 pub mod serve;

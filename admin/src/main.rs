@@ -1,4 +1,5 @@
-//! `pat-admin` entry point: parse the command line, run, map errors to exit codes.
+//! `pat-admin` entry point: parse the command line, run, map errors to exit codes
+//! (`run() -> Result<ExitCode>`, as `fd` does).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use clap::Parser;
 use pat_admin::cli::Opts;
 use pat_admin::commands;
 use pat_admin::error::Error;
+use pat_admin::output;
 
 fn main() -> ExitCode {
     let opts = match Opts::try_parse() {
@@ -16,21 +18,17 @@ fn main() -> ExitCode {
     let json = opts.json;
     match run(opts) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`| head`): nothing to say, like other Unix tools.
+        Err(Error::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
-            if json {
-                let body =
-                    serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() });
-                eprintln!("{body}");
-            } else {
-                eprintln!("pat-admin: {e}");
-            }
+            output::error_line(json, &e.to_string(), e.exit_code());
             ExitCode::from(e.exit_code())
         }
     }
 }
 
 /// Help and version go to stdout with exit 0; usage errors exit 2, as JSON on stderr when
-/// `--json` was asked for.
+/// `--json` was asked for (the whole message, argument names included, on one line).
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let informational = matches!(
@@ -44,14 +42,29 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(u8::try_from(code).unwrap_or(2));
     }
-    let message = e.render().to_string();
-    let first = message
-        .lines()
-        .next()
-        .unwrap_or("usage error")
-        .trim_start_matches("error: ");
-    eprintln!("{}", serde_json::json!({ "error": first, "exit_code": 2 }));
+    output::error_line(true, &usage_message(&e.render().to_string()), 2);
     ExitCode::from(2)
+}
+
+/// clap's rendered error without the `error:` label, the usage block and the help hint:
+/// `the following required arguments were not provided: --user <USER>`.
+fn usage_message(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    for line in rendered.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            parts.push(line.trim_start_matches("error: ").to_string());
+        }
+    }
+    let text = parts.join(" ");
+    if text.is_empty() {
+        "usage error".into()
+    } else {
+        text
+    }
 }
 
 fn run(opts: Opts) -> Result<u8, Error> {
@@ -67,7 +80,7 @@ fn default_store() -> Result<PathBuf, Error> {
     directories::ProjectDirs::from("", "", "pat-admin")
         .map(|dirs| dirs.data_dir().to_path_buf())
         .ok_or_else(|| {
-            Error::Invalid(
+            Error::Internal(
                 "no home directory to keep the store in; pass --store DIR or set PAT_ADMIN_STORE"
                     .into(),
             )

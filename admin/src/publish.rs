@@ -1,7 +1,15 @@
 //! Talking to edges: pushing a signed snapshot to each control listener concurrently, and
-//! asking an edge which snapshot it holds. Timeouts everywhere; connection failures, timeouts
-//! and 5xx answers (an edge that just restarted answers 503 until it knows the origin's
-//! version) are retried a bounded number of times with backoff; 4xx answers are final.
+//! asking an edge which snapshot it holds.
+//!
+//! Bounded: every attempt has its own timeout ([`Timeouts::attempt`], 10 s by default), and
+//! the whole push an overall deadline ([`Timeouts::deadline`], 30 s by default) that no
+//! retry, backoff or `retry-after` goes past, so an edge that accepts connections and never
+//! answers costs at most the deadline. Connection failures, timeouts and 5xx answers are
+//! retried (three attempts, backoff 300 ms doubling); a `503`/`429` with `retry-after`
+//! (an edge that just restarted and has not confirmed the origin's version, or a busy one)
+//! is retried after that delay, up to [`RETRY_AFTER_ATTEMPTS`], while the deadline allows.
+//! 4xx answers are final. A 5xx that outlasts the retries is `rejected` with its status:
+//! the edge answered, it is not unreachable.
 //!
 //! A 409 naming a *newer* `current_version` than the one pushed is a success: versions are
 //! allocated inside the serialized transaction that builds each snapshot from the committed
@@ -10,6 +18,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,26 +26,48 @@ use crate::error::{Error, Result};
 
 /// The filter's default control path.
 pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
-/// Attempts per edge (the first one included).
+/// Attempts per edge for failures without `retry-after` (the first one included).
 const ATTEMPTS: u32 = 3;
+/// Attempts per edge while the edge keeps asking to retry after a delay (`retry-after`).
+pub const RETRY_AFTER_ATTEMPTS: u32 = 10;
 /// Backoff before the second attempt; doubled for each further one.
 const FIRST_BACKOFF: Duration = Duration::from_millis(300);
+/// The longest `retry-after` honoured (longer ones are cut to this, within the deadline).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// How long to wait for edges.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// Establishing the connection.
+    /// Establishing a connection.
     pub connect: Duration,
-    /// The whole exchange (a 1,000,000-token push is ~57 MB).
-    pub request: Duration,
+    /// One attempt: connecting, sending the snapshot (a 1,000,000-token push is ~57 MB,
+    /// 0.5-2 s over loopback) and reading the answer.
+    pub attempt: Duration,
+    /// Everything, retries included: no edge is waited for longer.
+    pub deadline: Duration,
 }
+
+/// The default per-attempt timeout.
+pub const DEFAULT_ATTEMPT: Duration = Duration::from_secs(10);
+/// The default overall deadline.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
             connect: Duration::from_secs(3),
-            request: Duration::from_secs(60),
+            attempt: DEFAULT_ATTEMPT,
+            deadline: DEFAULT_DEADLINE,
         }
+    }
+}
+
+impl Timeouts {
+    /// With this per-attempt timeout (the connect timeout never exceeds it).
+    pub fn with_attempt(mut self, attempt: Duration) -> Self {
+        self.attempt = attempt;
+        self.connect = self.connect.min(attempt);
+        self
     }
 }
 
@@ -103,12 +134,14 @@ pub enum Outcome {
         /// The version that was pushed.
         pushed: u64,
     },
-    /// It answered with a refusal.
+    /// It answered with a refusal (4xx), or kept answering 5xx.
     Rejected {
         /// HTTP status.
         status: u16,
         /// Its explanation.
         error: String,
+        /// Attempts made.
+        attempts: u32,
     },
     /// It could not be reached or did not answer in time.
     Unreachable {
@@ -173,47 +206,56 @@ struct Reply {
 fn client(timeouts: Timeouts) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
-        .timeout(timeouts.request)
         .no_proxy()
         .build()
-        .map_err(|e| Error::Invalid(format!("cannot set up the HTTP client: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot set up the HTTP client: {e}")))
 }
 
-/// Pushes `bytes` (version `version`) to every edge at once and reports each result.
+/// Pushes `bytes` (version `version`) to every edge at once. `done` is called with each
+/// edge's result as soon as that edge is finished (for a line per edge while the others
+/// are still going); the results come back in the order of `edges`.
 pub async fn push_all(
     edges: &[String],
     bytes: Vec<u8>,
     version: u64,
     timeouts: Timeouts,
+    mut done: impl FnMut(&EdgeResult),
 ) -> Result<Vec<EdgeResult>> {
     let client = client(timeouts)?;
     let urls = edges
         .iter()
         .map(|e| control_url(e))
         .collect::<Result<Vec<_>>>()?;
+    let deadline = Instant::now() + timeouts.deadline;
     // Shared, not copied, between edges and attempts (a push can be ~57 MB).
     let body = Bytes::from(bytes);
-    let tasks: Vec<_> = edges
-        .iter()
-        .cloned()
-        .zip(urls)
-        .map(|(edge, url)| {
-            let client = client.clone();
-            let body = body.clone();
-            tokio::spawn(async move {
-                let outcome = push_one(&client, url, body, version).await;
-                EdgeResult { edge, outcome }
-            })
-        })
-        .collect();
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(
-            task.await
-                .map_err(|e| Error::Invalid(format!("a push task failed: {e}")))?,
-        );
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, (edge, url)) in edges.iter().cloned().zip(urls).enumerate() {
+        let client = client.clone();
+        let body = body.clone();
+        tasks.spawn(async move {
+            let outcome = push_one(&client, url, body, version, timeouts, deadline).await;
+            (index, EdgeResult { edge, outcome })
+        });
     }
-    Ok(results)
+    let mut results: Vec<Option<EdgeResult>> = vec![None; edges.len()];
+    while let Some(finished) = tasks.join_next().await {
+        let (index, result) =
+            finished.map_err(|e| Error::Internal(format!("a push task failed: {e}")))?;
+        done(&result);
+        if let Some(slot) = results.get_mut(index) {
+            *slot = Some(result);
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// What went wrong with the last attempt.
+enum Failure {
+    /// No usable answer: connection, timeout, broken exchange.
+    Network(String),
+    /// A 5xx answer.
+    Status(u16, String),
 }
 
 async fn push_one(
@@ -221,41 +263,84 @@ async fn push_one(
     url: reqwest::Url,
     body: Bytes,
     version: u64,
+    timeouts: Timeouts,
+    deadline: Instant,
 ) -> Outcome {
-    let mut last_error = String::new();
-    for attempt in 1..=ATTEMPTS {
-        if attempt > 1 {
-            tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 2)).await;
+    let mut last = Failure::Network("no attempt was made before the deadline".into());
+    let mut attempts = 0;
+    let mut wait = Duration::ZERO;
+    loop {
+        if attempts > 0 {
+            if Instant::now() + wait >= deadline {
+                last = past_deadline(last, timeouts.deadline);
+                break;
+            }
+            tokio::time::sleep(wait).await;
         }
-        let response = client
-            .put(url.clone())
-            .header("content-type", "application/octet-stream")
-            .body(body.clone())
-            .send()
-            .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                last_error = describe(&e);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            last = past_deadline(last, timeouts.deadline);
+            break;
+        }
+        attempts += 1;
+        let limit = timeouts.attempt.min(left);
+        let exchange = async {
+            let response = client
+                .put(url.clone())
+                .header("content-type", "application/octet-stream")
+                .body(body.clone())
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = response.text().await?;
+            Ok::<_, reqwest::Error>((status, retry_after, text))
+        };
+        let (status, retry_after, text) = match tokio::time::timeout(limit, exchange).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                last = Failure::Network(describe(&e));
+                if attempts >= ATTEMPTS {
+                    break;
+                }
+                wait = FIRST_BACKOFF * 2u32.pow(attempts - 1);
                 continue;
             }
-        };
-        let status = response.status().as_u16();
-        let text = match response.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                last_error = describe(&e);
+            Err(_) => {
+                last = Failure::Network(if limit < timeouts.attempt {
+                    format!(
+                        "no answer before the {} s deadline",
+                        timeouts.deadline.as_secs_f64()
+                    )
+                } else {
+                    format!("no answer within {} s", timeouts.attempt.as_secs_f64())
+                });
+                if attempts >= ATTEMPTS {
+                    break;
+                }
+                wait = FIRST_BACKOFF * 2u32.pow(attempts - 1);
                 continue;
             }
         };
         let reply: Option<Reply> = serde_json::from_str(&text).ok();
-        if status >= 500 {
-            last_error = format!(
-                "HTTP {status}: {}",
-                reply
-                    .and_then(|r| r.error)
-                    .unwrap_or_else(|| snippet(&text))
-            );
+        if status >= 500 || (status == 429 && retry_after.is_some()) {
+            let error = reply
+                .and_then(|r| r.error)
+                .unwrap_or_else(|| snippet(&text));
+            last = Failure::Status(status, error);
+            let backoff = FIRST_BACKOFF * 2u32.pow(attempts.min(8) - 1);
+            match retry_after {
+                Some(delay) if attempts < RETRY_AFTER_ATTEMPTS => {
+                    wait = delay.min(MAX_RETRY_AFTER).max(backoff);
+                }
+                None if attempts < ATTEMPTS && status >= 500 => wait = backoff,
+                _ => break,
+            }
             continue;
         }
         return match (status, reply) {
@@ -279,16 +364,32 @@ async fn push_one(
             (_, Some(r)) => Outcome::Rejected {
                 status,
                 error: r.error.unwrap_or_else(|| format!("result {}", r.result)),
+                attempts,
             },
             (_, None) => Outcome::Rejected {
                 status,
                 error: format!("not a pat-edge control endpoint: {}", snippet(&text)),
+                attempts,
             },
         };
     }
-    Outcome::Unreachable {
-        error: last_error,
-        attempts: ATTEMPTS,
+    match last {
+        Failure::Network(error) => Outcome::Unreachable { error, attempts },
+        Failure::Status(status, error) => Outcome::Rejected {
+            status,
+            error,
+            attempts,
+        },
+    }
+}
+
+/// The last failure, noting that the deadline ended the retries.
+fn past_deadline(last: Failure, deadline: Duration) -> Failure {
+    let note = format!("; not retried: the {} s deadline", deadline.as_secs_f64());
+    match last {
+        Failure::Network(e) if e.contains("deadline") => Failure::Network(e),
+        Failure::Network(e) => Failure::Network(format!("{e}{note}")),
+        Failure::Status(s, e) => Failure::Status(s, format!("{e}{note}")),
     }
 }
 
@@ -328,24 +429,23 @@ pub struct EdgeStatus {
     pub reachable: bool,
     /// A snapshot is loaded.
     pub loaded: bool,
-    /// Its version.
-    pub version: u64,
+    /// Its version (`null`: none loaded, or not asked).
+    pub version: Option<u64>,
     /// Its token count.
-    pub tokens: u64,
-    /// When it was issued, Unix seconds.
-    pub issued_at: u64,
+    pub tokens: Option<u64>,
+    /// When it was issued, RFC 3339.
+    pub issued_at: Option<String>,
     /// Key that signed it.
     pub key_id: Option<String>,
+    /// It holds an older version than the latest one published (or none at all).
+    pub behind: bool,
     /// Why it could not be asked, if so.
     pub error: Option<String>,
 }
 
-/// Asks each edge for its status, concurrently.
+/// Asks each edge for its status, concurrently, each within the per-attempt timeout.
 pub async fn status_all(edges: &[String], timeouts: Timeouts) -> Result<Vec<EdgeStatus>> {
-    let client = client(Timeouts {
-        request: Duration::from_secs(10),
-        ..timeouts
-    })?;
+    let client = client(timeouts)?;
     let urls = edges
         .iter()
         .map(|e| control_url(e))
@@ -357,46 +457,62 @@ pub async fn status_all(edges: &[String], timeouts: Timeouts) -> Result<Vec<Edge
         .zip(urls)
         .map(|(edge, url)| {
             let client = client.clone();
-            tokio::spawn(async move { status_one(&client, edge, url).await })
+            tokio::spawn(async move { status_one(&client, edge, url, timeouts.attempt).await })
         })
         .collect();
     for task in tasks {
         out.push(
             task.await
-                .map_err(|e| Error::Invalid(format!("a status task failed: {e}")))?,
+                .map_err(|e| Error::Internal(format!("a status task failed: {e}")))?,
         );
     }
     Ok(out)
 }
 
-async fn status_one(client: &reqwest::Client, edge: String, url: reqwest::Url) -> EdgeStatus {
+async fn status_one(
+    client: &reqwest::Client,
+    edge: String,
+    url: reqwest::Url,
+    limit: Duration,
+) -> EdgeStatus {
     let unreachable = |edge: String, error: String| EdgeStatus {
         edge,
         reachable: false,
         loaded: false,
-        version: 0,
-        tokens: 0,
-        issued_at: 0,
+        version: None,
+        tokens: None,
+        issued_at: None,
         key_id: None,
+        behind: false,
         error: Some(error),
     };
-    let response = match client.get(url).send().await {
-        Ok(r) => r,
-        Err(e) => return unreachable(edge, describe(&e)),
+    let exchange = async {
+        let response = client.get(url).send().await?;
+        let status = response.status().as_u16();
+        Ok::<_, reqwest::Error>((status, response.text().await?))
     };
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
+    let (status, text) = match tokio::time::timeout(limit, exchange).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return unreachable(edge, describe(&e)),
+        Err(_) => {
+            return unreachable(edge, format!("no answer within {} s", limit.as_secs_f64()));
+        }
+    };
     match serde_json::from_str::<Reply>(&text) {
-        Ok(r) if status == 200 && r.result == 0 => EdgeStatus {
-            edge,
-            reachable: true,
-            loaded: r.loaded.unwrap_or(false),
-            version: r.version.unwrap_or(0),
-            tokens: r.tokens.unwrap_or(0),
-            issued_at: r.issued_at.unwrap_or(0),
-            key_id: r.key_id,
-            error: None,
-        },
+        Ok(r) if status == 200 && r.result == 0 => {
+            let loaded = r.loaded.unwrap_or(false);
+            EdgeStatus {
+                edge,
+                reachable: true,
+                loaded,
+                version: r.version.filter(|_| loaded),
+                tokens: r.tokens.filter(|_| loaded),
+                issued_at: r.issued_at.filter(|_| loaded).map(crate::expiry::rfc3339),
+                key_id: r.key_id.filter(|_| loaded),
+                behind: false,
+                error: None,
+            }
+        }
         Ok(r) => unreachable(
             edge,
             format!("HTTP {status}: {}", r.error.unwrap_or_default()),

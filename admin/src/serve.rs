@@ -42,9 +42,14 @@ pub const HEAD_PATH: &str = "/snapshot/head";
 pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
 
 /// Runs the origin and the re-signer until the process is interrupted.
-pub async fn run(store_dir: PathBuf, listen: SocketAddr) -> Result<()> {
-    // Fail early on an unusable store (and migrate it before anything reads it).
-    let store = Store::open(&store_dir)?;
+pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
+    // Fail early on an unusable store (and migrate it before anything reads it). The origin
+    // may create the store: it writes (re-signs), and it starts before anything is published.
+    let store = Store::open_as(&store_dir, crate::store::Open::Create)?;
+    for warning in store.warnings() {
+        eprintln!("pat-admin serve: warning: {warning}");
+    }
+    let listen = resolve(listen).await?;
     let app = Router::new()
         .route(SNAPSHOT_PATH, get(full))
         .route(HEAD_PATH, get(head))
@@ -52,7 +57,11 @@ pub async fn run(store_dir: PathBuf, listen: SocketAddr) -> Result<()> {
         .with_state(store_dir);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
+        .map_err(|e| {
+            Error::Internal(format!(
+                "cannot listen on {listen}: {e}; stop what uses that address or choose another with --listen"
+            ))
+        })?;
     spawn_resigner(store)?;
     eprintln!(
         "pat-admin: serving the latest signed snapshot on http://{listen}{SNAPSHOT_PATH} (head: {HEAD_PATH}), re-signing it before it expires"
@@ -62,7 +71,30 @@ pub async fn run(store_dir: PathBuf, listen: SocketAddr) -> Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .map_err(|e| Error::Invalid(format!("the origin server failed: {e}")))
+        .map_err(|e| Error::Internal(format!("the origin server failed: {e}")))
+}
+
+/// The address to listen on: `127.0.0.1:10002`, `[::1]:10002`, or `localhost:10002` (a host
+/// name resolved once, the first address it names).
+pub async fn resolve(listen: &str) -> Result<SocketAddr> {
+    if let Ok(addr) = listen.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let invalid = |why: String| {
+        Error::Invalid(format!(
+            "--listen {listen}: {why}; use HOST:PORT, e.g. 127.0.0.1:10002 or localhost:10002"
+        ))
+    };
+    match listen.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+        _ => return Err(invalid("not an address".into())),
+    }
+    let mut addrs = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| invalid(format!("cannot resolve it ({e})")))?;
+    addrs
+        .next()
+        .ok_or_else(|| invalid("the host name has no address".into()))
 }
 
 /// Starts the re-signer thread. It logs one line per snapshot it signs, and a failure once
@@ -103,7 +135,7 @@ fn spawn_resigner(mut store: Store) -> Result<()> {
             }
         })
         .map(drop)
-        .map_err(|e| Error::Invalid(format!("cannot start the re-signing thread: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot start the re-signing thread: {e}")))
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {

@@ -180,13 +180,13 @@ pub fn build_in(
                 .map(MethodName::parse)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    Error::Invalid(format!("token {} has an invalid stored scope: {e}", t.id))
+                    Error::Internal(format!("token {} has an invalid stored scope: {e}", t.id))
                 })?;
             parsed.insert(t.methods.to_string(), methods);
         }
         let scope = parsed.get(t.methods).map(Vec::as_slice).unwrap_or_default();
         let hash = TokenHash(t.hash.try_into().map_err(|_| {
-            Error::Invalid(format!(
+            Error::Internal(format!(
                 "token {} has a stored hash of the wrong size",
                 t.id
             ))
@@ -199,13 +199,13 @@ pub fn build_in(
                 expires_at: t.expires_at,
                 scope,
             })
-            .map_err(|e| Error::Invalid(format!("cannot build the snapshot: {e}")))
+            .map_err(|e| Error::Internal(format!("cannot build the snapshot: {e}")))
     })?;
     let count = builder.len() as u64;
     let stamp = pat_core::snapshot::Stamp::lasting(version, issued_at, lifetime);
     let bytes = builder
         .build(stamp, &secret)
-        .map_err(|e| Error::Invalid(format!("cannot build the snapshot: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot build the snapshot: {e}")))?;
     let published = Published {
         stamp: Stamp {
             version,

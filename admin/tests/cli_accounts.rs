@@ -11,10 +11,17 @@ fn user_add_creates_an_account_once() {
         &format!("{PASSWORD}\n"),
     );
     run.ok();
-    assert_eq!(
-        run.json(),
-        serde_json::json!({"user": "alice", "created": true})
+    let json = run.json();
+    assert_eq!(json["user"], "alice");
+    assert!(
+        time::OffsetDateTime::parse(
+            json["created_at"].as_str().expect("created_at"),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok(),
+        "{json}"
     );
+    assert_eq!(json.as_object().expect("object").len(), 2, "{json}");
 
     // A duplicate is refused before any password is read.
     let err = admin
@@ -147,6 +154,7 @@ fn passwd_needs_the_current_password_then_the_new_one_replaces_it() {
 #[test]
 fn passwd_refuses_unknown_accounts_and_short_new_passwords() {
     let admin = Admin::new();
+    admin.init();
     let err = admin
         .run_with(
             &["user", "passwd", "ghost", "--password-stdin"],
@@ -170,6 +178,7 @@ fn passwd_refuses_unknown_accounts_and_short_new_passwords() {
 #[test]
 fn user_list_shows_accounts_with_token_counts() {
     let admin = Admin::new();
+    admin.init();
     assert!(
         admin
             .run(&["user", "list"])
@@ -197,11 +206,10 @@ fn user_list_shows_accounts_with_token_counts() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["name"], "alice");
     assert_eq!(rows[0]["tokens"], 1);
-    assert!(
-        rows[0]["created_at"]
-            .as_u64()
-            .is_some_and(|t| t > 1_700_000_000)
-    );
+    assert!(rows[0]["created_at"].as_str().is_some_and(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .is_ok_and(|t| t.unix_timestamp() > 1_700_000_000)
+    }));
     assert_eq!(rows[1]["name"], "bob_ci+x-1@example.com");
     assert_eq!(rows[1]["tokens"], 0);
 }

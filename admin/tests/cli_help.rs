@@ -63,7 +63,7 @@ fn every_subcommand_has_help() {
         (&["user", "passwd"], "Change an account's password"),
         (&["user", "list"], "List accounts"),
         (&["generate"], "shown exactly once"),
-        (&["list"], "An account's tokens"),
+        (&["list"], "Tokens: one account's, or every account's"),
         (&["show"], "One token in detail"),
         (&["edit"], "Change a token's description, expiry or scope"),
         (&["regenerate"], "Give a token a new value"),

@@ -112,6 +112,7 @@ fn a_broken_store_is_a_json_failure() {
 fn a_world_readable_database_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let admin = Admin::new();
+    admin.init();
     admin.run(&["user", "list"]).ok();
     let db = admin.store().join("pat-admin.db");
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");

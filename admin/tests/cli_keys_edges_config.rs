@@ -41,6 +41,7 @@ fn key_generate_writes_a_private_file_and_prints_the_public_key() {
 #[test]
 fn key_list_and_activate_rotate_the_signing_key() {
     let admin = Admin::new();
+    admin.init();
     assert!(
         admin
             .run(&["key", "list"])
@@ -91,6 +92,7 @@ fn key_list_and_activate_rotate_the_signing_key() {
 #[test]
 fn edges_are_added_listed_and_removed() {
     let admin = Admin::new();
+    admin.init();
     assert!(
         admin
             .run(&["edge", "list"])
@@ -135,7 +137,7 @@ fn edges_are_added_listed_and_removed() {
 
     let err = admin
         .run(&["edge", "remove", "http://127.0.0.1:9"])
-        .fails(2)
+        .fails(4)
         .to_string();
     assert!(err.contains("is not a configured edge"), "{err}");
 
@@ -154,13 +156,16 @@ fn edges_are_added_listed_and_removed() {
 #[test]
 fn config_show_and_set() {
     let admin = Admin::new();
+    admin.init();
     assert_eq!(
         admin.run(&["--json", "config", "show"]).json(),
         json!({
             "max_tokens_per_account": 100,
             "max_lifetime_days": null,
             "snapshot_lifetime_secs": 86400,
-            "last_version": 0
+            "push_timeout_secs": 10,
+            "push_deadline_secs": 30,
+            "last_version": null
         })
     );
     let human = admin.run(&["config", "show"]).ok().to_string();
@@ -225,6 +230,7 @@ fn config_show_and_set() {
 #[test]
 fn audit_lists_changes_newest_first_without_values() {
     let admin = Admin::new();
+    admin.init();
     assert_eq!(admin.run(&["audit"]).ok(), "The audit log is empty.\n");
     admin.user("alice");
     let (id, token) = admin.token("alice", &["--api", "marketplace"]);

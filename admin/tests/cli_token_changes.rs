@@ -27,7 +27,16 @@ fn list_shows_every_token_with_its_columns() {
     assert_eq!(lines.len(), 3, "{human}");
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["ID", "DESCRIPTION", "SCOPE", "EXPIRES", "CREATED", "STATUS"]
+        [
+            "ID",
+            "DESCRIPTION",
+            "SCOPE",
+            "EXPIRES",
+            "EXPIRES",
+            "IN",
+            "CREATED",
+            "STATUS"
+        ]
     );
     assert!(lines[1].starts_with(&format!("{first} ")), "{human}");
     for cell in ["test token", "Marketplace", day.as_str(), "active"] {
@@ -41,7 +50,7 @@ fn list_shows_every_token_with_its_columns() {
     let json = admin.tokens("alice");
     assert_eq!(json.len(), 2);
     assert_eq!(json[0]["id"], first);
-    assert_eq!(json[0]["expires_at"], day.as_str());
+    assert_eq!(json[0]["valid_through"], day.as_str());
     assert_eq!(json[0]["status"], "active");
     assert_eq!(json[1]["id"], second);
     assert_eq!(json[1]["status"], "expired");
@@ -126,7 +135,7 @@ fn edit_changes_parameters_but_not_the_value() {
     let json = run.json();
     assert_eq!(json["id"], id);
     assert_eq!(json["description"], "renamed");
-    assert_eq!(json["expires_at"], day.as_str());
+    assert_eq!(json["valid_through"], day.as_str());
     assert_eq!(json["scope"]["set"], Value::Null);
     assert_eq!(
         json["scope"]["methods"],
@@ -272,7 +281,7 @@ fn regenerating_an_expired_token_needs_a_new_date() {
     ]);
     run.ok();
     let json = run.json();
-    assert_eq!(json["expires_at"], day.as_str());
+    assert_eq!(json["valid_through"], day.as_str());
     assert_eq!(json["status"], "active");
     assert_ne!(admin.stored_hash(id), hash);
 }
@@ -308,7 +317,7 @@ fn copy_creates_a_new_token_with_the_same_parameters() {
     assert_ne!(copy["id"], id);
     assert_eq!(copy["description"], "the copy");
     assert_eq!(copy["scope"], source["scope"]);
-    assert_eq!(copy["expires_at"], day.as_str());
+    assert_eq!(copy["valid_through"], day.as_str());
     let value = copy["token"].as_str().expect("a value");
     assert_token_shape(value);
     assert_ne!(value, original);
@@ -338,7 +347,7 @@ fn copy_creates_a_new_token_with_the_same_parameters() {
     run.ok();
     let copy = run.json();
     assert_eq!(copy["description"], source["description"]);
-    assert_eq!(copy["expires_at"], later.as_str());
+    assert_eq!(copy["valid_through"], later.as_str());
     assert_eq!(copy["status"], "active");
     assert_eq!(admin.tokens("alice").len(), 3);
 }
@@ -382,7 +391,11 @@ fn remove_takes_several_ids_all_or_nothing() {
     ]);
     run.ok();
     let removed: Vec<i64> = vec![ids[0].parse().expect("id"), ids[1].parse().expect("id")];
-    assert_eq!(run.json(), json!({"user": "alice", "removed": removed}));
+    assert_eq!(
+        run.json(),
+        json!({"user": "alice", "removed": removed,
+            "publish": {"state": "unsigned", "version": null, "edges": []}})
+    );
     assert_eq!(remaining(&admin), [ids[2].parse::<i64>().expect("id")]);
 
     let audit = admin.audit();
@@ -405,7 +418,7 @@ fn a_copy_respects_the_maximum_lifetime() {
     // The original has no expiry; a copy is a new token and must have one.
     let err = admin
         .confirmed(&["copy", "--user", "alice", &id_text])
-        .fails(2)
+        .fails(5)
         .to_string();
     assert!(err.contains("need an expiry"), "{err}");
     assert_eq!(admin.tokens("alice").len(), 1);
@@ -421,5 +434,5 @@ fn a_copy_respects_the_maximum_lifetime() {
         &day,
     ]);
     run.ok();
-    assert_eq!(run.json()["expires_at"], day.as_str());
+    assert_eq!(run.json()["valid_through"], day.as_str());
 }

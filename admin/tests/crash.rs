@@ -33,7 +33,8 @@ fn spawn_generate(admin: &Admin, failpoint: bool) -> Child {
 /// Tokens and their `token.generate` audit entries are written in one transaction: they
 /// must always agree.
 fn assert_consistent(admin: &Admin) -> usize {
-    let store = Store::open(&admin.store()).expect("the store opens after a crash");
+    let store = Store::open_as(&admin.store(), pat_admin::store::Open::Existing)
+        .expect("the store opens after a crash");
     store.check_integrity().expect("intact");
     let count = tokens::list(store.conn(), "alice").expect("list").len();
     let audited = audit::list(store.conn(), Some("alice"), 10_000)

@@ -130,7 +130,7 @@ fn each_edge_is_reported_for_what_it_did() {
     let started = std::time::Instant::now();
     let run = admin
         .command()
-        .env("PAT_ADMIN_EDGE_TIMEOUT_MS", "700")
+        .env("PAT_ADMIN_PUSH_TIMEOUT", "0.7")
         .args(["--json", "publish"])
         .args([
             "--edge",
@@ -172,7 +172,7 @@ fn each_edge_is_reported_for_what_it_did() {
             .contains("not among the trusted")
     );
     assert_eq!(outcome(e.hanging)["outcome"], "unreachable");
-    assert_eq!(outcome(e.hanging)["error"], "timed out");
+    assert_eq!(outcome(e.hanging)["error"], "no answer within 0.7 s");
     assert_eq!(outcome(e.hanging)["attempts"], 3);
     assert_eq!(outcome(e.down)["outcome"], "unreachable");
     assert!(
@@ -267,6 +267,7 @@ fn resend_pushes_the_same_snapshot_and_an_edge_that_has_it_is_current() {
 #[test]
 fn status_reports_each_edge() {
     let admin = Admin::new();
+    admin.init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -16,33 +16,40 @@ pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
         UserCommand::Add { user, confirm } => {
             validate_user_name(&user)
                 .map_err(|e| Error::Invalid(format!("account name `{user}`: {e}")))?;
-            if users::get(ctx.store.conn(), &user)?.is_some() {
-                return Err(Error::Refused(format!(
-                    "an account named {user} already exists"
-                )));
+            if let Some(existing) = users::get(ctx.store.conn(), &user)? {
+                return Err(Error::Refused(if existing.name == user {
+                    format!("an account named {user} already exists")
+                } else {
+                    format!(
+                        "an account named {} already exists (account names are case-insensitive)",
+                        existing.name
+                    )
+                }));
             }
             let mut source = Source::new(confirm.password_stdin);
             let new = source.read_new(&user)?;
             let hash = password::hash(&new)?;
+            let created_at = now();
             ctx.store.write(|tx| {
-                users::add(tx, &user, &hash, now())?;
+                users::add(tx, &user, &hash, created_at)?;
                 audit::record(tx, Some(&user), "user.add", None, "account created")
             })?;
             #[derive(Serialize)]
             struct Added<'a> {
                 user: &'a str,
-                created: bool,
+                created_at: String,
             }
             ctx.emit(
                 &Added {
                     user: &user,
-                    created: true,
+                    created_at: rfc3339(created_at),
                 },
                 || format!("Account {user} created.\n"),
             )?;
             Ok(exit::OK)
         }
         UserCommand::Passwd { user, confirm } => {
+            let user = ctx.account(&user)?;
             let mut source = Source::new(confirm.password_stdin);
             let confirmed = ctx.confirm_password(&user, &mut source)?;
             let new = source.read_new(&user)?;
@@ -67,7 +74,21 @@ pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
             Ok(exit::OK)
         }
         UserCommand::List => {
-            let list = users::list(ctx.store.conn())?;
+            #[derive(Serialize)]
+            struct Account {
+                name: String,
+                /// RFC 3339.
+                created_at: String,
+                tokens: u32,
+            }
+            let list: Vec<Account> = users::list(ctx.store.conn())?
+                .into_iter()
+                .map(|u| Account {
+                    name: u.name,
+                    created_at: rfc3339(u.created_at),
+                    tokens: u.tokens,
+                })
+                .collect();
             ctx.emit(&list, || {
                 if list.is_empty() {
                     return "No accounts yet (pat-admin user add USER).\n".into();
@@ -75,7 +96,7 @@ pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
                 table(
                     &["USER", "TOKENS", "CREATED"],
                     list.iter()
-                        .map(|u| vec![u.name.clone(), u.tokens.to_string(), rfc3339(u.created_at)])
+                        .map(|u| vec![u.name.clone(), u.tokens.to_string(), u.created_at.clone()])
                         .collect(),
                 )
             })?;

@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
-use super::{Ctx, PublishReport, build_and_push, runtime, table};
-use crate::cli::{EdgeCommand, PublishArgs, StatusArgs};
+use super::{Ctx, build_and_push, runtime, table};
+use crate::cli::{EdgeCommand, PublishArgs, PushOpts, StatusArgs};
 use crate::error::{Error, Result, exit};
-use crate::expiry::rfc3339;
-use crate::publish::{self, Outcome};
-use crate::store::{audit, edges, now};
+use crate::output::{self, paint};
+use crate::publish;
+use crate::store::{audit, edges, now, snapshots};
 
 /// Runs an `edge` subcommand.
 pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
@@ -23,9 +23,7 @@ pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
             let url = publish::canonical_edge(&url)?;
             ctx.store.write(|tx| {
                 if !edges::remove(tx, &url)? {
-                    return Err(Error::Invalid(format!(
-                        "{url} is not a configured edge (see pat-admin edge list)"
-                    )));
+                    return Err(Error::NoSuchEdge(url.clone()));
                 }
                 audit::record(tx, None, "edge.remove", None, &url)
             })?;
@@ -43,58 +41,9 @@ pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Pushes the current snapshot (building one if the latest is not current) or, with
-/// `resend`, the latest one, to `edges`.
-pub fn publish(ctx: &mut Ctx, edges: &[String], resend: bool) -> Result<PublishReport> {
-    build_and_push(ctx, edges, resend)
-}
-
-/// A publish report for people.
-pub fn render_publish(report: &PublishReport) -> String {
-    let mut text = format!(
-        "Snapshot version {} ({} tokens, {} bytes, signed by key {}, expires {}{}).\n",
-        report.version,
-        report.tokens,
-        report.bytes,
-        report.key_id,
-        rfc3339(report.expires_at),
-        if report.built {
-            ""
-        } else {
-            "; the latest, unchanged"
-        }
-    );
-    if report.edges.is_empty() {
-        text.push_str("No edges to push to; `pat-admin serve` hands it to edges that fetch it.\n");
-        return text;
-    }
-    let rows = report
-        .edges
-        .iter()
-        .map(|r| {
-            let detail = match &r.outcome {
-                Outcome::Accepted { version, tokens } => {
-                    format!("serving version {version} ({tokens} tokens)")
-                }
-                Outcome::AlreadyCurrent { version } => {
-                    format!("already serving version {version}")
-                }
-                Outcome::Superseded { version, pushed } => format!(
-                    "already serving version {version}, newer than {pushed} and including it"
-                ),
-                Outcome::Rejected { status, error } => format!("HTTP {status}: {error}"),
-                Outcome::Unreachable { error, attempts } => {
-                    format!("{error} ({attempts} attempts)")
-                }
-            };
-            vec![r.edge.clone(), r.outcome.word().into(), detail]
-        })
-        .collect();
-    text.push_str(&table(&["EDGE", "RESULT", "DETAIL"], rows));
-    text
-}
-
-/// Runs `publish`.
+/// Runs `publish`: the current snapshot (building one if the latest is not current) or,
+/// with `--resend`, the latest one, to the configured edges or those given. Each edge's
+/// line is printed as that edge finishes.
 pub fn run_publish(ctx: &mut Ctx, args: PublishArgs) -> Result<u8> {
     let targets = if args.edges.is_empty() {
         edges::list(ctx.store.conn())?
@@ -104,12 +53,13 @@ pub fn run_publish(ctx: &mut Ctx, args: PublishArgs) -> Result<u8> {
     for edge in &targets {
         publish::control_url(edge)?;
     }
-    let report = publish(ctx, &targets, args.resend)?;
-    ctx.emit(&report, || render_publish(&report))?;
+    let timeouts = ctx.timeouts(&args.push)?;
+    let report = build_and_push(ctx, &targets, args.resend, timeouts)?;
+    ctx.out.json_only(&report)?;
     let failed = report.edges.iter().filter(|e| !e.outcome.is_ok()).count();
     if failed > 0 {
         return Err(Error::Edges(format!(
-            "{failed} of {} edge(s) did not accept snapshot version {}",
+            "{failed} of {} edge(s) did not accept snapshot version {}; the snapshot is stored, `pat-admin serve` hands it to edges that fetch; retry with: pat-admin publish",
             report.edges.len(),
             report.version
         )));
@@ -119,10 +69,12 @@ pub fn run_publish(ctx: &mut Ctx, args: PublishArgs) -> Result<u8> {
 
 #[derive(Serialize)]
 struct StatusReport {
+    /// The latest stored snapshot's version (`null`: nothing published yet).
+    latest_version: Option<u64>,
     edges: Vec<publish::EdgeStatus>,
 }
 
-/// Runs `status`.
+/// Runs `status`: each edge's snapshot, and whether it is behind the latest one published.
 pub fn run_status(ctx: &mut Ctx, args: StatusArgs) -> Result<u8> {
     let targets = if args.edges.is_empty() {
         edges::list(ctx.store.conn())?
@@ -134,45 +86,65 @@ pub fn run_status(ctx: &mut Ctx, args: StatusArgs) -> Result<u8> {
             "no edge to ask: give --edge URL or configure one with pat-admin edge add".into(),
         ));
     }
-    let statuses = runtime()?.block_on(publish::status_all(&targets, ctx.timeouts))?;
-    let report = StatusReport { edges: statuses };
+    let timeouts = ctx.timeouts(&PushOpts {
+        timeout: args.timeout,
+        deadline: None,
+    })?;
+    let latest = snapshots::latest_stamp(ctx.store.conn())?.map(|s| s.version);
+    let mut statuses = runtime()?.block_on(publish::status_all(&targets, timeouts))?;
+    for s in &mut statuses {
+        s.behind =
+            s.reachable && latest.is_some_and(|latest| s.version.is_none_or(|held| held < latest));
+    }
+    let report = StatusReport {
+        latest_version: latest,
+        edges: statuses,
+    };
     ctx.emit(&report, || {
-        table(
+        let mut text = table(
             &["EDGE", "VERSION", "TOKENS", "ISSUED", "KEY"],
             report
                 .edges
                 .iter()
-                .map(|s| match &s.error {
-                    Some(e) => vec![
+                .map(|s| {
+                    let version = match (&s.error, s.version) {
+                        (Some(e), _) => paint(output::BAD, &format!("unreachable: {e}")),
+                        (None, None) => paint(output::WARN, "none loaded"),
+                        (None, Some(v)) if s.behind => paint(
+                            output::WARN,
+                            &format!("{v} (behind: latest is {})", latest.unwrap_or(v)),
+                        ),
+                        (None, Some(v)) => v.to_string(),
+                    };
+                    vec![
                         s.edge.clone(),
-                        format!("unreachable: {e}"),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                    None if !s.loaded => vec![
-                        s.edge.clone(),
-                        "none loaded".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                    None => vec![
-                        s.edge.clone(),
-                        s.version.to_string(),
-                        s.tokens.to_string(),
-                        rfc3339(s.issued_at),
+                        version,
+                        s.tokens.map(|t| t.to_string()).unwrap_or_default(),
+                        s.issued_at.clone().unwrap_or_default(),
                         s.key_id.clone().unwrap_or_default(),
-                    ],
+                    ]
                 })
                 .collect(),
-        )
+        );
+        if let Some(v) = latest {
+            text.push_str(&format!("Latest published version: {v}.\n"));
+        }
+        text
     })?;
     let unreachable = report.edges.iter().filter(|s| !s.reachable).count();
-    if unreachable > 0 {
-        return Err(Error::Edges(format!(
-            "{unreachable} edge(s) could not be asked"
-        )));
+    let behind = report.edges.iter().filter(|s| s.behind).count();
+    if unreachable + behind > 0 {
+        let mut parts = Vec::new();
+        if unreachable > 0 {
+            parts.push(format!("{unreachable} edge(s) could not be asked"));
+        }
+        if behind > 0 {
+            parts.push(format!(
+                "{behind} edge(s) are behind version {}; push it with: pat-admin publish",
+                latest.unwrap_or_default()
+            ));
+        }
+        return Err(Error::Edges(parts.join("; ")));
     }
     Ok(exit::OK)
 }

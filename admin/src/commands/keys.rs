@@ -15,9 +15,12 @@ use crate::store::{KEYS_DIR, audit, keys, now};
 /// Runs a `key` subcommand.
 pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<u8> {
     match command {
-        KeyCommand::Generate => generate(ctx),
+        KeyCommand::Generate { inactive } => generate(ctx, inactive),
         KeyCommand::List => {
-            let list = keys::list(ctx.store.conn())?;
+            let list: Vec<KeyView> = keys::list(ctx.store.conn())?
+                .iter()
+                .map(KeyView::of)
+                .collect();
             ctx.emit(&list, || {
                 if list.is_empty() {
                     return "No signing keys yet (pat-admin key generate).\n".into();
@@ -29,7 +32,7 @@ pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<u8> {
                             vec![
                                 k.id.clone(),
                                 k.public_key.clone(),
-                                rfc3339(k.created_at),
+                                k.created_at.clone(),
                                 if k.active { "yes" } else { "" }.into(),
                             ]
                         })
@@ -56,9 +59,30 @@ pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<u8> {
     }
 }
 
+/// A key as the commands show it.
+#[derive(Debug, Serialize)]
+struct KeyView {
+    id: String,
+    public_key: String,
+    /// RFC 3339.
+    created_at: String,
+    active: bool,
+}
+
+impl KeyView {
+    fn of(k: &keys::Key) -> Self {
+        Self {
+            id: k.id.clone(),
+            public_key: k.public_key.clone(),
+            created_at: rfc3339(k.created_at),
+            active: k.active,
+        }
+    }
+}
+
 /// Creates a key: the private key goes to `keys/<id>.key` (0600, never overwritten) before
-/// the store records it.
-fn generate(ctx: &mut Ctx) -> Result<u8> {
+/// the store records it. Active at once, or (`inactive`) staged for `key activate`.
+fn generate(ctx: &mut Ctx, inactive: bool) -> Result<u8> {
     let secret = SigningKey::generate().map_err(|e| Error::Random(e.to_string()))?;
     let public = secret.public_key();
     let id = public.id().to_string();
@@ -90,21 +114,33 @@ fn generate(ctx: &mut Ctx) -> Result<u8> {
         public_key: public.to_string(),
         file: relative,
         created_at: now(),
-        active: true,
+        active: !inactive,
     };
     let saved = ctx.store.write(|tx| {
-        keys::add_active(tx, &row)?;
-        audit::record(tx, None, "key.generate", None, &format!("key {id}"))
+        keys::add(tx, &row)?;
+        let detail = if inactive {
+            format!("key {id}, inactive")
+        } else {
+            format!("key {id}")
+        };
+        audit::record(tx, None, "key.generate", None, &detail)
     });
     if let Err(e) = saved {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    ctx.emit(&row, || {
-        format!(
-            "Key {id} created and active. The edges must trust its public key (filter public_keys, or PAT_PUBLIC_KEYS):\n{}\n",
-            row.public_key
-        )
+    ctx.emit(&KeyView::of(&row), || {
+        if inactive {
+            format!(
+                "Key {id} created, not active: the current key keeps signing. Add its public key to the edges (filter public_keys, or PAT_PUBLIC_KEYS), then run pat-admin key activate {id}:\n{}\n",
+                row.public_key
+            )
+        } else {
+            format!(
+                "Key {id} created and active. The edges must trust its public key (filter public_keys, or PAT_PUBLIC_KEYS):\n{}\n",
+                row.public_key
+            )
+        }
     })?;
     Ok(exit::OK)
 }

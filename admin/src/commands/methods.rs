@@ -1,13 +1,15 @@
 //! `methods`: the catalogue with search, set filter, "only checked" for a token, and an API
-//! docs link per method — the dashboard's method picker on the command line.
+//! docs link per method — the dashboard's method picker on the command line. Needs no store
+//! unless `--only-checked` names a token.
 
 use serde::Serialize;
 
-use super::{Ctx, table};
-use crate::catalogue::{Method, docs_url};
+use super::table;
+use crate::catalogue::{Catalogue, Method, docs_url};
 use crate::cli::MethodsArgs;
 use crate::error::{Result, exit};
-use crate::store::{tokens, users};
+use crate::output::Output;
+use crate::store::{Store, tokens, users};
 
 #[derive(Debug, Serialize)]
 struct MethodView<'a> {
@@ -18,23 +20,27 @@ struct MethodView<'a> {
     params: &'a [String],
 }
 
-/// Runs `methods`.
-pub fn run(ctx: &mut Ctx, args: MethodsArgs) -> Result<u8> {
+/// Runs `methods`; `store` is needed (and given) only with `--only-checked`.
+pub fn run(
+    out: Output,
+    catalogue: &Catalogue,
+    store: Option<&Store>,
+    args: MethodsArgs,
+) -> Result<u8> {
     let set = args
         .api
         .as_deref()
-        .map(|name| ctx.catalogue.set(name))
+        .map(|name| catalogue.set(name))
         .transpose()?;
-    let checked: Option<Vec<String>> = match (args.only_checked, &args.user, args.id) {
-        (true, Some(user), Some(id)) => {
-            users::require(ctx.store.conn(), user)?;
-            Some(tokens::require(ctx.store.conn(), user, id)?.methods)
+    let checked: Option<Vec<String>> = match (args.only_checked, &args.user, args.id, store) {
+        (true, Some(user), Some(id), Some(store)) => {
+            let user = users::require(store.conn(), user)?.name;
+            Some(tokens::require(store.conn(), &user, id)?.methods)
         }
         _ => None,
     };
     let search = args.search.clone().unwrap_or_default();
-    let selected: Vec<&Method> = ctx
-        .catalogue
+    let selected: Vec<&Method> = catalogue
         .search(&search)
         .filter(|m| set.is_none_or(|s| s.methods.contains(&m.canonical)))
         .filter(|m| {
@@ -53,19 +59,27 @@ pub fn run(ctx: &mut Ctx, args: MethodsArgs) -> Result<u8> {
             params: &m.params,
         })
         .collect();
-    ctx.emit(&views, || {
+    out.emit(&views, || {
         if views.is_empty() {
-            return "No method matches.\n".into();
+            return String::new();
         }
-        let mut text = table(
+        table(
             &["METHOD", "DOCS"],
             views
                 .iter()
                 .map(|v| vec![v.name.to_string(), v.docs.clone()])
                 .collect(),
-        );
-        text.push_str(&format!("{} method(s)\n", views.len()));
-        text
+        )
     })?;
+    // The count is for people: on stderr, so a pipe gets only the methods.
+    if views.is_empty() {
+        out.note("No method matches.");
+    } else {
+        out.note(&format!(
+            "{} method{}",
+            views.len(),
+            if views.len() == 1 { "" } else { "s" }
+        ));
+    }
     Ok(exit::OK)
 }

@@ -4,23 +4,28 @@
 pub mod accounts;
 pub mod edges;
 pub mod keys;
+pub mod leaked;
+pub mod man;
 pub mod methods;
 pub mod settings;
 pub mod tokens;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::catalogue::Catalogue;
-use crate::cli::{Command, Confirm};
+use crate::cli::{Command, Confirm, PushOpts};
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
+use crate::output::{self, Output};
 use crate::password::{self, Source};
-use crate::publish::{self, EdgeResult, Timeouts};
+use crate::publish::{self, EdgeResult, Outcome, Timeouts};
 use crate::snapshot;
+use crate::store::settings as store_settings;
 use crate::store::snapshots::Published;
-use crate::store::{Store, audit, edges as edge_store, now, users};
+use crate::store::{Open, Store, audit, edges as edge_store, now, users};
 
 /// What every command gets.
 pub struct Ctx {
@@ -28,39 +33,42 @@ pub struct Ctx {
     pub store: Store,
     /// The built-in catalogue.
     pub catalogue: &'static Catalogue,
-    /// JSON output.
-    pub json: bool,
-    /// Edge timeouts (tests shorten them).
-    pub timeouts: Timeouts,
+    /// The output mode.
+    pub out: Output,
 }
 
 impl Ctx {
     /// Prints a result: JSON, or the human rendering.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
-        if self.json {
-            let text = serde_json::to_string_pretty(value)
-                .map_err(|e| Error::Invalid(format!("cannot encode JSON: {e}")))?;
-            println!("{text}");
-        } else {
-            print!("{}", human());
-        }
-        Ok(())
+        self.out.emit(value, human)
     }
 
     /// A note for people (stderr, so stdout stays scriptable); silent with `--json`.
     pub fn note(&self, text: &str) {
-        if !self.json {
-            eprintln!("{text}");
-        }
+        self.out.note(text);
+    }
+
+    /// The stored name of an account. Names are case-insensitive: `Alice` finds `alice`,
+    /// and the name is used as it was created (it is what edges forward as `x-pat-user`).
+    pub fn account(&self, user: &str) -> Result<String> {
+        Ok(users::require(self.store.conn(), user)?.name)
     }
 
     /// Confirms an account's password: checks it (after a pause that grows with the
-    /// account's consecutive failures), counts a failure, and returns the hash it matched so
-    /// the change can make sure the password did not change meanwhile.
+    /// account's consecutive failures, announced on stderr), counts a failure, and returns
+    /// the hash it matched so the change can make sure the password did not change meanwhile.
     pub fn confirm_password(&mut self, user: &str, source: &mut Source) -> Result<String> {
         let account = users::require(self.store.conn(), user)?;
         let password = source.read(&format!("Password for {user}: "))?;
-        std::thread::sleep(password::delay_after(account.failed_attempts));
+        let delay = password::delay_after(account.failed_attempts);
+        if !delay.is_zero() {
+            self.note(&format!(
+                "Checking the password in {} s: {user} had {} wrong password(s) in a row.",
+                delay.as_secs_f64(),
+                account.failed_attempts
+            ));
+        }
+        std::thread::sleep(delay);
         if password::verify(&password, &account.password_hash) {
             if account.failed_attempts > 0 {
                 self.store.write(|tx| users::reset_failures(tx, user))?;
@@ -89,40 +97,148 @@ impl Ctx {
         Ok(())
     }
 
+    /// The edge timeouts: the flags, else `PAT_ADMIN_PUSH_TIMEOUT` / `PAT_ADMIN_PUSH_DEADLINE`
+    /// (seconds), else the store settings `push-timeout` / `push-deadline`, else 10 s / 30 s.
+    pub fn timeouts(&self, opts: &PushOpts) -> Result<Timeouts> {
+        let conn = self.store.conn();
+        let pick =
+            |flag: Option<f64>, var: &str, key: &str, default: Duration| -> Result<Duration> {
+                if let Some(secs) = flag {
+                    return seconds(secs, &format!("--{}", key.trim_start_matches("push-")));
+                }
+                if let Ok(text) = std::env::var(var) {
+                    let secs = text.trim().parse::<f64>().map_err(|_| {
+                        Error::Invalid(format!("{var}={text}: not a number of seconds"))
+                    })?;
+                    return seconds(secs, var);
+                }
+                let name = if key == "push-timeout" {
+                    store_settings::PUSH_TIMEOUT
+                } else {
+                    store_settings::PUSH_DEADLINE
+                };
+                Ok(store_settings::get_u32(conn, name)?
+                    .map_or(default, |secs| Duration::from_secs(u64::from(secs))))
+            };
+        let attempt = pick(
+            opts.timeout,
+            "PAT_ADMIN_PUSH_TIMEOUT",
+            "push-timeout",
+            publish::DEFAULT_ATTEMPT,
+        )?;
+        let deadline = pick(
+            opts.deadline,
+            "PAT_ADMIN_PUSH_DEADLINE",
+            "push-deadline",
+            publish::DEFAULT_DEADLINE,
+        )?;
+        let mut timeouts = Timeouts::default().with_attempt(attempt);
+        timeouts.deadline = deadline;
+        Ok(timeouts)
+    }
+
     /// After a change: pushes the snapshot the change's transaction built (`built`) to the
-    /// configured edges unless told not to. Returns the exit code to use (6 when an edge did
-    /// not accept).
+    /// configured edges unless told not to. Returns what happened (for the change's JSON) and
+    /// the exit code: 0, 6 when an edge did not accept, 7 when there was nothing to push
+    /// because no signing key is active.
     pub fn publish_after_change(
         &mut self,
         confirm: &Confirm,
         built: Option<Published>,
-    ) -> Result<u8> {
+    ) -> Result<(ChangePublish, u8)> {
+        let version = built.as_ref().map(|p| p.stamp.version);
+        let skipped = |state| ChangePublish {
+            state,
+            version,
+            edges: Vec::new(),
+        };
         if confirm.no_publish {
-            return Ok(exit::OK);
+            return Ok((skipped(PublishState::Skipped), exit::OK));
         }
         let configured = edge_store::list(self.store.conn())?;
-        if configured.is_empty() {
-            return Ok(exit::OK);
-        }
         let Some(published) = built else {
-            return Err(Error::Refused(
-                "the change is saved, but there is no signing key to sign a snapshot with: create one with pat-admin key generate, then run pat-admin publish"
-                    .into(),
-            ));
+            let message = "the change is saved, but not signed: there is no signing key, so no snapshot includes it and nothing was pushed; create a key with pat-admin key generate, then run pat-admin publish";
+            if configured.is_empty() {
+                self.note(&format!("pat-admin: note: {message}"));
+                return Ok((skipped(PublishState::Unsigned), exit::OK));
+            }
+            self.out.failure(message, exit::UNSIGNED);
+            return Ok((skipped(PublishState::Unsigned), exit::UNSIGNED));
         };
-        let report = push(self, &configured, published, true)?;
+        if configured.is_empty() {
+            return Ok((skipped(PublishState::NoEdges), exit::OK));
+        }
+        let timeouts = self.timeouts(&confirm.push)?;
+        let report = push(self, &configured, published, true, timeouts, Lines::Stderr)?;
         let failed = report.edges.iter().filter(|e| !e.outcome.is_ok()).count();
-        if !self.json {
-            eprint!("{}", edges::render_publish(&report));
-        }
+        let summary = ChangePublish {
+            state: if failed == 0 {
+                PublishState::Published
+            } else {
+                PublishState::NotAccepted
+            },
+            version: Some(report.version),
+            edges: report.edges,
+        };
         if failed > 0 {
-            eprintln!(
-                "pat-admin: the change is saved and signed (pat-admin serve hands it to edges that fetch), but {failed} edge(s) did not accept it; retry with: pat-admin publish"
+            self.out.failure(
+                &format!(
+                    "the change is saved and signed (pat-admin serve hands it to edges that fetch), but {failed} edge(s) did not accept it; retry with: pat-admin publish"
+                ),
+                exit::EDGE,
             );
-            return Ok(exit::EDGE);
+            return Ok((summary, exit::EDGE));
         }
-        Ok(exit::OK)
+        Ok((summary, exit::OK))
     }
+}
+
+/// `seconds` as a timeout: more than 0, at most an hour.
+fn seconds(secs: f64, what: &str) -> Result<Duration> {
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(Error::Invalid(format!(
+            "{what}: {secs} is not a number of seconds between 0 and 3600"
+        )))
+    }
+}
+
+/// What a change did about publishing.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishState {
+    /// Every configured edge has it.
+    Published,
+    /// At least one edge did not accept it (exit 6).
+    NotAccepted,
+    /// `--no-publish`.
+    Skipped,
+    /// No edges are configured.
+    NoEdges,
+    /// No signing key: nothing was signed or pushed (exit 7 when edges are configured).
+    Unsigned,
+}
+
+/// A change's publish result, part of its JSON.
+#[derive(Debug, Serialize)]
+pub struct ChangePublish {
+    /// What happened.
+    pub state: PublishState,
+    /// The snapshot version that includes the change (`null`: none was signed).
+    pub version: Option<u64>,
+    /// Per edge (empty when nothing was pushed).
+    pub edges: Vec<EdgeResult>,
+}
+
+/// A change's JSON: what it did, and its publish result.
+#[derive(Debug, Serialize)]
+pub struct Changed<T: Serialize> {
+    /// What the command reports.
+    #[serde(flatten)]
+    pub change: T,
+    /// What publishing did.
+    pub publish: ChangePublish,
 }
 
 /// A pushed snapshot and what each edge did with it.
@@ -136,14 +252,22 @@ pub struct PublishReport {
     pub bytes: usize,
     /// Signing key id.
     pub key_id: String,
-    /// When it was issued, Unix seconds.
-    pub issued_at: u64,
-    /// Its signed expiry, Unix seconds.
-    pub expires_at: u64,
+    /// When it was issued, RFC 3339.
+    pub issued_at: String,
+    /// Its signed expiry, RFC 3339.
+    pub expires_at: String,
     /// Signed by this command (false: the latest stored snapshot was pushed as it is).
     pub built: bool,
     /// Per edge.
     pub edges: Vec<EdgeResult>,
+}
+
+/// Where the per-edge lines go: stdout for `publish`, stderr after a change (stdout has
+/// the change's own output, such as a token value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lines {
+    Stdout,
+    Stderr,
 }
 
 /// The snapshot `publish` pushes (the latest one when it is still current, else a new one;
@@ -152,6 +276,7 @@ pub(crate) fn build_and_push(
     ctx: &mut Ctx,
     edges: &[String],
     resend: bool,
+    timeouts: Timeouts,
 ) -> Result<PublishReport> {
     let (published, built) = if resend {
         let latest = crate::store::snapshots::latest(ctx.store.conn())?.ok_or_else(|| {
@@ -169,28 +294,152 @@ pub(crate) fn build_and_push(
         let (published, reason) = snapshot::current(&mut ctx.store)?;
         (published, reason.is_some())
     };
-    push(ctx, edges, published, built)
+    push(ctx, edges, published, built, timeouts, Lines::Stdout)
 }
 
-/// Pushes `published` to `edges` and records the outcome in the audit log.
+/// One edge's line: `URL  RESULT  DETAIL`, the URL padded to `width`.
+pub(crate) fn edge_line(result: &EdgeResult, width: usize) -> String {
+    let (style, detail) = match &result.outcome {
+        Outcome::Accepted { version, tokens } => (
+            output::GOOD,
+            format!("serving version {version} ({tokens} tokens)"),
+        ),
+        Outcome::AlreadyCurrent { version } => {
+            (output::GOOD, format!("already serving version {version}"))
+        }
+        Outcome::Superseded { version, pushed } => (
+            output::GOOD,
+            format!("already serving version {version}, newer than {pushed} and including it"),
+        ),
+        Outcome::Rejected {
+            status,
+            error,
+            attempts,
+        } => (
+            output::BAD,
+            format!(
+                "HTTP {status}: {error}{}",
+                if *attempts > 1 {
+                    format!(" ({attempts} attempts)")
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        Outcome::Unreachable { error, attempts } => {
+            (output::BAD, format!("{error} ({attempts} attempts)"))
+        }
+    };
+    let word = result.outcome.word();
+    format!(
+        "{:<width$}  {}{}  {detail}\n",
+        result.edge,
+        output::paint(style, word),
+        " ".repeat(11usize.saturating_sub(word.len())),
+    )
+}
+
+/// Pushes `published` to `edges`, printing each edge's line as it finishes (with a progress
+/// bar on a terminal when there are many), and records the outcome in the audit log.
 fn push(
     ctx: &mut Ctx,
     edges: &[String],
     published: Published,
     built: bool,
+    timeouts: Timeouts,
+    lines: Lines,
 ) -> Result<PublishReport> {
     let stamp = published.stamp;
     let bytes = published.bytes.len();
+    let human = !ctx.out.json;
+    if human {
+        let headline = format!(
+            "Snapshot version {} ({} tokens, {} bytes, signed by key {}, expires {}{}).\n",
+            stamp.version,
+            stamp.tokens,
+            bytes,
+            stamp.key_id,
+            rfc3339(stamp.expires_at),
+            if built { "" } else { "; the latest, unchanged" }
+        );
+        let headline = if edges.is_empty() {
+            format!(
+                "{headline}No edges to push to; `pat-admin serve` hands it to edges that fetch it.\n"
+            )
+        } else {
+            format!(
+                "{headline}Pushing to {} edge(s) (each attempt up to {} s, all within {} s):\n",
+                edges.len(),
+                timeouts.attempt.as_secs_f64(),
+                timeouts.deadline.as_secs_f64()
+            )
+        };
+        match lines {
+            Lines::Stdout => output::stdout(&headline)?,
+            Lines::Stderr => output::stderr(&headline),
+        }
+    }
     let results = if edges.is_empty() {
         Vec::new()
     } else {
-        runtime()?.block_on(publish::push_all(
+        let width = edges.iter().map(String::len).max().unwrap_or(0);
+        let bar = if human && edges.len() > 3 {
+            let bar = indicatif::ProgressBar::new(edges.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} edges {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let mut write_failed = None;
+        let results = runtime()?.block_on(publish::push_all(
             edges,
             published.bytes,
             stamp.version,
-            ctx.timeouts,
-        ))?
+            timeouts,
+            |result| {
+                bar.inc(1);
+                if human && write_failed.is_none() {
+                    let line = edge_line(result, width);
+                    bar.suspend(|| match lines {
+                        Lines::Stdout => {
+                            if let Err(e) = output::stdout(&line) {
+                                write_failed = Some(e);
+                            }
+                        }
+                        Lines::Stderr => output::stderr(&line),
+                    });
+                }
+            },
+        ));
+        bar.finish_and_clear();
+        let results = results?;
+        record_publish(ctx, stamp.version, &results)?;
+        if let Some(e) = write_failed {
+            return Err(e);
+        }
+        results
     };
+    if edges.is_empty() {
+        record_publish(ctx, stamp.version, &results)?;
+    }
+    Ok(PublishReport {
+        version: stamp.version,
+        tokens: stamp.tokens,
+        bytes,
+        key_id: stamp.key_id,
+        issued_at: rfc3339(stamp.issued_at),
+        expires_at: rfc3339(stamp.expires_at),
+        built,
+        edges: results,
+    })
+}
+
+/// The audit entry of a push.
+fn record_publish(ctx: &mut Ctx, version: u64, results: &[EdgeResult]) -> Result<()> {
     let summary = results
         .iter()
         .map(|r| format!("{} {}", r.edge, r.outcome.word()))
@@ -202,18 +451,8 @@ fn push(
             None,
             "publish",
             None,
-            &format!("version {}: {summary}", stamp.version),
+            &format!("version {version}: {summary}"),
         )
-    })?;
-    Ok(PublishReport {
-        version: stamp.version,
-        tokens: stamp.tokens,
-        bytes,
-        key_id: stamp.key_id,
-        issued_at: stamp.issued_at,
-        expires_at: stamp.expires_at,
-        built,
-        edges: results,
     })
 }
 
@@ -223,58 +462,79 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::Invalid(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Whether `command` may create a store: the commands that set one up. Every other command
+/// needs an existing store and says so.
+fn creates_store(command: &Command) -> bool {
+    use crate::cli::{ConfigCommand, EdgeCommand, KeyCommand, UserCommand};
+    matches!(
+        command,
+        Command::User(UserCommand::Add { .. })
+            | Command::Key(KeyCommand::Generate { .. })
+            | Command::Edge(EdgeCommand::Add { .. })
+            | Command::Config(ConfigCommand::Set { .. })
+    )
 }
 
 /// Runs one command; returns the exit code.
 pub fn run(command: Command, store_dir: PathBuf, json: bool) -> Result<u8> {
-    if let Command::Completions { shell } = command {
-        let mut cmd = <crate::cli::Opts as clap::CommandFactory>::command();
-        clap_complete::generate(shell, &mut cmd, "pat-admin", &mut std::io::stdout());
-        return Ok(exit::OK);
+    let out = Output { json };
+    match command {
+        Command::Completions { shell } => {
+            let mut cmd = <crate::cli::Opts as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "pat-admin", &mut script);
+            output::stdout(&String::from_utf8_lossy(&script))?;
+            return Ok(exit::OK);
+        }
+        Command::Man(args) => return man::run(out, &args),
+        Command::Serve(args) => {
+            runtime()?.block_on(crate::serve::run(store_dir, &args.listen))?;
+            return Ok(exit::OK);
+        }
+        Command::Methods(args) if !args.only_checked => {
+            let catalogue = Catalogue::builtin().map_err(Error::Internal)?;
+            return methods::run(out, catalogue, None, args);
+        }
+        _ => {}
     }
-    if let Command::Serve(args) = command {
-        runtime()?.block_on(crate::serve::run(store_dir, args.listen))?;
-        return Ok(exit::OK);
+    let catalogue = Catalogue::builtin().map_err(Error::Internal)?;
+    let how = if creates_store(&command) {
+        Open::Create
+    } else {
+        Open::Existing
+    };
+    let store = Store::open_as(&store_dir, how)?;
+    for warning in store.warnings() {
+        out.warn(warning);
     }
-    let catalogue = Catalogue::builtin().map_err(Error::Invalid)?;
     let mut ctx = Ctx {
-        store: Store::open(&store_dir)?,
+        store,
         catalogue,
-        json,
-        timeouts: timeouts_from_env(),
+        out,
     };
     match command {
         Command::User(c) => accounts::run(&mut ctx, c),
         Command::Generate(a) => tokens::generate(&mut ctx, a),
-        Command::List(a) => tokens::list(&mut ctx, &a.user),
+        Command::List(a) => tokens::list(&mut ctx, &a),
         Command::Show(a) => tokens::show(&mut ctx, &a),
         Command::Edit(a) => tokens::edit(&mut ctx, a),
         Command::Regenerate(a) => tokens::regenerate(&mut ctx, a),
         Command::Copy(a) => tokens::copy(&mut ctx, a),
         Command::Remove(a) => tokens::remove(&mut ctx, a),
-        Command::Methods(a) => methods::run(&mut ctx, a),
+        Command::Lookup(a) => leaked::lookup(&mut ctx, &a),
+        Command::RevokeLeaked(a) => leaked::revoke(&mut ctx, a),
+        Command::Methods(a) => methods::run(ctx.out, ctx.catalogue, Some(&ctx.store), a),
         Command::Key(c) => keys::run(&mut ctx, c),
         Command::Edge(c) => edges::run_edge(&mut ctx, c),
         Command::Publish(a) => edges::run_publish(&mut ctx, a),
         Command::Status(a) => edges::run_status(&mut ctx, a),
         Command::Audit(a) => settings::audit(&mut ctx, a),
         Command::Config(c) => settings::run(&mut ctx, c),
-        Command::Completions { .. } | Command::Serve(_) => Ok(exit::OK),
+        Command::Completions { .. } | Command::Serve(_) | Command::Man(_) => Ok(exit::OK),
     }
-}
-
-/// `PAT_ADMIN_EDGE_TIMEOUT_MS` shortens the per-request edge timeout (tests, slow networks).
-fn timeouts_from_env() -> Timeouts {
-    let mut timeouts = Timeouts::default();
-    if let Some(ms) = std::env::var("PAT_ADMIN_EDGE_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        timeouts.request = std::time::Duration::from_millis(ms);
-        timeouts.connect = timeouts.connect.min(timeouts.request);
-    }
-    timeouts
 }
 
 /// Renders rows as an aligned table.

@@ -14,7 +14,25 @@ struct Settings {
     max_tokens_per_account: u32,
     max_lifetime_days: Option<u32>,
     snapshot_lifetime_secs: u64,
-    last_version: u64,
+    /// Per-attempt push timeout, seconds.
+    push_timeout_secs: u64,
+    /// Overall push deadline, seconds.
+    push_deadline_secs: u64,
+    /// `null`: no snapshot was ever signed.
+    last_version: Option<u64>,
+}
+
+/// An audit entry as shown.
+#[derive(Debug, Serialize)]
+struct EntryView {
+    id: i64,
+    /// RFC 3339.
+    at: String,
+    actor: String,
+    account: Option<String>,
+    action: String,
+    token_id: Option<i64>,
+    detail: String,
 }
 
 /// What `config set KEY VALUE` stores: the meta key, the value (`None`: unset) and how the
@@ -31,6 +49,22 @@ fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>
     match key {
         "max-tokens-per-account" => whole(settings::MAX_TOKENS, false),
         "max-lifetime-days" => whole(settings::MAX_LIFETIME_DAYS, true),
+        "push-timeout" | "push-deadline" => {
+            let name = if key == "push-timeout" {
+                settings::PUSH_TIMEOUT
+            } else {
+                settings::PUSH_DEADLINE
+            };
+            match value.trim_end_matches('s').parse::<u32>() {
+                Ok(n) if (1..=3600).contains(&n) => {
+                    Ok((name, Some(n.to_string()), format!("{n}s")))
+                }
+                _ if value == "none" => Ok((name, None, "none (the default)".to_string())),
+                _ => Err(Error::Invalid(format!(
+                    "{key}: `{value}` is not a whole number of seconds from 1 to 3600 (or none for the default)"
+                ))),
+            }
+        }
         "snapshot-lifetime" => {
             let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
             if !(settings::MIN_SNAPSHOT_LIFETIME..=settings::MAX_SNAPSHOT_LIFETIME).contains(&secs)
@@ -69,9 +103,11 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
             .unwrap_or(ctx.catalogue.max_tokens_per_account()),
         max_lifetime_days: settings::get_u32(conn, settings::MAX_LIFETIME_DAYS)?,
         snapshot_lifetime_secs: settings::snapshot_lifetime(conn)?,
-        last_version: settings::get(conn, settings::LAST_VERSION)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        push_timeout_secs: settings::get_u32(conn, settings::PUSH_TIMEOUT)?
+            .map_or(crate::publish::DEFAULT_ATTEMPT.as_secs(), u64::from),
+        push_deadline_secs: settings::get_u32(conn, settings::PUSH_DEADLINE)?
+            .map_or(crate::publish::DEFAULT_DEADLINE.as_secs(), u64::from),
+        last_version: settings::get(conn, settings::LAST_VERSION)?.and_then(|v| v.parse().ok()),
     };
     ctx.emit(&current, || {
         table(
@@ -96,8 +132,24 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                     ),
                 ],
                 vec![
+                    "push-timeout".into(),
+                    format!(
+                        "{}s (one push attempt; PAT_ADMIN_PUSH_TIMEOUT and --timeout override it)",
+                        current.push_timeout_secs
+                    ),
+                ],
+                vec![
+                    "push-deadline".into(),
+                    format!(
+                        "{}s (a whole push; PAT_ADMIN_PUSH_DEADLINE and --deadline override it)",
+                        current.push_deadline_secs
+                    ),
+                ],
+                vec![
                     "last snapshot version".into(),
-                    current.last_version.to_string(),
+                    current
+                        .last_version
+                        .map_or("none yet".into(), |v| v.to_string()),
                 ],
             ],
         )
@@ -107,10 +159,39 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
 
 /// Runs `audit`.
 pub fn audit(ctx: &mut Ctx, args: AuditArgs) -> Result<u8> {
-    let entries = audit::list(ctx.store.conn(), args.user.as_deref(), args.limit)?;
+    // Entries of a name that is not an account (any more) still show; a name that never
+    // was one is a typo, not an empty log.
+    let account = match args.user.as_deref() {
+        Some(user) => Some(match crate::store::users::get(ctx.store.conn(), user)? {
+            Some(u) => u.name,
+            None => user.to_string(),
+        }),
+        None => None,
+    };
+    let entries: Vec<EntryView> = audit::list(ctx.store.conn(), account.as_deref(), args.limit)?
+        .into_iter()
+        .map(|e| EntryView {
+            id: e.id,
+            at: rfc3339(e.at),
+            actor: e.actor,
+            account: e.account,
+            action: e.action,
+            token_id: e.token_id,
+            detail: e.detail,
+        })
+        .collect();
+    if let Some(user) = &account
+        && entries.is_empty()
+        && crate::store::users::get(ctx.store.conn(), user)?.is_none()
+    {
+        return Err(Error::NoSuchUser(user.clone()));
+    }
     ctx.emit(&entries, || {
         if entries.is_empty() {
-            return "The audit log is empty.\n".into();
+            return match &account {
+                Some(user) => format!("No audit entries for {user}.\n"),
+                None => "The audit log is empty.\n".into(),
+            };
         }
         table(
             &["AT", "ACTOR", "ACCOUNT", "ACTION", "TOKEN", "DETAIL"],
@@ -118,7 +199,7 @@ pub fn audit(ctx: &mut Ctx, args: AuditArgs) -> Result<u8> {
                 .iter()
                 .map(|e| {
                     vec![
-                        rfc3339(e.at),
+                        e.at.clone(),
                         e.actor.clone(),
                         e.account.clone().unwrap_or_default(),
                         e.action.clone(),

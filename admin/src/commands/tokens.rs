@@ -16,13 +16,15 @@ use pat_core::token::Token;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Ctx, table};
-use crate::cli::{CopyArgs, EditArgs, GenerateArgs, RegenerateArgs, RemoveArgs, Scope, TokenRef};
+use super::{Changed, Ctx, table};
+use crate::cli::{
+    CopyArgs, EditArgs, GenerateArgs, ListArgs, RegenerateArgs, RemoveArgs, Scope, TokenRef,
+};
 use crate::error::{Error, Result, exit};
 use crate::expiry::{self, last_day, rfc3339};
 use crate::password::Source;
 use crate::snapshot;
-use crate::store::{audit, now, settings, tokens, users};
+use crate::store::{audit, now, settings, tokens};
 
 /// Longest description.
 const MAX_DESCRIPTION: usize = 200;
@@ -38,10 +40,10 @@ pub struct View {
     pub description: String,
     /// Scope.
     pub scope: ScopeView,
-    /// Last valid day, `DD-MM-YYYY`; `null` = no expiry.
+    /// When it stops working (the end of its last valid day), RFC 3339; `null` = never.
     pub expires_at: Option<String>,
-    /// Exclusive end, Unix seconds.
-    pub expires_at_unix: Option<u64>,
+    /// Its last valid day (UTC) as `--expires-at` takes it, `DD-MM-YYYY`; `null` = never.
+    pub valid_through: Option<String>,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339, if regenerated.
@@ -81,8 +83,8 @@ impl View {
                     .map(|m| ctx.catalogue.display_name(m).to_string())
                     .collect(),
             },
-            expires_at: t.expires_at.map(last_day),
-            expires_at_unix: t.expires_at,
+            expires_at: t.expires_at.map(rfc3339),
+            valid_through: t.expires_at.map(last_day),
             created_at: rfc3339(t.created_at),
             regenerated_at: t.regenerated_at.map(rfc3339),
             status: if t.is_expired(at) {
@@ -90,6 +92,25 @@ impl View {
             } else {
                 "active"
             },
+        }
+    }
+
+    /// `5d 3h`, `40m`, `expired`, `never`.
+    fn expires_in(&self, expires_at: Option<u64>, at: u64) -> String {
+        match expires_at {
+            None => "never".into(),
+            Some(end) if end <= at => "expired".into(),
+            Some(end) => remaining(end - at),
+        }
+    }
+
+    /// The scope with its size, once: `IDE Plugins (14 methods)`, `environment.Control.StopEnv`
+    /// (1 method), `2 methods`.
+    fn scope_detail(&self) -> String {
+        match (&self.scope.set_name, self.scope.methods.as_slice()) {
+            (None, [one]) => format!("{one} (1 method)"),
+            (None, many) => plural(many.len(), "method"),
+            (Some(name), methods) => format!("{name} ({})", plural(methods.len(), "method")),
         }
     }
 
@@ -206,20 +227,22 @@ fn release_output(claimed: Option<(PathBuf, File)>) {
     }
 }
 
-/// Shows a new token's value exactly once: in the claimed file, or on stdout.
+/// Shows a new token's value exactly once: writes it to the claimed file, or (for people)
+/// prints it on stdout now, before publishing can take any time. Returns what the change's
+/// JSON reports (with the value when it went to no file), printed after publishing.
 fn deliver(
     ctx: &Ctx,
     view: View,
     value: &Token,
     claimed: Option<(PathBuf, File)>,
     verb: &str,
-) -> Result<()> {
+) -> Result<Issued> {
     let headline = format!(
         "Token {} {verb} for {} ({}, {}).",
         view.id,
         view.user,
         view.scope_summary(),
-        view.expires_at
+        view.valid_through
             .as_deref()
             .map_or("no expiry".to_string(), |d| format!("valid through {d}"))
     );
@@ -232,29 +255,54 @@ fn deliver(
                 "{headline}\nThe token was written to {} (mode 0600).",
                 path.display()
             ));
-            ctx.emit(
-                &Issued {
-                    view,
-                    token: None,
-                    token_file: Some(path.clone()),
-                },
-                String::new,
-            )
+            Ok(Issued {
+                view,
+                token: None,
+                token_file: Some(path.clone()),
+            })
         }
         None => {
-            ctx.note(&format!(
-                "{headline}\nCopy it now: it will not be shown again."
-            ));
-            let shown = value.expose().to_string();
-            ctx.emit(
-                &Issued {
-                    view,
-                    token: Some(shown.clone()),
-                    token_file: None,
-                },
-                || format!("{shown}\n"),
-            )
+            let id = view.id;
+            let user = view.user.clone();
+            if !ctx.out.json {
+                ctx.note(&format!(
+                    "{headline}\nCopy it now: it will not be shown again."
+                ));
+                crate::output::stdout(&format!("{}\n", value.expose())).map_err(|e| {
+                    Error::Internal(format!(
+                        "token {id} of {user} was saved, but its value could not be written to standard output ({e}); nobody has it: remove the token with pat-admin remove --user {user} {id}, or regenerate it with --output FILE"
+                    ))
+                })?;
+            }
+            Ok(Issued {
+                view,
+                token: Some(value.expose().to_string()),
+                token_file: None,
+            })
         }
+    }
+}
+
+/// After a change was committed (and, for people, reported): publish it, then print the
+/// change's JSON with the publish result. Returns the exit code.
+fn finish<T: Serialize>(
+    ctx: &mut Ctx,
+    confirm: &crate::cli::Confirm,
+    built: Option<crate::store::snapshots::Published>,
+    change: T,
+) -> Result<u8> {
+    let (publish, code) = ctx.publish_after_change(confirm, built)?;
+    ctx.out.json_only(&Changed { change, publish })?;
+    Ok(code)
+}
+
+/// `3d 4h`, `5h 10m`, `12m`: a remaining time, two units at most.
+fn remaining(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match (d, h, m) {
+        (0, 0, m) => format!("{}m", m.max(1)),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
     }
 }
 
@@ -265,16 +313,16 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
         Error::Invalid("choose a scope: --api SET or --method NAME (see pat-admin methods)".into())
     })?;
     let expires_at = expiry(ctx, args.expires_at.as_deref())?;
-    users::require(ctx.store.conn(), &args.user)?;
+    let user = ctx.account(&args.user)?;
     let claimed = claim_output(args.output.as_deref())?;
     let outcome = (|| {
         let mut source = Source::new(args.confirm.password_stdin);
-        let confirmed = ctx.confirm_password(&args.user, &mut source)?;
+        let confirmed = ctx.confirm_password(&user, &mut source)?;
         let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
         let max = max_tokens(ctx)?;
         let mut row = tokens::Token {
             id: 0,
-            user: args.user.clone(),
+            user: user.clone(),
             description,
             hash: value.hash(),
             scope_set,
@@ -285,16 +333,16 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
         };
         let dir = ctx.store.dir().to_path_buf();
         let (id, built) = ctx.store.write(|tx| {
-            Ctx::still_confirmed(tx, &args.user, &confirmed)?;
-            let count = tokens::count(tx, &args.user)?;
+            Ctx::still_confirmed(tx, &user, &confirmed)?;
+            let count = tokens::count(tx, &user)?;
             if count >= max {
                 return Err(Error::Refused(format!(
                     "{} already has {count} tokens, the maximum; remove some, or raise the limit with: pat-admin config set max-tokens-per-account N",
-                    args.user
+                    user
                 )));
             }
             let id = tokens::insert(tx, &row)?;
-            audit::record(tx, Some(&args.user), "token.generate", Some(id), &describe(&row))?;
+            audit::record(tx, Some(&user), "token.generate", Some(id), &describe(&row))?;
             Ok((id, snapshot::after_change(tx, &dir)?))
         })?;
         row.id = id;
@@ -308,8 +356,8 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
         }
     };
     let view = View::of(ctx, &row, now());
-    deliver(ctx, view, &value, claimed, "created")?;
-    ctx.publish_after_change(&args.confirm, built)
+    let issued = deliver(ctx, view, &value, claimed, "created")?;
+    finish(ctx, &args.confirm, built, issued)
 }
 
 /// Audit details of a token's parameters (never its value).
@@ -322,42 +370,113 @@ fn describe(t: &tokens::Token) -> String {
     )
 }
 
-/// `list`.
-pub fn list(ctx: &mut Ctx, user: &str) -> Result<u8> {
-    users::require(ctx.store.conn(), user)?;
+/// `list`: one account's tokens or every account's, optionally only the active ones that
+/// expire within a duration (exit 8 when there are any: for cron and monitoring).
+pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
+    let window = args
+        .expiring_within
+        .as_deref()
+        .map(|text| {
+            crate::duration::parse(text)
+                .map_err(|e| Error::Invalid(format!("--expiring-within: {e}")))
+        })
+        .transpose()?;
+    let user = args.user.as_deref().map(|u| ctx.account(u)).transpose()?;
     let at = now();
-    let views: Vec<View> = tokens::list(ctx.store.conn(), user)?
-        .iter()
-        .map(|t| View::of(ctx, t, at))
+    let rows = match &user {
+        Some(user) => tokens::list(ctx.store.conn(), user)?,
+        None => tokens::list_all(ctx.store.conn())?,
+    };
+    let rows: Vec<tokens::Token> = rows
+        .into_iter()
+        .filter(|t| {
+            window.is_none_or(|w| {
+                !t.is_expired(at) && t.expires_at.is_some_and(|end| end <= at.saturating_add(w))
+            })
+        })
         .collect();
+    let views: Vec<View> = rows.iter().map(|t| View::of(ctx, t, at)).collect();
     ctx.emit(&views, || {
         if views.is_empty() {
-            return format!("{user} has no tokens (pat-admin generate --user {user} ...).\n");
+            return match (&user, &args.expiring_within) {
+                (_, Some(w)) => format!("No active token expires within {w}.\n"),
+                (Some(user), None) => {
+                    format!("{user} has no tokens (pat-admin generate --user {user} ...).\n")
+                }
+                (None, None) => "No tokens yet (pat-admin generate --user USER ...).\n".into(),
+            };
         }
+        let mut header = vec!["ID"];
+        if user.is_none() {
+            header.push("USER");
+        }
+        header.extend([
+            "DESCRIPTION",
+            "SCOPE",
+            "EXPIRES",
+            "EXPIRES IN",
+            "CREATED",
+            "STATUS",
+        ]);
         table(
-            &["ID", "DESCRIPTION", "SCOPE", "EXPIRES", "CREATED", "STATUS"],
+            &header,
             views
                 .iter()
-                .map(|v| {
-                    vec![
-                        v.id.to_string(),
+                .zip(&rows)
+                .map(|(v, t)| {
+                    let mut row = vec![v.id.to_string()];
+                    if user.is_none() {
+                        row.push(v.user.clone());
+                    }
+                    let expires_in = v.expires_in(t.expires_at, at);
+                    let soon = t
+                        .expires_at
+                        .is_some_and(|end| end > at && end - at <= 14 * 86_400);
+                    row.extend([
                         v.description.clone(),
                         v.scope_summary(),
-                        v.expires_at.clone().unwrap_or_else(|| "never".into()),
+                        v.valid_through.clone().unwrap_or_else(|| "never".into()),
+                        if soon {
+                            crate::output::paint(crate::output::WARN, &expires_in)
+                        } else {
+                            expires_in
+                        },
                         v.created_at.clone(),
-                        v.status.to_string(),
-                    ]
+                        status_cell(v.status),
+                    ]);
+                    row
                 })
                 .collect(),
         )
     })?;
+    if window.is_some() && !views.is_empty() {
+        ctx.out.failure(
+            &format!(
+                "{} active token(s) expire within {}",
+                views.len(),
+                args.expiring_within.as_deref().unwrap_or_default()
+            ),
+            exit::EXPIRING,
+        );
+        return Ok(exit::EXPIRING);
+    }
     Ok(exit::OK)
+}
+
+/// `active` in green, `expired` in red (on a terminal).
+fn status_cell(status: &str) -> String {
+    let style = if status == "active" {
+        crate::output::GOOD
+    } else {
+        crate::output::BAD
+    };
+    crate::output::paint(style, status)
 }
 
 /// `show`.
 pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
-    users::require(ctx.store.conn(), &args.user)?;
-    let t = tokens::require(ctx.store.conn(), &args.user, args.id)?;
+    let user = ctx.account(&args.user)?;
+    let t = tokens::require(ctx.store.conn(), &user, args.id)?;
     let view = View::of(ctx, &t, now());
     ctx.emit(&view, || {
         let mut text = table(
@@ -366,19 +485,19 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
                 vec!["id".into(), view.id.to_string()],
                 vec!["user".into(), view.user.clone()],
                 vec!["description".into(), view.description.clone()],
-                vec![
-                    "scope".into(),
-                    format!(
-                        "{} ({})",
-                        view.scope_summary(),
-                        plural(view.scope.methods.len(), "method")
-                    ),
-                ],
+                vec!["scope".into(), view.scope_detail()],
                 vec![
                     "expires".into(),
-                    view.expires_at
-                        .as_deref()
-                        .map_or("never".into(), |d| format!("{d} (end of day, UTC)")),
+                    match view.valid_through.as_deref() {
+                        None => "never".into(),
+                        Some(d) => format!(
+                            "{d} (end of day, UTC; {})",
+                            match view.expires_in(t.expires_at, now()).as_str() {
+                                "expired" => "expired".to_string(),
+                                left => format!("in {left}"),
+                            }
+                        ),
+                    },
                 ],
                 vec!["created".into(), view.created_at.clone()],
                 vec![
@@ -387,7 +506,7 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
                         .clone()
                         .unwrap_or_else(|| "never".into()),
                 ],
-                vec!["status".into(), view.status.to_string()],
+                vec!["status".into(), status_cell(view.status)],
             ],
         );
         text.push_str("\nMethods:\n");
@@ -414,33 +533,72 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
                 .into(),
         ));
     }
-    let user = args.token.user.clone();
-    tokens::require(ctx.store.conn(), &user, args.token.id)?;
+    let user = ctx.account(&args.token.user)?;
+    let apply = |mut row: tokens::Token| {
+        if let Some(d) = &description {
+            row.description = d.clone();
+        }
+        if let Some((set, methods)) = &scope {
+            row.scope_set = set.clone();
+            row.methods = methods.clone();
+        }
+        if let Some(e) = expires_at {
+            row.expires_at = e;
+        }
+        row
+    };
+    let current = tokens::require(ctx.store.conn(), &user, args.token.id)?;
+    if apply(current.clone()) == current {
+        // Nothing would change: no password, no audit entry, no new snapshot.
+        let view = View::of(ctx, &current, now());
+        #[derive(Serialize)]
+        struct Unchanged {
+            #[serde(flatten)]
+            view: View,
+            changed: bool,
+        }
+        let text = format!(
+            "Token {} of {} unchanged: it already has these values.\n",
+            view.id, view.user
+        );
+        ctx.note(text.trim_end());
+        ctx.out.json_only(&Unchanged {
+            view,
+            changed: false,
+        })?;
+        return Ok(exit::OK);
+    }
     let mut source = Source::new(args.confirm.password_stdin);
     let confirmed = ctx.confirm_password(&user, &mut source)?;
     let dir = ctx.store.dir().to_path_buf();
     let (row, built) = ctx.store.write(|tx| {
         Ctx::still_confirmed(tx, &user, &confirmed)?;
-        let mut row = tokens::require(tx, &user, args.token.id)?;
-        if let Some(d) = description {
-            row.description = d;
-        }
-        if let Some((set, methods)) = scope {
-            row.scope_set = set;
-            row.methods = methods;
-        }
-        if let Some(e) = expires_at {
-            row.expires_at = e;
+        let before = tokens::require(tx, &user, args.token.id)?;
+        let row = apply(before.clone());
+        if row == before {
+            return Ok((row, None));
         }
         tokens::update(tx, &row)?;
         audit::record(tx, Some(&user), "token.edit", Some(row.id), &describe(&row))?;
         Ok((row, snapshot::after_change(tx, &dir)?))
     })?;
     let view = View::of(ctx, &row, now());
-    ctx.emit(&view, || {
-        format!("Token {} of {} updated.\n", view.id, view.user)
-    })?;
-    ctx.publish_after_change(&args.confirm, built)
+    ctx.note(&format!("Token {} of {} updated.", view.id, view.user));
+    #[derive(Serialize)]
+    struct Edited {
+        #[serde(flatten)]
+        view: View,
+        changed: bool,
+    }
+    finish(
+        ctx,
+        &args.confirm,
+        built,
+        Edited {
+            view,
+            changed: true,
+        },
+    )
 }
 
 /// An expiry for a new value (regenerate, copy): the given one, or the kept one if it is
@@ -462,7 +620,7 @@ fn fresh_expiry(ctx: &Ctx, given: Option<&str>, kept: Option<u64>, id: i64) -> R
 
 /// `regenerate`: a new value, every other parameter kept, the old value dead.
 pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
-    let user = args.token.user.clone();
+    let user = ctx.account(&args.token.user)?;
     let existing = tokens::require(ctx.store.conn(), &user, args.token.id)?;
     let expires_at = fresh_expiry(
         ctx,
@@ -502,13 +660,13 @@ pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
         }
     };
     let view = View::of(ctx, &row, now());
-    deliver(ctx, view, &value, claimed, "regenerated")?;
-    ctx.publish_after_change(&args.confirm, built)
+    let issued = deliver(ctx, view, &value, claimed, "regenerated")?;
+    finish(ctx, &args.confirm, built, issued)
 }
 
 /// `copy`: a new token with another one's parameters.
 pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
-    let user = args.token.user.clone();
+    let user = ctx.account(&args.token.user)?;
     let source_token = tokens::require(ctx.store.conn(), &user, args.token.id)?;
     let description = match &args.description {
         Some(d) => description(d)?,
@@ -559,52 +717,47 @@ pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
         }
     };
     let view = View::of(ctx, &row, now());
-    deliver(ctx, view, &value, claimed, "created")?;
-    ctx.publish_after_change(&args.confirm, built)
+    let issued = deliver(ctx, view, &value, claimed, "created")?;
+    finish(ctx, &args.confirm, built, issued)
 }
 
 /// `remove`: every id must exist, or nothing is removed.
 pub fn remove(ctx: &mut Ctx, args: RemoveArgs) -> Result<u8> {
+    let user = ctx.account(&args.user)?;
     let mut ids = args.ids.clone();
     ids.sort_unstable();
     ids.dedup();
     for &id in &ids {
-        tokens::require(ctx.store.conn(), &args.user, id)?;
+        tokens::require(ctx.store.conn(), &user, id)?;
     }
     let mut source = Source::new(args.confirm.password_stdin);
-    let confirmed = ctx.confirm_password(&args.user, &mut source)?;
+    let confirmed = ctx.confirm_password(&user, &mut source)?;
     let dir = ctx.store.dir().to_path_buf();
     let built = ctx.store.write(|tx| {
-        Ctx::still_confirmed(tx, &args.user, &confirmed)?;
+        Ctx::still_confirmed(tx, &user, &confirmed)?;
         for &id in &ids {
-            if !tokens::delete(tx, &args.user, id)? {
+            if !tokens::delete(tx, &user, id)? {
                 return Err(Error::NoSuchToken {
-                    user: args.user.clone(),
+                    user: user.clone(),
                     id,
                 });
             }
-            audit::record(tx, Some(&args.user), "token.remove", Some(id), "removed")?;
+            audit::record(tx, Some(&user), "token.remove", Some(id), "removed")?;
         }
         snapshot::after_change(tx, &dir)
     })?;
     #[derive(Serialize)]
-    struct Removed<'a> {
-        user: &'a str,
-        removed: &'a [i64],
+    struct Removed {
+        user: String,
+        removed: Vec<i64>,
     }
-    ctx.emit(
-        &Removed {
-            user: &args.user,
-            removed: &ids,
-        },
-        || {
-            let list = ids
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("Removed token(s) {list} of {}.\n", args.user)
-        },
-    )?;
-    ctx.publish_after_change(&args.confirm, built)
+    if !ctx.out.json {
+        let list = ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        crate::output::stdout(&format!("Removed token(s) {list} of {user}.\n"))?;
+    }
+    finish(ctx, &args.confirm, built, Removed { user, removed: ids })
 }

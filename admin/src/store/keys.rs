@@ -32,12 +32,20 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Key> {
     })
 }
 
-/// Adds a key and makes it the active one.
-pub fn add_active(conn: &Connection, key: &Key) -> Result<()> {
-    conn.execute("UPDATE signing_keys SET active = 0", [])?;
+/// Adds a key; when `key.active`, it becomes the active one.
+pub fn add(conn: &Connection, key: &Key) -> Result<()> {
+    if key.active {
+        conn.execute("UPDATE signing_keys SET active = 0", [])?;
+    }
     conn.execute(
-        "INSERT INTO signing_keys (id, public_key, file, created_at, active) VALUES (?1, ?2, ?3, ?4, 1)",
-        params![key.id, key.public_key, key.file, key.created_at as i64],
+        "INSERT INTO signing_keys (id, public_key, file, created_at, active) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            key.id,
+            key.public_key,
+            key.file,
+            key.created_at as i64,
+            i64::from(key.active)
+        ],
     )?;
     Ok(())
 }

@@ -35,15 +35,68 @@ pub const KEYS_DIR: &str = "keys";
 /// How long a process waits for another one's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether opening may create a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Commands that write (`user add`, `key generate`, `edge add`, `config set`, `serve`):
+    /// create the directory and database when there is none.
+    Create,
+    /// Every other command: a store must exist ([`Error::NoStore`] otherwise).
+    Existing,
+}
+
 /// An open store.
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+    warnings: Vec<String>,
+}
+
+/// Whether `dir/keys` holds any file (a store's key files outlive a lost database).
+fn has_key_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join(KEYS_DIR))
+        .map(|mut entries| entries.any(|e| e.is_ok()))
+        .unwrap_or(false)
+}
+
+/// What the database file holds before it is migrated.
+#[derive(Debug, PartialEq, Eq)]
+enum Contents {
+    /// No schema at all: a new (or emptied) database.
+    Empty,
+    /// pat-admin's schema.
+    Ours,
+    /// Tables, but not pat-admin's.
+    Foreign,
+}
+
+fn contents(conn: &Connection) -> Result<Contents> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let ours = ["meta", "users", "tokens", "signing_keys"]
+        .iter()
+        .all(|t| tables.iter().any(|have| have == t));
+    Ok(match (version, tables.is_empty()) {
+        (0, true) => Contents::Empty,
+        (v, false) if v >= 1 && ours => Contents::Ours,
+        _ => Contents::Foreign,
+    })
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens the store in `dir`, creating it when there is none (for tools and benchmarks
+    /// that set a store up; the commands choose with [`Store::open_as`]).
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_as(dir, Open::Create)
+    }
+
+    /// Opens the store in `dir`, creating it only with [`Open::Create`]. Refuses a database
+    /// that is empty while the directory still holds key files (a truncated or replaced
+    /// database must not silently become a new store), and one that is not pat-admin's.
+    pub fn open_as(dir: &Path, how: Open) -> Result<Self> {
         let store_err = |message: String| Error::Store {
             dir: dir.to_path_buf(),
             message,
@@ -51,12 +104,40 @@ impl Store {
         if dir.exists() && !dir.is_dir() {
             return Err(store_err("is not a directory".into()));
         }
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| store_err(format!("cannot create the directory: {e}")))?;
         let db = dir.join(DB_FILE);
+        let db_existed = db.exists();
+        if !db_existed {
+            if has_key_files(dir) {
+                return Err(store_err(format!(
+                    "{} is missing but {KEYS_DIR}/ still holds key files: restore the database from a backup, or move {KEYS_DIR}/ away to start a new store",
+                    db.display()
+                )));
+            }
+            if how == Open::Existing {
+                return Err(Error::NoStore(dir.to_path_buf()));
+            }
+        }
+        let mut warnings = Vec::new();
+        if dir.is_dir() {
+            let mode = std::fs::metadata(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "the store directory {} is open to other users (mode {:o}): they could replace its files; run: chmod 700 {}",
+                    dir.display(),
+                    mode & 0o777,
+                    dir.display()
+                ));
+            }
+        } else {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| store_err(format!("cannot create the directory: {e}")))?;
+        }
         // Create the database file ourselves so it is 0600 from the first byte; SQLite gives
         // its -wal and -shm files the same permissions.
         OpenOptions::new()
@@ -79,15 +160,40 @@ impl Store {
         }
         let conn = Connection::open(&db)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        match contents(&conn)? {
+            Contents::Ours => {}
+            Contents::Foreign => {
+                return Err(store_err(format!(
+                    "{} is not a pat-admin database; point --store at the right directory, or move the file away",
+                    db.display()
+                )));
+            }
+            Contents::Empty if db_existed && has_key_files(dir) => {
+                return Err(store_err(format!(
+                    "{} is empty but {KEYS_DIR}/ holds key files: the database was truncated or replaced; restore it from a backup (pat-admin does not start a new store over an old one)",
+                    db.display()
+                )));
+            }
+            Contents::Empty if how == Open::Existing => {
+                return Err(Error::NoStore(dir.to_path_buf()));
+            }
+            Contents::Empty => {}
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Self {
             conn,
             dir: dir.to_path_buf(),
+            warnings,
         };
         store.write(|tx| schema::migrate(tx).map_err(store_err))?;
         Ok(store)
+    }
+
+    /// Things about the store an operator should fix (printed as warnings).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Opens an existing store for reading only, without creating or migrating anything
@@ -107,6 +213,7 @@ impl Store {
         Ok(Self {
             conn,
             dir: dir.to_path_buf(),
+            warnings: Vec::new(),
         })
     }
 

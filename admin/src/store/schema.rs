@@ -10,11 +10,14 @@
 //!   accepts any more: they are dropped, the version counter is kept (new versions stay above
 //!   every version handed out before), and a store that had tokens or snapshots gets state
 //!   serial 1, so `serve` or `publish` signs the current state at once.
+//! - **3**: account names are case-insensitive for lookup and uniqueness: an index on
+//!   `name COLLATE NOCASE` keeps those lookups indexed. Not unique: a store from before may
+//!   hold `Alice` and `alice`; both stay, and an exact match wins.
 
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Version 1 of the schema, frozen: the starting point of every migration.
 pub const V1: &str = "
@@ -96,6 +99,11 @@ CREATE TABLE snapshots (
 ) STRICT;
 ";
 
+/// Version 2 to 3 (see the module documentation).
+const V2_TO_V3: &str = "
+CREATE INDEX users_by_name_nocase ON users(name COLLATE NOCASE);
+";
+
 /// Brings the schema up to [`VERSION`]. Refuses a store written by a newer pat-admin.
 pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     let current: i64 = tx
@@ -113,6 +121,10 @@ pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     if current < 2 {
         tx.execute_batch(V1_TO_V2)
             .map_err(|e| format!("cannot migrate the schema from version 1 to 2: {e}"))?;
+    }
+    if current < 3 {
+        tx.execute_batch(V2_TO_V3)
+            .map_err(|e| format!("cannot migrate the schema from version 2 to 3: {e}"))?;
     }
     tx.pragma_update(None, "user_version", VERSION)
         .map_err(|e| e.to_string())?;

@@ -15,6 +15,11 @@ pub const STATE_SERIAL: &str = "state_serial";
 /// How long edges may use a snapshot, seconds (absent: [`DEFAULT_SNAPSHOT_LIFETIME`]).
 pub const SNAPSHOT_LIFETIME: &str = "snapshot_lifetime_secs";
 
+/// Per-attempt timeout of pushes to edges, whole seconds (absent: 10 s).
+pub const PUSH_TIMEOUT: &str = "push_timeout_secs";
+/// Overall deadline of a push to edges, whole seconds (absent: 30 s).
+pub const PUSH_DEADLINE: &str = "push_deadline_secs";
+
 /// The default snapshot lifetime: 24 hours.
 pub const DEFAULT_SNAPSHOT_LIFETIME: u64 = 24 * 3600;
 /// The shortest snapshot lifetime: 60 seconds.

@@ -127,6 +127,24 @@ pub fn list(conn: &Connection, user: &str) -> Result<Vec<Token>> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Every account's tokens, by account and id.
+pub fn list_all(conn: &Connection) -> Result<Vec<Token>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM tokens ORDER BY user, id"))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The token whose value hashes to `hash`, if any (`hash` is UNIQUE: an index lookup).
+pub fn by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<Token>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE hash = ?1"),
+            [hash.0.as_slice()],
+            from_row,
+        )
+        .optional()?)
+}
+
 /// How many tokens an account has.
 pub fn count(conn: &Connection, user: &str) -> Result<u32> {
     let n: i64 = conn.query_row(
@@ -185,7 +203,7 @@ pub fn for_each_published(
         "SELECT id, user, hash, scope_methods, expires_at FROM tokens WHERE expires_at IS NULL OR expires_at > ?1",
     )?;
     let stored = |e: rusqlite::types::FromSqlError| {
-        Error::Invalid(format!("a stored token has an unexpected value: {e}"))
+        Error::Internal(format!("a stored token has an unexpected value: {e}"))
     };
     let mut rows = stmt.query([now as i64])?;
     while let Some(row) = rows.next()? {

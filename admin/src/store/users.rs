@@ -30,8 +30,18 @@ pub struct Summary {
     pub tokens: u32,
 }
 
-/// Creates an account; refuses an existing name.
+/// Creates an account; refuses an existing name, in any case (`Alice` when `alice` exists).
 pub fn add(conn: &Connection, name: &str, password_hash: &str, now: u64) -> Result<()> {
+    if let Some(existing) = get(conn, name)? {
+        return Err(Error::Refused(if existing.name == name {
+            format!("an account named {name} already exists")
+        } else {
+            format!(
+                "an account named {} already exists (account names are case-insensitive)",
+                existing.name
+            )
+        }));
+    }
     let inserted = conn.execute(
         "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
         params![name, password_hash, now as i64],
@@ -44,11 +54,13 @@ pub fn add(conn: &Connection, name: &str, password_hash: &str, now: u64) -> Resu
     Ok(())
 }
 
-/// Reads an account.
+/// Reads an account by name, in any case; an exact match wins (a store from before names
+/// were case-insensitive may hold both `Alice` and `alice`).
 pub fn get(conn: &Connection, name: &str) -> Result<Option<User>> {
     Ok(conn
         .query_row(
-            "SELECT name, password_hash, created_at, failed_attempts FROM users WHERE name = ?1",
+            "SELECT name, password_hash, created_at, failed_attempts FROM users
+             WHERE name = ?1 COLLATE NOCASE ORDER BY name = ?1 DESC LIMIT 1",
             [name],
             |row| {
                 Ok(User {

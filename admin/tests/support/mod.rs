@@ -24,6 +24,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// What a finished command produced.
+    pub fn from_output(output: Output) -> Self {
+        Self::from(output)
+    }
+
     fn from(output: Output) -> Self {
         Self {
             code: output.status.code().unwrap_or(-1),
@@ -70,6 +75,14 @@ impl Admin {
     /// The store directory.
     pub fn store(&self) -> PathBuf {
         self.dir.path().join("store")
+    }
+
+    /// Creates the (empty) store, as the first `user add` or `key generate` would, for tests
+    /// of commands that need one to exist.
+    pub fn init(&self) -> &Self {
+        pat_admin::store::Store::open_as(&self.store(), pat_admin::store::Open::Create)
+            .expect("create the store");
+        self
     }
 
     /// A command for the binary, on this store, with no inherited store variable.

@@ -1,0 +1,273 @@
+//! `lookup` and `revoke-leaked`: from a leaked token value to its token, for secret scanners.
+//!
+//! Values are read from stdin, never from the command line (argv is visible to every user
+//! of the machine and kept in shell history): one per line, surrounding whitespace and a
+//! trailing newline ignored, blank lines skipped; on a terminal, one value at a no-echo
+//! prompt. Every value is checked first, without any lookup (prefix, length, characters,
+//! CRC32 checksum, as the edge does): a line that is not a token fails the command (exit 2)
+//! before anything is looked up or changed. Then each value is hashed (SHA-256, as stored)
+//! and looked up by its hash (the `hash` column is UNIQUE); the stored hash is compared
+//! with the computed one in constant time. Values are never printed, stored or logged:
+//! output and the audit log show `pate_…` and the last four characters.
+
+use std::io::{IsTerminal, Read};
+
+use pat_core::token::{TokenHash, mask, validate};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::{ChangePublish, Ctx, table};
+use crate::cli::{Confirm, LookupArgs, RevokeLeakedArgs};
+use crate::error::{Error, Result, exit};
+use crate::output;
+use crate::snapshot;
+use crate::store::{audit, now, tokens};
+
+/// The most stdin is read for values (a scanner's batch, not a file dump).
+const MAX_INPUT: u64 = 1 << 20;
+
+/// A value read from stdin: its hash and how it may be shown.
+struct Leaked {
+    masked: String,
+    hash: TokenHash,
+}
+
+/// Reads and checks every value on stdin.
+fn read_values() -> Result<Vec<Leaked>> {
+    let mut text = Zeroizing::new(String::new());
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let value = rpassword::prompt_password("Token value (not echoed): ")
+            .map_err(|e| Error::Password(format!("cannot read the token value: {e}")))?;
+        text.push_str(&value);
+        drop(Zeroizing::new(value));
+    } else {
+        stdin
+            .lock()
+            .take(MAX_INPUT + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot read token values from standard input ({e}); write them there as text, one per line"
+                ))
+            })?;
+        if text.len() as u64 > MAX_INPUT {
+            return Err(Error::Invalid(format!(
+                "standard input holds more than {MAX_INPUT} bytes; give token values one per line, in smaller batches"
+            )));
+        }
+    }
+    let mut values = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let value = line.trim();
+        if value.is_empty() {
+            continue;
+        }
+        validate(value).map_err(|e| {
+            Error::Invalid(format!(
+                "line {} of standard input ({}): {e}; nothing was looked up or changed",
+                n + 1,
+                mask(value)
+            ))
+        })?;
+        values.push(Leaked {
+            masked: mask(value),
+            hash: TokenHash::of(value),
+        });
+    }
+    if values.is_empty() {
+        return Err(Error::Invalid(
+            "no token value on standard input: write the leaked value(s) there, one per line (e.g. printf '%s\\n' \"$VALUE\" | pat-admin lookup)".into(),
+        ));
+    }
+    Ok(values)
+}
+
+/// The token a value belongs to, if any.
+fn find(ctx: &Ctx, value: &Leaked) -> Result<Option<tokens::Token>> {
+    Ok(tokens::by_hash(ctx.store.conn(), &value.hash)?.filter(|t| t.hash.ct_eq(&value.hash)))
+}
+
+/// What `lookup` says about one value.
+#[derive(Debug, Serialize)]
+struct Found {
+    /// The value, masked.
+    value: String,
+    /// `true` when it is a token in this store.
+    found: bool,
+    id: Option<i64>,
+    user: Option<String>,
+    description: Option<String>,
+    /// `active`, `expired`, or `null` when not found.
+    status: Option<&'static str>,
+    /// RFC 3339, `null` = never or not found.
+    expires_at: Option<String>,
+}
+
+/// `lookup`: which token each value on stdin is. Exit 0 when every value was found, 4 when
+/// one was not (it may have been removed already, or belong to another store).
+pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
+    let values = read_values()?;
+    let at = now();
+    let mut report = Vec::new();
+    for value in &values {
+        let token = find(ctx, value)?;
+        report.push(match token {
+            Some(t) => Found {
+                value: value.masked.clone(),
+                found: true,
+                id: Some(t.id),
+                user: Some(t.user.clone()),
+                description: Some(t.description.clone()),
+                status: Some(if t.is_expired(at) {
+                    "expired"
+                } else {
+                    "active"
+                }),
+                expires_at: t.expires_at.map(crate::expiry::rfc3339),
+            },
+            None => Found {
+                value: value.masked.clone(),
+                found: false,
+                id: None,
+                user: None,
+                description: None,
+                status: None,
+                expires_at: None,
+            },
+        });
+    }
+    ctx.emit(&report, || {
+        table(
+            &["VALUE", "ID", "USER", "DESCRIPTION", "STATUS"],
+            report
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.value.clone(),
+                        f.id.map(|id| id.to_string()).unwrap_or_default(),
+                        f.user.clone().unwrap_or_default(),
+                        f.description.clone().unwrap_or_default(),
+                        match f.status {
+                            Some("active") => output::paint(output::BAD, "active"),
+                            Some(other) => other.to_string(),
+                            None => "not found".into(),
+                        },
+                    ]
+                })
+                .collect(),
+        )
+    })?;
+    let missing = report.iter().filter(|f| !f.found).count();
+    if missing > 0 {
+        ctx.out.failure(
+            &format!(
+                "{missing} of {} value(s) are no token in this store (removed already, or issued by another store)",
+                report.len()
+            ),
+            exit::NOT_FOUND,
+        );
+        return Ok(exit::NOT_FOUND);
+    }
+    Ok(exit::OK)
+}
+
+/// A removed token, as `revoke-leaked` reports it.
+#[derive(Debug, Serialize)]
+struct Revoked {
+    value: String,
+    id: i64,
+    user: String,
+    description: String,
+}
+
+/// `revoke-leaked --reason TEXT`: removes the tokens whose values are on stdin in one
+/// transaction (with the snapshot that no longer has them), audits each removal with the
+/// operator and the reason, and publishes. No account password: this is the operator's
+/// emergency action. Exit 4 when no value is a token here (nothing changed); otherwise the
+/// publish result (0, 6, 7), with the values that were not found listed.
+pub fn revoke(ctx: &mut Ctx, args: RevokeLeakedArgs) -> Result<u8> {
+    let reason = args.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().any(char::is_control) || reason.chars().count() > 200 {
+        return Err(Error::Invalid(
+            "--reason: say in up to 200 characters, on one line, why the tokens are revoked (it is kept in the audit log)".into(),
+        ));
+    }
+    let values = read_values()?;
+    let dir = ctx.store.dir().to_path_buf();
+    let (revoked, unknown, built) = ctx.store.write(|tx| {
+        let mut revoked = Vec::new();
+        let mut unknown = Vec::new();
+        for value in &values {
+            let token = tokens::by_hash(tx, &value.hash)?.filter(|t| t.hash.ct_eq(&value.hash));
+            let Some(t) = token else {
+                unknown.push(value.masked.clone());
+                continue;
+            };
+            if revoked.iter().any(|r: &Revoked| r.id == t.id) {
+                continue;
+            }
+            tokens::delete(tx, &t.user, t.id)?;
+            audit::record(
+                tx,
+                Some(&t.user),
+                "token.revoke-leaked",
+                Some(t.id),
+                &format!("leaked value {}; reason: {reason}", value.masked),
+            )?;
+            revoked.push(Revoked {
+                value: value.masked.clone(),
+                id: t.id,
+                user: t.user,
+                description: t.description,
+            });
+        }
+        let built = if revoked.is_empty() {
+            None
+        } else {
+            snapshot::after_change(tx, &dir)?
+        };
+        Ok((revoked, unknown, built))
+    })?;
+    if revoked.is_empty() {
+        return Err(Error::NotFound(format!(
+            "none of the {} value(s) is a token in this store (removed already, or issued by another store); nothing was changed",
+            values.len()
+        )));
+    }
+    if !ctx.out.json {
+        let mut text = String::new();
+        for r in &revoked {
+            text.push_str(&format!(
+                "Removed token {} of {} ({}), value {}.\n",
+                r.id, r.user, r.description, r.value
+            ));
+        }
+        output::stdout(&text)?;
+    }
+    if !unknown.is_empty() {
+        ctx.out.warn(&format!(
+            "{} value(s) are no token in this store: {}",
+            unknown.len(),
+            unknown.join(", ")
+        ));
+    }
+    let confirm = Confirm {
+        password_stdin: false,
+        no_publish: args.no_publish,
+        push: args.push.clone(),
+    };
+    let (publish, code) = ctx.publish_after_change(&confirm, built)?;
+    #[derive(Serialize)]
+    struct Report {
+        revoked: Vec<Revoked>,
+        unknown: Vec<String>,
+        publish: ChangePublish,
+    }
+    ctx.out.json_only(&Report {
+        revoked,
+        unknown,
+        publish,
+    })?;
+    Ok(code)
+}
