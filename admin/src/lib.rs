@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`cli`]: the command line (clap): the contract scripts rely on.
 //! - [`commands`]: one module per command group, sharing a context (store, catalogue, output).
+//! - [`ops`]: the token operations (generate, edit, regenerate, copy, remove, list, show,
+//!   password confirmation, publishing after a change), shared by the CLI and the API.
 //! - [`store`]: the SQLite store (WAL, immediate transactions, 0600/0700) and its tables.
 //! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
@@ -25,6 +27,7 @@ pub mod commands;
 pub mod duration;
 pub mod error;
 pub mod expiry;
+pub mod ops;
 pub mod output;
 pub mod password;
 pub mod publish;

@@ -7,13 +7,15 @@
 //! `0600` (it holds password hashes); token values are never stored, only their SHA-256.
 //!
 //! - [`schema`]: tables and migrations.
-//! - [`users`], [`tokens`], [`keys`], [`edges`], [`snapshots`], [`audit`], [`settings`]: one
+//! - [`users`], [`tokens`], [`keys`], [`edges`], [`snapshots`], [`audit`], [`settings`],
+//!   [`sessions`] (the API's login sessions and failed sign-ins): one
 //!   module per table, functions over a connection or transaction.
 
 pub mod audit;
 pub mod edges;
 pub mod keys;
 pub mod schema;
+pub mod sessions;
 pub mod settings;
 pub mod snapshots;
 pub mod tokens;
