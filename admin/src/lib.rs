@@ -16,11 +16,13 @@
 //! - [`duration`]: `90m`, `24h`, `7d` durations (the snapshot lifetime).
 //! - [`snapshot`]: building and signing the snapshot from the store.
 //! - [`publish`]: pushing to edges (concurrent, timeouts, bounded retries) and asking them.
-//! - [`serve`]: the read-only snapshot origin for edges that restart.
+//! - [`serve`]: the read-only snapshot origin for edges that restart, and the API's listener.
+//! - [`api`]: the platform's token API (`users.Authentication`: Signin, CreateToken, …).
 //! - [`output`]: stdout/stderr, JSON-only output with `--json`, colour on terminals only,
 //!   a closed stdout ending the command quietly.
 //! - [`error`]: typed errors and the documented exit codes.
 
+pub mod api;
 pub mod catalogue;
 pub mod cli;
 pub mod commands;

@@ -64,7 +64,9 @@ impl Params {
     pub fn required(&self, name: &str) -> Result<&str, ApiError> {
         match self.one(name)? {
             Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(ApiError::invalid(format!("the parameter `{name}` is required"))),
+            _ => Err(ApiError::invalid(format!(
+                "the parameter `{name}` is required"
+            ))),
         }
     }
 
@@ -180,7 +182,10 @@ mod tests {
             assert_eq!(list_items(&[sent.to_string()]), want, "{sent}");
         }
         assert_eq!(
-            list_items(&["env.control.StopEnv".into(), "environment.Control.StartEnv".into()]),
+            list_items(&[
+                "env.control.StopEnv".into(),
+                "environment.Control.StartEnv".into()
+            ]),
             want
         );
         assert!(list_items(&["[]".into()]).is_empty());
@@ -189,7 +194,8 @@ mod tests {
     #[test]
     fn decoding_is_strict_utf8_and_refuses_conflicts() {
         let mut p = Params::default();
-        p.add_encoded(b"a=1&b=x+y%21&c&a=1&e=%C3%A9", "q").expect("ok");
+        p.add_encoded(b"a=1&b=x+y%21&c&a=1&e=%C3%A9", "q")
+            .expect("ok");
         assert_eq!(p.one("a").expect("same value twice"), Some("1"));
         assert_eq!(p.one("b").expect("b"), Some("x y!"));
         assert_eq!(p.one("c").expect("c"), Some(""));

@@ -388,7 +388,7 @@ pub fn run(command: Command, store_dir: PathBuf, json: bool) -> Result<u8> {
         }
         Command::Man(args) => return man::run(out, &args),
         Command::Serve(args) => {
-            runtime()?.block_on(crate::serve::run(store_dir, &args.listen))?;
+            runtime()?.block_on(crate::serve::run_with(store_dir, &args))?;
             return Ok(exit::OK);
         }
         Command::Methods(args) if !args.only_checked => {
