@@ -17,7 +17,10 @@ fn sign_in(stack: &Stack) -> String {
         &[],
     );
     assert_eq!(answer.json["result"], 0, "{answer:?}");
-    answer.json["session"].as_str().expect("session").to_string()
+    answer.json["session"]
+        .as_str()
+        .expect("session")
+        .to_string()
 }
 
 #[test]
@@ -42,7 +45,10 @@ fn py_jelastic_drives_the_token_api_through_envoy() {
     );
     assert!(stdout.contains("all steps passed"), "{stdout}");
     // The audit log names the API and the client address Envoy reported.
-    let audit = stack.admin_ok(&["--json", "audit", "--user", "alice", "--limit", "500"], "");
+    let audit = stack.admin_ok(
+        &["--json", "audit", "--user", "alice", "--limit", "500"],
+        "",
+    );
     let entries = audit.as_array().expect("entries");
     let by_api = |action: &str| {
         entries
@@ -63,8 +69,7 @@ fn py_jelastic_drives_the_token_api_through_envoy() {
         "no token or session value in the store"
     );
     assert!(
-        !db.windows(PASSWORD.len())
-            .any(|w| w == PASSWORD.as_bytes()),
+        !db.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()),
         "no password in the store"
     );
     let log = std::fs::read_to_string(stack.dir.path().join("origin.log")).expect("log");
@@ -85,7 +90,10 @@ fn the_routes_match_any_case_and_the_client_address_comes_from_envoy() {
     ] {
         let answer = client.get(&stack.url(path), &[]);
         assert_eq!(
-            (answer.json["result"].as_i64(), answer.json["source"].as_str()),
+            (
+                answer.json["result"].as_i64(),
+                answer.json["source"].as_str()
+            ),
             (Some(701), Some("pat-admin")),
             "{path}: {answer:?}"
         );
@@ -194,7 +202,10 @@ fn cli_and_api_changing_one_account_at_once_lose_nothing() {
         .collect();
     stored.sort_unstable();
     assert_eq!(stored, ids, "every change is stored");
-    let audit = stack.admin_ok(&["--json", "audit", "--user", "alice", "--limit", "500"], "");
+    let audit = stack.admin_ok(
+        &["--json", "audit", "--user", "alice", "--limit", "500"],
+        "",
+    );
     let generated = audit
         .as_array()
         .expect("entries")
