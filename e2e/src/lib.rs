@@ -48,8 +48,12 @@ fn artifact(path: PathBuf, how: &str) -> PathBuf {
     path
 }
 
-/// The debug binary `name` of this workspace.
+/// The debug binary `name` of this workspace (the release one with
+/// `PAT_E2E_BINARIES=release`, for measurements such as `tests/api_bench.rs`).
 pub fn binary(name: &str) -> PathBuf {
+    if std::env::var_os("PAT_E2E_BINARIES").is_some_and(|v| v == "release") {
+        return release_binary(name);
+    }
     artifact(
         target_dir().join("debug").join(name),
         "build it with `cargo build --workspace --bins`",
