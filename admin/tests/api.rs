@@ -674,8 +674,10 @@ fn sign_ins_slow_down_per_account_and_address_and_unknown_logins_cost_the_same()
     wrong.sort();
     unknown.sort();
     let (w, u) = (wrong[2].as_secs_f64(), unknown[2].as_secs_f64());
+    // Loose bounds (tests run in parallel on small machines); without the dummy hash an
+    // unknown login would cost a small fraction of a wrong password.
     assert!(
-        u > w * 0.5 && u < w * 2.0,
+        u > w / 3.0 && u < w * 3.0,
         "median wrong password {w} s, unknown login {u} s"
     );
 
