@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release -p pat-admin -p platform-standin
-//! PAT_E2E_BINARIES=release cargo test --release -p pat-e2e --test api_bench -- --ignored --nocapture
+//! PAT_E2E_BINARIES=release cargo test -p pat-e2e --test api_bench -- --ignored --nocapture
 //! ```
 //!
 //! It prints medians: `CreateToken` end to end (a new connection through Envoy each time),
