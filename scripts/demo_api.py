@@ -5,6 +5,7 @@ platform client, through Envoy and the token API (pat-admin serve --api-listen).
 """
 
 import sys
+import time
 
 from jelastic import Jelastic
 from jelastic.api.exceptions import JelasticApiError
@@ -26,7 +27,15 @@ methods = ", ".join(item["method"] for item in token["apiListItems"])
 print(f"CreateToken: token {token['id']} ({key[:5]}…{key[-4:]}), scope {methods}")
 print(f"  publish: {created['publish']['state']} as snapshot version {created['publish']['version']}")
 
+
+
+def settle():
+    # The edge accepted the push; its workers pick the snapshot up within 50 ms.
+    time.sleep(0.2)
+
+
 with_token = Jelastic(base, token=key)
+settle()
 answer = with_token.environment.Control.StopEnv(env_name="my-project")
 print(f"StopEnv with the new token: result {answer['result']} for user {answer.get('user')}")
 try:
@@ -38,6 +47,7 @@ listed = auth.GetTokens()["apiTokens"]
 print("GetTokens:", ", ".join(f"{t['id']} {t['description']!r}" for t in listed))
 deleted = auth.DeleteTokens(ids=str(token["id"]), password=password)
 print(f"DeleteTokens {deleted['ids']}: publish {deleted['publish']['state']}")
+settle()
 try:
     with_token.environment.Control.StopEnv(env_name="my-project")
 except JelasticApiError as e:

@@ -188,7 +188,9 @@ fn config_show_and_set() {
         admin.run(&["config", "set", key, value]).fails(2);
     }
     admin.run(&["config", "set", "session-idle", "30m"]).ok();
-    admin.run(&["config", "set", "session-lifetime", "12h"]).ok();
+    admin
+        .run(&["config", "set", "session-lifetime", "12h"])
+        .ok();
     let human = admin.run(&["config", "show"]).ok().to_string();
     assert!(human.contains("max-tokens-per-account"), "{human}");
     assert!(
