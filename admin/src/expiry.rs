@@ -1,12 +1,17 @@
 //! Token expiry dates: entered as `DD-MM-YYYY`, valid through the end of that day in UTC.
 //! Stored as the exclusive instant that ends it (the next day's 00:00:00 UTC, Unix seconds),
 //! which is what the snapshot carries and the edge compares with its clock.
+//!
+//! The platform API sends an instant instead, `yyyy-MM-dd HH:mm:ss` in UTC ([`parse_api`]),
+//! and its dashboard a day, `dd-mm-yyyy`: both are accepted there.
 
 use time::macros::format_description;
-use time::{Date, Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
 
 /// The input format, as shown in messages.
 pub const FORMAT: &str = "DD-MM-YYYY";
+/// The platform API's format of instants (UTC), as shown in messages.
+pub const API_FORMAT: &str = "yyyy-MM-dd HH:mm:ss";
 
 /// Why an expiry date was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +70,14 @@ pub enum ExpiryError {
         /// The last allowed date.
         latest: String,
     },
+    /// Neither an API instant nor a `DD-MM-YYYY` day.
+    #[error(
+        "`{0}` is not a date: use {API_FORMAT} (UTC), e.g. 2026-12-31 23:59:59, or {FORMAT} (valid through that day)"
+    )]
+    ApiFormat(String),
+    /// An instant that has passed.
+    #[error("{0} (UTC) is in the past")]
+    PastInstant(String),
     /// No expiry, but a maximum lifetime is configured.
     #[error(
         "tokens need an expiry date: the maximum token lifetime is {0} days (use --expires-at {FORMAT})"
@@ -96,6 +109,61 @@ pub fn parse(text: &str, now: OffsetDateTime, max_days: Option<u32>) -> Result<u
         .ok_or_else(|| ExpiryError::Format(text.to_string()))?;
     u64::try_from(end.midnight().assume_utc().unix_timestamp())
         .map_err(|_| ExpiryError::Format(text.to_string()))
+}
+
+/// Parses an expiry as the platform API sends it: `yyyy-MM-dd HH:mm:ss` (also with a `T`),
+/// an instant in UTC that must be in the future; or the dashboard's `dd-mm-yyyy`, valid
+/// through that day (as [`parse`]). Returns the exclusive end instant (Unix seconds). With
+/// `max_days`, the instant may be at most the end of the day `max_days` from today, as for
+/// a day.
+pub fn parse_api(
+    text: &str,
+    now: OffsetDateTime,
+    max_days: Option<u32>,
+) -> Result<u64, ExpiryError> {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    if bytes.len() == 10 && bytes[2] == b'-' && bytes[5] == b'-' {
+        return parse(text, now, max_days);
+    }
+    let normalized = text.replacen('T', " ", 1);
+    let at = PrimitiveDateTime::parse(
+        &normalized,
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+    )
+    .map_err(|_| ExpiryError::ApiFormat(text.to_string()))?
+    .assume_utc();
+    if at <= now {
+        return Err(ExpiryError::PastInstant(text.to_string()));
+    }
+    if let Some(days) = max_days {
+        let latest = now.date() + Duration::days(i64::from(days));
+        let end = latest
+            .next_day()
+            .map(|d| d.midnight().assume_utc())
+            .ok_or_else(|| ExpiryError::ApiFormat(text.to_string()))?;
+        if at > end {
+            return Err(ExpiryError::TooFar {
+                date: text.to_string(),
+                days,
+                latest: format(latest),
+            });
+        }
+    }
+    u64::try_from(at.unix_timestamp()).map_err(|_| ExpiryError::ApiFormat(text.to_string()))
+}
+
+/// An instant as the platform API writes it: `yyyy-MM-dd HH:mm:ss` (UTC).
+pub fn api_instant(unix: u64) -> String {
+    OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| {
+            t.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }
 
 /// `DD-MM-YYYY` as a date, saying which part is wrong when it is not one.
@@ -238,5 +306,43 @@ mod tests {
     #[test]
     fn instants_as_text() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(api_instant(0), "1970-01-01 00:00:00");
+    }
+
+    #[test]
+    fn api_instants_and_dashboard_days() {
+        let at = parse_api("2026-12-31 12:30:00", NOW, None).expect("instant");
+        assert_eq!(at, datetime!(2026-12-31 12:30 UTC).unix_timestamp() as u64);
+        assert_eq!(parse_api("2026-12-31T12:30:00", NOW, None), Ok(at));
+        assert_eq!(api_instant(at), "2026-12-31 12:30:00");
+        // The dashboard's day: through its end.
+        assert_eq!(
+            parse_api("31-12-2026", NOW, None),
+            Ok(datetime!(2027-01-01 00:00 UTC).unix_timestamp() as u64)
+        );
+        assert!(matches!(
+            parse_api("2026-11-27 15:29:59", NOW, None),
+            Err(ExpiryError::PastInstant(_))
+        ));
+        for bad in [
+            "2026-12-31",
+            "2026-13-01 00:00:00",
+            "31.12.2026",
+            "soon",
+            "",
+        ] {
+            assert!(
+                matches!(parse_api(bad, NOW, None), Err(ExpiryError::ApiFormat(_))),
+                "{bad}"
+            );
+        }
+        assert!(parse_api("31-13-2026", NOW, None).is_err());
+        // The maximum lifetime: through the end of the day max_days from today.
+        assert!(parse_api("2026-12-27 23:59:59", NOW, Some(30)).is_ok());
+        assert!(parse_api("2026-12-28 00:00:00", NOW, Some(30)).is_ok());
+        assert!(matches!(
+            parse_api("2026-12-28 00:00:01", NOW, Some(30)),
+            Err(ExpiryError::TooFar { .. })
+        ));
     }
 }

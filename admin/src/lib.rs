@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`cli`]: the command line (clap): the contract scripts rely on.
 //! - [`commands`]: one module per command group, sharing a context (store, catalogue, output).
+//! - [`ops`]: the token operations (generate, edit, regenerate, copy, remove, list, show,
+//!   password confirmation, publishing after a change), shared by the CLI and the API.
 //! - [`store`]: the SQLite store (WAL, immediate transactions, 0600/0700) and its tables.
 //! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
@@ -14,17 +16,20 @@
 //! - [`duration`]: `90m`, `24h`, `7d` durations (the snapshot lifetime).
 //! - [`snapshot`]: building and signing the snapshot from the store.
 //! - [`publish`]: pushing to edges (concurrent, timeouts, bounded retries) and asking them.
-//! - [`serve`]: the read-only snapshot origin for edges that restart.
+//! - [`serve`]: the read-only snapshot origin for edges that restart, and the API's listener.
+//! - [`api`]: the platform's token API (`users.Authentication`: Signin, CreateToken, …).
 //! - [`output`]: stdout/stderr, JSON-only output with `--json`, colour on terminals only,
 //!   a closed stdout ending the command quietly.
 //! - [`error`]: typed errors and the documented exit codes.
 
+pub mod api;
 pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod duration;
 pub mod error;
 pub mod expiry;
+pub mod ops;
 pub mod output;
 pub mod password;
 pub mod publish;

@@ -29,6 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
 use crate::snapshot;
@@ -43,35 +44,106 @@ pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
 
 /// Runs the origin and the re-signer until the process is interrupted.
 pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
+    run_with(
+        store_dir,
+        &ServeArgs {
+            listen: Some(listen.to_string()),
+            api_listen: None,
+            client_address_header: None,
+        },
+    )
+    .await
+}
+
+/// Runs what `args` asks for — the origin (`--listen`), the token API (`--api-listen`), or
+/// both in one process on one store — and the re-signer, until the process is interrupted.
+pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
     // Fail early on an unusable store (and migrate it before anything reads it). The origin
     // may create the store: it writes (re-signs), and it starts before anything is published.
     let store = Store::open_as(&store_dir, crate::store::Open::Create)?;
     for warning in store.warnings() {
         eprintln!("pat-admin serve: warning: {warning}");
     }
-    let listen = resolve(listen).await?;
-    let app = Router::new()
-        .route(SNAPSHOT_PATH, get(full))
-        .route(HEAD_PATH, get(head))
-        .fallback(not_found)
-        .with_state(store_dir);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| {
+    let bind = |addr: SocketAddr, flag: &'static str| async move {
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             Error::Internal(format!(
-                "cannot listen on {listen}: {e}; stop what uses that address or choose another with --listen"
+                "cannot listen on {addr}: {e}; stop what uses that address or choose another with {flag}"
             ))
-        })?;
-    spawn_resigner(store)?;
-    eprintln!(
-        "pat-admin: serving the latest signed snapshot on http://{listen}{SNAPSHOT_PATH} (head: {HEAD_PATH}), re-signing it before it expires"
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
         })
-        .await
-        .map_err(|e| Error::Internal(format!("the origin server failed: {e}")))
+    };
+    let origin = match &args.listen {
+        Some(listen) => {
+            let addr = resolve(listen).await?;
+            Some((addr, bind(addr, "--listen").await?))
+        }
+        None => None,
+    };
+    let api = match &args.api_listen {
+        Some(listen) => {
+            let addr = resolve(listen).await.map_err(|e| {
+                Error::Invalid(e.to_string().replacen("--listen", "--api-listen", 1))
+            })?;
+            let header = args
+                .client_address_header
+                .as_deref()
+                .map(|name| {
+                    axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                        Error::Invalid(format!("--client-address-header {name}: not a header name"))
+                    })
+                })
+                .transpose()?;
+            let service = crate::api::Api::new(
+                store_dir.clone(),
+                crate::api::Config {
+                    client_address_header: header,
+                },
+            )?;
+            Some((addr, bind(addr, "--api-listen").await?, service))
+        }
+        None => None,
+    };
+    spawn_resigner(store)?;
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some((addr, listener)) = origin {
+        let app = Router::new()
+            .route(SNAPSHOT_PATH, get(full))
+            .route(HEAD_PATH, get(head))
+            .fallback(not_found)
+            .with_state(store_dir.clone());
+        eprintln!(
+            "pat-admin: serving the latest signed snapshot on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}), re-signing it before it expires"
+        );
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await
+                .map_err(|e| Error::Internal(format!("the origin server failed: {e}")))
+        });
+    }
+    if let Some((addr, listener, service)) = api {
+        let app = std::sync::Arc::new(service).router();
+        eprintln!(
+            "pat-admin: serving the token API (users.Authentication) on http://{addr}{}<method>",
+            crate::api::PREFIX
+        );
+        servers.spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| Error::Internal(format!("the API server failed: {e}")))
+        });
+    }
+    while let Some(done) = servers.join_next().await {
+        done.map_err(|e| Error::Internal(format!("a server task failed: {e}")))??;
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The address to listen on: `127.0.0.1:10002`, `[::1]:10002`, or `localhost:10002` (a host

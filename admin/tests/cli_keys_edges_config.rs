@@ -165,9 +165,32 @@ fn config_show_and_set() {
             "snapshot_lifetime_secs": 86400,
             "push_timeout_secs": 10,
             "push_deadline_secs": 30,
-            "last_version": null
+            "last_version": null,
+            "session_idle_secs": 1800,
+            "session_lifetime_secs": 43200
         })
     );
+    // The API's login session lifetimes: durations within their ranges.
+    admin.run(&["config", "set", "session-idle", "10m"]).ok();
+    admin.run(&["config", "set", "session-lifetime", "2d"]).ok();
+    let shown = admin.run(&["--json", "config", "show"]).json();
+    assert_eq!(
+        (&shown["session_idle_secs"], &shown["session_lifetime_secs"]),
+        (&json!(600), &json!(172800))
+    );
+    for (key, value) in [
+        ("session-idle", "30s"),
+        ("session-idle", "2d"),
+        ("session-lifetime", "1m"),
+        ("session-lifetime", "60d"),
+        ("session-idle", "soon"),
+    ] {
+        admin.run(&["config", "set", key, value]).fails(2);
+    }
+    admin.run(&["config", "set", "session-idle", "30m"]).ok();
+    admin
+        .run(&["config", "set", "session-lifetime", "12h"])
+        .ok();
     let human = admin.run(&["config", "show"]).ok().to_string();
     assert!(human.contains("max-tokens-per-account"), "{human}");
     assert!(

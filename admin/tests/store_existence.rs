@@ -133,3 +133,35 @@ fn a_store_directory_open_to_others_is_warned_about() {
             .contains("chmod 700")
     );
 }
+
+/// A process that opens the store a second time (the API's connections next to `serve`'s
+/// re-signer) must keep SQLite's locks: another process closing its connection must not take
+/// itself for the last one and delete the WAL that this process still writes to.
+#[test]
+fn opening_the_store_again_in_one_process_loses_no_commit() {
+    let admin = Admin::new();
+    admin.user("alice");
+    let mut first =
+        pat_admin::store::Store::open_as(&admin.store(), pat_admin::store::Open::Existing)
+            .expect("open");
+    let _second =
+        pat_admin::store::Store::open_as(&admin.store(), pat_admin::store::Open::Existing)
+            .expect("open again");
+    // Another process writes and closes its connection (Python's sqlite3: an operator's
+    // script, or a test backdating a row; python3 is needed by scripts/test anyway).
+    let other = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\nwith db: db.execute(\"UPDATE users SET created_at = created_at\")\ndb.close()",
+        ])
+        .arg(admin.store().join("pat-admin.db"))
+        .status()
+        .expect("python3 runs");
+    assert!(other.success());
+    first
+        .write(|tx| pat_admin::store::users::add(tx, "carol", "$argon2id$x", 1))
+        .expect("commit");
+    drop(first);
+    let names = admin.run(&["user", "list"]);
+    assert!(names.ok().contains("carol"), "{}", names.stdout);
+}

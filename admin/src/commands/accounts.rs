@@ -49,16 +49,13 @@ pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
             Ok(exit::OK)
         }
         UserCommand::Passwd { user, confirm } => {
-            let user = ctx.account(&user)?;
+            let actor = ctx.actor(&user)?;
+            let user = actor.account().to_string();
             let mut source = Source::new(confirm.password_stdin);
-            let confirmed = ctx.confirm_password(&user, &mut source)?;
+            let confirmed = ctx.confirm(&actor, &mut source)?;
             let new = source.read_new(&user)?;
             let hash = password::hash(&new)?;
-            ctx.store.write(|tx| {
-                Ctx::still_confirmed(tx, &user, &confirmed)?;
-                users::set_password(tx, &user, &hash)?;
-                audit::record(tx, Some(&user), "user.passwd", None, "password changed")
-            })?;
+            ctx.ops().change_password(&actor, &confirmed, &hash)?;
             #[derive(Serialize)]
             struct Changed<'a> {
                 user: &'a str,

@@ -19,13 +19,14 @@ use crate::catalogue::Catalogue;
 use crate::cli::{Command, Confirm, PushOpts};
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
+use crate::ops::{self, Actor, Confirmed, Ops, PublishPlan};
+pub use crate::ops::{ChangePublish, PublishState};
 use crate::output::{self, Output};
-use crate::password::{self, Source};
+use crate::password::Source;
 use crate::publish::{self, EdgeResult, Outcome, Timeouts};
 use crate::snapshot;
-use crate::store::settings as store_settings;
 use crate::store::snapshots::Published;
-use crate::store::{Open, Store, audit, edges as edge_store, now, users};
+use crate::store::{Open, Store, now, users};
 
 /// What every command gets.
 pub struct Ctx {
@@ -54,87 +55,34 @@ impl Ctx {
         Ok(users::require(self.store.conn(), user)?.name)
     }
 
-    /// Confirms an account's password: checks it (after a pause that grows with the
-    /// account's consecutive failures, announced on stderr), counts a failure, and returns
-    /// the hash it matched so the change can make sure the password did not change meanwhile.
-    pub fn confirm_password(&mut self, user: &str, source: &mut Source) -> Result<String> {
-        let account = users::require(self.store.conn(), user)?;
-        let password = source.read(&format!("Password for {user}: "))?;
-        let delay = password::delay_after(account.failed_attempts);
-        if !delay.is_zero() {
-            self.note(&format!(
-                "Checking the password in {} s: {user} had {} wrong password(s) in a row.",
-                delay.as_secs_f64(),
-                account.failed_attempts
-            ));
-        }
-        std::thread::sleep(delay);
-        if password::verify(&password, &account.password_hash) {
-            if account.failed_attempts > 0 {
-                self.store.write(|tx| users::reset_failures(tx, user))?;
-            }
-            Ok(account.password_hash)
-        } else {
-            self.store.write(|tx| {
-                users::record_failure(tx, user, now())?;
-                audit::record(tx, Some(user), "auth.failed", None, "wrong password")
-            })?;
-            Err(Error::WrongPassword(user.to_string()))
-        }
+    /// The account `user` acting on the command line.
+    pub fn actor(&self, user: &str) -> Result<Actor> {
+        Actor::cli(&self.store, user)
     }
 
-    /// Inside a change's transaction: the password confirmed earlier is still the account's.
-    pub fn still_confirmed(
-        tx: &rusqlite::Connection,
-        user: &str,
-        confirmed_hash: &str,
-    ) -> Result<()> {
-        if users::require(tx, user)?.password_hash != confirmed_hash {
-            return Err(Error::Refused(format!(
-                "the password of {user} changed while this command ran; nothing was changed, run it again"
-            )));
-        }
-        Ok(())
+    /// The operations ([`crate::ops`]) on this store.
+    pub fn ops(&mut self) -> Ops<'_> {
+        Ops::new(&mut self.store, self.catalogue)
+    }
+
+    /// Confirms the actor's password ([`Ops::confirm`]): reads it (prompt or
+    /// `--password-stdin`), announces the back-off on stderr when there is one, checks it.
+    pub fn confirm(&mut self, actor: &Actor, source: &mut Source) -> Result<Confirmed> {
+        let user = actor.account().to_string();
+        let password = source.read(&format!("Password for {user}: "))?;
+        let out = self.out;
+        self.ops().confirm(actor, &password, |delay, failures| {
+            out.note(&format!(
+                "Checking the password in {} s: {user} had {failures} wrong password(s) in a row.",
+                delay.as_secs_f64(),
+            ));
+        })
     }
 
     /// The edge timeouts: the flags, else `PAT_ADMIN_PUSH_TIMEOUT` / `PAT_ADMIN_PUSH_DEADLINE`
     /// (seconds), else the store settings `push-timeout` / `push-deadline`, else 10 s / 30 s.
     pub fn timeouts(&self, opts: &PushOpts) -> Result<Timeouts> {
-        let conn = self.store.conn();
-        let pick =
-            |flag: Option<f64>, var: &str, key: &str, default: Duration| -> Result<Duration> {
-                if let Some(secs) = flag {
-                    return seconds(secs, &format!("--{}", key.trim_start_matches("push-")));
-                }
-                if let Ok(text) = std::env::var(var) {
-                    let secs = text.trim().parse::<f64>().map_err(|_| {
-                        Error::Invalid(format!("{var}={text}: not a number of seconds"))
-                    })?;
-                    return seconds(secs, var);
-                }
-                let name = if key == "push-timeout" {
-                    store_settings::PUSH_TIMEOUT
-                } else {
-                    store_settings::PUSH_DEADLINE
-                };
-                Ok(store_settings::get_u32(conn, name)?
-                    .map_or(default, |secs| Duration::from_secs(u64::from(secs))))
-            };
-        let attempt = pick(
-            opts.timeout,
-            "PAT_ADMIN_PUSH_TIMEOUT",
-            "push-timeout",
-            publish::DEFAULT_ATTEMPT,
-        )?;
-        let deadline = pick(
-            opts.deadline,
-            "PAT_ADMIN_PUSH_DEADLINE",
-            "push-deadline",
-            publish::DEFAULT_DEADLINE,
-        )?;
-        let mut timeouts = Timeouts::default().with_attempt(attempt);
-        timeouts.deadline = deadline;
-        Ok(timeouts)
+        ops::timeouts(self.store.conn(), opts.timeout, opts.deadline)
     }
 
     /// After a change: pushes the snapshot the change's transaction built (`built`) to the
@@ -146,30 +94,30 @@ impl Ctx {
         confirm: &Confirm,
         built: Option<Published>,
     ) -> Result<(ChangePublish, u8)> {
-        let version = built.as_ref().map(|p| p.stamp.version);
-        let skipped = |state| ChangePublish {
-            state,
-            version,
-            edges: Vec::new(),
-        };
-        if confirm.no_publish {
-            return Ok((skipped(PublishState::Skipped), exit::OK));
-        }
-        let configured = edge_store::list(self.store.conn())?;
-        let Some(published) = built else {
-            let message = "the change is saved, but not signed: there is no signing key, so no snapshot includes it and nothing was pushed; create a key with pat-admin key generate, then run pat-admin publish";
-            if configured.is_empty() {
-                self.note(&format!("pat-admin: note: {message}"));
-                return Ok((skipped(PublishState::Unsigned), exit::OK));
+        let (edges, published) = match ops::plan_publish(
+            self.store.conn(),
+            built,
+            confirm.no_publish,
+        )? {
+            PublishPlan::Done {
+                result,
+                edges_configured,
+            } => {
+                if result.state != PublishState::Unsigned {
+                    return Ok((result, exit::OK));
+                }
+                let message = "the change is saved, but not signed: there is no signing key, so no snapshot includes it and nothing was pushed; create a key with pat-admin key generate, then run pat-admin publish";
+                if !edges_configured {
+                    self.note(&format!("pat-admin: note: {message}"));
+                    return Ok((result, exit::OK));
+                }
+                self.out.failure(message, exit::UNSIGNED);
+                return Ok((result, exit::UNSIGNED));
             }
-            self.out.failure(message, exit::UNSIGNED);
-            return Ok((skipped(PublishState::Unsigned), exit::UNSIGNED));
+            PublishPlan::Push { edges, published } => (edges, published),
         };
-        if configured.is_empty() {
-            return Ok((skipped(PublishState::NoEdges), exit::OK));
-        }
         let timeouts = self.timeouts(&confirm.push)?;
-        let report = push(self, &configured, published, true, timeouts, Lines::Stderr)?;
+        let report = push(self, &edges, published, true, timeouts, Lines::Stderr)?;
         let failed = report.edges.iter().filter(|e| !e.outcome.is_ok()).count();
         let summary = ChangePublish {
             state: if failed == 0 {
@@ -191,44 +139,6 @@ impl Ctx {
         }
         Ok((summary, exit::OK))
     }
-}
-
-/// `seconds` as a timeout: more than 0, at most an hour.
-fn seconds(secs: f64, what: &str) -> Result<Duration> {
-    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(Error::Invalid(format!(
-            "{what}: {secs} is not a number of seconds between 0 and 3600"
-        )))
-    }
-}
-
-/// What a change did about publishing.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum PublishState {
-    /// Every configured edge has it.
-    Published,
-    /// At least one edge did not accept it (exit 6).
-    NotAccepted,
-    /// `--no-publish`.
-    Skipped,
-    /// No edges are configured.
-    NoEdges,
-    /// No signing key: nothing was signed or pushed (exit 7 when edges are configured).
-    Unsigned,
-}
-
-/// A change's publish result, part of its JSON.
-#[derive(Debug, Serialize)]
-pub struct ChangePublish {
-    /// What happened.
-    pub state: PublishState,
-    /// The snapshot version that includes the change (`null`: none was signed).
-    pub version: Option<u64>,
-    /// Per edge (empty when nothing was pushed).
-    pub edges: Vec<EdgeResult>,
 }
 
 /// A change's JSON: what it did, and its publish result.
@@ -440,20 +350,7 @@ fn push(
 
 /// The audit entry of a push.
 fn record_publish(ctx: &mut Ctx, version: u64, results: &[EdgeResult]) -> Result<()> {
-    let summary = results
-        .iter()
-        .map(|r| format!("{} {}", r.edge, r.outcome.word()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    ctx.store.write(|tx| {
-        audit::record(
-            tx,
-            None,
-            "publish",
-            None,
-            &format!("version {version}: {summary}"),
-        )
-    })
+    ops::record_publish(&mut ctx.store, version, results)
 }
 
 /// A small multi-threaded runtime for the network commands.
@@ -491,7 +388,7 @@ pub fn run(command: Command, store_dir: PathBuf, json: bool) -> Result<u8> {
         }
         Command::Man(args) => return man::run(out, &args),
         Command::Serve(args) => {
-            runtime()?.block_on(crate::serve::run(store_dir, &args.listen))?;
+            runtime()?.block_on(crate::serve::run_with(store_dir, &args))?;
             return Ok(exit::OK);
         }
         Command::Methods(args) if !args.only_checked => {

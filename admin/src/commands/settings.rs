@@ -20,6 +20,10 @@ struct Settings {
     push_deadline_secs: u64,
     /// `null`: no snapshot was ever signed.
     last_version: Option<u64>,
+    /// How long an API login session may go unused, seconds.
+    session_idle_secs: u64,
+    /// How long an API login session lives at most, seconds.
+    session_lifetime_secs: u64,
 }
 
 /// An audit entry as shown.
@@ -81,6 +85,22 @@ fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>
                 duration::text(secs),
             ))
         }
+        "session-idle" | "session-lifetime" => {
+            let (name, (min, max)) = if key == "session-idle" {
+                (settings::SESSION_IDLE, settings::SESSION_IDLE_RANGE)
+            } else {
+                (settings::SESSION_LIFETIME, settings::SESSION_LIFETIME_RANGE)
+            };
+            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
+            if !(min..=max).contains(&secs) {
+                return Err(Error::Invalid(format!(
+                    "{key}: {value} is outside the allowed range, {} to {}",
+                    duration::text(min),
+                    duration::text(max)
+                )));
+            }
+            Ok((name, Some(secs.to_string()), duration::text(secs)))
+        }
         other => Err(Error::Invalid(format!("unknown setting {other}"))),
     }
 }
@@ -108,6 +128,8 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
         push_deadline_secs: settings::get_u32(conn, settings::PUSH_DEADLINE)?
             .map_or(crate::publish::DEFAULT_DEADLINE.as_secs(), u64::from),
         last_version: settings::get(conn, settings::LAST_VERSION)?.and_then(|v| v.parse().ok()),
+        session_idle_secs: settings::session_idle(conn)?,
+        session_lifetime_secs: settings::session_lifetime(conn)?,
     };
     ctx.emit(&current, || {
         table(
@@ -143,6 +165,20 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                     format!(
                         "{}s (a whole push; PAT_ADMIN_PUSH_DEADLINE and --deadline override it)",
                         current.push_deadline_secs
+                    ),
+                ],
+                vec![
+                    "session-idle".into(),
+                    format!(
+                        "{} (an API login session unused this long ends)",
+                        duration::text(current.session_idle_secs)
+                    ),
+                ],
+                vec![
+                    "session-lifetime".into(),
+                    format!(
+                        "{} (an API login session ends this long after Signin)",
+                        duration::text(current.session_lifetime_secs)
                     ),
                 ],
                 vec![

@@ -1,4 +1,6 @@
-//! Token commands: `generate`, `list`, `show`, `edit`, `regenerate`, `copy`, `remove`.
+//! Token commands: `generate`, `list`, `show`, `edit`, `regenerate`, `copy`, `remove`:
+//! argument handling and output; the operations themselves are [`crate::ops`], shared with
+//! the platform API.
 //!
 //! Every change checks its input before asking for the password (a typo costs no password
 //! prompt and changes nothing), claims any `--output` file before committing (so the value can
@@ -14,20 +16,16 @@ use std::path::{Path, PathBuf};
 
 use pat_core::token::Token;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use super::{Changed, Ctx, table};
 use crate::cli::{
     CopyArgs, EditArgs, GenerateArgs, ListArgs, RegenerateArgs, RemoveArgs, Scope, TokenRef,
 };
 use crate::error::{Error, Result, exit};
-use crate::expiry::{self, last_day, rfc3339};
+use crate::expiry::{last_day, rfc3339};
+use crate::ops::{self, Description, Edit, EditPlan, NewToken, Selection};
 use crate::password::Source;
-use crate::snapshot;
-use crate::store::{audit, now, settings, tokens};
-
-/// Longest description.
-const MAX_DESCRIPTION: usize = 200;
+use crate::store::{now, tokens};
 
 /// A token as the commands show it (never its value).
 #[derive(Debug, Serialize)]
@@ -139,66 +137,15 @@ fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-fn description(text: &str) -> Result<String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(Error::Invalid(
-            "the description is empty; say what the token is for".into(),
-        ));
-    }
-    if text.chars().count() > MAX_DESCRIPTION {
-        return Err(Error::Invalid(format!(
-            "the description is longer than {MAX_DESCRIPTION} characters"
-        )));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(Error::Invalid(
-            "the description contains control characters".into(),
-        ));
-    }
-    Ok(text.to_string())
-}
-
-/// Resolves `--api` / `--method` into (set id, canonical methods); `None` when empty.
-fn resolve_scope(ctx: &Ctx, scope: &Scope) -> Result<Option<(Option<String>, Vec<String>)>> {
+/// `--api` / `--method` as a checked scope; `None` when neither was given.
+fn resolve_scope(ctx: &Ctx, scope: &Scope) -> Result<Option<ops::Scope>> {
     if let Some(name) = &scope.api {
-        let set = ctx.catalogue.set(name)?;
-        let mut methods: Vec<String> = set.methods.iter().map(|m| m.as_str().to_string()).collect();
-        methods.sort();
-        methods.dedup();
-        return Ok(Some((Some(set.id.clone()), methods)));
+        return Ok(Some(ops::Scope::set(ctx.catalogue, name)?));
     }
     if scope.methods.is_empty() {
         return Ok(None);
     }
-    let mut methods = Vec::new();
-    for name in &scope.methods {
-        methods.push(ctx.catalogue.resolve(name)?.canonical.as_str().to_string());
-    }
-    methods.sort();
-    methods.dedup();
-    Ok(Some((None, methods)))
-}
-
-fn max_lifetime(ctx: &Ctx) -> Result<Option<u32>> {
-    settings::get_u32(ctx.store.conn(), settings::MAX_LIFETIME_DAYS)
-}
-
-fn max_tokens(ctx: &Ctx) -> Result<u32> {
-    Ok(settings::get_u32(ctx.store.conn(), settings::MAX_TOKENS)?
-        .unwrap_or(ctx.catalogue.max_tokens_per_account()))
-}
-
-/// Parses an optional `--expires-at` against the configured maximum lifetime.
-fn expiry(ctx: &Ctx, text: Option<&str>) -> Result<Option<u64>> {
-    let max = max_lifetime(ctx)?;
-    match text {
-        Some(text) => Ok(Some(expiry::parse(text, OffsetDateTime::now_utc(), max)?)),
-        None => {
-            expiry::check_none(max)?;
-            Ok(None)
-        }
-    }
+    Ok(Some(ops::Scope::methods(ctx.catalogue, &scope.methods)?))
 }
 
 /// Creates `path` exclusively with mode 0600, before anything is committed.
@@ -308,66 +255,44 @@ fn remaining(secs: u64) -> String {
 
 /// `generate`.
 pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
-    let description = description(&args.description)?;
-    let (scope_set, methods) = resolve_scope(ctx, &args.scope)?.ok_or_else(|| {
+    let description = Description::parse(&args.description)?;
+    let scope = resolve_scope(ctx, &args.scope)?.ok_or_else(|| {
         Error::Invalid("choose a scope: --api SET or --method NAME (see pat-admin methods)".into())
     })?;
-    let expires_at = expiry(ctx, args.expires_at.as_deref())?;
-    let user = ctx.account(&args.user)?;
+    let expiry = ctx.ops().expiry_day(args.expires_at.as_deref())?;
+    let actor = ctx.actor(&args.user)?;
     let claimed = claim_output(args.output.as_deref())?;
     let outcome = (|| {
         let mut source = Source::new(args.confirm.password_stdin);
-        let confirmed = ctx.confirm_password(&user, &mut source)?;
-        let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
-        let max = max_tokens(ctx)?;
-        let mut row = tokens::Token {
-            id: 0,
-            user: user.clone(),
-            description,
-            hash: value.hash(),
-            scope_set,
-            methods,
-            created_at: now(),
-            expires_at,
-            regenerated_at: None,
-        };
-        let dir = ctx.store.dir().to_path_buf();
-        let (id, built) = ctx.store.write(|tx| {
-            Ctx::still_confirmed(tx, &user, &confirmed)?;
-            let count = tokens::count(tx, &user)?;
-            if count >= max {
-                return Err(Error::Refused(format!(
-                    "{} already has {count} tokens, the maximum; remove some, or raise the limit with: pat-admin config set max-tokens-per-account N",
-                    user
-                )));
-            }
-            let id = tokens::insert(tx, &row)?;
-            audit::record(tx, Some(&user), "token.generate", Some(id), &describe(&row))?;
-            Ok((id, snapshot::after_change(tx, &dir)?))
-        })?;
-        row.id = id;
-        Ok((row, value, built))
+        let confirmed = ctx.confirm(&actor, &mut source)?;
+        ctx.ops().generate(
+            &actor,
+            &confirmed,
+            NewToken::new(description, scope, expiry),
+        )
     })();
-    let (row, value, built) = match outcome {
+    issue(ctx, outcome, claimed, &args.confirm, "created")
+}
+
+/// Shows a new value once (or releases the claimed file when the change was refused), then
+/// publishes.
+fn issue(
+    ctx: &mut Ctx,
+    outcome: Result<ops::Issued>,
+    claimed: Option<(PathBuf, File)>,
+    confirm: &crate::cli::Confirm,
+    verb: &str,
+) -> Result<u8> {
+    let issued = match outcome {
         Ok(v) => v,
         Err(e) => {
             release_output(claimed);
             return Err(e);
         }
     };
-    let view = View::of(ctx, &row, now());
-    let issued = deliver(ctx, view, &value, claimed, "created")?;
-    finish(ctx, &args.confirm, built, issued)
-}
-
-/// Audit details of a token's parameters (never its value).
-fn describe(t: &tokens::Token) -> String {
-    format!(
-        "description {:?}; scope {}; expires {}",
-        t.description,
-        t.scope_set.clone().unwrap_or_else(|| t.methods.join(",")),
-        t.expires_at.map_or("never".to_string(), last_day)
-    )
+    let view = View::of(ctx, &issued.token, now());
+    let shown = deliver(ctx, view, &issued.value, claimed, verb)?;
+    finish(ctx, confirm, issued.built, shown)
 }
 
 /// `list`: one account's tokens or every account's, optionally only the active ones that
@@ -475,8 +400,8 @@ fn status_cell(status: &str) -> String {
 
 /// `show`.
 pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
-    let user = ctx.account(&args.user)?;
-    let t = tokens::require(ctx.store.conn(), &user, args.id)?;
+    let actor = ctx.actor(&args.user)?;
+    let t = ctx.ops().show(&actor, args.id)?;
     let view = View::of(ctx, &t, now());
     ctx.emit(&view, || {
         let mut text = table(
@@ -520,80 +445,57 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
 
 /// `edit`: description, expiry and scope; the value stays the same.
 pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
-    let description = args.description.as_deref().map(description).transpose()?;
+    let description = args
+        .description
+        .as_deref()
+        .map(Description::parse)
+        .transpose()?;
     let scope = resolve_scope(ctx, &args.scope)?;
-    let expires_at = match (&args.expires_at, args.no_expiry) {
-        (Some(text), _) => Some(expiry(ctx, Some(text))?),
-        (None, true) => Some(expiry(ctx, None)?),
+    let expiry = match (&args.expires_at, args.no_expiry) {
+        (Some(text), _) => Some(ctx.ops().expiry_day(Some(text))?),
+        (None, true) => Some(ctx.ops().expiry_day(None)?),
         (None, false) => None,
     };
-    if description.is_none() && scope.is_none() && expires_at.is_none() {
+    let edit = Edit {
+        description,
+        scope,
+        expiry,
+    };
+    if edit.is_empty() {
         return Err(Error::Invalid(
             "nothing to change: give --description, --expires-at, --no-expiry, --api or --method"
                 .into(),
         ));
     }
-    let user = ctx.account(&args.token.user)?;
-    let apply = |mut row: tokens::Token| {
-        if let Some(d) = &description {
-            row.description = d.clone();
-        }
-        if let Some((set, methods)) = &scope {
-            row.scope_set = set.clone();
-            row.methods = methods.clone();
-        }
-        if let Some(e) = expires_at {
-            row.expires_at = e;
-        }
-        row
-    };
-    let current = tokens::require(ctx.store.conn(), &user, args.token.id)?;
-    if apply(current.clone()) == current {
-        // Nothing would change: no password, no audit entry, no new snapshot.
-        let view = View::of(ctx, &current, now());
-        #[derive(Serialize)]
-        struct Unchanged {
-            #[serde(flatten)]
-            view: View,
-            changed: bool,
-        }
-        let text = format!(
-            "Token {} of {} unchanged: it already has these values.\n",
-            view.id, view.user
-        );
-        ctx.note(text.trim_end());
-        ctx.out.json_only(&Unchanged {
-            view,
-            changed: false,
-        })?;
-        return Ok(exit::OK);
-    }
-    let mut source = Source::new(args.confirm.password_stdin);
-    let confirmed = ctx.confirm_password(&user, &mut source)?;
-    let dir = ctx.store.dir().to_path_buf();
-    let (row, built) = ctx.store.write(|tx| {
-        Ctx::still_confirmed(tx, &user, &confirmed)?;
-        let before = tokens::require(tx, &user, args.token.id)?;
-        let row = apply(before.clone());
-        if row == before {
-            return Ok((row, None));
-        }
-        tokens::update(tx, &row)?;
-        audit::record(tx, Some(&user), "token.edit", Some(row.id), &describe(&row))?;
-        Ok((row, snapshot::after_change(tx, &dir)?))
-    })?;
-    let view = View::of(ctx, &row, now());
-    ctx.note(&format!("Token {} of {} updated.", view.id, view.user));
+    let actor = ctx.actor(&args.token.user)?;
     #[derive(Serialize)]
     struct Edited {
         #[serde(flatten)]
         view: View,
         changed: bool,
     }
+    if let EditPlan::Unchanged(current) = ctx.ops().prepare_edit(&actor, args.token.id, &edit)? {
+        // Nothing would change: no password, no audit entry, no new snapshot.
+        let view = View::of(ctx, &current, now());
+        ctx.note(&format!(
+            "Token {} of {} unchanged: it already has these values.",
+            view.id, view.user
+        ));
+        ctx.out.json_only(&Edited {
+            view,
+            changed: false,
+        })?;
+        return Ok(exit::OK);
+    }
+    let mut source = Source::new(args.confirm.password_stdin);
+    let confirmed = ctx.confirm(&actor, &mut source)?;
+    let edited = ctx.ops().edit(&actor, &confirmed, args.token.id, &edit)?;
+    let view = View::of(ctx, &edited.token, now());
+    ctx.note(&format!("Token {} of {} updated.", view.id, view.user));
     finish(
         ctx,
         &args.confirm,
-        built,
+        edited.built,
         Edited {
             view,
             changed: true,
@@ -601,163 +503,84 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     )
 }
 
-/// An expiry for a new value (regenerate, copy): the given one, or the kept one if it is
-/// still in the future. A new value is a new credential, so a kept expiry (or the lack of
-/// one) must fit the maximum lifetime configured now, like any other.
-fn fresh_expiry(ctx: &Ctx, given: Option<&str>, kept: Option<u64>, id: i64) -> Result<Option<u64>> {
-    match given {
-        Some(text) => expiry(ctx, Some(text)),
-        None if kept.is_some_and(|at| now() >= at) => Err(Error::Invalid(format!(
-            "token {id} expired on {}; give it a new date with --expires-at DD-MM-YYYY",
-            kept.map(last_day).unwrap_or_default()
-        ))),
-        None => {
-            expiry(ctx, kept.map(last_day).as_deref())?;
-            Ok(kept)
-        }
-    }
-}
-
 /// `regenerate`: a new value, every other parameter kept, the old value dead.
 pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
-    let user = ctx.account(&args.token.user)?;
-    let existing = tokens::require(ctx.store.conn(), &user, args.token.id)?;
-    let expires_at = fresh_expiry(
-        ctx,
-        args.expires_at.as_deref(),
-        existing.expires_at,
-        existing.id,
-    )?;
+    let actor = ctx.actor(&args.token.user)?;
+    // The token must exist before its new date is judged (a missing token says so).
+    ctx.ops().show(&actor, args.token.id)?;
+    let given = args
+        .expires_at
+        .as_deref()
+        .map(|text| ctx.ops().expiry_day(Some(text)))
+        .transpose()?;
+    let plan = ctx.ops().prepare_regenerate(&actor, args.token.id, given)?;
     let claimed = claim_output(args.output.as_deref())?;
     let outcome = (|| {
         let mut source = Source::new(args.confirm.password_stdin);
-        let confirmed = ctx.confirm_password(&user, &mut source)?;
-        let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
-        let dir = ctx.store.dir().to_path_buf();
-        let (row, built) = ctx.store.write(|tx| {
-            Ctx::still_confirmed(tx, &user, &confirmed)?;
-            let mut row = tokens::require(tx, &user, args.token.id)?;
-            row.hash = value.hash();
-            row.expires_at = expires_at;
-            row.regenerated_at = Some(now());
-            tokens::update(tx, &row)?;
-            audit::record(
-                tx,
-                Some(&user),
-                "token.regenerate",
-                Some(row.id),
-                &describe(&row),
-            )?;
-            Ok((row, snapshot::after_change(tx, &dir)?))
-        })?;
-        Ok((row, value, built))
+        let confirmed = ctx.confirm(&actor, &mut source)?;
+        ctx.ops().regenerate(&actor, &confirmed, plan)
     })();
-    let (row, value, built) = match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            release_output(claimed);
-            return Err(e);
-        }
-    };
-    let view = View::of(ctx, &row, now());
-    let issued = deliver(ctx, view, &value, claimed, "regenerated")?;
-    finish(ctx, &args.confirm, built, issued)
+    issue(ctx, outcome, claimed, &args.confirm, "regenerated")
 }
 
 /// `copy`: a new token with another one's parameters.
 pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
-    let user = ctx.account(&args.token.user)?;
-    let source_token = tokens::require(ctx.store.conn(), &user, args.token.id)?;
-    let description = match &args.description {
-        Some(d) => description(d)?,
-        None => source_token.description.clone(),
-    };
-    let expires_at = fresh_expiry(
-        ctx,
-        args.expires_at.as_deref(),
-        source_token.expires_at,
-        source_token.id,
-    )?;
+    let actor = ctx.actor(&args.token.user)?;
+    // The source must exist before the description is judged (a missing token says so).
+    ctx.ops().show(&actor, args.token.id)?;
+    let description = args
+        .description
+        .as_deref()
+        .map(Description::parse)
+        .transpose()?;
+    let given = args
+        .expires_at
+        .as_deref()
+        .map(|text| ctx.ops().expiry_day(Some(text)))
+        .transpose()?;
+    let new = ctx
+        .ops()
+        .prepare_copy(&actor, args.token.id, description, given)?;
     let claimed = claim_output(args.output.as_deref())?;
     let outcome = (|| {
         let mut source = Source::new(args.confirm.password_stdin);
-        let confirmed = ctx.confirm_password(&user, &mut source)?;
-        let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
-        let max = max_tokens(ctx)?;
-        let mut row = tokens::Token {
-            id: 0,
-            description,
-            hash: value.hash(),
-            created_at: now(),
-            expires_at,
-            regenerated_at: None,
-            ..source_token.clone()
-        };
-        let dir = ctx.store.dir().to_path_buf();
-        let (id, built) = ctx.store.write(|tx| {
-            Ctx::still_confirmed(tx, &user, &confirmed)?;
-            let count = tokens::count(tx, &user)?;
-            if count >= max {
-                return Err(Error::Refused(format!(
-                    "{user} already has {count} tokens, the maximum; remove some, or raise the limit with: pat-admin config set max-tokens-per-account N"
-                )));
-            }
-            let id = tokens::insert(tx, &row)?;
-            audit::record(tx, Some(&user), "token.copy", Some(id), &format!("copy of {}; {}", source_token.id, describe(&row)))?;
-            Ok((id, snapshot::after_change(tx, &dir)?))
-        })?;
-        row.id = id;
-        Ok((row, value, built))
+        let confirmed = ctx.confirm(&actor, &mut source)?;
+        ctx.ops().generate(&actor, &confirmed, new)
     })();
-    let (row, value, built) = match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            release_output(claimed);
-            return Err(e);
-        }
-    };
-    let view = View::of(ctx, &row, now());
-    let issued = deliver(ctx, view, &value, claimed, "created")?;
-    finish(ctx, &args.confirm, built, issued)
+    issue(ctx, outcome, claimed, &args.confirm, "created")
 }
 
 /// `remove`: every id must exist, or nothing is removed.
 pub fn remove(ctx: &mut Ctx, args: RemoveArgs) -> Result<u8> {
-    let user = ctx.account(&args.user)?;
-    let mut ids = args.ids.clone();
-    ids.sort_unstable();
-    ids.dedup();
-    for &id in &ids {
-        tokens::require(ctx.store.conn(), &user, id)?;
-    }
+    let actor = ctx.actor(&args.user)?;
+    let removal = ctx
+        .ops()
+        .prepare_remove(&actor, Selection::Ids(args.ids.clone()))?;
     let mut source = Source::new(args.confirm.password_stdin);
-    let confirmed = ctx.confirm_password(&user, &mut source)?;
-    let dir = ctx.store.dir().to_path_buf();
-    let built = ctx.store.write(|tx| {
-        Ctx::still_confirmed(tx, &user, &confirmed)?;
-        for &id in &ids {
-            if !tokens::delete(tx, &user, id)? {
-                return Err(Error::NoSuchToken {
-                    user: user.clone(),
-                    id,
-                });
-            }
-            audit::record(tx, Some(&user), "token.remove", Some(id), "removed")?;
-        }
-        snapshot::after_change(tx, &dir)
-    })?;
+    let confirmed = ctx.confirm(&actor, &mut source)?;
+    let removed = ctx.ops().remove(&actor, &confirmed, removal)?;
+    let user = actor.account().to_string();
     #[derive(Serialize)]
     struct Removed {
         user: String,
         removed: Vec<i64>,
     }
     if !ctx.out.json {
-        let list = ids
+        let list = removed
+            .ids
             .iter()
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(", ");
         crate::output::stdout(&format!("Removed token(s) {list} of {user}.\n"))?;
     }
-    finish(ctx, &args.confirm, built, Removed { user, removed: ids })
+    finish(
+        ctx,
+        &args.confirm,
+        removed.built,
+        Removed {
+            user,
+            removed: removed.ids,
+        },
+    )
 }

@@ -12,7 +12,7 @@ pub struct Entry {
     pub id: i64,
     /// Unix seconds.
     pub at: u64,
-    /// The OS user who ran pat-admin.
+    /// The OS user who ran pat-admin, or `api <client address>`.
     pub actor: String,
     /// The account concerned, if any.
     pub account: Option<String>,
@@ -43,7 +43,7 @@ pub fn actor() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Records an entry.
+/// Records an entry by the OS user running this process ([`actor`]).
 pub fn record(
     conn: &Connection,
     account: Option<&str>,
@@ -51,10 +51,22 @@ pub fn record(
     token_id: Option<i64>,
     detail: &str,
 ) -> Result<()> {
-    conn.execute(
+    record_by(conn, &actor(), account, action, token_id, detail)
+}
+
+/// Records an entry by `actor` (the OS user, or `api <client address>`).
+pub fn record_by(
+    conn: &Connection,
+    actor: &str,
+    account: Option<&str>,
+    action: &str,
+    token_id: Option<i64>,
+    detail: &str,
+) -> Result<()> {
+    conn.prepare_cached(
         "INSERT INTO audit (at, actor, account, action, token_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![super::now() as i64, actor(), account, action, token_id, detail],
-    )?;
+    )?
+    .execute(params![super::now() as i64, actor, account, action, token_id, detail])?;
     Ok(())
 }
 

@@ -7,13 +7,15 @@
 //! `0600` (it holds password hashes); token values are never stored, only their SHA-256.
 //!
 //! - [`schema`]: tables and migrations.
-//! - [`users`], [`tokens`], [`keys`], [`edges`], [`snapshots`], [`audit`], [`settings`]: one
+//! - [`users`], [`tokens`], [`keys`], [`edges`], [`snapshots`], [`audit`], [`settings`],
+//!   [`sessions`] (the API's login sessions and failed sign-ins): one
 //!   module per table, functions over a connection or transaction.
 
 pub mod audit;
 pub mod edges;
 pub mod keys;
 pub mod schema;
+pub mod sessions;
 pub mod settings;
 pub mod snapshots;
 pub mod tokens;
@@ -139,13 +141,19 @@ impl Store {
                 .map_err(|e| store_err(format!("cannot create the directory: {e}")))?;
         }
         // Create the database file ourselves so it is 0600 from the first byte; SQLite gives
-        // its -wal and -shm files the same permissions.
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&db)
-            .map_err(|e| Error::io(&db, e))?;
+        // its -wal and -shm files the same permissions. Only when it does not exist: closing
+        // a descriptor of an open database drops every POSIX lock this process holds on it
+        // (SQLite's, of any connection already open here), after which another process
+        // closing its connection thinks it is the last one, checkpoints and deletes the WAL
+        // under this process's feet, and this process's later commits are lost.
+        if !db_existed {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&db)
+                .map_err(|e| Error::io(&db, e))?;
+        }
         let mode = std::fs::metadata(&db)
             .map_err(|e| Error::io(&db, e))?
             .permissions()

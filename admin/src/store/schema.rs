@@ -13,11 +13,15 @@
 //! - **3**: account names are case-insensitive for lookup and uniqueness: an index on
 //!   `name COLLATE NOCASE` keeps those lookups indexed. Not unique: a store from before may
 //!   hold `Alice` and `alice`; both stay, and an exact match wins.
+//! - **4**: the platform API's login sessions (`sessions`: SHA-256 of the value, never the
+//!   value) and the failed sign-ins counted per client address and per login that names no
+//!   account (`signin_failures`; an account's own count stays in `users.failed_attempts`,
+//!   shared with the CLI's password confirmations).
 
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Version 1 of the schema, frozen: the starting point of every migration.
 pub const V1: &str = "
@@ -104,6 +108,26 @@ const V2_TO_V3: &str = "
 CREATE INDEX users_by_name_nocase ON users(name COLLATE NOCASE);
 ";
 
+/// Version 3 to 4 (see the module documentation).
+const V3_TO_V4: &str = "
+CREATE TABLE sessions (
+    hash         BLOB PRIMARY KEY,                    -- SHA-256 of the value; the value is never stored
+    user         TEXT NOT NULL REFERENCES users(name),
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    client       TEXT NOT NULL                        -- the address it signed in from
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sessions_by_user ON sessions(user);
+
+CREATE TABLE signin_failures (
+    kind           TEXT NOT NULL,                     -- 'address', or 'login' (names no account)
+    key            TEXT NOT NULL,                     -- the address, or the login lowercased
+    failures       INTEGER NOT NULL,
+    last_failed_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+) STRICT, WITHOUT ROWID;
+";
+
 /// Brings the schema up to [`VERSION`]. Refuses a store written by a newer pat-admin.
 pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     let current: i64 = tx
@@ -125,6 +149,10 @@ pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     if current < 3 {
         tx.execute_batch(V2_TO_V3)
             .map_err(|e| format!("cannot migrate the schema from version 2 to 3: {e}"))?;
+    }
+    if current < 4 {
+        tx.execute_batch(V3_TO_V4)
+            .map_err(|e| format!("cannot migrate the schema from version 3 to 4: {e}"))?;
     }
     tx.pragma_update(None, "user_version", VERSION)
         .map_err(|e| e.to_string())?;

@@ -20,6 +20,19 @@ pub const PUSH_TIMEOUT: &str = "push_timeout_secs";
 /// Overall deadline of a push to edges, whole seconds (absent: 30 s).
 pub const PUSH_DEADLINE: &str = "push_deadline_secs";
 
+/// How long an API login session may go unused, seconds (absent: [`DEFAULT_SESSION_IDLE`]).
+pub const SESSION_IDLE: &str = "session_idle_secs";
+/// How long an API login session lives at most, seconds (absent: [`DEFAULT_SESSION_LIFETIME`]).
+pub const SESSION_LIFETIME: &str = "session_lifetime_secs";
+/// Default idle lifetime of a login session: 30 minutes.
+pub const DEFAULT_SESSION_IDLE: u64 = 30 * 60;
+/// Default absolute lifetime of a login session: 12 hours.
+pub const DEFAULT_SESSION_LIFETIME: u64 = 12 * 3600;
+/// Allowed idle lifetimes: 1 minute to 1 day.
+pub const SESSION_IDLE_RANGE: (u64, u64) = (60, 24 * 3600);
+/// Allowed absolute lifetimes: 5 minutes to 30 days.
+pub const SESSION_LIFETIME_RANGE: (u64, u64) = (5 * 60, 30 * 24 * 3600);
+
 /// The default snapshot lifetime: 24 hours.
 pub const DEFAULT_SNAPSHOT_LIFETIME: u64 = 24 * 3600;
 /// The shortest snapshot lifetime: 60 seconds.
@@ -64,4 +77,26 @@ pub fn snapshot_lifetime(conn: &Connection) -> Result<u64> {
         .map_or(DEFAULT_SNAPSHOT_LIFETIME, |v| {
             v.clamp(MIN_SNAPSHOT_LIFETIME, MAX_SNAPSHOT_LIFETIME)
         }))
+}
+
+fn seconds_in(conn: &Connection, key: &str, default: u64, (min, max): (u64, u64)) -> Result<u64> {
+    Ok(get(conn, key)?
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(default, |v| v.clamp(min, max)))
+}
+
+/// The idle lifetime of API login sessions, seconds (a stored value outside the allowed
+/// range is clamped into it).
+pub fn session_idle(conn: &Connection) -> Result<u64> {
+    seconds_in(conn, SESSION_IDLE, DEFAULT_SESSION_IDLE, SESSION_IDLE_RANGE)
+}
+
+/// The absolute lifetime of API login sessions, seconds.
+pub fn session_lifetime(conn: &Connection) -> Result<u64> {
+    seconds_in(
+        conn,
+        SESSION_LIFETIME,
+        DEFAULT_SESSION_LIFETIME,
+        SESSION_LIFETIME_RANGE,
+    )
 }

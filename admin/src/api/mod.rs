@@ -1,0 +1,902 @@
+//! The platform's token API, `users.Authentication` (Jelastic API 8.0.2), served by
+//! `pat-admin serve --api-listen`: account holders sign in and manage their own tokens with
+//! the clients they already use (`py-jelastic`, `jelastic-client`, the dashboard).
+//!
+//! Every method is `/1.0/users/authentication/rest/<method>` (any case), by GET or POST,
+//! its parameters in the query string or a form body ([`params`]). Answers are HTTP 200
+//! JSON in the platform's shape: `{"result": 0, …}`, or `{"result": <code>, "error": "…",
+//! "source": "pat-admin"}` with the codes in [`code`].
+//!
+//! The methods call [`crate::ops`], the same operations as the CLI: same limits, expiry
+//! rules, audit log (actor `api <client address>`), password back-off and publishing. A
+//! change answers once it is committed (and signed), after its push to the configured edges
+//! (bounded by `push-timeout`/`push-deadline`), with a `publish` object saying whether every
+//! edge accepted it (clients ignore fields they do not know).
+//!
+//! This is the standalone mode: pat-admin's own accounts are the authority, so `Signin`
+//! makes login sessions ([`crate::store::sessions`]): random, stored hashed, with idle and
+//! absolute lifetimes (`config set session-idle`, `session-lifetime`), ended by `Signout`
+//! and by a password change. Failed sign-ins wait the back-off of the account and of the
+//! client address, whichever is longer; an unknown login is checked against a dummy argon2id
+//! hash and counted like an account, so it costs the same time as a wrong password.
+
+pub mod params;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::catalogue::{Catalogue, docs_url};
+use crate::error::Error;
+use crate::expiry::{ExpiryError, api_instant};
+use crate::ops::{
+    self, Actor, ChangePublish, Description, Edit, EditPlan, NewToken, Ops, PublishPlan, Scope,
+    Selection,
+};
+use crate::password;
+use crate::publish;
+use crate::store::sessions::{self, FailureKey};
+use crate::store::snapshots::Published;
+use crate::store::{Open, Store, audit, now, settings, tokens, users};
+use params::{Ids, Params};
+
+/// Where the token methods live (lowercase; matched in any case).
+pub const PREFIX: &str = "/1.0/users/authentication/rest/";
+/// The largest request body read, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+/// The `source` of every error this service answers.
+pub const SOURCE: &str = "pat-admin";
+/// How long failed sign-ins of a client address or unknown login are remembered, seconds.
+pub const FORGET_FAILURES: u64 = 3600;
+
+/// The `result` codes.
+pub mod code {
+    /// Success.
+    pub const OK: i64 = 0;
+    /// Not found: no such token among the caller's (another account's id is not found too).
+    /// `py-jelastic` raises `JelasticResourceNotFound` for it.
+    pub const NOT_FOUND: i64 = 5;
+    /// No valid login session: missing, malformed, unknown, expired or signed out; or an
+    /// access token where a login session belongs.
+    pub const SESSION: i64 = 701;
+    /// Wrong login or password (`Signin`), wrong password (a change); nothing was changed.
+    pub const WRONG_PASSWORD: i64 = 710;
+    /// Invalid input: a parameter missing or malformed, an unknown or forbidden API method
+    /// in `apiList`, a bad or past date, a description too long, a body too large, not
+    /// UTF-8, or of a type the service does not read; nothing was changed.
+    pub const INVALID: i64 = 711;
+    /// Refused by a rule: the token limit, an expiry beyond the maximum lifetime or none
+    /// where one is required; nothing was changed.
+    pub const REFUSED: i64 = 712;
+    /// No such method in this service (with suggestions).
+    pub const UNKNOWN_METHOD: i64 = 713;
+    /// The service failed (its store); the change, if any, was not made.
+    pub const INTERNAL: i64 = 99;
+}
+
+/// The methods served, as the platform spells them.
+pub const METHODS: &[&str] = &[
+    "Signin",
+    "Signout",
+    "CreateToken",
+    "EditToken",
+    "RegenerateToken",
+    "DeleteTokens",
+    "GetTokens",
+    "GetTokenTemplates",
+    "GetTokenApiList",
+];
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The `result` code.
+    pub code: i64,
+    /// The `error` text (never a secret).
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Invalid input.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(code::INVALID, message)
+    }
+
+    fn session(message: impl Into<String>) -> Self {
+        Self::new(code::SESSION, message)
+    }
+
+    /// The JSON answer.
+    pub fn to_json(&self) -> Value {
+        json!({ "result": self.code, "error": self.message, "source": SOURCE })
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::WrongPassword(_) => {
+                Self::new(code::WRONG_PASSWORD, "wrong password; nothing was changed")
+            }
+            Error::NoSuchToken { id, .. } => {
+                Self::new(code::NOT_FOUND, format!("token {id} not found"))
+            }
+            Error::NoSuchUser(_) => Self::session("the session's account no longer exists"),
+            Error::Expiry(ExpiryError::TooFar { .. } | ExpiryError::Required(_))
+            | Error::Refused(_) => Self::new(code::REFUSED, e.to_string()),
+            Error::Invalid(_) | Error::Catalogue(_) | Error::Expiry(_) | Error::Password(_) => {
+                Self::invalid(e.to_string())
+            }
+            other => {
+                // Store and system failures: logged for the operator (never a secret: no
+                // parameter value reaches these messages), a plain answer for the client.
+                eprintln!("pat-admin serve: API: {other}");
+                Self::new(
+                    code::INTERNAL,
+                    "the service could not complete the request; nothing was changed",
+                )
+            }
+        }
+    }
+}
+
+/// How the service is set up.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// A request header that carries the client's address (set by Envoy; the service then
+    /// trusts it, so only use it when nothing but Envoy can reach the API's address).
+    pub client_address_header: Option<HeaderName>,
+}
+
+/// The service: the store directory, a few open connections, the catalogue.
+pub struct Api {
+    dir: PathBuf,
+    catalogue: &'static Catalogue,
+    pool: Mutex<Vec<Store>>,
+    dummy_hash: String,
+    config: Config,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A store connection borrowed from the pool; returned when dropped.
+struct Pooled<'a> {
+    api: &'a Api,
+    store: Option<Store>,
+}
+
+impl Pooled<'_> {
+    fn get(&mut self) -> &mut Store {
+        self.store.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let (Some(store), Ok(mut pool)) = (self.store.take(), self.api.pool.lock())
+            && pool.len() < 8
+        {
+            pool.push(store);
+        }
+    }
+}
+
+impl Api {
+    /// The service on the store in `dir` (which must exist: `serve` opened it first). Call
+    /// from within the Tokio runtime it will run on.
+    pub fn new(dir: PathBuf, config: Config) -> Result<Self, Error> {
+        let catalogue = Catalogue::builtin().map_err(Error::Internal)?;
+        // Unknown logins are checked against this, so they cost what a real check costs.
+        let dummy = sessions::new_value()?;
+        let dummy_hash = password::hash(&dummy)?;
+        Ok(Self {
+            dir,
+            catalogue,
+            pool: Mutex::new(Vec::new()),
+            dummy_hash,
+            config,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    fn store(&self) -> Result<Pooled<'_>, ApiError> {
+        let idle = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let store = match idle {
+            Some(store) => store,
+            None => Store::open_as(&self.dir, Open::Existing)?,
+        };
+        Ok(Pooled {
+            api: self,
+            store: Some(store),
+        })
+    }
+
+    /// The router: every path; the token methods under [`PREFIX`].
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new().fallback(handle).with_state(self)
+    }
+
+    /// Answers one call of `method` (any case) with `params` from `client`: the platform's
+    /// JSON. Blocking (store, password hashing, the back-off, publishing): run it off the
+    /// async threads.
+    pub fn call(&self, method: &str, params: &Params, client: &str) -> Value {
+        match self.dispatch(method, params, client) {
+            Ok(answer) => answer,
+            Err(e) => e.to_json(),
+        }
+    }
+
+    fn dispatch(&self, method: &str, params: &Params, client: &str) -> Result<Value, ApiError> {
+        let Some(&name) = METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)) else {
+            return Err(unknown_method(method));
+        };
+        let mut pooled = self.store()?;
+        let store = pooled.get();
+        match name {
+            "Signin" => self.signin(store, params, client),
+            "Signout" => self.signout(store, params),
+            other => {
+                let actor = self.authenticate(store, params, client)?;
+                match other {
+                    "CreateToken" => self.create(store, &actor, params),
+                    "EditToken" => self.edit(store, &actor, params),
+                    "RegenerateToken" => self.regenerate(store, &actor, params),
+                    "DeleteTokens" => self.delete(store, &actor, params),
+                    "GetTokens" => self.get_tokens(store, &actor, params),
+                    "GetTokenTemplates" => Ok(self.templates()),
+                    _ => self.api_list(params),
+                }
+            }
+        }
+    }
+
+    /// Session lifetimes: (idle, absolute), seconds.
+    fn lifetimes(store: &Store) -> Result<(u64, u64), ApiError> {
+        Ok((
+            settings::session_idle(store.conn())?,
+            settings::session_lifetime(store.conn())?,
+        ))
+    }
+
+    fn signin(&self, store: &mut Store, params: &Params, client: &str) -> Result<Value, ApiError> {
+        let login = params.required("login")?.trim().to_string();
+        let password = params.required("password")?;
+        if password.len() > password::MAX_LEN {
+            return Err(ApiError::invalid(format!(
+                "the password is longer than {} bytes",
+                password::MAX_LEN
+            )));
+        }
+        let at = now();
+        let account = users::get(store.conn(), &login)?;
+        let own = match &account {
+            Some(user) => user.failed_attempts,
+            None => {
+                sessions::failures(store.conn(), FailureKey::Login(&login), at, FORGET_FAILURES)?
+            }
+        };
+        let from_address = sessions::failures(
+            store.conn(),
+            FailureKey::Address(client),
+            at,
+            FORGET_FAILURES,
+        )?;
+        std::thread::sleep(password::delay_after(own.max(from_address)));
+        let verified = match &account {
+            Some(user) => password::verify(password, &user.password_hash),
+            None => {
+                // The same work as a real check, and always false.
+                let _ = password::verify(password, &self.dummy_hash);
+                false
+            }
+        };
+        let actor = format!("api {client}");
+        let known = account.as_ref().map(|u| u.name.clone());
+        let Some(user) = account.filter(|_| verified) else {
+            store.write(|tx| {
+                sessions::record_failure(tx, FailureKey::Address(client), at, FORGET_FAILURES)?;
+                match &known {
+                    Some(name) => {
+                        users::record_failure(tx, name, at)?;
+                        audit::record_by(
+                            tx,
+                            &actor,
+                            Some(name),
+                            "auth.failed",
+                            None,
+                            "sign-in: wrong password",
+                        )
+                    }
+                    None => {
+                        sessions::record_failure(
+                            tx,
+                            FailureKey::Login(&login),
+                            at,
+                            FORGET_FAILURES,
+                        )?;
+                        audit::record_by(
+                            tx,
+                            &actor,
+                            None,
+                            "auth.failed",
+                            None,
+                            &format!(
+                                "sign-in: no account named {:?}",
+                                login.chars().take(64).collect::<String>()
+                            ),
+                        )
+                    }
+                }
+            })?;
+            return Err(ApiError::new(
+                code::WRONG_PASSWORD,
+                "wrong login or password",
+            ));
+        };
+        let value = sessions::new_value()?;
+        let (idle, absolute) = Self::lifetimes(store)?;
+        store.write(|tx| {
+            users::reset_failures(tx, &user.name)?;
+            sessions::reset_failures(tx, FailureKey::Address(client))?;
+            sessions::prune(tx, at, idle, absolute)?;
+            sessions::insert(tx, &sessions::hash(&value), &user.name, at, client)?;
+            audit::record_by(
+                tx,
+                &actor,
+                Some(&user.name),
+                "session.signin",
+                None,
+                "signed in",
+            )
+        })?;
+        Ok(json!({
+            "result": code::OK,
+            "session": value.as_str(),
+            "login": user.name,
+            "idleLifetime": idle,
+            "expiresAt": api_instant(at + absolute),
+        }))
+    }
+
+    fn signout(&self, store: &mut Store, params: &Params) -> Result<Value, ApiError> {
+        let value = session_param(params)?;
+        let hash = sessions::hash(value);
+        let Some(found) = sessions::get(store.conn(), &hash)? else {
+            return Err(ApiError::session(
+                "the session is not valid (signed out or expired)",
+            ));
+        };
+        store.write(|tx| {
+            sessions::delete(tx, &hash)?;
+            audit::record_by(
+                tx,
+                &format!("api {}", found.client),
+                Some(&found.user),
+                "session.signout",
+                None,
+                "signed out",
+            )
+        })?;
+        Ok(json!({ "result": code::OK }))
+    }
+
+    /// The account a valid login session names, as an actor from `client`.
+    fn authenticate(
+        &self,
+        store: &mut Store,
+        params: &Params,
+        client: &str,
+    ) -> Result<Actor, ApiError> {
+        let value = session_param(params)?;
+        let hash = sessions::hash(value);
+        let Some(found) = sessions::get(store.conn(), &hash)? else {
+            return Err(ApiError::session(
+                "the session is not valid (signed out or expired): sign in with Signin",
+            ));
+        };
+        let (idle, absolute) = Self::lifetimes(store)?;
+        let at = now();
+        if at >= found.created_at.saturating_add(absolute)
+            || at >= found.last_used_at.saturating_add(idle)
+        {
+            store.write(|tx| sessions::delete(tx, &hash))?;
+            return Err(ApiError::session(
+                "the session has expired: sign in again with Signin",
+            ));
+        }
+        if at.saturating_sub(found.last_used_at) >= sessions::TOUCH_EVERY {
+            store.write(|tx| sessions::touch(tx, &hash, at))?;
+        }
+        Ok(Actor::api(found.user, client.to_string()))
+    }
+
+    /// `tokenTemplate` or `apiList`, checked; `None` when neither was given.
+    fn scope(&self, params: &Params) -> Result<Option<Scope>, ApiError> {
+        let template = params
+            .optional("tokenTemplate")?
+            .filter(|t| !t.trim().eq_ignore_ascii_case("custom"));
+        let methods = params::list_items(params.all("apiList"));
+        match (template, methods.is_empty()) {
+            (Some(_), false) => Err(ApiError::invalid("give tokenTemplate or apiList, not both")),
+            (Some(name), true) => Ok(Some(Scope::set(self.catalogue, name)?)),
+            (None, false) => Ok(Some(Scope::methods(self.catalogue, &methods)?)),
+            (None, true) if params.has("apiList") => Err(ApiError::invalid(
+                "apiList is empty: name at least one API method (see GetTokenApiList)",
+            )),
+            (None, true) => Ok(None),
+        }
+    }
+
+    fn description(params: &Params, name: &str) -> Result<Option<Description>, ApiError> {
+        Ok(params.one(name)?.map(Description::parse).transpose()?)
+    }
+
+    fn create(&self, store: &mut Store, actor: &Actor, params: &Params) -> Result<Value, ApiError> {
+        let description = Self::description(params, "description")?
+            .ok_or_else(|| ApiError::invalid("the parameter `description` is required"))?;
+        let scope = self.scope(params)?.ok_or_else(|| {
+            ApiError::invalid(
+                "choose the token's scope: tokenTemplate (see GetTokenTemplates) or apiList (see GetTokenApiList)",
+            )
+        })?;
+        let mut ops = Ops::new(store, self.catalogue);
+        let expiry = ops.expiry_api(params.optional("expiresAt")?)?;
+        let password = params.required("password")?;
+        let confirmed = ops.confirm(actor, password, |_, _| {})?;
+        let issued = ops.generate(actor, &confirmed, NewToken::new(description, scope, expiry))?;
+        let token = self.token_json(&issued.token, Some(issued.value.expose()));
+        let publish = self.publish(store, issued.built);
+        Ok(json!({ "result": code::OK, "token": token, "publish": publish }))
+    }
+
+    fn edit(&self, store: &mut Store, actor: &Actor, params: &Params) -> Result<Value, ApiError> {
+        let id = one_id(params, &["id"])?;
+        let description = Self::description(params, "description")?;
+        let scope = self.scope(params)?;
+        let mut ops = Ops::new(store, self.catalogue);
+        let expiry = if params.has("expiresAt") {
+            // Present but empty: no expiry.
+            Some(ops.expiry_api(params.optional("expiresAt")?)?)
+        } else {
+            None
+        };
+        let edit = Edit {
+            description,
+            scope,
+            expiry,
+        };
+        if edit.is_empty() {
+            return Err(ApiError::invalid(
+                "nothing to change: give description, tokenTemplate, apiList or expiresAt",
+            ));
+        }
+        let plan = ops.prepare_edit(actor, id, &edit)?;
+        let password = params.required("password")?;
+        let confirmed = ops.confirm(actor, password, |_, _| {})?;
+        if let EditPlan::Unchanged(current) = plan {
+            let token = self.token_json(&current, None);
+            return Ok(json!({ "result": code::OK, "token": token, "changed": false }));
+        }
+        let edited = ops.edit(actor, &confirmed, id, &edit)?;
+        let token = self.token_json(&edited.token, None);
+        let publish = self.publish(store, edited.built);
+        Ok(
+            json!({ "result": code::OK, "token": token, "changed": edited.changed, "publish": publish }),
+        )
+    }
+
+    fn regenerate(
+        &self,
+        store: &mut Store,
+        actor: &Actor,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        // The spec names it `id`; py-jelastic sends `ids`.
+        let id = one_id(params, &["id", "ids"])?;
+        let mut ops = Ops::new(store, self.catalogue);
+        ops.show(actor, id)?;
+        let given = params
+            .optional("expiresAt")?
+            .map(|text| ops.expiry_api(Some(text)))
+            .transpose()?;
+        let plan = ops.prepare_regenerate(actor, id, given)?;
+        let password = params.required("password")?;
+        let confirmed = ops.confirm(actor, password, |_, _| {})?;
+        let issued = ops.regenerate(actor, &confirmed, plan)?;
+        let token = self.token_json(&issued.token, Some(issued.value.expose()));
+        let publish = self.publish(store, issued.built);
+        Ok(json!({ "result": code::OK, "token": token, "publish": publish }))
+    }
+
+    fn delete(&self, store: &mut Store, actor: &Actor, params: &Params) -> Result<Value, ApiError> {
+        let selection = match params::ids("ids", params.required("ids")?, true)? {
+            Ids::All => Selection::All,
+            Ids::Some(ids) => Selection::Ids(ids),
+        };
+        let mut ops = Ops::new(store, self.catalogue);
+        let removal = ops.prepare_remove(actor, selection)?;
+        let password = params.required("password")?;
+        let confirmed = ops.confirm(actor, password, |_, _| {})?;
+        let removed = ops.remove(actor, &confirmed, removal)?;
+        if removed.ids.is_empty() {
+            return Ok(json!({ "result": code::OK, "ids": [] }));
+        }
+        let publish = self.publish(store, removed.built);
+        Ok(json!({ "result": code::OK, "ids": removed.ids, "publish": publish }))
+    }
+
+    fn get_tokens(
+        &self,
+        store: &mut Store,
+        actor: &Actor,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let ops = Ops::new(store, self.catalogue);
+        let rows = match params.optional("ids")? {
+            None => ops.list(actor)?,
+            Some(text) => match params::ids("ids", text, true)? {
+                Ids::All => ops.list(actor)?,
+                Ids::Some(mut ids) => {
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.iter()
+                        .map(|&id| ops.show(actor, id))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            },
+        };
+        let list: Vec<Value> = rows.iter().map(|t| self.token_json(t, None)).collect();
+        Ok(json!({ "result": code::OK, "apiTokens": list }))
+    }
+
+    fn templates(&self) -> Value {
+        let templates: Vec<Value> = self
+            .catalogue
+            .sets()
+            .iter()
+            .map(|set| {
+                let methods: Vec<String> =
+                    set.methods.iter().map(|m| m.as_str().to_string()).collect();
+                json!({
+                    "id": set.id,
+                    "name": set.name,
+                    "apiListItems": self.items(&methods),
+                })
+            })
+            .collect();
+        json!({ "result": code::OK, "templates": templates })
+    }
+
+    fn api_list(&self, params: &Params) -> Result<Value, ApiError> {
+        // py-jelastic sends the filter as `sortParam`.
+        let search = match params.optional("search")? {
+            Some(s) => Some(s),
+            None => params.optional("sortParam")?,
+        };
+        let private = params
+            .one("showPrivate")?
+            .map(|v| params::boolean("showPrivate", v))
+            .transpose()?
+            .unwrap_or(false);
+        let list: Vec<Value> = self
+            .catalogue
+            .search(search.unwrap_or_default())
+            .filter(|m| !m.canonical.is_forbidden_for_tokens())
+            .filter(|m| private || m.public)
+            .map(|m| {
+                json!({
+                    "id": method_id(m.canonical.as_str()),
+                    "method": m.name,
+                    "docs": docs_url(m),
+                    "isPublic": m.public,
+                })
+            })
+            .collect();
+        Ok(json!({ "result": code::OK, "tokenPermissions": list }))
+    }
+
+    fn items(&self, methods: &[String]) -> Vec<Value> {
+        methods
+            .iter()
+            .map(|m| json!({ "id": method_id(m), "method": self.catalogue.display_name(m) }))
+            .collect()
+    }
+
+    /// A token in the platform's shape; `key` only when a value was just issued.
+    fn token_json(&self, t: &tokens::Token, key: Option<&str>) -> Value {
+        let mut v = json!({
+            "id": t.id,
+            "description": t.description,
+            "expiresAt": t.expires_at.map(api_instant),
+            "lastUsed": Value::Null,
+            "isSystem": false,
+            "createdAt": api_instant(t.created_at),
+            "apiListItems": self.items(&t.methods),
+        });
+        if let Some(set) = t
+            .scope_set
+            .as_deref()
+            .and_then(|id| self.catalogue.set(id).ok())
+        {
+            v["tokenTemplate"] = json!({ "id": set.id, "name": set.name });
+        }
+        if let Some(key) = key {
+            v["key"] = Value::from(key);
+        }
+        v
+    }
+
+    /// Pushes a committed change to the configured edges, as the CLI does; says what
+    /// happened. The change stands whatever this says.
+    fn publish(&self, store: &mut Store, built: Option<Published>) -> Value {
+        let outcome = (|| -> Result<ChangePublish, Error> {
+            match ops::plan_publish(store.conn(), built, false)? {
+                PublishPlan::Done { result, .. } => Ok(result),
+                PublishPlan::Push { edges, published } => {
+                    let timeouts = ops::timeouts(store.conn(), None, None)?;
+                    let version = published.stamp.version;
+                    let results = self.runtime.block_on(publish::push_all(
+                        &edges,
+                        published.bytes,
+                        version,
+                        timeouts,
+                        |_| {},
+                    ))?;
+                    ops::record_push(store, version, results)
+                }
+            }
+        })();
+        match outcome {
+            Ok(result) => serde_json::to_value(result).unwrap_or(Value::Null),
+            Err(e) => json!({
+                "state": "not_accepted",
+                "version": Value::Null,
+                "edges": [],
+                "error": e.to_string(),
+            }),
+        }
+    }
+}
+
+/// The `session` parameter, which must be a login session (never an access token).
+fn session_param(params: &Params) -> Result<&str, ApiError> {
+    let value = params.optional("session")?.ok_or_else(|| {
+        ApiError::session("a login session is required: sign in with Signin and pass it as session")
+    })?;
+    if pat_core::token::is_token_like(value) {
+        return Err(ApiError::session(
+            "an access token cannot manage tokens: sign in with Signin and use that session",
+        ));
+    }
+    if !sessions::is_well_formed(value) {
+        return Err(ApiError::session(
+            "the session is not valid: sign in with Signin",
+        ));
+    }
+    Ok(value)
+}
+
+/// One token id from the first of `names` that is present.
+fn one_id(params: &Params, names: &[&str]) -> Result<i64, ApiError> {
+    for name in names {
+        if let Some(text) = params.optional(name)? {
+            return match params::ids(name, text, false)? {
+                Ids::Some(ids) if ids.len() == 1 => Ok(ids[0]),
+                _ => Err(ApiError::invalid(format!(
+                    "`{name}`: give exactly one token id"
+                ))),
+            };
+        }
+    }
+    Err(ApiError::invalid(format!(
+        "the parameter `{}` is required: the token's id",
+        names[0]
+    )))
+}
+
+/// A stable numeric id of a method (the platform numbers its permissions): CRC-32 of the
+/// canonical name, unique across the catalogue (tested).
+pub fn method_id(canonical: &str) -> u32 {
+    crc32fast::hash(canonical.as_bytes())
+}
+
+fn unknown_method(method: &str) -> ApiError {
+    let wanted = method.to_ascii_lowercase();
+    let mut close: Vec<(f64, &str)> = METHODS
+        .iter()
+        .map(|m| (strsim::jaro_winkler(&wanted, &m.to_ascii_lowercase()), *m))
+        .filter(|(score, _)| *score >= 0.8)
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let hint = if close.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (did you mean {}?)",
+            close
+                .iter()
+                .take(3)
+                .map(|(_, m)| *m)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    ApiError::new(
+        code::UNKNOWN_METHOD,
+        format!(
+            "users.Authentication.{} is not served here{hint}; the methods are {}",
+            method.chars().take(64).collect::<String>(),
+            METHODS.join(", ")
+        ),
+    )
+}
+
+fn json_answer(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The client's address: the configured header when Envoy set it, else the peer.
+fn client_address(api: &Api, headers: &HeaderMap, peer: SocketAddr) -> String {
+    api.config
+        .client_address_header
+        .as_ref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .map_or_else(|| peer.ip().to_string(), |ip| ip.to_string())
+}
+
+async fn handle(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path();
+    let name = match path.get(..PREFIX.len()) {
+        Some(head) if head.eq_ignore_ascii_case(PREFIX) => path[PREFIX.len()..].to_string(),
+        _ => {
+            return json_answer(
+                StatusCode::NOT_FOUND,
+                &ApiError::new(
+                    code::UNKNOWN_METHOD,
+                    format!("not found: the token methods are under {PREFIX}<method>"),
+                )
+                .to_json(),
+            );
+        }
+    };
+    let answer = match read_params(&method, &uri, &headers, body).await {
+        Ok(params) => {
+            let client = client_address(&api, &headers, peer);
+            let worker = Arc::clone(&api);
+            tokio::task::spawn_blocking(move || worker.call(&name, &params, &client))
+                .await
+                .unwrap_or_else(|e| {
+                    eprintln!("pat-admin serve: API: a request failed: {e}");
+                    ApiError::new(code::INTERNAL, "the service failed").to_json()
+                })
+        }
+        Err(e) => e.to_json(),
+    };
+    json_answer(StatusCode::OK, &answer)
+}
+
+/// The parameters of a request: its query string, and a form body when there is one.
+async fn read_params(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Params, ApiError> {
+    if method != Method::GET && method != Method::POST {
+        return Err(ApiError::invalid(format!(
+            "{method} is not supported: use GET with a query string or POST with a form body"
+        )));
+    }
+    let mut params = Params::default();
+    if let Some(query) = uri.query() {
+        params.add_encoded(query.as_bytes(), "the query string")?;
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::invalid(format!(
+            "the request body is larger than {MAX_BODY} bytes (or could not be read)"
+        ))
+    })?;
+    if body.is_empty() {
+        return Ok(params);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if content_type != "application/x-www-form-urlencoded" {
+        return Err(ApiError::invalid(format!(
+            "a body of type `{}` is not read: send the parameters in the query string or as application/x-www-form-urlencoded",
+            if content_type.is_empty() {
+                "none"
+            } else {
+                &content_type
+            }
+        )));
+    }
+    params.add_encoded(&body, "the form body")?;
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_ids_are_unique_across_the_catalogue() {
+        let catalogue = Catalogue::builtin().expect("catalogue");
+        let mut ids: Vec<u32> = catalogue
+            .methods()
+            .iter()
+            .map(|m| method_id(m.canonical.as_str()))
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+
+    #[test]
+    fn unknown_methods_get_suggestions() {
+        let e = unknown_method("CreateTokens");
+        assert_eq!(e.code, code::UNKNOWN_METHOD);
+        assert!(
+            e.message.contains("did you mean CreateToken"),
+            "{}",
+            e.message
+        );
+        let e = unknown_method("Frobnicate");
+        assert!(!e.message.contains("did you mean"), "{}", e.message);
+    }
+
+    #[test]
+    fn errors_map_to_codes_without_secrets() {
+        let e = ApiError::from(Error::WrongPassword("alice".into()));
+        assert_eq!(e.code, code::WRONG_PASSWORD);
+        let e = ApiError::from(Error::NoSuchToken {
+            user: "bob".into(),
+            id: 3,
+        });
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (code::NOT_FOUND, "token 3 not found")
+        );
+        let e = ApiError::from(Error::Refused("limit".into()));
+        assert_eq!(e.code, code::REFUSED);
+        let e = ApiError::from(Error::Expiry(ExpiryError::Required(30)));
+        assert_eq!(e.code, code::REFUSED);
+        let e = ApiError::from(Error::Expiry(ExpiryError::Past("x".into())));
+        assert_eq!(e.code, code::INVALID);
+    }
+}

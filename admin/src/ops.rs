@@ -1,0 +1,907 @@
+//! The token operations, one implementation for every front end: the command line
+//! ([`crate::commands::tokens`]) and the platform API ([`crate::api`]) both call these, so
+//! the two can never drift: the same limits, expiry rules, audit entries, password back-off,
+//! signing in the change's transaction, and publishing.
+//!
+//! Every change comes in two steps. A `prepare_*`/`check` step validates the request and
+//! reads what it needs, without a password: a typo costs no password and changes nothing.
+//! Then the caller confirms the account's password ([`Ops::confirm`], with the back-off that
+//! grows with consecutive failures, whoever made them), and the change step commits in one
+//! transaction that re-checks the password did not change meanwhile and builds, signs and
+//! stores the snapshot of the new state (when a signing key is active). The typed values in
+//! between ([`Description`], [`Scope`], [`Expiry`], [`Confirmed`]) can only be made by the
+//! checks, so no front end can skip one.
+//!
+//! Who acts is an [`Actor`]: an account and the channel it came through (the CLI, run by an
+//! OS user, or the API, from a client address), which the audit log records.
+
+use std::time::Duration;
+
+use pat_core::token::Token;
+use rusqlite::Connection;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::catalogue::Catalogue;
+use crate::error::{Error, Result};
+use crate::expiry::{self, last_day};
+use crate::password;
+use crate::publish::{self, EdgeResult, Timeouts};
+use crate::snapshot;
+use crate::store::snapshots::Published;
+use crate::store::{Store, audit, edges as edge_store, now, sessions, settings, tokens, users};
+
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 200;
+
+/// Where a request came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    /// `pat-admin` on the command line (the audit log names the OS user).
+    Cli,
+    /// The platform API (`pat-admin serve --api-listen`), from this client address.
+    Api {
+        /// The client's address as the service saw it (or as Envoy reported it).
+        client: String,
+    },
+}
+
+/// Who acts: an account (its stored name) and the channel.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    account: String,
+    channel: Channel,
+}
+
+impl Actor {
+    /// An operator acting for `name` on the command line (any case: the stored name is used).
+    pub fn cli(store: &Store, name: &str) -> Result<Self> {
+        Ok(Self {
+            account: users::require(store.conn(), name)?.name,
+            channel: Channel::Cli,
+        })
+    }
+
+    /// An account signed in to the API (`account` is the stored name a session names).
+    pub fn api(account: String, client: String) -> Self {
+        Self {
+            account,
+            channel: Channel::Api { client },
+        }
+    }
+
+    /// The account's stored name.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// What the audit log's `actor` column says: the OS user for the CLI, `api <address>`
+    /// for the API.
+    pub fn audit_actor(&self) -> String {
+        match &self.channel {
+            Channel::Cli => audit::actor(),
+            Channel::Api { client } => format!("api {client}"),
+        }
+    }
+
+    fn record(
+        &self,
+        conn: &Connection,
+        action: &str,
+        token_id: Option<i64>,
+        detail: &str,
+    ) -> Result<()> {
+        audit::record_by(
+            conn,
+            &self.audit_actor(),
+            Some(&self.account),
+            action,
+            token_id,
+            detail,
+        )
+    }
+}
+
+/// Proof that an account's password was checked: made only by [`Ops::confirm`], and
+/// re-checked inside every change's transaction (the password may have changed meanwhile).
+#[derive(Debug)]
+pub struct Confirmed {
+    account: String,
+    hash: String,
+}
+
+/// A checked description: trimmed, not empty, at most [`MAX_DESCRIPTION`] characters, no
+/// control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    /// Checks `text`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::Invalid(
+                "the description is empty; say what the token is for".into(),
+            ));
+        }
+        if text.chars().count() > MAX_DESCRIPTION {
+            return Err(Error::Invalid(format!(
+                "the description is longer than {MAX_DESCRIPTION} characters"
+            )));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(Error::Invalid(
+                "the description contains control characters".into(),
+            ));
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A checked scope: a predefined set's methods, or a list of catalogue methods (canonical,
+/// sorted, without duplicates), never `users.Authentication.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    set: Option<String>,
+    methods: Vec<String>,
+}
+
+impl Scope {
+    /// A predefined set by id (`ide-plugins`) or name (`IDE Plugins`), any case.
+    pub fn set(catalogue: &Catalogue, name: &str) -> Result<Self> {
+        let set = catalogue.set(name)?;
+        let mut methods: Vec<String> = set.methods.iter().map(|m| m.as_str().to_string()).collect();
+        methods.sort();
+        methods.dedup();
+        Ok(Self {
+            set: Some(set.id.clone()),
+            methods,
+        })
+    }
+
+    /// A list of methods (any case, `env.` alias; unknown names get "did you mean").
+    pub fn methods<S: AsRef<str>>(catalogue: &Catalogue, names: &[S]) -> Result<Self> {
+        if names.is_empty() {
+            return Err(Error::Invalid(
+                "the method list is empty: name at least one API method".into(),
+            ));
+        }
+        let mut methods = Vec::with_capacity(names.len());
+        for name in names {
+            methods.push(
+                catalogue
+                    .resolve(name.as_ref())?
+                    .canonical
+                    .as_str()
+                    .to_string(),
+            );
+        }
+        methods.sort();
+        methods.dedup();
+        Ok(Self { set: None, methods })
+    }
+
+    /// The predefined set's id, if it came from one.
+    pub fn set_id(&self) -> Option<&str> {
+        self.set.as_deref()
+    }
+
+    /// The canonical method names.
+    pub fn method_names(&self) -> &[String] {
+        &self.methods
+    }
+}
+
+/// A checked expiry: the exclusive end instant (Unix seconds), or none; within the
+/// configured maximum lifetime, not in the past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry(Option<u64>);
+
+impl Expiry {
+    /// The exclusive end, Unix seconds; `None` = never.
+    pub fn at(self) -> Option<u64> {
+        self.0
+    }
+}
+
+/// Which tokens a removal takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// These ids (each must be the caller's).
+    Ids(Vec<i64>),
+    /// Every token of the caller (`*` in the API).
+    All,
+}
+
+/// A new token, checked, waiting for the password: `generate`, `copy`, `CreateToken`.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    description: Description,
+    scope: Scope,
+    expiry: Expiry,
+    copy_of: Option<i64>,
+}
+
+impl NewToken {
+    /// A new token with these parameters.
+    pub fn new(description: Description, scope: Scope, expiry: Expiry) -> Self {
+        Self {
+            description,
+            scope,
+            expiry,
+            copy_of: None,
+        }
+    }
+}
+
+/// An edit, checked: the fields to change (`None`: keep).
+#[derive(Debug, Clone, Default)]
+pub struct Edit {
+    /// New description.
+    pub description: Option<Description>,
+    /// New scope.
+    pub scope: Option<Scope>,
+    /// New expiry.
+    pub expiry: Option<Expiry>,
+}
+
+impl Edit {
+    /// Nothing to change at all?
+    pub fn is_empty(&self) -> bool {
+        self.description.is_none() && self.scope.is_none() && self.expiry.is_none()
+    }
+
+    fn apply(&self, mut row: tokens::Token) -> tokens::Token {
+        if let Some(d) = &self.description {
+            row.description = d.0.clone();
+        }
+        if let Some(scope) = &self.scope {
+            row.scope_set = scope.set.clone();
+            row.methods = scope.methods.clone();
+        }
+        if let Some(e) = self.expiry {
+            row.expires_at = e.0;
+        }
+        row
+    }
+}
+
+/// A regeneration, checked: the token and the expiry the new value gets.
+#[derive(Debug, Clone)]
+pub struct Regenerate {
+    id: i64,
+    expiry: Expiry,
+}
+
+/// A removal, checked: the ids (sorted, each the caller's when checked).
+#[derive(Debug, Clone)]
+pub struct Removal {
+    ids: Vec<i64>,
+}
+
+impl Removal {
+    /// The ids.
+    pub fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+}
+
+/// A token with a new value: the row, the value (shown once), and the snapshot the change's
+/// transaction signed (`None`: no signing key).
+pub struct Issued {
+    /// The row as committed.
+    pub token: tokens::Token,
+    /// The value: shown once, never stored.
+    pub value: Token,
+    /// The signed snapshot of the new state.
+    pub built: Option<Published>,
+}
+
+/// An edit's result.
+pub struct Edited {
+    /// The row as it is now.
+    pub token: tokens::Token,
+    /// Whether anything changed (an edit to the same values changes nothing and signs
+    /// nothing).
+    pub changed: bool,
+    /// The signed snapshot of the new state, when something changed.
+    pub built: Option<Published>,
+}
+
+/// A removal's result.
+pub struct Removed {
+    /// The ids removed.
+    pub ids: Vec<i64>,
+    /// The signed snapshot of the new state (`None`: nothing removed, or no signing key).
+    pub built: Option<Published>,
+}
+
+/// The operations over one open store.
+pub struct Ops<'a> {
+    store: &'a mut Store,
+    catalogue: &'a Catalogue,
+}
+
+impl<'a> Ops<'a> {
+    /// The operations on `store` with `catalogue`.
+    pub fn new(store: &'a mut Store, catalogue: &'a Catalogue) -> Self {
+        Self { store, catalogue }
+    }
+
+    /// The catalogue.
+    pub fn catalogue(&self) -> &Catalogue {
+        self.catalogue
+    }
+
+    fn max_lifetime(&self) -> Result<Option<u32>> {
+        settings::get_u32(self.store.conn(), settings::MAX_LIFETIME_DAYS)
+    }
+
+    fn max_tokens(&self) -> Result<u32> {
+        Ok(settings::get_u32(self.store.conn(), settings::MAX_TOKENS)?
+            .unwrap_or(self.catalogue.max_tokens_per_account()))
+    }
+
+    /// An expiry given as a last valid day, `DD-MM-YYYY` (valid through its end, UTC), or
+    /// none (refused when a maximum lifetime is configured).
+    pub fn expiry_day(&self, text: Option<&str>) -> Result<Expiry> {
+        let max = self.max_lifetime()?;
+        match text {
+            Some(text) => Ok(Expiry(Some(expiry::parse(
+                text,
+                OffsetDateTime::now_utc(),
+                max,
+            )?))),
+            None => {
+                expiry::check_none(max)?;
+                Ok(Expiry(None))
+            }
+        }
+    }
+
+    /// An expiry as the platform API sends it: `yyyy-MM-dd HH:mm:ss` (UTC, that instant) or
+    /// the dashboard's `dd-mm-yyyy` (valid through that day), or none.
+    pub fn expiry_api(&self, text: Option<&str>) -> Result<Expiry> {
+        let max = self.max_lifetime()?;
+        match text {
+            Some(text) => Ok(Expiry(Some(expiry::parse_api(
+                text,
+                OffsetDateTime::now_utc(),
+                max,
+            )?))),
+            None => {
+                expiry::check_none(max)?;
+                Ok(Expiry(None))
+            }
+        }
+    }
+
+    /// Confirms the actor's password: waits the back-off its account's consecutive failures
+    /// call for (`before_wait` is told first, with the delay and the count), checks it, and
+    /// counts and audits a failure. The failure count is the account's, shared by every
+    /// channel.
+    pub fn confirm(
+        &mut self,
+        actor: &Actor,
+        password: &str,
+        before_wait: impl FnOnce(Duration, u32),
+    ) -> Result<Confirmed> {
+        let account = users::require(self.store.conn(), &actor.account)?;
+        let delay = password::delay_after(account.failed_attempts);
+        if !delay.is_zero() {
+            before_wait(delay, account.failed_attempts);
+        }
+        std::thread::sleep(delay);
+        if password::verify(password, &account.password_hash) {
+            if account.failed_attempts > 0 {
+                self.store
+                    .write(|tx| users::reset_failures(tx, &account.name))?;
+            }
+            Ok(Confirmed {
+                account: account.name,
+                hash: account.password_hash,
+            })
+        } else {
+            self.record_wrong_password(actor)?;
+            Err(Error::WrongPassword(account.name))
+        }
+    }
+
+    /// Counts and audits a wrong password of the actor's account.
+    pub fn record_wrong_password(&mut self, actor: &Actor) -> Result<()> {
+        self.store.write(|tx| {
+            users::record_failure(tx, &actor.account, now())?;
+            actor.record(tx, "auth.failed", None, "wrong password")
+        })
+    }
+
+    /// Inside a change's transaction: `confirmed` is for this actor, and its password is
+    /// still the account's.
+    fn still_confirmed(tx: &Connection, actor: &Actor, confirmed: &Confirmed) -> Result<()> {
+        if !confirmed.account.eq_ignore_ascii_case(&actor.account) {
+            return Err(Error::Internal(
+                "a password confirmation was used for another account".into(),
+            ));
+        }
+        still_confirmed(tx, &actor.account, &confirmed.hash)
+    }
+
+    /// Sets a new password (`new_hash`, argon2id) after the current one was confirmed, and
+    /// ends every login session of the account.
+    pub fn change_password(
+        &mut self,
+        actor: &Actor,
+        confirmed: &Confirmed,
+        new_hash: &str,
+    ) -> Result<()> {
+        self.store.write(|tx| {
+            Self::still_confirmed(tx, actor, confirmed)?;
+            users::set_password(tx, &actor.account, new_hash)?;
+            let ended = sessions::end_all(tx, &actor.account)?;
+            actor.record(
+                tx,
+                "user.passwd",
+                None,
+                &if ended == 0 {
+                    "password changed".to_string()
+                } else {
+                    format!("password changed; {ended} login session(s) ended")
+                },
+            )
+        })
+    }
+
+    /// One of the actor's tokens (another account's id is "not found").
+    pub fn show(&self, actor: &Actor, id: i64) -> Result<tokens::Token> {
+        tokens::require(self.store.conn(), &actor.account, id)
+    }
+
+    /// The actor's tokens, by id.
+    pub fn list(&self, actor: &Actor) -> Result<Vec<tokens::Token>> {
+        tokens::list(self.store.conn(), &actor.account)
+    }
+
+    /// `generate` / `CreateToken` / `copy`: a new token with a new value.
+    pub fn generate(
+        &mut self,
+        actor: &Actor,
+        confirmed: &Confirmed,
+        new: NewToken,
+    ) -> Result<Issued> {
+        let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
+        let max = self.max_tokens()?;
+        let mut row = tokens::Token {
+            id: 0,
+            user: actor.account.clone(),
+            description: new.description.0,
+            hash: value.hash(),
+            scope_set: new.scope.set,
+            methods: new.scope.methods,
+            created_at: now(),
+            expires_at: new.expiry.0,
+            regenerated_at: None,
+        };
+        let dir = self.store.dir().to_path_buf();
+        let (id, built) = self.store.write(|tx| {
+            Self::still_confirmed(tx, actor, confirmed)?;
+            let count = tokens::count(tx, &actor.account)?;
+            if count >= max {
+                return Err(Error::Refused(format!(
+                    "{} already has {count} tokens, the maximum; remove some, or raise the limit with: pat-admin config set max-tokens-per-account N",
+                    actor.account
+                )));
+            }
+            let id = tokens::insert(tx, &row)?;
+            match new.copy_of {
+                Some(source) => actor.record(
+                    tx,
+                    "token.copy",
+                    Some(id),
+                    &format!("copy of {source}; {}", describe(&row)),
+                )?,
+                None => actor.record(tx, "token.generate", Some(id), &describe(&row))?,
+            }
+            Ok((id, snapshot::after_change(tx, &dir)?))
+        })?;
+        row.id = id;
+        Ok(Issued {
+            token: row,
+            value,
+            built,
+        })
+    }
+
+    /// What an edit would make of the token, without changing anything: `None` when the
+    /// token already has these values (no password is needed, nothing is audited or signed).
+    pub fn prepare_edit(&self, actor: &Actor, id: i64, edit: &Edit) -> Result<EditPlan> {
+        let current = tokens::require(self.store.conn(), &actor.account, id)?;
+        let after = edit.apply(current.clone());
+        Ok(if after == current {
+            EditPlan::Unchanged(current)
+        } else {
+            EditPlan::Change
+        })
+    }
+
+    /// `edit` / `EditToken`.
+    pub fn edit(
+        &mut self,
+        actor: &Actor,
+        confirmed: &Confirmed,
+        id: i64,
+        edit: &Edit,
+    ) -> Result<Edited> {
+        let dir = self.store.dir().to_path_buf();
+        let (token, changed, built) = self.store.write(|tx| {
+            Self::still_confirmed(tx, actor, confirmed)?;
+            let before = tokens::require(tx, &actor.account, id)?;
+            let row = edit.apply(before.clone());
+            if row == before {
+                return Ok((row, false, None));
+            }
+            tokens::update(tx, &row)?;
+            actor.record(tx, "token.edit", Some(row.id), &describe(&row))?;
+            Ok((row, true, snapshot::after_change(tx, &dir)?))
+        })?;
+        Ok(Edited {
+            token,
+            changed,
+            built,
+        })
+    }
+
+    /// An expiry for a new value (regenerate, copy): `given`, or the kept one if it is still
+    /// in the future. A new value is a new credential, so a kept expiry (or the lack of one)
+    /// must fit the maximum lifetime configured now, like any other.
+    fn fresh_expiry(
+        &self,
+        actor: &Actor,
+        given: Option<Expiry>,
+        kept: Option<u64>,
+        id: i64,
+    ) -> Result<Expiry> {
+        match given {
+            Some(e) => Ok(e),
+            None if kept.is_some_and(|at| now() >= at) => Err(Error::Invalid(format!(
+                "token {id} expired on {}; give it a new date with {}",
+                kept.map(last_day).unwrap_or_default(),
+                match actor.channel {
+                    Channel::Cli => "--expires-at DD-MM-YYYY",
+                    Channel::Api { .. } => "expiresAt",
+                }
+            ))),
+            None => {
+                let max = self.max_lifetime()?;
+                match kept {
+                    // The kept instant, against the maximum as a last valid day.
+                    Some(at) => {
+                        expiry::parse(&last_day(at), OffsetDateTime::now_utc(), max)?;
+                    }
+                    None => expiry::check_none(max)?,
+                }
+                Ok(Expiry(kept))
+            }
+        }
+    }
+
+    /// Checks a regeneration: the token is the actor's, and the new value's expiry.
+    pub fn prepare_regenerate(
+        &self,
+        actor: &Actor,
+        id: i64,
+        given: Option<Expiry>,
+    ) -> Result<Regenerate> {
+        let existing = tokens::require(self.store.conn(), &actor.account, id)?;
+        let expiry = self.fresh_expiry(actor, given, existing.expires_at, existing.id)?;
+        Ok(Regenerate { id, expiry })
+    }
+
+    /// `regenerate` / `RegenerateToken`: a new value, every other parameter kept, the old
+    /// value dead.
+    pub fn regenerate(
+        &mut self,
+        actor: &Actor,
+        confirmed: &Confirmed,
+        plan: Regenerate,
+    ) -> Result<Issued> {
+        let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
+        let dir = self.store.dir().to_path_buf();
+        let (token, built) = self.store.write(|tx| {
+            Self::still_confirmed(tx, actor, confirmed)?;
+            let mut row = tokens::require(tx, &actor.account, plan.id)?;
+            row.hash = value.hash();
+            row.expires_at = plan.expiry.0;
+            row.regenerated_at = Some(now());
+            tokens::update(tx, &row)?;
+            actor.record(tx, "token.regenerate", Some(row.id), &describe(&row))?;
+            Ok((row, snapshot::after_change(tx, &dir)?))
+        })?;
+        Ok(Issued {
+            token,
+            value,
+            built,
+        })
+    }
+
+    /// Checks a copy: a new token with another one's scope, its description unless given,
+    /// and its expiry unless given (refused when that has passed).
+    pub fn prepare_copy(
+        &self,
+        actor: &Actor,
+        id: i64,
+        description: Option<Description>,
+        given: Option<Expiry>,
+    ) -> Result<NewToken> {
+        let source = tokens::require(self.store.conn(), &actor.account, id)?;
+        let expiry = self.fresh_expiry(actor, given, source.expires_at, source.id)?;
+        Ok(NewToken {
+            description: description.unwrap_or(Description(source.description.clone())),
+            scope: Scope {
+                set: source.scope_set.clone(),
+                methods: source.methods.clone(),
+            },
+            expiry,
+            copy_of: Some(source.id),
+        })
+    }
+
+    /// Checks a removal: every id is the actor's (or, for [`Selection::All`], whatever the
+    /// actor has now).
+    pub fn prepare_remove(&self, actor: &Actor, selection: Selection) -> Result<Removal> {
+        let mut ids = match selection {
+            Selection::Ids(ids) => {
+                if ids.is_empty() {
+                    return Err(Error::Invalid("no token ids given".into()));
+                }
+                ids
+            }
+            Selection::All => self.list(actor)?.into_iter().map(|t| t.id).collect(),
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        for &id in &ids {
+            tokens::require(self.store.conn(), &actor.account, id)?;
+        }
+        Ok(Removal { ids })
+    }
+
+    /// `remove` / `DeleteTokens`: every id must still exist, or nothing is removed.
+    pub fn remove(
+        &mut self,
+        actor: &Actor,
+        confirmed: &Confirmed,
+        removal: Removal,
+    ) -> Result<Removed> {
+        let dir = self.store.dir().to_path_buf();
+        let built = self.store.write(|tx| {
+            Self::still_confirmed(tx, actor, confirmed)?;
+            if removal.ids.is_empty() {
+                return Ok(None);
+            }
+            for &id in &removal.ids {
+                if !tokens::delete(tx, &actor.account, id)? {
+                    return Err(Error::NoSuchToken {
+                        user: actor.account.clone(),
+                        id,
+                    });
+                }
+                actor.record(tx, "token.remove", Some(id), "removed")?;
+            }
+            snapshot::after_change(tx, &dir)
+        })?;
+        Ok(Removed {
+            ids: removal.ids,
+            built,
+        })
+    }
+}
+
+/// What [`Ops::prepare_edit`] found.
+#[derive(Debug)]
+pub enum EditPlan {
+    /// The token already has these values (here it is).
+    Unchanged(tokens::Token),
+    /// Something changes: confirm the password, then [`Ops::edit`].
+    Change,
+}
+
+/// Inside a change's transaction: the password confirmed earlier (its hash) is still the
+/// account's.
+pub fn still_confirmed(tx: &Connection, user: &str, confirmed_hash: &str) -> Result<()> {
+    if users::require(tx, user)?.password_hash != confirmed_hash {
+        return Err(Error::Refused(format!(
+            "the password of {user} changed while this command ran; nothing was changed, run it again"
+        )));
+    }
+    Ok(())
+}
+
+/// Audit details of a token's parameters (never its value).
+pub fn describe(t: &tokens::Token) -> String {
+    format!(
+        "description {:?}; scope {}; expires {}",
+        t.description,
+        t.scope_set.clone().unwrap_or_else(|| t.methods.join(",")),
+        t.expires_at.map_or("never".to_string(), last_day)
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Publishing after a change.
+
+/// What a change did about publishing.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishState {
+    /// Every configured edge has it.
+    Published,
+    /// At least one edge did not accept it (exit 6).
+    NotAccepted,
+    /// `--no-publish`.
+    Skipped,
+    /// No edges are configured.
+    NoEdges,
+    /// No signing key: nothing was signed or pushed (exit 7 when edges are configured).
+    Unsigned,
+}
+
+/// A change's publish result, part of its JSON (CLI and API alike).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangePublish {
+    /// What happened.
+    pub state: PublishState,
+    /// The snapshot version that includes the change (`null`: none was signed).
+    pub version: Option<u64>,
+    /// Per edge (empty when nothing was pushed).
+    pub edges: Vec<EdgeResult>,
+}
+
+/// What to do about publishing a change.
+pub enum PublishPlan {
+    /// Nothing to push: here is the result. `edges_configured` tells an unsigned change that
+    /// edges are waiting for it (the CLI's exit 7).
+    Done {
+        /// The result.
+        result: ChangePublish,
+        /// Whether edges are configured.
+        edges_configured: bool,
+    },
+    /// Push `published` to `edges`, then [`record_push`].
+    Push {
+        /// The configured edges.
+        edges: Vec<String>,
+        /// The snapshot the change's transaction signed.
+        published: Published,
+    },
+}
+
+/// Decides how to publish a change whose transaction signed `built` (`skip`: the caller
+/// asked not to push).
+pub fn plan_publish(
+    conn: &Connection,
+    built: Option<Published>,
+    skip: bool,
+) -> Result<PublishPlan> {
+    let version = built.as_ref().map(|p| p.stamp.version);
+    let done = |state, edges_configured| PublishPlan::Done {
+        result: ChangePublish {
+            state,
+            version,
+            edges: Vec::new(),
+        },
+        edges_configured,
+    };
+    if skip {
+        return Ok(done(PublishState::Skipped, false));
+    }
+    let edges = edge_store::list(conn)?;
+    let Some(published) = built else {
+        return Ok(done(PublishState::Unsigned, !edges.is_empty()));
+    };
+    if edges.is_empty() {
+        return Ok(done(PublishState::NoEdges, false));
+    }
+    Ok(PublishPlan::Push { edges, published })
+}
+
+/// After a push: audits it and sums it up.
+pub fn record_push(
+    store: &mut Store,
+    version: u64,
+    results: Vec<EdgeResult>,
+) -> Result<ChangePublish> {
+    record_publish(store, version, &results)?;
+    let failed = results.iter().any(|e| !e.outcome.is_ok());
+    Ok(ChangePublish {
+        state: if failed {
+            PublishState::NotAccepted
+        } else {
+            PublishState::Published
+        },
+        version: Some(version),
+        edges: results,
+    })
+}
+
+/// The audit entry of a push.
+pub fn record_publish(store: &mut Store, version: u64, results: &[EdgeResult]) -> Result<()> {
+    let summary = results
+        .iter()
+        .map(|r| format!("{} {}", r.edge, r.outcome.word()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    store.write(|tx| {
+        audit::record(
+            tx,
+            None,
+            "publish",
+            None,
+            &format!("version {version}: {summary}"),
+        )
+    })
+}
+
+/// The push timeouts: `attempt`/`deadline` when given (command-line flags), else
+/// `PAT_ADMIN_PUSH_TIMEOUT` / `PAT_ADMIN_PUSH_DEADLINE` (seconds), else the store settings
+/// `push-timeout` / `push-deadline`, else 10 s / 30 s.
+pub fn timeouts(
+    conn: &Connection,
+    attempt: Option<f64>,
+    deadline: Option<f64>,
+) -> Result<Timeouts> {
+    let pick = |flag: Option<f64>, var: &str, key: &str, default: Duration| -> Result<Duration> {
+        if let Some(secs) = flag {
+            return seconds(secs, &format!("--{}", key.trim_start_matches("push-")));
+        }
+        if let Ok(text) = std::env::var(var) {
+            let secs = text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| Error::Invalid(format!("{var}={text}: not a number of seconds")))?;
+            return seconds(secs, var);
+        }
+        let name = if key == "push-timeout" {
+            settings::PUSH_TIMEOUT
+        } else {
+            settings::PUSH_DEADLINE
+        };
+        Ok(settings::get_u32(conn, name)?
+            .map_or(default, |secs| Duration::from_secs(u64::from(secs))))
+    };
+    let attempt = pick(
+        attempt,
+        "PAT_ADMIN_PUSH_TIMEOUT",
+        "push-timeout",
+        publish::DEFAULT_ATTEMPT,
+    )?;
+    let deadline = pick(
+        deadline,
+        "PAT_ADMIN_PUSH_DEADLINE",
+        "push-deadline",
+        publish::DEFAULT_DEADLINE,
+    )?;
+    let mut timeouts = Timeouts::default().with_attempt(attempt);
+    timeouts.deadline = deadline;
+    Ok(timeouts)
+}
+
+/// `seconds` as a timeout: more than 0, at most an hour.
+fn seconds(secs: f64, what: &str) -> Result<Duration> {
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(Error::Invalid(format!(
+            "{what}: {secs} is not a number of seconds between 0 and 3600"
+        )))
+    }
+}
