@@ -198,14 +198,16 @@ pub fn build_in(
                 user: t.user,
                 expires_at: t.expires_at,
                 scope,
+                networks: &[],
             })
             .map_err(|e| Error::Internal(format!("cannot build the snapshot: {e}")))
     })?;
     let count = builder.len() as u64;
     let stamp = pat_core::snapshot::Stamp::lasting(version, issued_at, lifetime);
     let bytes = builder
-        .build(stamp, &secret)
-        .map_err(|e| Error::Internal(format!("cannot build the snapshot: {e}")))?;
+        .build(stamp, pat_core::snapshot::StateOf::Genesis, &secret)
+        .map_err(|e| Error::Internal(format!("cannot build the snapshot: {e}")))?
+        .bytes;
     let published = Published {
         stamp: Stamp {
             version,

@@ -41,7 +41,8 @@ fn setup() -> Setup {
     }
 }
 
-fn hashes(snapshot: &Snapshot) -> Vec<TokenHash> {
+/// The hash prefixes a snapshot holds (what it stores of each token's hash).
+fn hashes(snapshot: &Snapshot) -> Vec<[u8; 16]> {
     snapshot.entries().map(|(h, _)| h).collect()
 }
 
@@ -61,11 +62,11 @@ fn assert_origin_has_the_removal(s: &Setup, version_before: u64) {
     let snapshot = s.serve.snapshot(&s.key);
     let served = hashes(&snapshot);
     assert!(
-        !served.contains(&TokenHash::of(&s.removed.1)),
+        !served.contains(&TokenHash::of(&s.removed.1).prefix()),
         "the origin still serves the removed token (version {})",
         snapshot.version()
     );
-    assert!(served.contains(&TokenHash::of(&s.kept.1)));
+    assert!(served.contains(&TokenHash::of(&s.kept.1).prefix()));
     assert!(snapshot.version() > version_before);
     let (header, head) = s.serve.head(&s.key);
     assert_eq!(header.version, snapshot.version());
@@ -155,7 +156,7 @@ fn every_change_is_signed_as_it_commits_even_without_pushing() {
         ])
         .ok();
     let snapshot = next("remove");
-    assert!(!hashes(&snapshot).contains(&TokenHash::of(&s.removed.1)));
+    assert!(!hashes(&snapshot).contains(&TokenHash::of(&s.removed.1).prefix()));
 
     // edit: the new scope is served.
     s.admin

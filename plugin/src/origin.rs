@@ -1,11 +1,12 @@
 //! Recovery from the snapshot origin (`pat-admin serve`): shared data dies with Envoy, so a
 //! (re)started edge asks the origin itself — at start, then every interval.
 //!
-//! Each round first fetches the origin's signed *head* (`head_path`: the snapshot's header
-//! and signature, ~170 bytes, a TUF-style "current version" statement). The head raises the
-//! version floor ([`crate::floor`]): from then on this Envoy accepts no older snapshot,
-//! pushed or fetched. Only when the head names a fresh version newer than the one held is
-//! the full snapshot fetched (`path`, with `If-None-Match`), right away.
+//! Each round first fetches the origin's signed *head* (`head_path`: the latest document's
+//! header and signature, ~250 bytes, a TUF-style "current version" statement). The head
+//! raises the version floor ([`crate::floor`]): from then on this Envoy accepts no older
+//! state, pushed or fetched. Only when the head names a fresh version newer than the one
+//! held is the state fetched, right away: `path?since=VERSION` (the deltas since the version
+//! held, or a full snapshot when that is smaller), or `path` for an edge that holds nothing.
 //!
 //! One VM at a time fetches. They coordinate through a *fetch slot* in shared data: when the
 //! next fetch is due and no fetch is in flight, a VM claims the slot by compare-and-swap and
@@ -205,6 +206,15 @@ pub fn finish(
         }
     }
     Err(StoreError::CasMismatch)
+}
+
+/// The catch-up path for an edge that holds `held` (0: nothing): `path?since=held`.
+pub fn catch_up_path(path: &str, held: u64) -> String {
+    if held == 0 {
+        path.to_string()
+    } else {
+        format!("{path}?since={held}")
+    }
 }
 
 fn millis(d: Duration) -> u64 {

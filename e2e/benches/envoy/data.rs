@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::{Token, TokenHash};
 use pat_e2e::release_binary;
 
@@ -40,6 +40,7 @@ pub(crate) fn snapshot(
             user: &users[i / 10],
             expires_at: None,
             scope: if i % 2 == 0 { &stop } else { &other },
+            networks: &[],
         })
         .expect("filler");
     }
@@ -50,6 +51,7 @@ pub(crate) fn snapshot(
             user: "alice",
             expires_at: None,
             scope: &stop,
+            networks: &[],
         })
         .expect("real");
     }
@@ -57,8 +59,13 @@ pub(crate) fn snapshot(
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    b.build(Stamp::lasting(version, now, 86_400), &tokens.key)
-        .expect("build")
+    b.build(
+        Stamp::lasting(version, now, 86_400),
+        StateOf::Genesis,
+        &tokens.key,
+    )
+    .expect("build")
+    .bytes
 }
 
 /// Pushes a snapshot to an Envoy's control listener; it must be accepted.

@@ -138,7 +138,7 @@ impl Filter {
         self.stage = Stage::Done;
         let path = text(&self.path);
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
-            && EDGE.with_borrow(|edge| edge.snapshot().is_none())
+            && EDGE.with_borrow(|edge| edge.state().is_none())
         {
             // A VM loads its snapshot lazily: on its first token request after a start or a
             // FAIL_RELOAD, and on every tick after that.
@@ -156,7 +156,7 @@ impl Filter {
         let verdict = EDGE.with_borrow(|edge| {
             // The VM's snapshot is shared by every filter instance in it; each one only uses
             // a snapshot signed by a key it trusts itself and fresh by its own limit.
-            let snapshot = edge.snapshot_for(&config.keys, clock);
+            let snapshot = edge.state_for(&config.keys, clock);
             decide(policy, snapshot, &path, &finding, now)
         });
         match verdict {
@@ -570,7 +570,8 @@ impl Filter {
                 log(
                     LogLevel::Info,
                     &format!(
-                        "pat-edge: push accepted: snapshot version {} ({} tokens, expires at {}), verified and published in {ms} ms, VM memory {} bytes",
+                        "pat-edge: push accepted: {} version {} ({} tokens, expires at {}), verified and published in {ms} ms, VM memory {} bytes",
+                        kind_word(accepted.kind),
                         accepted.version,
                         accepted.tokens,
                         accepted.expires_at,
@@ -672,6 +673,14 @@ impl Filter {
                 &format!("pat-edge: releasing the push lease: {e}"),
             );
         }
+    }
+}
+
+/// How a document kind reads in logs.
+pub(crate) fn kind_word(kind: pat_core::snapshot::Kind) -> &'static str {
+    match kind {
+        pat_core::snapshot::Kind::Full => "full snapshot",
+        pat_core::snapshot::Kind::Delta => "delta",
     }
 }
 

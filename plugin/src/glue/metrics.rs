@@ -81,9 +81,9 @@ impl Metrics {
         Self::increment(index.and_then(|i| self.denied.get(i).copied().flatten()));
     }
 
-    pub(crate) fn snapshot(&self, version: u64, tokens: u32, apply_ms: Option<u64>) {
+    pub(crate) fn snapshot(&self, version: u64, tokens: u64, apply_ms: Option<u64>) {
         Self::record(self.snapshot_version, version);
-        Self::record(self.snapshot_tokens, u64::from(tokens));
+        Self::record(self.snapshot_tokens, tokens);
         if let Some(ms) = apply_ms {
             Self::record(self.snapshot_apply_ms, ms);
         }

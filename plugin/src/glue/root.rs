@@ -133,10 +133,14 @@ impl Root {
                     max_age_ms: config.max_snapshot_age_ms,
                 };
                 let result = EDGE.with_borrow_mut(|edge| {
-                    edge.accept(&HostShared, &config.keys, body, clock, vm::is_active())
+                    edge.accept_all(&HostShared, &config.keys, body, clock, vm::is_active())
                 });
                 match result {
-                    Ok(accepted) => {
+                    Ok((None, _)) => {
+                        metrics.origin(&Fetched::NotModified);
+                        Fetched::Snapshot { etag: etag() }
+                    }
+                    Ok((Some(accepted), count)) => {
                         let fetched = Fetched::Snapshot { etag: etag() };
                         metrics.origin(&fetched);
                         if vm::is_active() {
@@ -149,7 +153,7 @@ impl Root {
                         log(
                             LogLevel::Info,
                             &format!(
-                                "pat-edge: snapshot version {} ({} tokens) fetched from the origin and published",
+                                "pat-edge: caught up with the origin: version {} ({} tokens), {count} document(s) published",
                                 accepted.version, accepted.tokens
                             ),
                         );
@@ -268,17 +272,22 @@ impl Root {
                 return;
             }
         };
+        // A catch-up names what this Envoy holds: the origin answers with the deltas since
+        // (or a full snapshot when that is smaller, or the edge holds nothing).
+        let held = shared::read_pointer(&HostShared).map_or(0, |(p, _)| p.version);
         let path = match &fetch {
-            Fetch::Head => origin.head_path.as_str(),
-            Fetch::Snapshot { .. } => origin.path.as_str(),
+            Fetch::Head => origin.head_path.clone(),
+            Fetch::Snapshot { .. } => origin::catch_up_path(&origin.path, held),
         };
         let mut headers = vec![
             (":method", "GET"),
-            (":path", path),
+            (":path", path.as_str()),
             (":authority", origin.authority.as_str()),
             ("accept", "application/octet-stream"),
         ];
-        if let Fetch::Snapshot { etag: Some(tag) } = &fetch {
+        if let Fetch::Snapshot { etag: Some(tag) } = &fetch
+            && held == 0
+        {
             headers.push(("if-none-match", tag.as_str()));
         }
         match hostcalls::dispatch_http_call(&origin.cluster, headers, None, vec![], origin.timeout)

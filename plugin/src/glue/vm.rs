@@ -73,13 +73,23 @@ pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
     let started = now_millis();
     let outcome = EDGE.with_borrow_mut(|edge| edge.refresh(&HostShared, &config.keys, started));
     match outcome {
-        Ok(Refresh::Applied { version, tokens }) => {
+        Ok(Refresh::Applied {
+            version,
+            tokens,
+            deltas,
+            full,
+        }) => {
             let ms = now_millis().saturating_sub(started);
             metrics.snapshot(version, tokens, Some(ms));
+            let how = match (full, deltas) {
+                (true, 0) => "the full snapshot".to_string(),
+                (true, n) => format!("the full snapshot and {n} delta(s)"),
+                (false, n) => format!("{n} delta(s)"),
+            };
             log(
                 LogLevel::Info,
                 &format!(
-                    "pat-edge: serving snapshot version {version} ({tokens} tokens), applied in {ms} ms, VM memory {} bytes",
+                    "pat-edge: serving version {version} ({tokens} tokens), applied {how} in {ms} ms, VM memory {} bytes",
                     vm_memory_bytes()
                 ),
             );

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::Token;
 use pat_testbed::{
     Exchange, FailurePolicy, Plugin, Request, Testbed, TestbedBuilder, wasm_artifact,
@@ -72,10 +72,14 @@ pub fn snapshot_stamped(key: &SigningKey, stamp: Stamp, tokens: &[&Minted]) -> V
                 user: &t.user,
                 expires_at: t.expires_at,
                 scope: &t.scope,
+                networks: &[],
             })
             .expect("valid token");
     }
-    builder.build(stamp, key).expect("build")
+    builder
+        .build(stamp, StateOf::Genesis, key)
+        .expect("build")
+        .bytes
 }
 
 /// One edge: `workers` VMs, each with the public filter (`public`) and the control filter
