@@ -8,6 +8,7 @@
 //!   resolution (strict: ambiguous paths are refused), and the methods no token may call.
 //! - [`user`]: which account names are safe to forward in a header.
 //! - [`net`]: client networks (CIDRs) a token may be limited to.
+//! - [`report`]: signed usage reports from edges ("last used").
 //! - [`keys`]: Ed25519 signing and public keys and their text forms.
 //! - [`snapshot`]: the signed documents — full snapshots and deltas: building and signing,
 //!   verifying and opening, allocation-free lookups, and the state an edge holds (a snapshot
@@ -30,6 +31,7 @@
 pub mod keys;
 pub mod method;
 pub mod net;
+pub mod report;
 pub mod snapshot;
 pub mod token;
 pub mod user;

@@ -191,6 +191,10 @@ pub struct HeadSeen {
     pub fetch: bool,
 }
 
+/// How much of a push [`Edge::precheck_push`] needs: a document's head, or a bundle's
+/// prefix and its first document's head.
+pub const PUSH_HEAD_LEN: usize = bundle::PREFIX_LEN + BODY_OFFSET;
+
 /// Reloading after a pointer race: the pointer can move between reading it and fetching the
 /// keys it names; a few retries always catch up.
 const LOAD_ATTEMPTS: usize = 3;
@@ -231,6 +235,7 @@ impl Edge {
             state_id: latest.state_id,
             base_version: base.version,
             base_digest: base.body_digest,
+            base_state_id: base.state_id,
             issued_at: latest.issued_at,
             expires_at: latest.expires_at,
             tokens: state.token_count(),
@@ -306,7 +311,8 @@ impl Edge {
             let mut deltas = 0;
             let mut gone = false;
             for version in from.unwrap_or(pointer.version).saturating_add(1)..=pointer.version {
-                let Some(bytes) = shared::load_delta(store, version)? else {
+                let state_id = self.state.as_ref().map_or([0; 32], TokenState::state_id);
+                let Some(bytes) = shared::load_delta(store, version, &state_id)? else {
                     gone = true;
                     break;
                 };
@@ -343,9 +349,13 @@ impl Edge {
         Ok(Refresh::Unchanged)
     }
 
-    /// Checks a pushed document's signed head (`head` = its first bytes; `total_len` = its
-    /// full length, when known) against the trusted keys, the clock, the version floor and
-    /// what the edge holds. Cheap; touches nothing.
+    /// Checks the signed head of a push as soon as it arrives (`head` = its first bytes, at
+    /// least [`PUSH_HEAD_LEN`] or all of it; `total_len` = its full length, when known),
+    /// before the rest is buffered. A single document gets every check a push must pass
+    /// (key, signature, length, freshness, version floor, newer than what the edge holds,
+    /// for a delta its exact base); a bundle's first document is checked for its key and
+    /// signature, the rest when the bundle is complete ([`Self::accept`]). Cheap; touches
+    /// nothing. Returns the head checked.
     pub fn precheck_push(
         &self,
         store: &impl SharedStore,
@@ -354,29 +364,18 @@ impl Edge {
         total_len: Option<u64>,
         clock: Clock,
     ) -> Result<Header, PushRejection> {
+        if bundle::is_bundle(head) {
+            let first = head
+                .get(bundle::PREFIX_LEN..)
+                .ok_or(SnapshotError::TooShort(head.len()))?;
+            return Ok(verify_head(first, keys)?);
+        }
         let header = verify_head(head, keys)?;
         if let Some(total_len) = total_len {
             check_length(&header, total_len)?;
         }
-        check_fresh(&header, clock.now_ms, clock.max_age_ms)?;
-        match floor::read(store)? {
-            Floor::Pending => return Err(PushRejection::WaitingForOrigin),
-            Floor::Known(floor) if header.version < floor => {
-                return Err(PushRejection::BelowFloor {
-                    offered: header.version,
-                    floor,
-                });
-            }
-            Floor::Known(_) | Floor::Unset => {}
-        }
         let (pointer, _) = shared::read_pointer(store)?;
-        let current = pointer.version.max(self.version().unwrap_or(0));
-        if header.version <= current {
-            return Err(PushRejection::NotNewer {
-                offered: header.version,
-                current,
-            });
-        }
+        self.check_final(store, &header, &pointer, clock)?;
         if header.kind == Kind::Delta
             && (header.base_version != pointer.version || header.base_state_id != pointer.state_id)
         {
@@ -389,142 +388,165 @@ impl Edge {
         Ok(header)
     }
 
-    /// Accepts a pushed or fetched document: pre-checks its head, opens it and publishes it
-    /// to shared data; `keep`: serve from it (a VM that serves no requests, like the control
-    /// listener's or Envoy's main-thread VM, publishes it and lets it go). For a full
-    /// snapshot the VM drops its current state before opening the new one, so it never
-    /// holds two; on any refusal after the pre-check it restores its state from shared data.
+    /// Accepts a pushed or fetched document, or a bundle of them (a full snapshot and the
+    /// deltas after it, or a chain of deltas), and publishes it to shared data; `keep`: serve
+    /// from it (a VM that serves no requests, like the control listener's or Envoy's
+    /// main-thread VM, publishes and lets go).
+    ///
+    /// Every document is verified and the chain must link (each delta names the previous
+    /// document's version and state id). The *last* document is what the edge ends up at: it
+    /// must be newer than what the edge holds, fresh, and not below the version floor; the
+    /// documents before it are vouched for by the chain. A chain that starts with a delta
+    /// must apply to the state held; one that starts with a full snapshot replaces it. A VM
+    /// that holds a state drops it before opening a full snapshot, so it never holds two.
     pub fn accept(
-        &mut self,
-        store: &impl SharedStore,
-        keys: &TrustedKeys,
-        bytes: Vec<u8>,
-        clock: Clock,
-        keep: bool,
-    ) -> Result<Accepted, PushRejection> {
-        let head = bytes.get(..BODY_OFFSET).unwrap_or(&bytes);
-        let header = self.precheck_push(store, keys, head, Some(bytes.len() as u64), clock)?;
-        match header.kind {
-            Kind::Full => self.accept_full(store, keys, bytes, clock, keep),
-            Kind::Delta => self.accept_delta(store, keys, bytes, clock, keep),
-        }
-    }
-
-    fn accept_full(
-        &mut self,
-        store: &impl SharedStore,
-        keys: &TrustedKeys,
-        bytes: Vec<u8>,
-        clock: Clock,
-        keep: bool,
-    ) -> Result<Accepted, PushRejection> {
-        let had_state = self.state.is_some();
-        self.state = None;
-        let outcome = pat_core::snapshot::Snapshot::open(bytes, keys)
-            .map_err(PushRejection::from)
-            .and_then(|snapshot| {
-                shared::publish_full(store, &snapshot)?;
-                Ok(snapshot)
-            });
-        match outcome {
-            Ok(snapshot) => {
-                let h = *snapshot.header();
-                if keep {
-                    self.state = Some(TokenState::new(snapshot));
-                }
-                self.refused = None;
-                Ok(Accepted {
-                    kind: Kind::Full,
-                    version: h.version,
-                    tokens: u64::from(h.record_count),
-                    issued_at: h.issued_at,
-                    expires_at: h.expires_at,
-                })
-            }
-            Err(rejection) => {
-                // Best effort: the rejection is what the caller must hear about. A VM that had
-                // no state (one that serves no requests) stays without one.
-                if had_state {
-                    let _ = self.refresh(store, keys, clock.now_ms);
-                }
-                Err(rejection)
-            }
-        }
-    }
-
-    fn accept_delta(
-        &mut self,
-        store: &impl SharedStore,
-        keys: &TrustedKeys,
-        bytes: Vec<u8>,
-        clock: Clock,
-        keep: bool,
-    ) -> Result<Accepted, PushRejection> {
-        let delta = match open(bytes, keys)? {
-            Document::Delta(delta) => delta,
-            Document::Full(_) => return Err(SnapshotError::NotDelta.into()),
-        };
-        let h = *delta.header();
-        shared::publish_delta(store, &delta, Some(u64::from(h.state_tokens)))?;
-        self.refused = None;
-        if keep {
-            let applies = self.state.as_ref().map(|s| s.check_applies(&h));
-            match (self.state.as_mut(), applies) {
-                (Some(state), Some(Ok(()))) => {
-                    let _ = state.apply(&delta);
-                }
-                _ => {
-                    let _ = self.refresh(store, keys, clock.now_ms);
-                }
-            }
-        }
-        Ok(Accepted {
-            kind: Kind::Delta,
-            version: h.version,
-            tokens: self
-                .state
-                .as_ref()
-                .filter(|_| keep)
-                .map_or(u64::from(h.state_tokens), TokenState::token_count),
-            issued_at: h.issued_at,
-            expires_at: h.expires_at,
-        })
-    }
-
-    /// Accepts what an origin answered a catch-up with: one document, or a bundle of them
-    /// (a full snapshot and the deltas after it, or a chain of deltas), in order. Documents
-    /// this edge already has are skipped; the first other refusal ends it. Returns the last
-    /// document accepted (`None`: nothing was new) and how many were.
-    pub fn accept_all(
         &mut self,
         store: &impl SharedStore,
         keys: &TrustedKeys,
         body: Vec<u8>,
         clock: Clock,
         keep: bool,
-    ) -> Result<(Option<Accepted>, usize), PushRejection> {
-        if !bundle::is_bundle(&body) {
-            return match self.accept(store, keys, body, clock, keep) {
-                Ok(accepted) => Ok((Some(accepted), 1)),
-                Err(PushRejection::NotNewer { .. }) => Ok((None, 0)),
-                Err(e) => Err(e),
-            };
+    ) -> Result<Accepted, PushRejection> {
+        let raw = if bundle::is_bundle(&body) {
+            bundle::into_documents(body)
+                .map_err(|e| SnapshotError::Malformed(format!("the bundle: {e}")))?
+        } else {
+            vec![body]
+        };
+        let Some(last) = raw.last() else {
+            return Err(SnapshotError::Malformed("an empty bundle".into()).into());
+        };
+        let last = verify_head(last, keys)?;
+        let (pointer, _) = shared::read_pointer(store)?;
+        self.check_final(store, &last, &pointer, clock)?;
+        let has_full = raw
+            .first()
+            .and_then(|d| d.get(..BODY_OFFSET))
+            .map(|h| verify_head(h, keys).map(|h| h.kind == Kind::Full))
+            .transpose()?
+            .unwrap_or(false);
+        let had_state = self.state.is_some();
+        if has_full {
+            // Never two full snapshots in memory.
+            self.state = None;
         }
-        let documents = bundle::decode(&body)
-            .map_err(|e| SnapshotError::Malformed(format!("the origin's bundle: {e}")))?;
-        let mut last = None;
-        let mut count = 0;
-        for document in documents {
-            match self.accept(store, keys, document.to_vec(), clock, keep) {
-                Ok(accepted) => {
-                    last = Some(accepted);
-                    count += 1;
+        let outcome = Self::open_chain(raw, keys).and_then(|docs| {
+            if let Some(Document::Delta(first)) = docs.first() {
+                let h = first.header();
+                if h.base_version != pointer.version || h.base_state_id != pointer.state_id {
+                    return Err(PushRejection::DoesNotApply {
+                        base: h.base_version,
+                        offered: h.version,
+                        current: pointer.version,
+                    });
                 }
-                Err(PushRejection::NotNewer { .. }) => {}
-                Err(e) => return Err(e),
+            }
+            shared::publish_chain(store, &docs)?;
+            Ok(docs)
+        });
+        let docs = match outcome {
+            Ok(docs) => docs,
+            Err(rejection) => {
+                // Best effort: the rejection is what the caller must hear about. A VM that had
+                // no state (one that serves no requests) stays without one.
+                if had_state && self.state.is_none() {
+                    let _ = self.refresh(store, keys, clock.now_ms);
+                }
+                return Err(rejection);
+            }
+        };
+        self.refused = None;
+        if keep {
+            self.adopt(docs, store, keys, clock.now_ms);
+        }
+        Ok(Accepted {
+            kind: last.kind,
+            version: last.version,
+            tokens: self
+                .state
+                .as_ref()
+                .filter(|s| keep && s.version() == last.version)
+                .map_or(u64::from(last.state_tokens), TokenState::token_count),
+            issued_at: last.issued_at,
+            expires_at: last.expires_at,
+        })
+    }
+
+    /// The checks on the document an edge ends up at.
+    fn check_final(
+        &self,
+        store: &impl SharedStore,
+        header: &Header,
+        pointer: &Pointer,
+        clock: Clock,
+    ) -> Result<(), PushRejection> {
+        check_fresh(header, clock.now_ms, clock.max_age_ms)?;
+        match floor::read(store)? {
+            Floor::Pending => return Err(PushRejection::WaitingForOrigin),
+            Floor::Known(floor) if header.version < floor => {
+                return Err(PushRejection::BelowFloor {
+                    offered: header.version,
+                    floor,
+                });
+            }
+            Floor::Known(_) | Floor::Unset => {}
+        }
+        let current = pointer.version.max(self.version().unwrap_or(0));
+        if header.version <= current {
+            return Err(PushRejection::NotNewer {
+                offered: header.version,
+                current,
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens every document and checks that they link: each delta names the previous
+    /// document's version and state id.
+    fn open_chain(raw: Vec<Vec<u8>>, keys: &TrustedKeys) -> Result<Vec<Document>, PushRejection> {
+        let mut docs: Vec<Document> = Vec::with_capacity(raw.len());
+        for bytes in raw {
+            let doc = open(bytes, keys)?;
+            if let Some(previous) = docs.last() {
+                let (prev, next) = (previous.header(), doc.header());
+                if next.kind != Kind::Delta
+                    || next.base_version != prev.version
+                    || next.base_state_id != prev.state_id
+                {
+                    return Err(SnapshotError::Malformed(format!(
+                        "the bundle does not link: version {} does not follow version {}",
+                        next.version, prev.version
+                    ))
+                    .into());
+                }
+            }
+            docs.push(doc);
+        }
+        Ok(docs)
+    }
+
+    /// Serves from documents just published: applies them to the state held when they
+    /// continue it, else takes them as the new state (or reloads from shared data).
+    fn adopt(
+        &mut self,
+        docs: Vec<Document>,
+        store: &impl SharedStore,
+        keys: &TrustedKeys,
+        now_ms: u64,
+    ) {
+        for doc in docs {
+            match doc {
+                Document::Full(snapshot) => self.state = Some(TokenState::new(snapshot)),
+                Document::Delta(delta) => {
+                    let applied = self.state.as_mut().map(|s| s.apply(&delta));
+                    if !matches!(applied, Some(Ok(()))) {
+                        self.state = None;
+                        let _ = self.refresh(store, keys, now_ms);
+                        return;
+                    }
+                }
             }
         }
-        Ok((last, count))
     }
 
     /// Takes the origin's signed head: raises the version floor to it, and says whether the
@@ -805,21 +827,18 @@ mod tests {
         let d3 = p.delta(3, &[], &["a"]);
         let mut idle = Edge::default();
         let body = bundle::encode([v1.as_slice(), d2.as_slice(), d3.as_slice()]);
-        let (last, count) = idle
-            .accept_all(&store, &p.keys(), body.clone(), NOW, false)
+        let accepted = idle
+            .accept(&store, &p.keys(), body.clone(), NOW, false)
             .expect("catches up");
-        assert_eq!((last.map(|a| a.version), count), (Some(3), 3));
-        // The same again: nothing new, not an error.
-        assert_eq!(
-            idle.accept_all(&store, &p.keys(), body, NOW, false),
-            Ok((None, 0))
-        );
+        assert_eq!((accepted.kind, accepted.version), (Kind::Delta, 3));
+        // The same again: not newer.
+        assert!(matches!(
+            idle.accept(&store, &p.keys(), body, NOW, false),
+            Err(PushRejection::NotNewer { .. })
+        ));
         // A single document works too, and a serving VM sees the end state.
         let d4 = p.delta(4, &["c"], &[]);
-        assert!(matches!(
-            idle.accept_all(&store, &p.keys(), d4, NOW, false),
-            Ok((Some(_), 1))
-        ));
+        assert!(idle.accept(&store, &p.keys(), d4, NOW, false).is_ok());
         let mut serving = Edge::default();
         serving
             .refresh(&store, &p.keys(), NOW.now_ms)
@@ -827,7 +846,7 @@ mod tests {
         assert!(holds(&serving, "b") && holds(&serving, "c") && !holds(&serving, "a"));
         // A bundle that is not one is refused.
         assert!(matches!(
-            idle.accept_all(&store, &p.keys(), b"PATBNDL1xx".to_vec(), NOW, false),
+            idle.accept(&store, &p.keys(), b"PATBNDL1xx".to_vec(), NOW, false),
             Err(PushRejection::Invalid(SnapshotError::Malformed(_)))
         ));
     }

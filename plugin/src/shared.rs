@@ -8,7 +8,8 @@
 //! - one *full key* per published full snapshot, named after its version and digest,
 //!   holding the signed bytes;
 //! - one *delta key* per published delta since that full snapshot, named after the version
-//!   it produces.
+//!   it produces and the state it applies to (so two chains never share a key, and a VM
+//!   walks its own chain: from the state it holds to the next).
 //!
 //! A VM that holds the base catches up by applying the deltas it lacks, in order; a VM that
 //! holds another base (or finds a delta gone) loads the full snapshot and every delta since.
@@ -23,7 +24,7 @@
 //! creates the pointer (as version 0) when it starts, before its listeners take traffic,
 //! so publishers always move an existing pointer with a real CAS.
 
-use pat_core::snapshot::{Delta, Header, Snapshot};
+use pat_core::snapshot::{Document, Header, Snapshot};
 
 use crate::hex;
 
@@ -59,8 +60,10 @@ pub struct Pointer {
     pub state_id: [u8; 32],
     /// The full snapshot the state builds on: its version...
     pub base_version: u64,
-    /// ...and the BLAKE3 of its body.
+    /// ...the BLAKE3 of its body...
     pub base_digest: [u8; 32],
+    /// ...and its state id (where the chain of deltas starts).
+    pub base_state_id: [u8; 32],
     /// The latest document's issue time, Unix seconds.
     pub issued_at: u64,
     /// The latest document's signed expiry, Unix seconds.
@@ -71,7 +74,7 @@ pub struct Pointer {
     pub key_id: [u8; 8],
 }
 
-const POINTER_LEN: usize = 8 + 32 + 8 + 32 + 8 + 8 + 8 + 8;
+const POINTER_LEN: usize = 8 + 32 + 8 + 32 + 32 + 8 + 8 + 8 + 8;
 
 impl Pointer {
     /// The "nothing published yet" pointer.
@@ -80,6 +83,7 @@ impl Pointer {
         state_id: [0; 32],
         base_version: 0,
         base_digest: [0; 32],
+        base_state_id: [0; 32],
         issued_at: 0,
         expires_at: 0,
         tokens: 0,
@@ -94,6 +98,7 @@ impl Pointer {
             state_id: h.state_id,
             base_version: h.version,
             base_digest: h.body_digest,
+            base_state_id: h.state_id,
             issued_at: h.issued_at,
             expires_at: h.expires_at,
             tokens: u64::from(h.record_count),
@@ -141,6 +146,7 @@ impl Pointer {
         put(&self.state_id);
         put(&self.base_version.to_le_bytes());
         put(&self.base_digest);
+        put(&self.base_state_id);
         put(&self.issued_at.to_le_bytes());
         put(&self.expires_at.to_le_bytes());
         put(&self.tokens.to_le_bytes());
@@ -162,10 +168,11 @@ impl Pointer {
             state_id: array(8)?,
             base_version: number(40)?,
             base_digest: array(48)?,
-            issued_at: number(80)?,
-            expires_at: number(88)?,
-            tokens: number(96)?,
-            key_id: bytes.get(104..112)?.try_into().ok()?,
+            base_state_id: array(80)?,
+            issued_at: number(112)?,
+            expires_at: number(120)?,
+            tokens: number(128)?,
+            key_id: bytes.get(136..144)?.try_into().ok()?,
         })
     }
 
@@ -183,9 +190,12 @@ fn full_key(version: u64, digest: &[u8; 32]) -> String {
     )
 }
 
-/// The key of the delta that produces `version`.
-pub fn delta_key(version: u64) -> String {
-    format!("pat_edge.v3.delta.{version}")
+/// The key of the delta that produces `version` from the state `base_state_id`.
+pub fn delta_key(version: u64, base_state_id: &[u8; 32]) -> String {
+    format!(
+        "pat_edge.v3.delta.{version}.{}",
+        hex(base_state_id.get(..8).unwrap_or_default())
+    )
 }
 
 /// Reads the pointer and its CAS. A missing or undecodable pointer reads as [`Pointer::NONE`]
@@ -236,35 +246,66 @@ pub enum PublishError {
 /// Attempts before giving up on a pointer that keeps changing under us.
 const CAS_ATTEMPTS: usize = 8;
 
-/// Publishes a verified full snapshot: writes its key, then moves the pointer by CAS, then
-/// empties the keys of the state it replaced.
-pub fn publish_full(store: &impl SharedStore, snapshot: &Snapshot) -> Result<(), PublishError> {
-    let ours = Pointer::of_full(snapshot);
-    let key = ours.full_key();
+/// Publishes a verified chain of documents (as [`crate::edge::Edge::accept`] checked it): a
+/// full snapshot and the deltas after it replace the current state; deltas alone continue it
+/// (the first must name the current state). Writes every key, then moves the pointer to the
+/// last document by one CAS, then empties the keys the replaced state no longer needs.
+pub fn publish_chain(store: &impl SharedStore, docs: &[Document]) -> Result<(), PublishError> {
+    let (Some(first), Some(last)) = (docs.first(), docs.last()) else {
+        return Ok(());
+    };
+    let last_header = *last.header();
     let mut written = false;
     for _ in 0..CAS_ATTEMPTS {
         let (current, cas) = read_pointer(store)?;
-        if current.version >= ours.version {
-            if written && current.full_key() != key {
-                store.set(&key, b"", 0)?;
+        if current.version >= last_header.version {
+            if written
+                && let Document::Full(s) = first
+                && Pointer::of_full(s).full_key() != current.full_key()
+            {
+                // We lost the race: our full snapshot is nobody's base.
+                store.set(&Pointer::of_full(s).full_key(), b"", 0)?;
             }
             return Err(PublishError::Stale {
-                offered: ours.version,
+                offered: last_header.version,
                 current: current.version,
             });
         }
+        let base = match first {
+            Document::Full(snapshot) => Pointer::of_full(snapshot),
+            Document::Delta(delta) => {
+                let h = delta.header();
+                if current.version != h.base_version || current.state_id != h.base_state_id {
+                    return Err(PublishError::DoesNotApply {
+                        base: h.base_version,
+                        offered: h.version,
+                        current: current.version,
+                    });
+                }
+                current
+            }
+        };
         if cas == 0 {
             ensure_pointer(store)?;
             continue;
         }
         if !written {
-            store.set(&key, snapshot.as_bytes(), 0)?;
+            for doc in docs {
+                match doc {
+                    Document::Full(s) => store.set(&base.full_key(), s.as_bytes(), 0)?,
+                    Document::Delta(d) => {
+                        let h = d.header();
+                        store.set(&delta_key(h.version, &h.base_state_id), d.as_bytes(), 0)?;
+                    }
+                }
+            }
             written = true;
         }
+        let ours = base.after(&last_header, u64::from(last_header.state_tokens));
         match store.set(POINTER_KEY, &ours.encode(), cas) {
             Ok(()) => {
-                if current.version != 0 {
-                    forget(store, &current, 0)?;
+                if current.version != 0 && !current.shares_base(&ours) {
+                    forget(store, &current)?;
                 }
                 return Ok(());
             }
@@ -275,55 +316,26 @@ pub fn publish_full(store: &impl SharedStore, snapshot: &Snapshot) -> Result<(),
     Err(StoreError::CasMismatch.into())
 }
 
-/// Publishes a verified delta whose base is the current state: writes its key, then moves
-/// the pointer by CAS. `tokens`: the state's token count after it, when known (else the
-/// pointer's count is kept).
-pub fn publish_delta(
-    store: &impl SharedStore,
-    delta: &Delta,
-    tokens: Option<u64>,
-) -> Result<(), PublishError> {
-    let header = delta.header();
-    let key = delta_key(header.version);
-    let mut written = false;
-    for _ in 0..CAS_ATTEMPTS {
-        let (current, cas) = read_pointer(store)?;
-        if current.version >= header.version {
-            return Err(PublishError::Stale {
-                offered: header.version,
-                current: current.version,
-            });
-        }
-        if current.version != header.base_version || current.state_id != header.base_state_id {
-            return Err(PublishError::DoesNotApply {
-                base: header.base_version,
-                offered: header.version,
-                current: current.version,
-            });
-        }
-        if !written {
-            store.set(&key, delta.as_bytes(), 0)?;
-            written = true;
-        }
-        let ours = current.after(header, tokens.unwrap_or(current.tokens));
-        match store.set(POINTER_KEY, &ours.encode(), cas) {
-            Ok(()) => return Ok(()),
-            Err(StoreError::CasMismatch) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StoreError::CasMismatch.into())
-}
-
-/// Empties the keys a superseded state used (its full snapshot and deltas), except the
-/// deltas above `keep_from` (none: 0).
-fn forget(store: &impl SharedStore, old: &Pointer, keep_from: u64) -> Result<(), StoreError> {
+/// Empties the keys a superseded state used: its full snapshot and its chain of deltas
+/// (walked from the full snapshot's state, each delta naming the next state).
+fn forget(store: &impl SharedStore, old: &Pointer) -> Result<(), StoreError> {
     store.set(&old.full_key(), b"", 0)?;
+    let mut state_id = old.base_state_id;
     for version in old.base_version.saturating_add(1)..=old.version {
-        if keep_from != 0 && version >= keep_from {
+        let key = delta_key(version, &state_id);
+        let Some(bytes) = load(store, &key)? else {
             break;
+        };
+        store.set(&key, b"", 0)?;
+        // The next state's id is in the (already verified) delta's signed header.
+        match bytes
+            .get(..pat_core::snapshot::HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .and_then(|h| Header::decode(h).ok())
+        {
+            Some(header) => state_id = header.state_id,
+            None => break,
         }
-        store.set(&delta_key(version), b"", 0)?;
     }
     Ok(())
 }
@@ -336,9 +348,14 @@ pub fn load_full(
     load(store, &pointer.full_key())
 }
 
-/// Fetches the delta that produces `version`; `None` if it is gone.
-pub fn load_delta(store: &impl SharedStore, version: u64) -> Result<Option<Vec<u8>>, StoreError> {
-    load(store, &delta_key(version))
+/// Fetches the delta that produces `version` from the state `base_state_id`; `None` if it
+/// is gone.
+pub fn load_delta(
+    store: &impl SharedStore,
+    version: u64,
+    base_state_id: &[u8; 32],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    load(store, &delta_key(version, base_state_id))
 }
 
 fn load(store: &impl SharedStore, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -407,6 +424,7 @@ pub(crate) mod tests {
             state_id: [1; 32],
             base_version: 40,
             base_digest: [7; 32],
+            base_state_id: [8; 32],
             issued_at: 100,
             expires_at: 200,
             tokens: 3,
@@ -415,7 +433,10 @@ pub(crate) mod tests {
         assert_eq!(Pointer::decode(&p.encode()), Some(p));
         assert_eq!(Pointer::decode(&p.encode()[1..]), None);
         assert_eq!(p.full_key(), "pat_edge.v3.full.40.0707070707070707");
-        assert_eq!(delta_key(41), "pat_edge.v3.delta.41");
+        assert_eq!(
+            delta_key(41, &[0xab; 32]),
+            "pat_edge.v3.delta.41.abababababababab"
+        );
         assert!(p.shares_base(&Pointer { version: 45, ..p }));
         assert!(!p.shares_base(&Pointer { version: 41, ..p }));
         assert!(!p.shares_base(&Pointer {

@@ -258,7 +258,7 @@ fn the_public_filter_never_accepts_pushes() {
     assert!(
         edge.tb
             .shared_data("pat_edge.v3.current")
-            .is_none_or(|v| v.value == [0u8; 112])
+            .is_none_or(|v| v.value == [0u8; 144])
     );
     assert_denied(
         &edge,

@@ -45,6 +45,31 @@ pub fn is_bundle(bytes: &[u8]) -> bool {
     bytes.starts_with(&MAGIC)
 }
 
+/// Bytes before the first document: the magic, the count, the first length.
+pub const PREFIX_LEN: usize = 8 + 4 + 8;
+
+/// The documents of a bundle, in order, taken out of it without copying the first one (in a
+/// catch-up, the first is a full snapshot: tens of megabytes at a million tokens).
+pub fn into_documents(mut bytes: Vec<u8>) -> Result<Vec<Vec<u8>>, BundleError> {
+    let spans: Vec<(usize, usize)> = {
+        let documents = decode(&bytes)?;
+        let base = bytes.as_ptr() as usize;
+        documents
+            .iter()
+            .map(|d| (d.as_ptr() as usize - base, d.len()))
+            .collect()
+    };
+    let mut out = Vec::with_capacity(spans.len());
+    for &(start, len) in spans.iter().rev() {
+        let document = bytes.split_off(start);
+        bytes.truncate(start.saturating_sub(8));
+        debug_assert_eq!(document.len(), len);
+        out.push(document);
+    }
+    out.reverse();
+    Ok(out)
+}
+
 /// The documents of a bundle, in order (each still to be verified).
 pub fn decode(bytes: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
     let rest = bytes.strip_prefix(&MAGIC).ok_or(BundleError::Magic)?;
@@ -89,5 +114,11 @@ mod tests {
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode(&huge), Err(BundleError::TooMany));
         assert_eq!(decode(&encode([])), Ok(Vec::new()));
+        assert_eq!(
+            into_documents(bytes.clone()),
+            Ok(docs.iter().map(|d| d.to_vec()).collect::<Vec<_>>())
+        );
+        assert_eq!(into_documents(encode([])), Ok(Vec::new()));
+        assert_eq!(into_documents(b"nope".to_vec()), Err(BundleError::Magic));
     }
 }

@@ -7,7 +7,9 @@
 //! catches up from a full snapshot instead. Applying costs time proportional to the delta,
 //! not to the list: a revocation at 1,000,000 tokens touches one entry.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use super::layout::{Header, Kind, PREFIX_LEN};
@@ -143,15 +145,19 @@ impl StateToken<'_> {
     }
 }
 
+/// Keys come from signed documents, not from clients, so a fixed hasher is safe, and it needs
+/// no randomness from the host (the edge's VM may have none to offer).
+type Fixed = BuildHasherDefault<DefaultHasher>;
+
 /// A full snapshot and the deltas applied since.
 #[derive(Debug)]
 pub struct TokenState {
     base: Snapshot,
     /// The header of the latest document applied: version, state id, freshness.
     latest: Header,
-    added: HashMap<[u8; PREFIX_LEN], Added>,
+    added: HashMap<[u8; PREFIX_LEN], Added, Fixed>,
     /// Prefixes of base tokens the deltas removed.
-    removed: HashSet<[u8; PREFIX_LEN]>,
+    removed: HashSet<[u8; PREFIX_LEN], Fixed>,
     count: u64,
 }
 
@@ -162,8 +168,8 @@ impl TokenState {
             latest: *base.header(),
             count: u64::from(base.token_count()),
             base,
-            added: HashMap::new(),
-            removed: HashSet::new(),
+            added: HashMap::default(),
+            removed: HashSet::default(),
         }
     }
 

@@ -15,7 +15,7 @@
 
 use std::rc::Rc;
 
-use pat_core::snapshot::{BODY_OFFSET, announced_len};
+use pat_core::snapshot::announced_len;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
@@ -30,7 +30,7 @@ use crate::config::{Config, PushConfig};
 use crate::content_type::{BodyKind, classify};
 use crate::control::{CONTROL_SOURCE, is_internal_address, rejection_status};
 use crate::decide::{Category, Denial, Policy, Verdict, decide};
-use crate::edge::{Clock, PushRejection};
+use crate::edge::{Clock, PUSH_HEAD_LEN, PushRejection};
 use crate::floor::{self, Floor};
 use crate::multipart::{Outcome, Scanner, remove_ranges};
 use crate::push_lease::{self, Holder, LEASE_MS, Lease};
@@ -87,6 +87,9 @@ struct PushState {
     /// The body so far, moved out of Envoy's buffer as it arrives: the control listener's
     /// buffer limit stays small (1 MiB), so Envoy never reads far ahead of the head check.
     received: Vec<u8>,
+    /// The signed head was checked (and the lease taken).
+    checked: bool,
+    /// A single document's announced length (a bundle announces none).
     announced: Option<u64>,
     lease: Option<Holder>,
     renewed_at_ms: u64,
@@ -165,6 +168,9 @@ impl Filter {
                 Applied::Forwarded
             }
             Verdict::Allow(grant) => {
+                if config.usage.is_some() {
+                    record_use(grant.token_id, now);
+                }
                 // Both were stripped in `headers`: adding makes each the only value.
                 add_request_header(
                     &config.identity.token_id,
@@ -518,7 +524,8 @@ impl Filter {
             &format!("pat-edge: push rejected: {rejection}"),
         );
         match rejection {
-            PushRejection::NotNewer { current, .. } => send_json(
+            PushRejection::NotNewer { current, .. }
+            | PushRejection::DoesNotApply { current, .. } => send_json(
                 409,
                 &stale_body(&rejection.to_string(), CONTROL_SOURCE, *current),
                 &[],
@@ -611,10 +618,14 @@ impl Filter {
             return Err(PushRejection::TooLarge { bytes: total, max });
         }
         state.received.extend_from_slice(&chunk);
-        if state.announced.is_none() && (total >= BODY_OFFSET as u64 || end_of_stream) {
+        if !state.checked && (total >= PUSH_HEAD_LEN as u64 || end_of_stream) {
             // The signed head decides before the rest arrives: garbage, forged, expired and
             // replayed pushes are answered at once.
-            let head = state.received.get(..BODY_OFFSET).unwrap_or(&state.received);
+            let head = state
+                .received
+                .get(..PUSH_HEAD_LEN)
+                .unwrap_or(&state.received);
+            let is_bundle = pat_core::snapshot::bundle::is_bundle(head);
             let header = EDGE.with_borrow(|edge| {
                 edge.precheck_push(
                     &HostShared,
@@ -624,8 +635,11 @@ impl Filter {
                     clock,
                 )
             })?;
-            let announced = announced_len(&header);
-            if announced > max {
+            // A single document announces its length in its signed header.
+            let announced = (!is_bundle).then(|| announced_len(&header));
+            if let Some(announced) = announced
+                && announced > max
+            {
                 return Err(PushRejection::TooLarge {
                     bytes: announced,
                     max,
@@ -638,10 +652,14 @@ impl Filter {
             }
             state.lease = Some(holder);
             state.renewed_at_ms = clock.now_ms;
-            state.announced = Some(announced);
+            state.checked = true;
+            state.announced = announced;
             // One allocation for the whole snapshot (a growing vector would double it).
-            let missing = usize::try_from(announced.saturating_sub(total)).unwrap_or(0);
-            state.received.reserve_exact(missing);
+            let expected = announced.or_else(|| content_length().map(|n| n as u64));
+            if let Some(expected) = expected {
+                let missing = usize::try_from(expected.min(max).saturating_sub(total)).unwrap_or(0);
+                state.received.reserve_exact(missing);
+            }
         }
         if let Some(announced) = state.announced
             && total > announced
@@ -674,6 +692,28 @@ impl Filter {
             );
         }
     }
+}
+
+/// Notes a token's use for the next usage report: no host call, except the client address
+/// the first time the token is seen in a report window.
+fn record_use(token_id: u64, now: u64) {
+    let wants_address = vm::USAGE.with_borrow_mut(|log| log.record(token_id, now));
+    if wants_address
+        && let Some(address) = property(&["source", "address"])
+            .and_then(|a| String::from_utf8(a).ok())
+            .and_then(|a| client_ip(&a))
+    {
+        vm::USAGE.with_borrow_mut(|log| log.set_address(token_id, address));
+    }
+}
+
+/// The IP of Envoy's `source.address` (`ip:port`, or a bare IP).
+fn client_ip(address: &str) -> Option<std::net::IpAddr> {
+    address
+        .parse::<std::net::SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| address.parse())
+        .ok()
 }
 
 /// How a document kind reads in logs.

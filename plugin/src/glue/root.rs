@@ -24,6 +24,8 @@ pub(crate) struct Root {
     metrics: Option<Rc<Metrics>>,
     /// The origin fetch this root dispatched and is waiting for.
     in_flight: Option<(u32, Fetch)>,
+    /// The usage report this root dispatched and is waiting for.
+    report_in_flight: Option<u32>,
 }
 
 impl Root {
@@ -133,14 +135,10 @@ impl Root {
                     max_age_ms: config.max_snapshot_age_ms,
                 };
                 let result = EDGE.with_borrow_mut(|edge| {
-                    edge.accept_all(&HostShared, &config.keys, body, clock, vm::is_active())
+                    edge.accept(&HostShared, &config.keys, body, clock, vm::is_active())
                 });
                 match result {
-                    Ok((None, _)) => {
-                        metrics.origin(&Fetched::NotModified);
-                        Fetched::Snapshot { etag: etag() }
-                    }
-                    Ok((Some(accepted), count)) => {
+                    Ok(accepted) => {
                         let fetched = Fetched::Snapshot { etag: etag() };
                         metrics.origin(&fetched);
                         if vm::is_active() {
@@ -153,8 +151,10 @@ impl Root {
                         log(
                             LogLevel::Info,
                             &format!(
-                                "pat-edge: caught up with the origin: version {} ({} tokens), {count} document(s) published",
-                                accepted.version, accepted.tokens
+                                "pat-edge: caught up with the origin: version {} ({} tokens, the last document a {})",
+                                accepted.version,
+                                accepted.tokens,
+                                super::filter::kind_word(accepted.kind)
                             ),
                         );
                         fetched
@@ -166,6 +166,17 @@ impl Root {
                             &format!("pat-edge: the origin's snapshot: {rejection}"),
                         );
                         Fetched::Snapshot { etag: etag() }
+                    }
+                    Err(rejection @ PushRejection::DoesNotApply { .. }) => {
+                        // This edge holds another chain than the origin's: take a full copy.
+                        metrics.origin(&Fetched::Failed);
+                        log(
+                            LogLevel::Warn,
+                            &format!(
+                                "pat-edge: the origin's deltas do not apply here ({rejection}); fetching its full snapshot"
+                            ),
+                        );
+                        Fetched::NeedFull
                     }
                     Err(rejection @ PushRejection::BelowFloor { .. }) => {
                         // The origin went backwards (restored from an old copy?): not retried
@@ -234,6 +245,24 @@ impl Context for Root {
         let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
             return;
         };
+        if self.report_in_flight.take_if(|t| *t == token_id).is_some() {
+            let status = (num_headers > 0)
+                .then(|| response_header(":status"))
+                .flatten();
+            let delivered = status.as_deref() == Some("200");
+            metrics.report(delivered);
+            if !delivered {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "pat-edge: a usage report was not accepted ({}); it is dropped, the next one carries later uses",
+                        status.map_or_else(|| "no response".to_string(), |s| format!("HTTP {s}"))
+                    ),
+                );
+            }
+            vm::USAGE.with_borrow_mut(|log| log.finished());
+            return;
+        }
         let Some(origin) = &config.origin else {
             return;
         };
@@ -262,6 +291,42 @@ impl Context for Root {
 }
 
 impl Root {
+    /// Sends this VM's usage report when one is due.
+    fn report_if_due(&mut self, usage: &crate::config::Usage, metrics: &Metrics) {
+        let now = now_millis();
+        let Some(uses) = vm::USAGE.with_borrow_mut(|log| log.take_due(now, usage.config.interval))
+        else {
+            return;
+        };
+        let body = pat_core::report::sign(&uses, now, &usage.key);
+        let headers = vec![
+            (":method", "POST"),
+            (":path", usage.config.path.as_str()),
+            (":authority", usage.config.authority.as_str()),
+            ("content-type", "application/octet-stream"),
+        ];
+        match hostcalls::dispatch_http_call(
+            &usage.config.cluster,
+            headers,
+            Some(&body),
+            vec![],
+            usage.config.timeout,
+        ) {
+            Ok(token) => self.report_in_flight = Some(token),
+            Err(status) => {
+                metrics.report(false);
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "pat-edge: cannot send a usage report to cluster {}: {status:?}",
+                        usage.config.cluster
+                    ),
+                );
+                vm::USAGE.with_borrow_mut(|log| log.finished());
+            }
+        }
+    }
+
     /// Claims the next origin fetch if it is due and dispatches it.
     fn fetch_if_due(&mut self, origin: &OriginConfig, metrics: &Metrics) {
         let fetch = match origin::try_claim(&HostShared, now_millis(), vm::is_active(), origin) {
@@ -277,6 +342,7 @@ impl Root {
         let held = shared::read_pointer(&HostShared).map_or(0, |(p, _)| p.version);
         let path = match &fetch {
             Fetch::Head => origin.head_path.clone(),
+            Fetch::Snapshot { full: true, .. } => origin.path.clone(),
             Fetch::Snapshot { .. } => origin::catch_up_path(&origin.path, held),
         };
         let mut headers = vec![
@@ -285,8 +351,11 @@ impl Root {
             (":authority", origin.authority.as_str()),
             ("accept", "application/octet-stream"),
         ];
-        if let Fetch::Snapshot { etag: Some(tag) } = &fetch
-            && held == 0
+        if let Fetch::Snapshot {
+            etag: Some(tag),
+            full,
+        } = &fetch
+            && (held == 0 || *full)
         {
             headers.push(("if-none-match", tag.as_str()));
         }
@@ -386,6 +455,9 @@ impl RootContext for Root {
         };
         if vm::is_active() {
             refresh(&config, &metrics);
+            if let Some(usage) = &config.usage {
+                self.report_if_due(usage, &metrics);
+            }
         }
         if let Some(origin) = &config.origin {
             self.fetch_if_due(origin, &metrics);

@@ -10,6 +10,7 @@ use super::metrics::Metrics;
 use crate::config::Config;
 use crate::edge::{Edge, Refresh};
 use crate::shared::{SharedStore, StoreError};
+use crate::usage::UsageLog;
 
 thread_local! {
     /// The snapshot this VM serves from. One per VM (not per root context): when the public
@@ -24,6 +25,9 @@ thread_local! {
 
     /// This VM's number within this Envoy (0: not assigned yet), unique among its VMs.
     static NUMBER: Cell<u64> = const { Cell::new(0) };
+
+    /// What this VM let through since its last usage report.
+    pub(crate) static USAGE: RefCell<UsageLog> = RefCell::new(UsageLog::default());
 }
 
 /// Shared-data counter that hands out VM numbers.
