@@ -379,6 +379,13 @@ impl Stack {
         }
     }
 
+    /// Restarts Envoy trusting `key` too: for tests that sign their own documents.
+    pub fn also_trust(&mut self, key: &pat_core::keys::PublicKey) {
+        self.public_key = format!("{},{key}", self.public_key);
+        self.kill_envoy();
+        self.start_envoy();
+    }
+
     /// Envoy's process id.
     pub fn envoy_pid(&self) -> u32 {
         self.envoy.as_ref().map(Proc::pid).expect("Envoy runs")

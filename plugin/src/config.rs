@@ -175,7 +175,7 @@ impl Default for RawConfig {
             identity_headers: IdentityHeaders::default(),
             deny: DenyStyle::default(),
             max_body_bytes: 1024 * 1024,
-            refresh_interval_ms: 50,
+            refresh_interval_ms: 20,
             max_snapshot_age_ms: DEFAULT_MAX_SNAPSHOT_AGE_MS,
             push: None,
             origin: None,
@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(config.identity.user, "x-pat-user");
         assert_eq!(config.deny.http_status, 200);
         assert_eq!(config.deny.source, "JEL");
-        assert_eq!(config.refresh_interval, Duration::from_millis(50));
+        assert_eq!(config.refresh_interval, Duration::from_millis(20));
         assert!(config.push.is_none());
     }
 

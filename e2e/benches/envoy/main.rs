@@ -58,6 +58,8 @@ struct Bench {
     tokens: Tokens,
     /// The key the edges trust, as configured.
     public_key: String,
+    /// An edge key's secret text, for configurations that sign usage reports.
+    edge_key: String,
     /// The valid token's value.
     token: String,
     /// A well-formed token no snapshot holds.
@@ -79,6 +81,10 @@ fn main() {
             .build()
             .expect("client"),
         public_key: tokens.key.public_key().to_string(),
+        edge_key: SigningKey::generate()
+            .expect("rng")
+            .to_secret_text()
+            .to_string(),
         api_keys: (0..999)
             .map(|i| format!("apikey-{i:04}-{:x}", i * 7919))
             .chain([token.clone()])

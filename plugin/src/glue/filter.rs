@@ -21,8 +21,9 @@ use proxy_wasm::types::{Action, LogLevel};
 
 use super::host::{
     HostShared, add_request_header, content_length, debug_enabled, drain_request_body, log,
-    now_millis, property, replace_request_body_prefix, request_body, request_clock, request_header,
-    send_json, set_request_header, strip_request_header, vm_memory_bytes,
+    millis_since, now_micros, now_millis, property, replace_request_body_prefix, request_body,
+    request_clock, request_header, send_json, set_request_header, strip_request_header,
+    vm_memory_bytes,
 };
 use super::metrics::Metrics;
 use super::vm::{self, EDGE, refresh};
@@ -550,7 +551,7 @@ impl Filter {
         let Some(push) = &config.push else {
             return Action::Continue;
         };
-        let now = now_millis();
+        let (now, timer) = (now_millis(), now_micros());
         let clock = Clock {
             now_ms: now,
             max_age_ms: config.max_snapshot_age_ms,
@@ -571,13 +572,13 @@ impl Filter {
             Ok(accepted) => {
                 self.release_lease();
                 self.stage = Stage::Done;
-                let ms = now_millis().saturating_sub(now);
+                let ms = millis_since(timer);
                 metrics.push(true);
-                metrics.snapshot(accepted.version, accepted.tokens, Some(ms));
+                metrics.snapshot(accepted.version, accepted.tokens, Some(ms as u64));
                 log(
                     LogLevel::Info,
                     &format!(
-                        "pat-edge: push accepted: {} version {} ({} tokens, expires at {}), verified and published in {ms} ms, VM memory {} bytes",
+                        "pat-edge: push accepted: {} version {} ({} tokens, expires at {}), verified and published in {ms:.2} ms, VM memory {} bytes",
                         kind_word(accepted.kind),
                         accepted.version,
                         accepted.tokens,

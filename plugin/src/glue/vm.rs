@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 
 use proxy_wasm::types::LogLevel;
 
-use super::host::{HostShared, log, now_millis, vm_memory_bytes};
+use super::host::{HostShared, log, millis_since, now_micros, now_millis, vm_memory_bytes};
 use super::metrics::Metrics;
 use crate::config::Config;
 use crate::edge::{Edge, Refresh};
@@ -74,7 +74,7 @@ fn next_number(store: &impl SharedStore) -> Result<u64, StoreError> {
 /// Switches this VM to a newer published snapshot, if there is one, and drops the one it
 /// holds when it expires.
 pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
-    let started = now_millis();
+    let (started, timer) = (now_millis(), now_micros());
     let outcome = EDGE.with_borrow_mut(|edge| edge.refresh(&HostShared, &config.keys, started));
     match outcome {
         Ok(Refresh::Applied {
@@ -83,8 +83,8 @@ pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
             deltas,
             full,
         }) => {
-            let ms = now_millis().saturating_sub(started);
-            metrics.snapshot(version, tokens, Some(ms));
+            let ms = millis_since(timer);
+            metrics.snapshot(version, tokens, Some(ms as u64));
             let how = match (full, deltas) {
                 (true, 0) => "the full snapshot".to_string(),
                 (true, n) => format!("the full snapshot and {n} delta(s)"),
@@ -93,7 +93,7 @@ pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
             log(
                 LogLevel::Info,
                 &format!(
-                    "pat-edge: serving version {version} ({tokens} tokens), applied {how} in {ms} ms, VM memory {} bytes",
+                    "pat-edge: serving version {version} ({tokens} tokens), applied {how} in {ms:.2} ms, VM memory {} bytes",
                     vm_memory_bytes()
                 ),
             );
