@@ -873,7 +873,10 @@
     URL.revokeObjectURL(url);
     $('value-status').textContent = `Downloaded as pat-token-${valueId}.txt.`;
   });
-  $('value-close').addEventListener('click', () => $('value-dialog').close());
+  $('value-close').addEventListener('click', () => {
+    forgetValue();
+    $('value-dialog').close();
+  });
   $('value-dialog').addEventListener('close', () => {
     forgetValue();
     focusRow(active);

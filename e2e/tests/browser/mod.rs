@@ -100,7 +100,7 @@ impl Browser {
             },
         });
         match screen {
-            Screen::Desktop => args.push("--window-size=1280,800".into()),
+            Screen::Desktop => args.push("--window-size=1280,800".into()), // then fitted below
             Screen::Phone => {
                 options["mobileEmulation"] = json!({
                     "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 1.0, "touch": false }
@@ -123,6 +123,18 @@ impl Browser {
                     .connect(&format!("http://127.0.0.1:{port}")),
             )
             .unwrap_or_else(|e| panic!("cannot start Chromium through chromedriver: {e}"));
+        if let Screen::Desktop = screen {
+            // Headless windows have a frame too: make the viewport itself 1280×800.
+            let frame = rt
+                .block_on(client.execute(
+                    "return [outerWidth - innerWidth, outerHeight - innerHeight];",
+                    vec![],
+                ))
+                .expect("window frame");
+            let extra = |i: usize| u32::try_from(frame[i].as_u64().unwrap_or(0)).unwrap_or(0);
+            rt.block_on(client.set_window_size(1280 + extra(0), 800 + extra(1)))
+                .expect("window size");
+        }
         Self {
             rt,
             client: Some(client),
@@ -255,9 +267,30 @@ impl Browser {
         found.expect("found")
     }
 
-    /// The visible control labelled `label`, if there is one now.
+    /// Where a user can act now: the open dialog on top (a modal dialog makes the rest of
+    /// the page inert), as an XPath prefix; "" when no dialog is open.
+    fn scope(&self) -> String {
+        let top = self
+            .rt
+            .block_on(self.c().execute(
+                "const open = [...document.querySelectorAll('dialog[open]')]; return open.length ? open[open.length - 1].id : null;",
+                vec![],
+            ))
+            .ok();
+        match top.as_ref().and_then(Value::as_str) {
+            Some(id) => format!("//dialog[@id={}]", xpath_literal(id)),
+            None => String::new(),
+        }
+    }
+
+    /// The visible control labelled `label`, if there is one now (in the top dialog, when
+    /// one is open).
     pub fn field_now(&self, label: &str) -> Option<Element> {
-        let xpath = format!("//label[normalize-space(.)={}]", xpath_literal(label));
+        let xpath = format!(
+            "{}//label[normalize-space(.)={}]",
+            self.scope(),
+            xpath_literal(label)
+        );
         let labels = self
             .rt
             .block_on(self.c().find_all(Locator::XPath(&xpath)))
@@ -284,9 +317,13 @@ impl Browser {
         found.expect("found")
     }
 
-    /// The visible button `text`, if there is one now.
+    /// The visible button `text`, if there is one now (in the top dialog, when one is open).
     pub fn button_now(&self, text: &str) -> Option<Element> {
-        let xpath = format!("//button[normalize-space(.)={}]", xpath_literal(text));
+        let xpath = format!(
+            "{}//button[normalize-space(.)={}]",
+            self.scope(),
+            xpath_literal(text)
+        );
         let all = self
             .rt
             .block_on(self.c().find_all(Locator::XPath(&xpath)))
@@ -308,11 +345,21 @@ impl Browser {
         self.run("click", element.click());
     }
 
-    /// Replaces the value of the field labelled `label` by typing `text`.
+    /// Replaces the value of the field labelled `label` by typing, as a user does: select
+    /// all, Backspace, then `text` (every keystroke fires the page's input events).
     pub fn fill(&self, label: &str, text: &str) {
         let field = self.field(label);
-        self.run("clear", field.clear());
-        self.run("type", field.send_keys(text));
+        self.click(&field);
+        let erase = format!(
+            "{}a{}{}",
+            char::from(Key::Control),
+            char::from(Key::Null),
+            char::from(Key::Backspace)
+        );
+        self.run("erase", field.send_keys(&erase));
+        if !text.is_empty() {
+            self.run("type", field.send_keys(text));
+        }
     }
 
     /// Types `keys` (text or [`Key`]s) into the focused element.
