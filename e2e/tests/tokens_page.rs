@@ -31,7 +31,10 @@ fn api_session(stack: &Stack) -> String {
         format!("login=alice&password={}", PASSWORD.replace(' ', "+")).into_bytes(),
     );
     assert_eq!(answer.json["result"], 0, "{answer:?}");
-    answer.json["session"].as_str().expect("session").to_string()
+    answer.json["session"]
+        .as_str()
+        .expect("session")
+        .to_string()
 }
 
 /// alice's tokens as the API lists them, in id order.
@@ -64,7 +67,10 @@ fn methods(token: &Value) -> Vec<String> {
 
 /// A platform call through Envoy with `token` as the session.
 fn platform(stack: &Stack, path: &str, token: &str) -> Answer {
-    Client::new().get(&stack.url(&format!("{path}?envName=e2e&session={token}")), &[])
+    Client::new().get(
+        &stack.url(&format!("{path}?envName=e2e&session={token}")),
+        &[],
+    )
 }
 
 /// Waits until `token` gets `code` (0: allowed by the stand-in) on `path`, on every worker.
@@ -76,8 +82,10 @@ fn eventually(stack: &Stack, path: &str, token: &str, code: i64) {
             a.denied_with(code)
         }
     };
-    within(Duration::from_secs(15), || ok(&platform(stack, path, token)))
-        .unwrap_or_else(|| panic!("{path} with the token never answered {code}"));
+    within(Duration::from_secs(15), || {
+        ok(&platform(stack, path, token))
+    })
+    .unwrap_or_else(|| panic!("{path} with the token never answered {code}"));
     for _ in 0..6 {
         let answer = platform(stack, path, token);
         assert!(ok(&answer), "{path}: {answer:?}");
@@ -160,7 +168,8 @@ fn close_value(b: &Browser, value: &str) {
 
 fn assert_no_value_in_page(b: &Browser, value: &str) {
     // Escape closes the dialog; its `close` event (which forgets) follows in the next task.
-    let find = || b.js(
+    let find = || {
+        b.js(
         "const v = arguments[0];
          const where = [];
          for (const i of document.querySelectorAll('input')) if (i.value.includes(v)) where.push('input #' + i.id);
@@ -170,7 +179,8 @@ fn assert_no_value_in_page(b: &Browser, value: &str) {
          if (document.cookie !== '') where.push('a cookie');
          return where;",
         vec![json!(value)],
-    );
+    )
+    };
     let _ = within(Duration::from_secs(2), || find() == json!([]));
     assert_eq!(find(), json!([]), "the value is forgotten, nothing stored");
 }
@@ -228,7 +238,11 @@ fn step1_sign_in_with_login_and_password_and_sign_out() {
         assert!(actions.contains(&"auth.failed"), "{actions:?}");
 
         // The same page straight on the API listener (relative API addresses).
-        b.sign_in(&format!("http://127.0.0.1:{}", stack.ports.api), "alice", PASSWORD);
+        b.sign_in(
+            &format!("http://127.0.0.1:{}", stack.ports.api),
+            "alice",
+            PASSWORD,
+        );
         assert_eq!(b.wait_text("whoami", "Signed in"), "Signed in as alice");
         b.shot("signed-in-on-the-api-listener");
     });
@@ -354,7 +368,12 @@ fn step3_the_form_generate_edit_copy_and_regenerate() {
     let (template_id, _) = generate_cli(
         &stack,
         "CI deploys",
-        &["--api", "ide-plugins", "--expires-at", &format!("31-12-{year}")],
+        &[
+            "--api",
+            "ide-plugins",
+            "--expires-at",
+            &format!("31-12-{year}"),
+        ],
     );
     b.check(|b| {
         b.sign_in(&stack.public_base(), "alice", PASSWORD);
@@ -419,6 +438,9 @@ fn step3_the_form_generate_edit_copy_and_regenerate() {
             ),
             "visible"
         );
+        // The README's picture: a wider search, the two checked among them.
+        b.fill("Search", "environment.control.");
+        b.hover(&b.field("environment.Control.StopEnv"));
         b.docs_shot("tokens-generate");
         // Only Checked.
         b.fill("Search", "");
@@ -507,7 +529,11 @@ fn step3_the_form_generate_edit_copy_and_regenerate() {
 #[test]
 fn step4_every_change_asks_for_the_password_and_a_wrong_one_changes_nothing() {
     let (stack, b) = start("step4_wrong_password", Screen::Desktop);
-    let (id, value) = generate_cli(&stack, "keep me", &["--method", "environment.Control.StopEnv"]);
+    let (id, value) = generate_cli(
+        &stack,
+        "keep me",
+        &["--method", "environment.Control.StopEnv"],
+    );
     b.check(|b| {
         b.sign_in(&stack.public_base(), "alice", PASSWORD);
         b.wait_rows(&[id]);
@@ -518,8 +544,14 @@ fn step4_every_change_asks_for_the_password_and_a_wrong_one_changes_nothing() {
             b.button("Confirm");
             b.confirm("not the password");
             let error = b.wait_text("confirm-error", "wrong password");
-            assert_eq!(error, "wrong password; nothing was changed", "{what}: the API's error");
-            assert!(b.dialog_open("confirm-dialog"), "{what}: the dialog stays open");
+            assert_eq!(
+                error, "wrong password; nothing was changed",
+                "{what}: the API's error"
+            );
+            assert!(
+                b.dialog_open("confirm-dialog"),
+                "{what}: the dialog stays open"
+            );
             b.shot(&format!("wrong-password-{what}"));
             assert_eq!(api_tokens(&stack), before, "{what}: nothing changed");
             b.click_button("Cancel");
@@ -579,15 +611,24 @@ fn step5_a_new_value_is_shown_once_with_copy_and_download() {
         assert!(value.starts_with("pate_") && value.len() > 30, "{value}");
         let field = b.field("Token");
         assert_eq!(
-            b.js("return [arguments[0].readOnly, arguments[0].type];", vec![json!(field)]),
+            b.js(
+                "return [arguments[0].readOnly, arguments[0].type];",
+                vec![json!(field)]
+            ),
             json!([true, "text"])
         );
-        assert!(b.text_of("value-once").contains("will not be displayed again"));
+        assert!(
+            b.text_of("value-once")
+                .contains("will not be displayed again")
+        );
         b.button("Copy");
         b.button("Download");
         b.shot("new-value");
         b.click_button("Copy");
-        assert_eq!(b.wait_text("value-status", "Copied"), "Copied to the clipboard.");
+        assert_eq!(
+            b.wait_text("value-status", "Copied"),
+            "Copied to the clipboard."
+        );
         let id = api_tokens(&stack)[0]["id"].as_i64().expect("id");
         b.click_button("Download");
         let name = format!("pat-token-{id}.txt");
@@ -630,7 +671,10 @@ fn the_flow_end_to_end() {
         b.click(&b.field("Only Checked"));
         assert_eq!(
             shown_methods(b),
-            ["environment.Control.GetEnvInfo", "environment.Control.StopEnv"]
+            [
+                "environment.Control.GetEnvInfo",
+                "environment.Control.StopEnv"
+            ]
         );
         b.shot("custom-checked");
         b.click_button("Apply");
@@ -649,7 +693,9 @@ fn the_flow_end_to_end() {
         b.click_button("Apply");
         b.confirm(PASSWORD);
         b.wait_dialog("form-dialog", false);
-        b.wait_until("the edited row", || b.rows()[0]["cells"][1] == "flow, edited");
+        b.wait_until("the edited row", || {
+            b.rows()[0]["cells"][1] == "flow, edited"
+        });
         eventually(&stack, STOPENV, &value, 0);
         // Regenerate it.
         open_form(b, "Edit");
@@ -691,7 +737,12 @@ fn the_flow_end_to_end() {
                 .count()
         };
         assert_eq!(
-            [by_page("token.generate"), by_page("token.edit"), by_page("token.regenerate"), by_page("token.remove")],
+            [
+                by_page("token.generate"),
+                by_page("token.edit"),
+                by_page("token.regenerate"),
+                by_page("token.remove")
+            ],
             [2, 1, 1, 2]
         );
         assert_eq!(b.text_of("banner-text"), "", "no error along the way");
@@ -771,7 +822,11 @@ fn the_keyboard_tab_enter_escape_and_arrows() {
         b.press(Key::Home, None);
         assert_eq!((focused_row(), b.selected()), (t1, vec![t1]));
         b.press(Key::End, Some(Key::Control));
-        assert_eq!((focused_row(), b.selected()), (t3, vec![t1]), "Ctrl moves without selecting");
+        assert_eq!(
+            (focused_row(), b.selected()),
+            (t3, vec![t1]),
+            "Ctrl moves without selecting"
+        );
         b.press(Key::Space, Some(Key::Control));
         assert_eq!(b.selected(), [t1, t3], "Ctrl+Space adds");
         b.shot("keyboard-selection");
@@ -795,7 +850,11 @@ fn the_keyboard_tab_enter_escape_and_arrows() {
         b.press(Key::Tab, Some(Key::Shift));
         assert_eq!(b.focused_id(), "tool-refresh");
         b.press(Key::Right, None);
-        assert_eq!(b.focused_id(), "tool-generate", "the arrows wrap round the toolbar");
+        assert_eq!(
+            b.focused_id(),
+            "tool-generate",
+            "the arrows wrap round the toolbar"
+        );
         b.press(Key::Enter, None);
         b.wait_dialog("form-dialog", true);
         assert_eq!(b.focused_id(), "f-description");
@@ -868,11 +927,19 @@ fn a_phone_screen_390_px_wide() {
         let id = api_tokens(&stack)[1]["id"].as_i64().expect("id");
         b.wait_rows(&[t1, id]);
         eventually(&stack, STOPENV, &value, 0);
+        // A tap selects a row; Edit and Remove work on it.
+        b.click(&b.row(id));
+        assert_eq!(b.selected(), [id]);
+        open_form(b, "Edit");
+        b.fill("Description", "phone, edited");
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        b.wait_dialog("form-dialog", false);
+        b.wait_until("the edited row", || b.rows()[1]["cells"][1] == "phone, edited");
         b.click(&b.row(t1));
-        b.modifier_click(&b.row(id), Key::Control);
         b.click_button("Remove");
         b.confirm(PASSWORD);
-        b.wait_rows(&[]);
+        b.wait_rows(&[id]);
         assert!(no_sideways_scroll());
         b.shot("phone-empty");
     });
@@ -954,10 +1021,17 @@ fn the_page_and_its_assets_have_strict_headers_on_both_listeners() {
         csp,
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     );
-    for base in [stack.public_base(), format!("http://127.0.0.1:{}", stack.ports.api)] {
+    for base in [
+        stack.public_base(),
+        format!("http://127.0.0.1:{}", stack.ports.api),
+    ] {
         for (path, kind, cache) in [
             ("/tokens/", "text/html; charset=utf-8", "no-store"),
-            ("/tokens/app.js", "text/javascript; charset=utf-8", "no-cache"),
+            (
+                "/tokens/app.js",
+                "text/javascript; charset=utf-8",
+                "no-cache",
+            ),
             ("/tokens/app.css", "text/css; charset=utf-8", "no-cache"),
         ] {
             let response = http.get(format!("{base}{path}")).send().expect("request");
@@ -977,7 +1051,10 @@ fn the_page_and_its_assets_have_strict_headers_on_both_listeners() {
         let redirect = http.get(format!("{base}/tokens")).send().expect("request");
         assert_eq!(redirect.status(), 308);
         assert_eq!(redirect.headers()["location"], "tokens/");
-        let missing = http.get(format!("{base}/tokens/nothing.js")).send().expect("request");
+        let missing = http
+            .get(format!("{base}/tokens/nothing.js"))
+            .send()
+            .expect("request");
         assert_eq!(missing.status(), 404);
         assert_eq!(
             missing.headers()["content-security-policy"].to_str().ok(),
@@ -999,5 +1076,9 @@ fn the_page_and_its_assets_have_strict_headers_on_both_listeners() {
         format!("showPrivate=true&session={session}").into_bytes(),
     );
     let list = answer.json["tokenPermissions"].as_array().expect("list");
-    assert!(list.iter().all(|m| m["docs"].as_str().is_some_and(|d| d.starts_with("https://"))));
+    assert!(list.iter().all(|m| {
+        m["docs"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("https://"))
+    }));
 }

@@ -43,7 +43,12 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// `body` as `content_type` with the page's security headers; `no-store` when `html`, else
 /// `no-cache` (assets change with the binary).
-fn asset(status: StatusCode, content_type: &'static str, body: &'static str, html: bool) -> Response {
+fn asset(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+    html: bool,
+) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

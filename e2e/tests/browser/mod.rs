@@ -150,7 +150,11 @@ impl Browser {
         self.client.as_ref().expect("the session is open")
     }
 
-    fn run<T>(&self, what: &str, f: impl Future<Output = Result<T, fantoccini::error::CmdError>>) -> T {
+    fn run<T>(
+        &self,
+        what: &str,
+        f: impl Future<Output = Result<T, fantoccini::error::CmdError>>,
+    ) -> T {
         self.rt
             .block_on(f)
             .unwrap_or_else(|e| panic!("WebDriver: {what}: {e}"))
@@ -298,11 +302,7 @@ impl Browser {
         let controls = labels
             .iter()
             .filter_map(|l| self.rt.block_on(l.attr("for")).ok().flatten())
-            .filter_map(|id| {
-                self.rt
-                    .block_on(self.c().find(Locator::Id(&id)))
-                    .ok()
-            })
+            .filter_map(|id| self.rt.block_on(self.c().find(Locator::Id(&id))).ok())
             .collect();
         self.displayed(controls)
     }
@@ -528,10 +528,13 @@ impl Browser {
 
     /// The id of the focused element ("" when it has none).
     pub fn focused_id(&self) -> String {
-        self.js("return document.activeElement ? document.activeElement.id : '';", vec![])
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.js(
+            "return document.activeElement ? document.activeElement.id : '';",
+            vec![],
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     /// Signs in through the form (Login, Password, Sign in) and waits for the list.
@@ -561,8 +564,7 @@ impl Browser {
     pub fn token_value(&self) -> String {
         self.wait_dialog("value-dialog", true);
         let field = self.field("Token");
-        self.run("value", field.prop("value"))
-            .unwrap_or_default()
+        self.run("value", field.prop("value")).unwrap_or_default()
     }
 
     /// Files in the download directory.
@@ -584,9 +586,9 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(5), client.close()).await });
+            let _ = self.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), client.close()).await
+            });
         }
     }
 }
