@@ -220,6 +220,10 @@ impl Stack {
             dir,
         };
         stack.start_origin();
+        // serve creates (or migrates) the store before it listens: until then, another
+        // process opening it could find a half-made database.
+        wait_for_port(ports.origin);
+        wait_for_port(ports.api);
         let key = stack.admin_ok(&["--json", "key", "generate"], "");
         stack.public_key = key["public_key"].as_str().expect("public key").to_string();
         stack.admin_ok(
@@ -227,8 +231,6 @@ impl Stack {
             &format!("{PASSWORD}\n"),
         );
         stack.admin_ok(&["edge", "add", &stack.control_url()], "");
-        wait_for_port(ports.origin);
-        wait_for_port(ports.api);
         stack.start_envoy();
         wait_for_port(ports.platform);
         stack
