@@ -51,3 +51,32 @@ ensure_python_clients() {
     PAT_E2E_PYTHON="$(pwd)/$VENV/bin/python"
     export PAT_E2E_PYTHON
 }
+
+# Debian's Chromium and its chromedriver, for the Access Tokens page's browser tests
+# (e2e/tests/tokens_page.rs) and `scripts/demo --show-page`. Installed with apt-get when
+# missing (as root, or through sudo); quiet when they are already there.
+ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 \
+            || die "Chromium and chromedriver are needed: install Debian's chromium and chromium-driver"
+        local sudo=""
+        if [ "$(id -u)" -ne 0 ]; then
+            command -v sudo >/dev/null 2>&1 || die "installing chromium and chromium-driver needs root (or sudo)"
+            sudo="sudo"
+        fi
+        echo "installing chromium and chromium-driver with apt-get"
+        $sudo apt-get update -qq >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null \
+            || die "cannot install chromium and chromium-driver with apt-get"
+    fi
+    PAT_E2E_CHROMIUM="$(command -v chromium)"
+    PAT_E2E_CHROMEDRIVER="$(command -v chromedriver)"
+    export PAT_E2E_CHROMIUM PAT_E2E_CHROMEDRIVER
+}
+
+# Headless Chromium as the tests run it: as root on a closed network, nothing calling home.
+CHROMIUM_FLAGS=(
+    --headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+    --disable-background-networking --disable-component-update --disable-sync
+    --disable-extensions --disable-dev-shm-usage
+)

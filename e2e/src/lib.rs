@@ -35,7 +35,8 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+/// Cargo's target directory (`$CARGO_TARGET_DIR`, else `target/` in the workspace).
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
@@ -219,6 +220,10 @@ impl Stack {
             dir,
         };
         stack.start_origin();
+        // serve creates (or migrates) the store before it listens: until then, another
+        // process opening it could find a half-made database.
+        wait_for_port(ports.origin);
+        wait_for_port(ports.api);
         let key = stack.admin_ok(&["--json", "key", "generate"], "");
         stack.public_key = key["public_key"].as_str().expect("public key").to_string();
         stack.admin_ok(
@@ -226,8 +231,6 @@ impl Stack {
             &format!("{PASSWORD}\n"),
         );
         stack.admin_ok(&["edge", "add", &stack.control_url()], "");
-        wait_for_port(ports.origin);
-        wait_for_port(ports.api);
         stack.start_envoy();
         wait_for_port(ports.platform);
         stack

@@ -20,6 +20,7 @@
 //! client address, whichever is longer; an unknown login is checked against a dummy argon2id
 //! hash and counted like an account, so it costs the same time as a wrong password.
 
+pub mod page;
 pub mod params;
 
 use std::net::SocketAddr;
@@ -224,9 +225,13 @@ impl Api {
         })
     }
 
-    /// The router: every path; the token methods under [`PREFIX`].
+    /// The router: the token methods under [`PREFIX`], the Access Tokens page under
+    /// [`page::PATH`].
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new().fallback(handle).with_state(self)
+        Router::new()
+            .merge(page::routes())
+            .fallback(handle)
+            .with_state(self)
     }
 
     /// Answers one call of `method` (any case) with `params` from `client`: the platform's
@@ -780,7 +785,10 @@ async fn handle(
                 StatusCode::NOT_FOUND,
                 &ApiError::new(
                     code::UNKNOWN_METHOD,
-                    format!("not found: the token methods are under {PREFIX}<method>"),
+                    format!(
+                        "not found: the token methods are under {PREFIX}<method>, the Access Tokens page at {}",
+                        page::PATH
+                    ),
                 )
                 .to_json(),
             );
