@@ -299,6 +299,21 @@ impl Stack {
 
     /// The top-level envoy.yaml with this stack's ports and an absolute path to the wasm.
     fn envoy_config(&self) -> PathBuf {
+        self.envoy_config_for(
+            (self.ports.public, self.ports.control, self.ports.admin),
+            "envoy.yaml",
+            |config| config,
+        )
+    }
+
+    /// envoy.yaml for an Envoy of this stack listening on `(public, control, admin)`, with
+    /// this stack's patch and then `patch` applied, written to `file` in the stack's directory.
+    fn envoy_config_for(
+        &self,
+        (public, control, admin): (u16, u16, u16),
+        file: &str,
+        patch: impl Fn(String) -> String,
+    ) -> PathBuf {
         let wasm = artifact(
             target_dir().join("wasm32-wasip1/release/pat_plugin.wasm"),
             "build it with `cargo build --release --target wasm32-wasip1 -p pat-plugin`",
@@ -309,9 +324,9 @@ impl Stack {
             &wasm.display().to_string(),
         );
         for (from, to) in [
-            (10000, self.ports.public),
-            (10001, self.ports.control),
-            (9901, self.ports.admin),
+            (10000, public),
+            (10001, control),
+            (9901, admin),
             (8080, self.ports.platform),
             (10002, self.ports.origin),
             (10003, self.ports.api),
@@ -323,9 +338,57 @@ impl Stack {
             );
             config = config.replace(&before, &format!("port_value: {to} "));
         }
-        let path = self.dir.path().join("envoy.yaml");
-        std::fs::write(&path, (self.patch)(config)).expect("write config");
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, patch((self.patch)(config))).expect("write config");
         path
+    }
+
+    /// Starts another Envoy with `workers` workers, from envoy.yaml with `patch` applied, fed
+    /// by this stack's origin and platform and trusting its keys, and waits until it is ready.
+    /// `pushed`: registered as a pat-admin edge (publish pushes to it); else it only pulls
+    /// from the origin.
+    pub fn start_edge(
+        &self,
+        name: &str,
+        workers: u32,
+        pushed: bool,
+        patch: impl Fn(String) -> String,
+    ) -> Edge {
+        let (public, control, admin) = (free_port(), free_port(), free_port());
+        let config =
+            self.envoy_config_for((public, control, admin), &format!("{name}.yaml"), patch);
+        let proc = Proc::spawn(
+            "envoy",
+            Command::new(envoy())
+                .current_dir(root())
+                .env("PAT_PUBLIC_KEYS", &self.public_key)
+                .arg("-c")
+                .arg(&config)
+                .args([
+                    "--concurrency",
+                    &workers.to_string(),
+                    "--use-dynamic-base-id",
+                    "-l",
+                    "info",
+                ])
+                .stdout(Stdio::null())
+                .stderr(log_file(self.dir.path(), &format!("{name}.log"))),
+        );
+        let edge = Edge {
+            proc,
+            public,
+            control,
+            admin,
+        };
+        let ready = within(Duration::from_secs(30), || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{admin}/ready"))
+                .is_ok_and(|r| r.status().is_success())
+        });
+        assert!(ready.is_some(), "Envoy {name} did not become ready");
+        if pushed {
+            self.admin_ok(&["edge", "add", &edge.control_url()], "");
+        }
+        edge
     }
 
     /// Starts (or restarts) Envoy with two workers and waits until it is live and, when the
@@ -515,6 +578,37 @@ fn log_file_appending(dir: &Path, name: &str) -> File {
         .append(true)
         .open(dir.join(name))
         .expect("log file")
+}
+
+/// Another Envoy of a stack ([`Stack::start_edge`]); killed when dropped.
+pub struct Edge {
+    /// The Envoy process.
+    pub proc: Proc,
+    /// Public listener.
+    pub public: u16,
+    /// Control listener.
+    pub control: u16,
+    /// Envoy admin.
+    pub admin: u16,
+}
+
+impl Edge {
+    /// The control listener's base URL.
+    pub fn control_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.control)
+    }
+
+    /// The public listener's URL for `path_and_query`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{path_and_query}", self.public)
+    }
+
+    /// Envoy's statistics, as text.
+    pub fn stats(&self) -> String {
+        reqwest::blocking::get(format!("http://127.0.0.1:{}/stats", self.admin))
+            .and_then(|r| r.text())
+            .expect("stats")
+    }
 }
 
 /// Waits until something accepts connections on `port`.

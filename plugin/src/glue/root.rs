@@ -426,13 +426,22 @@ impl RootContext for Root {
         log(
             LogLevel::Info,
             &format!(
-                "pat-edge: configured: trusted keys [{}], push endpoint {}, origin {}, max snapshot age {} ms, ordinary sessions {}, missing session {}",
+                "pat-edge: configured: trusted keys [{}], push endpoint {}, origin {}, usage reports {}, max snapshot age {} ms, ordinary sessions {}, missing session {}",
                 keys.join(", "),
                 config.push.as_ref().map_or("disabled", |p| p.path.as_str()),
                 config
                     .origin
                     .as_ref()
                     .map_or("none", |o| o.cluster.as_str()),
+                config.usage.as_ref().map_or_else(
+                    || "off".to_string(),
+                    |u| format!(
+                        "to {} every {} s, signed by edge key {}",
+                        u.config.cluster,
+                        u.config.interval.as_secs(),
+                        u.key.public_key().id()
+                    )
+                ),
                 config.max_snapshot_age_ms,
                 word(config.ordinary_sessions),
                 word(config.missing_session),
