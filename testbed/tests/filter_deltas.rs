@@ -1,7 +1,9 @@
 //! Deltas through the compiled filter: a signed delta pushed to one VM is applied by every
 //! worker on its next tick, without reloading the full snapshot; a delta that does not apply
 //! (a gap, a fork), a forged or a replayed one is refused and changes nothing; an origin
-//! catch-up brings a bundle (a full snapshot and the deltas after it) in one answer.
+//! catch-up brings a bundle (a full snapshot and the deltas after it) in one answer; an edge
+//! that missed a delta catches up from the origin by the deltas since what it holds, and one
+//! on a fork by the full snapshot.
 
 mod filter_support;
 
@@ -270,4 +272,134 @@ fn a_bundle_must_link_and_end_fresh() {
         "unknown_token",
         701,
     );
+}
+
+/// An edge with an origin it asks every 30 s and `workers` VMs. Tests leave the last one
+/// idle, as Envoy's main-thread VM is (it never gets a request): an idle VM takes the
+/// origin's documents, serving VMs only when that is overdue.
+fn edge_with_origin(workers: usize) -> Edge {
+    let origin = r#""origin":{"cluster":"pat_origin","interval_ms":30000,"retry_ms":2000,"timeout_ms":5000}"#;
+    edge()
+        .workers(workers)
+        .public(origin)
+        .testbed(|b| b.cluster("pat_origin"))
+        .build()
+}
+
+/// Answers the pending origin fetch with `body` and returns the path it asked for.
+fn answer_fetch(edge: &Edge, body: Vec<u8>) -> String {
+    let call = edge.tb.pending_http_calls().pop().expect("an origin fetch");
+    let path = call.headers.get(":path").unwrap_or_default().to_string();
+    edge.tb
+        .respond_http_call(call.token, Response::new(200).body(body))
+        .expect("delivered");
+    path
+}
+
+/// The origin's signed head for a document: its first BODY_OFFSET bytes.
+fn head(built: &pat_core::snapshot::Built) -> Vec<u8> {
+    built.bytes[..pat_core::snapshot::BODY_OFFSET].to_vec()
+}
+
+#[test]
+fn a_gap_is_caught_up_from_the_origin() {
+    let edge = edge_with_origin(3);
+    let alice = Minted::new(1, "alice", &["environment.Control.StopEnv"]);
+    let bob = Minted::new(2, "bob", &["environment.Control.StopEnv"]);
+    let v1 = full(&edge, 1, &[&alice, &bob]);
+    // The origin is at version 1 when the edge starts; the edge gets it pushed.
+    edge.tick();
+    assert_eq!(answer_fetch(&edge, head(&v1)), "/snapshot/head");
+    edge.tick();
+    assert_eq!(answer_fetch(&edge, v1.bytes.clone()), "/snapshot");
+    edge.tick();
+    for vm in 0..2 {
+        assert!(edge.get(vm, STOPENV, bob.value()).is_forwarded());
+    }
+
+    // Version 2 revokes bob, version 3 alice. The edge misses 2 (a push that failed).
+    let d2 = delta(&edge.key, (1, &v1), 2, &[], &[&bob]);
+    let d3 = delta(&edge.key, (2, &d2), 3, &[], &[&alice]);
+    let refused = edge.push(0, d3.bytes.clone());
+    assert_eq!(refused.local_response().expect("answered").status, 409);
+    assert_eq!(json(&refused)["current_version"], 1);
+    // The next round: the head says 3, the edge asks for what it lacks since 1.
+    edge.tb.advance(std::time::Duration::from_secs(30));
+    assert_eq!(answer_fetch(&edge, head(&d3)), "/snapshot/head");
+    edge.tick();
+    let body = bundle::encode([d2.bytes.as_slice(), d3.bytes.as_slice()]);
+    assert_eq!(answer_fetch(&edge, body), "/snapshot?since=1");
+    edge.tick();
+    for vm in 0..2 {
+        for t in [&alice, &bob] {
+            assert_denied(
+                &edge,
+                &edge.get(vm, STOPENV, t.value()),
+                "unknown_token",
+                701,
+            );
+        }
+    }
+    assert_eq!(status(&edge, 0)["version"], 3);
+    let applied = edge.tb.logs_containing("serving version 3");
+    assert!(
+        applied.len() >= 2 && applied.iter().all(|l| l.contains("applied 2 delta(s)")),
+        "both workers caught up by the deltas, without a full reload: {applied:#?}"
+    );
+    edge.assert_clean(&[alice.value(), bob.value()]);
+}
+
+#[test]
+fn a_fork_is_caught_up_from_the_origin_with_the_full_snapshot() {
+    let edge = edge_with_origin(3);
+    let alice = Minted::new(1, "alice", &["environment.Control.StopEnv"]);
+    let bob = Minted::new(2, "bob", &["environment.Control.StopEnv"]);
+    let carol = Minted::new(3, "carol", &["environment.Control.StopEnv"]);
+    // The edge holds a version 2 that the origin does not (e.g. pushed by a publisher whose
+    // store was then restored from a backup): the same version, another state.
+    let v1 = full(&edge, 1, &[&alice, &bob]);
+    let ours = delta(&edge.key, (1, &v1), 2, &[&carol], &[]);
+    let theirs = delta(&edge.key, (1, &v1), 2, &[], &[&bob]);
+    let d3 = delta(&edge.key, (2, &theirs), 3, &[], &[&alice]);
+    edge.tick();
+    assert_eq!(answer_fetch(&edge, head(&v1)), "/snapshot/head");
+    edge.tick();
+    assert_eq!(answer_fetch(&edge, v1.bytes.clone()), "/snapshot");
+    assert_eq!(
+        edge.push(0, ours.bytes.clone())
+            .local_response()
+            .expect("answered")
+            .status,
+        200
+    );
+    edge.tick();
+    for vm in 0..2 {
+        assert!(edge.get(vm, STOPENV, carol.value()).is_forwarded());
+    }
+
+    // The origin's head says 3; what it sends since 2 continues its own version 2, which
+    // does not apply here: the edge then asks for the full snapshot.
+    edge.tb.advance(std::time::Duration::from_secs(30));
+    assert_eq!(answer_fetch(&edge, head(&d3)), "/snapshot/head");
+    edge.tick();
+    assert_eq!(
+        answer_fetch(&edge, bundle::encode([d3.bytes.as_slice()])),
+        "/snapshot?since=2"
+    );
+    edge.tick();
+    let compacted = snapshot_built(&edge.key, Stamp::lasting(3, START, LIFETIME), &[]);
+    assert_eq!(answer_fetch(&edge, compacted.bytes), "/snapshot");
+    edge.tick();
+    for vm in 0..2 {
+        for t in [&alice, &bob, &carol] {
+            assert_denied(
+                &edge,
+                &edge.get(vm, STOPENV, t.value()),
+                "unknown_token",
+                701,
+            );
+        }
+    }
+    assert_eq!(status(&edge, 0)["version"], 3);
+    edge.assert_clean(&[alice.value(), bob.value(), carol.value()]);
 }
