@@ -90,6 +90,8 @@ fn main() {
                         created_at: now(),
                         expires_at: (i % 3 == 0).then_some(now() + 86_400 * 30),
                         regenerated_at: None,
+                        last_used_at: None,
+                        last_used_ip: None,
                     },
                 )?;
             }

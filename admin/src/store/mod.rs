@@ -7,11 +7,13 @@
 //! `0600` (it holds password hashes); token values are never stored, only their SHA-256.
 //!
 //! - [`schema`]: tables and migrations.
-//! - [`users`], [`tokens`], [`keys`], [`edges`], [`snapshots`], [`audit`], [`settings`],
-//!   [`sessions`] (the API's login sessions and failed sign-ins): one
-//!   module per table, functions over a connection or transaction.
+//! - [`users`], [`tokens`], [`keys`], [`edges`], [`edge_keys`] (the keys edges sign usage
+//!   reports with), [`snapshots`], [`audit`], [`settings`], [`sessions`] (the API's login
+//!   sessions and failed sign-ins): one module per table, functions over a connection or
+//!   transaction.
 
 pub mod audit;
+pub mod edge_keys;
 pub mod edges;
 pub mod keys;
 pub mod schema;
