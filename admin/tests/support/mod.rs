@@ -322,6 +322,8 @@ pub struct Server {
     child: std::process::Child,
     /// The port it listens on.
     pub port: u16,
+    /// The token API's port, when it serves one.
+    pub api_port: Option<u16>,
     log: PathBuf,
 }
 
@@ -344,7 +346,18 @@ pub fn free_port() -> u16 {
 impl Admin {
     /// Starts `pat-admin serve` on this store and waits until it listens.
     pub fn serve(&self) -> Server {
+        self.serve_with(false)
+    }
+
+    /// Starts `pat-admin serve` with the token API too (`--api-listen`, client addresses
+    /// from `x-test-client`).
+    pub fn serve_api(&self) -> Server {
+        self.serve_with(true)
+    }
+
+    fn serve_with(&self, api: bool) -> Server {
         let port = free_port();
+        let api_port = api.then(free_port);
         let mut n = 0;
         let log = loop {
             let name = if n == 0 {
@@ -363,14 +376,29 @@ impl Admin {
             .arg("--store")
             .arg(self.store())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(api_port.map_or_else(Vec::new, |p| {
+                vec![
+                    "--api-listen".to_string(),
+                    format!("127.0.0.1:{p}"),
+                    "--client-address-header".into(),
+                    "x-test-client".into(),
+                ]
+            }))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("serve starts");
-        let mut server = Server { child, port, log };
+        let mut server = Server {
+            child,
+            port,
+            api_port,
+            log,
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || api_port.is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_err())
+        {
             server.assert_running();
             assert!(
                 std::time::Instant::now() < deadline,
@@ -683,6 +711,31 @@ impl Served {
         }
     }
 
+    /// Applies a catch-up (a bundle of deltas) on top, as an edge that holds this state
+    /// does; checks the stated token counts as it goes.
+    pub fn apply(&mut self, bytes: Vec<u8>, key: &str) {
+        use pat_core::snapshot::{Document, bundle, open};
+        let keys = trusted(key);
+        for bytes in bundle::into_documents(bytes).expect("a well-formed bundle") {
+            self.last_head = bytes[..pat_core::snapshot::BODY_OFFSET].to_vec();
+            let Document::Delta(delta) = open::open(bytes, &keys).expect("accepted") else {
+                panic!("a catch-up holds deltas");
+            };
+            self.state.apply(&delta).expect("applies to the state held");
+            for p in delta.removed() {
+                self.prefixes.remove(&p);
+            }
+            self.prefixes.extend(delta.entries().map(|(p, _)| p));
+            self.documents
+                .push((delta.header().version, pat_core::snapshot::Kind::Delta));
+            assert_eq!(
+                self.state.token_count(),
+                u64::from(delta.header().state_tokens)
+            );
+            assert_eq!(self.prefixes.len() as u64, self.state.token_count());
+        }
+    }
+
     /// The version reached.
     pub fn version(&self) -> u64 {
         self.state.version()
@@ -709,5 +762,92 @@ impl Served {
     /// The header of the last document applied.
     pub fn header(&self) -> &pat_core::snapshot::Header {
         self.state.header()
+    }
+}
+
+// ---- Helpers for edge keys and usage reports. ----
+
+impl Admin {
+    /// Creates an edge key named `name` with `edge key generate` (its secret written to
+    /// `NAME.key` in the test's directory); returns its id and the secret key.
+    pub fn edge_key(&self, name: &str) -> (String, pat_core::keys::SigningKey) {
+        let file = self.dir.path().join(format!("{name}.key"));
+        let run = self.run(&[
+            "--json",
+            "edge",
+            "key",
+            "generate",
+            "--name",
+            name,
+            "--output",
+            file.to_str().expect("utf-8"),
+        ]);
+        run.ok();
+        let text = std::fs::read_to_string(&file).expect("the key file");
+        let key = pat_core::keys::SigningKey::from_secret_text(&text).expect("a secret key");
+        (run.json()["id"].as_str().expect("id").to_string(), key)
+    }
+}
+
+impl Admin {
+    /// The stored documents an edge that holds nothing needs, read from the database
+    /// directly (not through the origin): the latest full snapshot and every delta after
+    /// it, as a bundle.
+    pub fn stored_bundle(&self) -> Vec<u8> {
+        let db = self.db();
+        let full: i64 = db
+            .query_row(
+                "SELECT max(version) FROM snapshots WHERE kind = 'full'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("a full snapshot");
+        let mut stmt = db
+            .prepare(
+                "SELECT bytes FROM snapshots WHERE (kind = 'full' AND version = ?1)
+                 OR (kind = 'delta' AND version > ?1) ORDER BY version",
+            )
+            .expect("query");
+        let docs: Vec<Vec<u8>> = stmt
+            .query_map([full], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        pat_core::snapshot::bundle::encode(docs.iter().map(Vec::as_slice))
+    }
+}
+
+/// The wall clock, Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+impl Server {
+    /// A token API method through `--api-listen`, from client address `192.0.2.1`: the JSON
+    /// answer.
+    pub fn api(&self, method: &str, query: &str) -> serde_json::Value {
+        let port = self.api_port.expect("serve_api");
+        let reply = http_request(
+            port,
+            "GET",
+            &format!("/1.0/users/authentication/rest/{method}?{query}"),
+            "x-test-client: 192.0.2.1\r\n",
+            &[],
+        );
+        assert_eq!(reply.status, 200);
+        reply.json()
+    }
+
+    /// Signs `user` in through the API with [`PASSWORD`]; the session.
+    pub fn sign_in(&self, user: &str) -> String {
+        let answer = self.api(
+            "Signin",
+            &format!("login={user}&password={}", PASSWORD.replace(' ', "+")),
+        );
+        assert_eq!(answer["result"], 0, "{answer}");
+        answer["session"].as_str().expect("session").to_string()
     }
 }
