@@ -83,6 +83,9 @@ fn prefix(value: &str) -> [u8; 16] {
     TokenHash::of(value).prefix()
 }
 
+/// A token row: id, user, hash, scope, expiry.
+type Row = (i64, String, Vec<u8>, String, Option<i64>);
+
 /// An independent full build of the store's tokens not expired now (the test's own key and
 /// code), to compare with.
 fn full_build(admin: &Admin) -> (Snapshot, Vec<TokenHash>) {
@@ -91,7 +94,7 @@ fn full_build(admin: &Admin) -> (Snapshot, Vec<TokenHash>) {
     let mut stmt = db
         .prepare("SELECT id, user, hash, scope_methods, expires_at FROM tokens")
         .expect("query");
-    let rows: Vec<(i64, String, Vec<u8>, String, Option<i64>)> = stmt
+    let rows: Vec<Row> = stmt
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
