@@ -68,8 +68,10 @@ pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
 pub const HEAD_CACHE_CONTROL: &str = "max-age=1";
 /// `Cache-Control` of bundles: stored, revalidated every time.
 pub const BUNDLE_CACHE_CONTROL: &str = "no-cache";
-/// How many answers' bytes the origin keeps in memory.
+/// How many answers' bytes the origin keeps in memory...
 const CACHED_ANSWERS: usize = 4;
+/// ...and how many bytes at most (two full answers at 1,000,000 tokens).
+const CACHED_BYTES: usize = 128 * 1024 * 1024;
 
 /// Runs the origin and the re-signer until the process is interrupted.
 pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
@@ -289,10 +291,16 @@ impl Origin {
     }
 
     fn remember(&self, etag: &str, bytes: Bytes) {
+        if bytes.len() > CACHED_BYTES {
+            return;
+        }
         if let Ok(mut answers) = self.answers.lock() {
             answers.retain(|(tag, _)| tag != etag);
             answers.push_front((etag.to_string(), bytes));
             answers.truncate(CACHED_ANSWERS);
+            while answers.iter().map(|(_, b)| b.len()).sum::<usize>() > CACHED_BYTES {
+                answers.pop_back();
+            }
         }
     }
 }

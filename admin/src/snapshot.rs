@@ -14,7 +14,8 @@
 //! time, as a full snapshot built then would hold, and its `state_tokens` is their count. A
 //! full snapshot is built instead when there is no document
 //! yet, when another key became active, or when the latest document is no usable base (it
-//! has expired: the edges that held it have dropped it).
+//! has expired: the edges that held it have dropped it; or the state serial moved by more
+//! than the changes recorded since: the store was changed behind pat-admin's back).
 //!
 //! A document records the token state serial it was built from, so [`why_new`] can tell,
 //! from metadata alone, whether the latest one still reflects the committed state, is
@@ -322,15 +323,23 @@ fn full_body(
 }
 
 /// The latest document as a base for a delta signed by `key` at `at`, or why it is not one.
+/// `serial` is the committed state serial and `pending` the changes recorded since the
+/// latest document: a delta carries exactly those, so when the serial moved by more (the
+/// store was changed without them being recorded), only a full snapshot is right.
 fn usable_base(
     latest: Option<Stamp>,
     key: &keys::Key,
     at: u64,
+    serial: u64,
+    pending: u64,
 ) -> std::result::Result<Stamp, &'static str> {
     match latest {
         None => Err("no document yet"),
         Some(l) if l.key_id != key.id => Err("another key is active"),
         Some(l) if l.expires_at <= at => Err("the latest document has expired"),
+        Some(l) if serial < l.state_serial || serial - l.state_serial != pending => {
+            Err("token changes were made that the store did not record: a full snapshot")
+        }
         Some(l) => Ok(l),
     }
 }
@@ -345,7 +354,14 @@ pub fn build_in(
     why: &str,
 ) -> Result<Published> {
     let at = now();
-    match usable_base(snapshots::latest_stamp(tx)?, key, at) {
+    let base = usable_base(
+        snapshots::latest_stamp(tx)?,
+        key,
+        at,
+        snapshots::state_serial(tx)?,
+        snapshots::pending_count(tx)?,
+    );
+    match base {
         Ok(base) => build_delta_in(tx, store_dir, key, &base, why),
         Err(no_base) => build_full_in(tx, store_dir, key, &format!("{why}; {no_base}")),
     }
@@ -819,16 +835,32 @@ mod tests {
             active: true,
         };
         let s = stamp(1_000, 2_000);
-        assert_eq!(usable_base(Some(s.clone()), &key, 1_999), Ok(s.clone()));
+        // Built from serial 7: two recorded changes since, serial 9.
+        assert_eq!(
+            usable_base(Some(s.clone()), &key, 1_999, 9, 2),
+            Ok(s.clone())
+        );
+        assert_eq!(
+            usable_base(Some(s.clone()), &key, 1_999, 7, 0),
+            Ok(s.clone())
+        );
         assert!(
-            usable_base(Some(s.clone()), &key, 2_000).is_err(),
+            usable_base(Some(s.clone()), &key, 1_999, 9, 1).is_err(),
+            "a change was not recorded"
+        );
+        assert!(
+            usable_base(Some(s.clone()), &key, 1_999, 6, 0).is_err(),
+            "went back"
+        );
+        assert!(
+            usable_base(Some(s.clone()), &key, 2_000, 7, 0).is_err(),
             "expired"
         );
-        assert!(usable_base(None, &key, 0).is_err());
+        assert!(usable_base(None, &key, 0, 0, 0).is_err());
         let other = keys::Key {
             id: "k2".into(),
             ..key
         };
-        assert!(usable_base(Some(s), &other, 1_500).is_err());
+        assert!(usable_base(Some(s), &other, 1_500, 7, 0).is_err());
     }
 }

@@ -369,3 +369,49 @@ fn re_signing_is_an_empty_delta_and_a_new_key_starts_a_full_snapshot() {
     assert_eq!(latest_delta(&admin, &new_key, 4).2, 3);
     let _ = key;
 }
+
+#[test]
+fn a_change_the_store_did_not_record_is_signed_as_a_full_snapshot() {
+    let admin = Admin::new();
+    admin.user("alice");
+    let key = admin.key();
+    admin.token("alice", &["--api", "ide-plugins"]);
+    let (id, value) = admin.token("alice", &["--api", "ide-plugins"]);
+    // Changed behind pat-admin's back (counted in the state serial, as the store's rules
+    // ask, but not recorded as a change): a delta could not know what changed.
+    let soon = now_ms() / 1000 + 3_600;
+    admin
+        .db()
+        .execute_batch(&format!(
+            "UPDATE tokens SET expires_at = {soon} WHERE id = {id};
+             UPDATE meta SET value = CAST(value + 1 AS TEXT) WHERE key = 'state_serial';"
+        ))
+        .expect("change");
+    let run = admin.run(&["--json", "publish"]);
+    run.ok();
+    assert_eq!(
+        (&run.json()["version"], &run.json()["kind"]),
+        (&3.into(), &"full".into()),
+        "{}",
+        run.json()
+    );
+    let audit = admin.audit();
+    assert!(
+        audit.iter().any(|e| e["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("did not record"))),
+        "{audit:?}"
+    );
+    let serve = admin.serve();
+    let served = serve.snapshot(&key);
+    assert_eq!(served.documents, [(3, Kind::Full)]);
+    assert_eq!(
+        served
+            .find(&TokenHash::of(&value))
+            .and_then(|t| t.expires_at()),
+        Some(soon)
+    );
+    // Then deltas again.
+    admin.token("alice", &["--api", "ide-plugins"]);
+    assert_eq!(latest_delta(&admin, &key, 3).2, 3);
+}

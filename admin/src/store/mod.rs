@@ -75,11 +75,16 @@ enum Contents {
 }
 
 fn contents(conn: &Connection) -> Result<Contents> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let tables: Vec<String> = conn
+    // One read transaction: another process may be creating the schema right now, and the
+    // version and the tables must come from the same state of the file (its tables without
+    // its version read as a foreign database).
+    let tx = conn.unchecked_transaction()?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let tables: Vec<String> = tx
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    tx.commit()?;
     let ours = ["meta", "users", "tokens", "signing_keys"]
         .iter()
         .all(|t| tables.iter().any(|have| have == t));

@@ -134,6 +134,15 @@ pub fn pending_changes(conn: &Connection) -> Result<(Vec<i64>, Vec<Vec<u8>>)> {
     Ok((ids, hashes))
 }
 
+/// How many changes were recorded since the last document.
+pub fn pending_count(conn: &Connection) -> Result<u64> {
+    Ok(
+        conn.query_row("SELECT count(*) FROM token_changes", [], |row| {
+            row.get::<_, i64>(0)
+        })? as u64,
+    )
+}
+
 /// Forgets the recorded changes: a document now includes them.
 pub fn clear_changes(conn: &Connection) -> Result<()> {
     conn.execute("DELETE FROM token_changes", [])?;
