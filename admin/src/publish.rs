@@ -532,7 +532,17 @@ async fn push_one(
         let Some(source) = &catch_up else {
             return refused(error);
         };
-        match source.answer(since).await {
+        // Reading the catch-up counts against the deadline like any attempt.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = tokio::time::timeout(left, source.answer(since))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Internal(format!(
+                    "not read before the {} s deadline",
+                    timeouts.deadline.as_secs_f64()
+                )))
+            });
+        match read {
             Ok((body, last_version, answer)) => {
                 stage = Some(match answer {
                     Answer::Since { .. } => CaughtUp::Deltas,
