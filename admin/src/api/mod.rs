@@ -626,7 +626,7 @@ impl Api {
             "id": t.id,
             "description": t.description,
             "expiresAt": t.expires_at.map(api_instant),
-            "lastUsed": Value::Null,
+            "lastUsed": t.last_used_at.map(api_instant),
             "isSystem": false,
             "createdAt": api_instant(t.created_at),
             "apiListItems": self.items(&t.methods),
