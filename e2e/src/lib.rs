@@ -385,11 +385,13 @@ impl Stack {
         let (public, control, admin) = (free_port(), free_port(), free_port());
         let config =
             self.envoy_config_for((public, control, admin), &format!("{name}.yaml"), patch);
+        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
         let proc = Proc::spawn(
             "envoy",
             Command::new(envoy())
                 .current_dir(root())
                 .env("PAT_PUBLIC_KEYS", &self.public_key)
+                .env("PAT_EDGE_KEY", edge_key.trim())
                 .arg("-c")
                 .arg(&config)
                 .args([
