@@ -285,22 +285,12 @@ impl CatchUp {
     }
 }
 
-/// Pushes `bytes` (version `version`) to every edge at once, without catch-ups. `done` is
-/// called with each edge's result as soon as that edge is finished (for a line per edge
-/// while the others are still going); the results come back in the order of `edges`.
+/// Pushes `bytes` (version `version`) to every edge at once; an edge that answers that a
+/// pushed delta does not apply to what it holds gets the catch-up from `catch_up` (see the
+/// module documentation). `done` is called with each edge's result as soon as that edge is
+/// finished (for a line per edge while the others are still going); the results come back
+/// in the order of `edges`.
 pub async fn push_all(
-    edges: &[String],
-    bytes: Vec<u8>,
-    version: u64,
-    timeouts: Timeouts,
-    done: impl FnMut(&EdgeResult),
-) -> Result<Vec<EdgeResult>> {
-    push_all_with(edges, bytes, version, None, timeouts, done).await
-}
-
-/// [`push_all`], and an edge that answers that a pushed delta does not apply to what it
-/// holds gets the catch-up from `catch_up` (see the module documentation).
-pub async fn push_all_with(
     edges: &[String],
     bytes: Vec<u8>,
     version: u64,

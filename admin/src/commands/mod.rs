@@ -336,7 +336,7 @@ fn push(
         };
         let mut write_failed = None;
         let catch_up = publish::CatchUp::new(ctx.store.dir().to_path_buf());
-        let results = runtime()?.block_on(publish::push_all_with(
+        let results = runtime()?.block_on(publish::push_all(
             edges,
             published.bytes,
             stamp.version,
