@@ -231,8 +231,8 @@ impl Stack {
         stack.start_origin();
         // serve creates (or migrates) the store before it listens: until then, another
         // process opening it could find a half-made database.
-        wait_for_port(ports.origin);
-        wait_for_port(ports.api);
+        stack.wait_for_origin(ports.origin);
+        stack.wait_for_origin(ports.api);
         let key = stack.admin_ok(&["--json", "key", "generate"], "");
         stack.public_key = key["public_key"].as_str().expect("public key").to_string();
         stack.admin_ok(
@@ -286,6 +286,27 @@ impl Stack {
     /// The origin's log so far (`pat-admin serve`'s stderr, every start).
     pub fn origin_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default()
+    }
+
+    /// Waits (a minute at most: a loaded machine) until `pat-admin serve` listens on `port`;
+    /// fails at once, with its log, if it exited.
+    pub fn wait_for_origin(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log =
+                || std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default();
+            if let Some(origin) = self.origin.as_mut()
+                && let Ok(Some(status)) = origin.child.try_wait()
+            {
+                panic!("pat-admin serve exited ({status}): {}", log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pat-admin serve does not listen on port {port} after a minute: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the origin (SIGKILL): edges keep what they hold and retry.
