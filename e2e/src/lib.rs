@@ -425,17 +425,36 @@ impl Stack {
                 .stdout(Stdio::null())
                 .stderr(log_file(self.dir.path(), &format!("{name}.log"))),
         );
-        let edge = Edge {
+        let mut edge = Edge {
             proc,
             public,
             control,
             admin,
         };
-        let ready = within(Duration::from_secs(30), || {
+        // What went wrong, not the whole start-up log.
+        let log = || {
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).map(|text| {
+                text.lines()
+                    .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        };
+        let ready = within(Duration::from_secs(60), || {
+            if let Ok(Some(status)) = edge.proc.child.try_wait() {
+                panic!(
+                    "Envoy {name} exited ({status}): {}",
+                    log().unwrap_or_default()
+                );
+            }
             reqwest::blocking::get(format!("http://127.0.0.1:{admin}/ready"))
                 .is_ok_and(|r| r.status().is_success())
         });
-        assert!(ready.is_some(), "Envoy {name} did not become ready");
+        assert!(
+            ready.is_some(),
+            "Envoy {name} did not become ready: {}",
+            log().unwrap_or_default()
+        );
         if pushed {
             self.admin_ok(&["edge", "add", &edge.control_url()], "");
         }
