@@ -100,8 +100,34 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, for a server a test starts.
+///
+/// Taken below the kernel's ephemeral range when there is room: a port the kernel handed
+/// out for `:0` can be given to another test's outgoing connection before the server binds
+/// it (seen as an Envoy that exits at start); ports below the range are never used that way.
+/// Tests run in parallel processes, so the choice starts at a place of this process's own.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    const FIRST: u32 = 10_000;
+    if low > FIRST + 1_000 {
+        let span = low - FIRST;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos);
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = FIRST + start.wrapping_add(step.wrapping_mul(104_729)) % span;
+            let port = u16::try_from(port).expect("below the ephemeral range");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -498,8 +524,16 @@ impl Stack {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::blocking::Client::new();
         loop {
-            if let Some(envoy) = self.envoy.as_mut() {
-                envoy.assert_running();
+            if let Some(envoy) = self.envoy.as_mut()
+                && let Ok(Some(status)) = envoy.child.try_wait()
+            {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("{log}.err")))
+                    .unwrap_or_default();
+                let errors: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+                    .collect();
+                panic!("Envoy exited ({status}):\n{}", errors.join("\n"));
             }
             let ready = client
                 .get(format!("http://127.0.0.1:{}/ready", self.ports.admin))
