@@ -7,9 +7,12 @@
 //! - [`method`]: canonical API method names, group aliases, the request path → method
 //!   resolution (strict: ambiguous paths are refused), and the methods no token may call.
 //! - [`user`]: which account names are safe to forward in a header.
+//! - [`net`]: client networks (CIDRs) a token may be limited to.
+//! - [`report`]: signed usage reports from edges ("last used").
 //! - [`keys`]: Ed25519 signing and public keys and their text forms.
-//! - [`snapshot`]: the signed snapshot — building and signing, verifying and opening,
-//!   and allocation-free lookups.
+//! - [`snapshot`]: the signed documents — full snapshots and deltas: building and signing,
+//!   verifying and opening, allocation-free lookups, and the state an edge holds (a snapshot
+//!   with deltas applied).
 //!
 //! This crate runs inside the edge's VM, where a panic kills the VM: it denies `unwrap`,
 //! `expect`, `panic!` and unchecked indexing outside tests.
@@ -27,6 +30,8 @@
 
 pub mod keys;
 pub mod method;
+pub mod net;
+pub mod report;
 pub mod snapshot;
 pub mod token;
 pub mod user;

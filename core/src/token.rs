@@ -139,6 +139,16 @@ impl TokenHash {
         Some(Self(out))
     }
 
+    /// The first 16 bytes: what a snapshot stores to find the token (a second value sharing
+    /// them takes 2^128 tries to find).
+    pub fn prefix(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        if let Some(head) = self.0.get(..16) {
+            out.copy_from_slice(head);
+        }
+        out
+    }
+
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &Self) -> bool {
         bool::from(self.0.ct_eq(&other.0))

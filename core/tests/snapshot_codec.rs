@@ -5,7 +5,7 @@ use pat_core::keys::{SigningKey, TrustedKeys};
 use pat_core::method::MethodName;
 use pat_core::snapshot::layout::{BODY_OFFSET, HEADER_LEN, Header, SIGNING_CONTEXT};
 use pat_core::snapshot::{
-    BuildError, Snapshot, SnapshotBuilder, SnapshotError, Stamp, TokenSpec, verify_head,
+    BuildError, Snapshot, SnapshotBuilder, SnapshotError, Stamp, StateOf, TokenSpec, verify_head,
 };
 use pat_core::token::TokenHash;
 use proptest::prelude::*;
@@ -34,6 +34,7 @@ fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
         user: "alice",
         expires_at: None,
         scope: &ide,
+        networks: &[],
     })
     .expect("add");
     b.add(TokenSpec {
@@ -42,6 +43,7 @@ fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
         user: "bob",
         expires_at: Some(2_000_000_000),
         scope: &maven,
+        networks: &[],
     })
     .expect("add");
     // Same scope as t1 in another order: deduplicated.
@@ -52,10 +54,16 @@ fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
         user: "alice",
         expires_at: None,
         scope: &ide_reordered,
+        networks: &[],
     })
     .expect("add");
-    b.build(Stamp::lasting(version, 1_790_000_000, DAY), key)
-        .expect("build")
+    b.build(
+        Stamp::lasting(version, 1_790_000_000, DAY),
+        StateOf::Genesis,
+        key,
+    )
+    .expect("build")
+    .bytes
 }
 
 #[test]
@@ -95,8 +103,9 @@ fn round_trip_with_deduplicated_users_and_scopes() {
 fn empty_snapshot_is_valid() {
     let key = SigningKey::generate().expect("rng");
     let bytes = SnapshotBuilder::new()
-        .build(Stamp::lasting(1, 0, DAY), &key)
-        .expect("build");
+        .build(Stamp::lasting(1, 0, DAY), StateOf::Genesis, &key)
+        .expect("build")
+        .bytes;
     let snapshot = Snapshot::open(bytes, &trusted(&key)).expect("opens");
     assert_eq!(snapshot.token_count(), 0);
     assert!(snapshot.find(&TokenHash::of("x")).is_none());
@@ -137,7 +146,7 @@ fn foreign_keys_and_forged_signatures_are_refused() {
     );
     // A stranger who copies a trusted key id into the header still cannot sign for it.
     let mut forged = bytes;
-    forged[40..48].copy_from_slice(&key.public_key().id().0);
+    forged[48..56].copy_from_slice(&key.public_key().id().0);
     assert_eq!(
         Snapshot::open(forged, &trusted(&key)).err(),
         Some(SnapshotError::BadSignature(key.public_key().id()))
@@ -183,7 +192,7 @@ fn the_expiry_is_signed_and_must_follow_the_issue_time() {
     let key = SigningKey::generate().expect("rng");
     let mut bytes = sample(&key, 1);
     // Extending the expiry by hand breaks the signature.
-    bytes[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+    bytes[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(matches!(
         Snapshot::open(bytes, &trusted(&key)),
         Err(SnapshotError::BadSignature(_))
@@ -194,7 +203,9 @@ fn the_expiry_is_signed_and_must_follow_the_issue_time() {
         expires_at: 100,
     };
     assert_eq!(
-        SnapshotBuilder::new().build(stamp, &key).err(),
+        SnapshotBuilder::new()
+            .build(stamp, StateOf::Genesis, &key)
+            .err(),
         Some(BuildError::ExpiresBeforeIssued {
             issued_at: 100,
             expires_at: 100
@@ -242,7 +253,7 @@ fn signed_but_malformed_bodies_are_refused() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
             "token count too high",
-            resign(&key, &good, |h, _| h.token_count += 1),
+            resign(&key, &good, |h, _| h.record_count += 1),
         ),
         (
             "method count too high",
@@ -262,20 +273,27 @@ fn signed_but_malformed_bodies_are_refused() {
             "swapped records",
             resign(&key, &good, |_, b| {
                 let n = b.len();
-                let (a, c) = (b[n - 112..n - 56].to_vec(), b[n - 56..].to_vec());
-                b[n - 112..n - 56].copy_from_slice(&c);
-                b[n - 56..].copy_from_slice(&a);
+                let (a, c) = (b[n - 80..n - 40].to_vec(), b[n - 40..].to_vec());
+                b[n - 80..n - 40].copy_from_slice(&c);
+                b[n - 40..].copy_from_slice(&a);
             }),
         ),
         (
             "user index out of range",
             resign(&key, &good, |_, b| {
                 let n = b.len();
-                b[n - 8..n - 4].copy_from_slice(&9u32.to_le_bytes());
+                b[n - 12..n - 8].copy_from_slice(&9u32.to_le_bytes());
             }),
         ),
         (
             "scope index out of range",
+            resign(&key, &good, |_, b| {
+                let n = b.len();
+                b[n - 8..n - 4].copy_from_slice(&9u32.to_le_bytes());
+            }),
+        ),
+        (
+            "network list out of range",
             resign(&key, &good, |_, b| {
                 let n = b.len();
                 b[n - 4..].copy_from_slice(&9u32.to_le_bytes());
@@ -289,6 +307,13 @@ fn signed_but_malformed_bodies_are_refused() {
             }),
         ),
         (
+            "a full snapshot that removes",
+            resign(&key, &good, |h, b| {
+                h.removed_count = 1;
+                b.extend_from_slice(&[0u8; 16]);
+            }),
+        ),
+        (
             "non-canonical method",
             resign(&key, &good, |_, b| {
                 // The first method name starts right after the 4 offsets of a 3-entry table.
@@ -298,7 +323,7 @@ fn signed_but_malformed_bodies_are_refused() {
     ];
     for (what, bytes) in cases {
         match Snapshot::open(bytes, &keys) {
-            Err(SnapshotError::Malformed(_)) => {}
+            Err(SnapshotError::Malformed(_) | SnapshotError::Header(_)) => {}
             other => panic!("{what}: expected Malformed, got {other:?}"),
         }
     }
@@ -314,6 +339,7 @@ fn builder_rejections() {
         user,
         expires_at: None,
         scope: &[],
+        networks: &[],
     };
     let mut b = SnapshotBuilder::new();
     b.add(TokenSpec {
@@ -321,11 +347,10 @@ fn builder_rejections() {
         ..spec("a", 1, "alice")
     })
     .expect("add");
-    assert_eq!(
-        b.add(spec("b", 1, "alice")),
-        Err(BuildError::DuplicateId(1))
-    );
-    assert_eq!(b.add(spec("b", 0, "alice")), Err(BuildError::ZeroId));
+    // Two values may share an id (a regenerated token's old value in its grace window).
+    b.add(spec("b", 1, "alice"))
+        .expect("same id, another value");
+    assert_eq!(b.add(spec("c", 0, "alice")), Err(BuildError::ZeroId));
     assert!(matches!(
         b.add(spec("b", 2, "al ice")),
         Err(BuildError::UserName { .. })
@@ -336,6 +361,13 @@ fn builder_rejections() {
             ..spec("b", 2, "alice")
         }),
         Err(BuildError::ZeroExpiry(2))
+    );
+    assert_eq!(
+        b.add(TokenSpec {
+            expires_at: Some(u64::from(u32::MAX) + 1),
+            ..spec("b", 2, "alice")
+        }),
+        Err(BuildError::ExpiryTooFar(2))
     );
     let auth = [method("users.Authentication.Signin")];
     assert!(matches!(
@@ -348,8 +380,17 @@ fn builder_rejections() {
     b.add(spec("a", 3, "bob"))
         .expect("same hash, caught at build");
     assert_eq!(
-        b.build(Stamp::lasting(1, 0, DAY), &key).err(),
+        b.build(Stamp::lasting(1, 0, DAY), StateOf::Genesis, &key)
+            .err(),
         Some(BuildError::DuplicateHash(1, 3))
+    );
+    let mut with_removal = SnapshotBuilder::new();
+    with_removal.remove(&TokenHash::of("gone"));
+    assert_eq!(
+        with_removal
+            .build(Stamp::lasting(1, 0, DAY), StateOf::Genesis, &key)
+            .err(),
+        Some(BuildError::RemovalsInFull)
     );
 }
 
@@ -365,7 +406,7 @@ fn gen_token() -> impl Strategy<Value = GenToken> {
     (
         any::<u64>(),
         0u8..20,
-        prop::option::of(1u64..u64::MAX),
+        prop::option::of(1u64..u64::from(u32::MAX)),
         prop::collection::vec(0u8..40, 0..6),
     )
         .prop_map(|(secret, user, expires_at, scope)| GenToken {
@@ -398,9 +439,11 @@ proptest! {
                 user: &users[usize::from(t.user)],
                 expires_at: t.expires_at,
                 scope,
+                networks: &[],
             }).expect("add");
         }
-        let snapshot = Snapshot::open(b.build(Stamp::lasting(version, 42, DAY), &key).expect("build"), &trusted(&key)).expect("open");
+        let built = b.build(Stamp::lasting(version, 42, DAY), StateOf::Genesis, &key).expect("build");
+        let snapshot = Snapshot::open(built.bytes, &trusted(&key)).expect("open");
         prop_assert_eq!(snapshot.version(), version);
         prop_assert_eq!(snapshot.entries().count(), tokens.len());
         for (i, (t, scope)) in tokens.iter().zip(&scopes).enumerate() {

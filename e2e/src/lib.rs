@@ -100,8 +100,34 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, for a server a test starts.
+///
+/// Taken below the kernel's ephemeral range when there is room: a port the kernel handed
+/// out for `:0` can be given to another test's outgoing connection before the server binds
+/// it (seen as an Envoy that exits at start); ports below the range are never used that way.
+/// Tests run in parallel processes, so the choice starts at a place of this process's own.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    const FIRST: u32 = 10_000;
+    if low > FIRST + 1_000 {
+        let span = low - FIRST;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos);
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = FIRST + start.wrapping_add(step.wrapping_mul(104_729)) % span;
+            let port = u16::try_from(port).expect("below the ephemeral range");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -174,6 +200,11 @@ pub struct Stack {
     pub ports: Ports,
     /// The public key Envoy trusts.
     pub public_key: String,
+    /// The edge key's id (`pat-admin edge key generate`): its secret is Envoy's
+    /// `PAT_EDGE_KEY`, which signs the usage reports.
+    pub edge_key_id: String,
+    /// The file holding the edge key's secret (0600, in the stack's directory).
+    edge_key_file: PathBuf,
     envoy: Option<Proc>,
     generation: u32,
     _standin: Proc,
@@ -183,8 +214,9 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts everything and creates a signing key and the account `alice`; the control
-    /// listener is configured as pat-admin's edge, so token changes publish by themselves.
+    /// Starts everything and creates a signing key, the account `alice` and an edge key
+    /// (Envoy's `PAT_EDGE_KEY`, so its usage reports reach the origin); the control listener
+    /// is configured as pat-admin's edge, so token changes publish by themselves.
     pub fn start() -> Self {
         Self::start_with(|config| config)
     }
@@ -209,9 +241,12 @@ impl Stack {
                 .stdout(Stdio::null())
                 .stderr(log_file(dir.path(), "standin.log")),
         );
+        let edge_key_file = dir.path().join("edge.key");
         let mut stack = Self {
             ports,
             public_key: String::new(),
+            edge_key_id: String::new(),
+            edge_key_file,
             envoy: None,
             generation: 0,
             _standin: standin,
@@ -222,8 +257,8 @@ impl Stack {
         stack.start_origin();
         // serve creates (or migrates) the store before it listens: until then, another
         // process opening it could find a half-made database.
-        wait_for_port(ports.origin);
-        wait_for_port(ports.api);
+        stack.wait_for_origin(ports.origin);
+        stack.wait_for_origin(ports.api);
         let key = stack.admin_ok(&["--json", "key", "generate"], "");
         stack.public_key = key["public_key"].as_str().expect("public key").to_string();
         stack.admin_ok(
@@ -231,6 +266,20 @@ impl Stack {
             &format!("{PASSWORD}\n"),
         );
         stack.admin_ok(&["edge", "add", &stack.control_url()], "");
+        let edge_key = stack.admin_ok(
+            &[
+                "--json",
+                "edge",
+                "key",
+                "generate",
+                "--name",
+                "e2e-edge",
+                "--output",
+                &stack.edge_key_file.display().to_string(),
+            ],
+            "",
+        );
+        stack.edge_key_id = edge_key["id"].as_str().expect("edge key id").to_string();
         stack.start_envoy();
         wait_for_port(ports.platform);
         stack
@@ -258,6 +307,32 @@ impl Stack {
                 .stdout(Stdio::null())
                 .stderr(log),
         ));
+    }
+
+    /// The origin's log so far (`pat-admin serve`'s stderr, every start).
+    pub fn origin_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default()
+    }
+
+    /// Waits (a minute at most: a loaded machine) until `pat-admin serve` listens on `port`;
+    /// fails at once, with its log, if it exited.
+    pub fn wait_for_origin(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log =
+                || std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default();
+            if let Some(origin) = self.origin.as_mut()
+                && let Ok(Some(status)) = origin.child.try_wait()
+            {
+                panic!("pat-admin serve exited ({status}): {}", log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pat-admin serve does not listen on port {port} after a minute: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the origin (SIGKILL): edges keep what they hold and retry.
@@ -299,6 +374,21 @@ impl Stack {
 
     /// The top-level envoy.yaml with this stack's ports and an absolute path to the wasm.
     fn envoy_config(&self) -> PathBuf {
+        self.envoy_config_for(
+            (self.ports.public, self.ports.control, self.ports.admin),
+            "envoy.yaml",
+            |config| config,
+        )
+    }
+
+    /// envoy.yaml for an Envoy of this stack listening on `(public, control, admin)`, with
+    /// this stack's patch and then `patch` applied, written to `file` in the stack's directory.
+    fn envoy_config_for(
+        &self,
+        (public, control, admin): (u16, u16, u16),
+        file: &str,
+        patch: impl Fn(String) -> String,
+    ) -> PathBuf {
         let wasm = artifact(
             target_dir().join("wasm32-wasip1/release/pat_plugin.wasm"),
             "build it with `cargo build --release --target wasm32-wasip1 -p pat-plugin`",
@@ -309,9 +399,9 @@ impl Stack {
             &wasm.display().to_string(),
         );
         for (from, to) in [
-            (10000, self.ports.public),
-            (10001, self.ports.control),
-            (9901, self.ports.admin),
+            (10000, public),
+            (10001, control),
+            (9901, admin),
             (8080, self.ports.platform),
             (10002, self.ports.origin),
             (10003, self.ports.api),
@@ -323,9 +413,78 @@ impl Stack {
             );
             config = config.replace(&before, &format!("port_value: {to} "));
         }
-        let path = self.dir.path().join("envoy.yaml");
-        std::fs::write(&path, (self.patch)(config)).expect("write config");
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, patch((self.patch)(config))).expect("write config");
         path
+    }
+
+    /// Starts another Envoy with `workers` workers, from envoy.yaml with `patch` applied, fed
+    /// by this stack's origin and platform and trusting its keys, and waits until it is ready.
+    /// `pushed`: registered as a pat-admin edge (publish pushes to it); else it only pulls
+    /// from the origin.
+    pub fn start_edge(
+        &self,
+        name: &str,
+        workers: u32,
+        pushed: bool,
+        patch: impl Fn(String) -> String,
+    ) -> Edge {
+        let (public, control, admin) = (free_port(), free_port(), free_port());
+        let config =
+            self.envoy_config_for((public, control, admin), &format!("{name}.yaml"), patch);
+        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
+        let proc = Proc::spawn(
+            "envoy",
+            Command::new(envoy())
+                .current_dir(root())
+                .env("PAT_PUBLIC_KEYS", &self.public_key)
+                .env("PAT_EDGE_KEY", edge_key.trim())
+                .arg("-c")
+                .arg(&config)
+                .args([
+                    "--concurrency",
+                    &workers.to_string(),
+                    "--use-dynamic-base-id",
+                    "-l",
+                    "info",
+                ])
+                .stdout(Stdio::null())
+                .stderr(log_file(self.dir.path(), &format!("{name}.log"))),
+        );
+        let mut edge = Edge {
+            proc,
+            public,
+            control,
+            admin,
+        };
+        // What went wrong, not the whole start-up log.
+        let log = || {
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).map(|text| {
+                text.lines()
+                    .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        };
+        let ready = within(Duration::from_secs(60), || {
+            if let Ok(Some(status)) = edge.proc.child.try_wait() {
+                panic!(
+                    "Envoy {name} exited ({status}): {}",
+                    log().unwrap_or_default()
+                );
+            }
+            reqwest::blocking::get(format!("http://127.0.0.1:{admin}/ready"))
+                .is_ok_and(|r| r.status().is_success())
+        });
+        assert!(
+            ready.is_some(),
+            "Envoy {name} did not become ready: {}",
+            log().unwrap_or_default()
+        );
+        if pushed {
+            self.admin_ok(&["edge", "add", &edge.control_url()], "");
+        }
+        edge
     }
 
     /// Starts (or restarts) Envoy with two workers and waits until it is live and, when the
@@ -348,11 +507,13 @@ impl Stack {
         let config = self.envoy_config();
         self.generation += 1;
         let log = format!("envoy-{}.log", self.generation);
+        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
         let proc = Proc::spawn(
             "envoy",
             Command::new(envoy())
                 .current_dir(root())
                 .env("PAT_PUBLIC_KEYS", &self.public_key)
+                .env("PAT_EDGE_KEY", edge_key.trim())
                 .arg("-c")
                 .arg(&config)
                 .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
@@ -363,8 +524,16 @@ impl Stack {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::blocking::Client::new();
         loop {
-            if let Some(envoy) = self.envoy.as_mut() {
-                envoy.assert_running();
+            if let Some(envoy) = self.envoy.as_mut()
+                && let Ok(Some(status)) = envoy.child.try_wait()
+            {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("{log}.err")))
+                    .unwrap_or_default();
+                let errors: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+                    .collect();
+                panic!("Envoy exited ({status}):\n{}", errors.join("\n"));
             }
             let ready = client
                 .get(format!("http://127.0.0.1:{}/ready", self.ports.admin))
@@ -380,6 +549,13 @@ impl Stack {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Restarts Envoy trusting `key` too: for tests that sign their own documents.
+    pub fn also_trust(&mut self, key: &pat_core::keys::PublicKey) {
+        self.public_key = format!("{},{key}", self.public_key);
+        self.kill_envoy();
+        self.start_envoy();
     }
 
     /// Envoy's process id.
@@ -508,6 +684,37 @@ fn log_file_appending(dir: &Path, name: &str) -> File {
         .append(true)
         .open(dir.join(name))
         .expect("log file")
+}
+
+/// Another Envoy of a stack ([`Stack::start_edge`]); killed when dropped.
+pub struct Edge {
+    /// The Envoy process.
+    pub proc: Proc,
+    /// Public listener.
+    pub public: u16,
+    /// Control listener.
+    pub control: u16,
+    /// Envoy admin.
+    pub admin: u16,
+}
+
+impl Edge {
+    /// The control listener's base URL.
+    pub fn control_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.control)
+    }
+
+    /// The public listener's URL for `path_and_query`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{path_and_query}", self.public)
+    }
+
+    /// Envoy's statistics, as text.
+    pub fn stats(&self) -> String {
+        reqwest::blocking::get(format!("http://127.0.0.1:{}/stats", self.admin))
+            .and_then(|r| r.text())
+            .expect("stats")
+    }
 }
 
 /// Waits until something accepts connections on `port`.

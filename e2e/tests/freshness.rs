@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::Token;
 use pat_e2e::{Client, Stack, unix_now, within};
 
@@ -35,9 +35,10 @@ fn signed(key: &SigningKey, stamp: Stamp, token: &Token) -> Vec<u8> {
         user: "mallory",
         expires_at: None,
         scope: &scope,
+        networks: &[],
     })
     .expect("add");
-    b.build(stamp, key).expect("build")
+    b.build(stamp, StateOf::Genesis, key).expect("build").bytes
 }
 
 #[test]

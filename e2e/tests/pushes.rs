@@ -2,7 +2,7 @@
 //! rejected and change nothing.
 
 use pat_core::keys::SigningKey;
-use pat_core::snapshot::{SnapshotBuilder, Stamp};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf};
 use pat_e2e::{Client, Stack, unix_now};
 
 const STOPENV: &str = "/1.0/environment/control/rest/stopenv";
@@ -31,9 +31,11 @@ fn bad_pushes_are_rejected_and_change_nothing() {
     let forged = SnapshotBuilder::new()
         .build(
             Stamp::lasting(99, unix_now(), 86_400),
+            StateOf::Genesis,
             &SigningKey::generate().expect("rng"),
         )
-        .expect("build");
+        .expect("build")
+        .bytes;
     let older = published(&stack, 1);
     let mut truncated = published(&stack, 2);
     truncated.truncate(truncated.len() / 2);

@@ -10,11 +10,14 @@ use pat_core::keys::{KeyError, PublicKey, TrustedKeys};
 use serde::Deserialize;
 
 use crate::origin::OriginConfig;
+use crate::usage::UsageConfig;
 
 /// Default name of the environment variable holding trusted public keys.
 pub const DEFAULT_KEYS_ENV: &str = "PAT_PUBLIC_KEYS";
 /// Default `max_snapshot_age_ms`: a day, pat-admin's default snapshot lifetime.
 pub const DEFAULT_MAX_SNAPSHOT_AGE_MS: u64 = 86_400_000;
+/// Default name of the environment variable holding this edge's report-signing key.
+pub const DEFAULT_EDGE_KEY_ENV: &str = "PAT_EDGE_KEY";
 /// Default control path for snapshot pushes and status.
 pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
 
@@ -53,6 +56,17 @@ pub struct Config {
     pub push: Option<PushConfig>,
     /// Where a (re)started edge fetches the current snapshot.
     pub origin: Option<OriginConfig>,
+    /// Where usage reports go, and the edge's key that signs them (absent: no reports).
+    pub usage: Option<Usage>,
+}
+
+/// Usage reporting: where to, and the key that signs the reports.
+#[derive(Debug, Clone)]
+pub struct Usage {
+    /// Where to.
+    pub config: UsageConfig,
+    /// This edge's signing key (from the environment).
+    pub key: std::sync::Arc<pat_core::keys::SigningKey>,
 }
 
 /// Identity headers added on allowed requests and removed from every incoming request.
@@ -147,6 +161,7 @@ struct RawConfig {
     max_snapshot_age_ms: u64,
     push: Option<RawPush>,
     origin: Option<RawOrigin>,
+    usage: Option<RawUsage>,
 }
 
 impl Default for RawConfig {
@@ -160,10 +175,35 @@ impl Default for RawConfig {
             identity_headers: IdentityHeaders::default(),
             deny: DenyStyle::default(),
             max_body_bytes: 1024 * 1024,
-            refresh_interval_ms: 50,
+            refresh_interval_ms: 20,
             max_snapshot_age_ms: DEFAULT_MAX_SNAPSHOT_AGE_MS,
             push: None,
             origin: None,
+            usage: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawUsage {
+    cluster: String,
+    path: String,
+    authority: String,
+    interval_ms: u64,
+    timeout_ms: u64,
+    key_env: String,
+}
+
+impl Default for RawUsage {
+    fn default() -> Self {
+        Self {
+            cluster: "pat_origin".into(),
+            path: "/usage".into(),
+            authority: "pat-origin".into(),
+            interval_ms: 10_000,
+            timeout_ms: 5_000,
+            key_env: DEFAULT_EDGE_KEY_ENV.into(),
         }
     }
 }
@@ -266,6 +306,9 @@ pub enum ConfigError {
     /// An origin setting that cannot work.
     #[error("origin.{0}")]
     Origin(&'static str),
+    /// A usage setting that cannot work.
+    #[error("usage.{0}")]
+    Usage(String),
     /// A control path that is not a plain absolute path.
     #[error("push.path: `{0}` must start with / and contain no ?, #, % or spaces")]
     ControlPath(String),
@@ -374,6 +417,10 @@ impl Config {
         };
 
         let origin = raw.origin.map(parse_origin).transpose()?;
+        let usage = match raw.usage {
+            Some(usage) => parse_usage(usage, &env)?,
+            None => None,
+        };
 
         Ok(Self {
             keys,
@@ -387,8 +434,55 @@ impl Config {
             max_snapshot_age_ms,
             push,
             origin,
+            usage,
         })
     }
+}
+
+/// The `usage` section; `None` (reports off) when its key variable is unset or empty.
+fn parse_usage(
+    raw: RawUsage,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Usage>, ConfigError> {
+    if raw.cluster.is_empty() || raw.authority.is_empty() {
+        return Err(ConfigError::Usage(
+            "cluster and authority must not be empty".into(),
+        ));
+    }
+    if !raw.path.starts_with('/') || raw.path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        return Err(ConfigError::Usage(
+            "path: use an absolute path such as /usage".into(),
+        ));
+    }
+    if !(1_000..=3_600_000).contains(&raw.interval_ms) {
+        return Err(ConfigError::Usage(
+            "interval_ms: use 1000 to 3600000 milliseconds".into(),
+        ));
+    }
+    if !(100..=60_000).contains(&raw.timeout_ms) {
+        return Err(ConfigError::Usage(
+            "timeout_ms: use 100 to 60000 milliseconds".into(),
+        ));
+    }
+    let Some(text) = env(&raw.key_env).filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let key = pat_core::keys::SigningKey::from_secret_text(text.trim()).map_err(|e| {
+        ConfigError::Usage(format!(
+            "{}: {e} (the edge key that `pat-admin edge key generate` wrote)",
+            raw.key_env
+        ))
+    })?;
+    Ok(Some(Usage {
+        config: UsageConfig {
+            cluster: raw.cluster,
+            path: raw.path,
+            authority: raw.authority,
+            interval: Duration::from_millis(raw.interval_ms),
+            timeout: Duration::from_millis(raw.timeout_ms),
+        },
+        key: std::sync::Arc::new(key),
+    }))
 }
 
 fn parse_origin(raw: RawOrigin) -> Result<OriginConfig, ConfigError> {
@@ -476,7 +570,7 @@ mod tests {
         assert_eq!(config.identity.user, "x-pat-user");
         assert_eq!(config.deny.http_status, 200);
         assert_eq!(config.deny.source, "JEL");
-        assert_eq!(config.refresh_interval, Duration::from_millis(50));
+        assert_eq!(config.refresh_interval, Duration::from_millis(20));
         assert!(config.push.is_none());
     }
 
@@ -585,6 +679,37 @@ mod tests {
             .expect_err("bad env")
             .to_string();
         assert!(err.starts_with("PAT_PUBLIC_KEYS:"), "{err}");
+    }
+
+    #[test]
+    fn usage_reports_need_the_edge_key_from_the_environment() {
+        let k = key();
+        let edge_key = SigningKey::generate().expect("rng");
+        let secret = edge_key.to_secret_text().to_string();
+        let json = format!(r#"{{"public_keys":["{k}"],"usage":{{"interval_ms":5000}}}}"#);
+        let with_key = Config::parse(json.as_bytes(), |name| {
+            (name == "PAT_EDGE_KEY").then(|| secret.clone())
+        })
+        .expect("valid");
+        let usage = with_key.usage.expect("reports on");
+        assert_eq!(usage.config.path, "/usage");
+        assert_eq!(usage.config.interval, Duration::from_secs(5));
+        assert_eq!(usage.key.public_key(), edge_key.public_key());
+        // No key in the environment: reports are off, the rest works.
+        assert!(
+            Config::parse(json.as_bytes(), no_env)
+                .expect("valid")
+                .usage
+                .is_none()
+        );
+        let err = Config::parse(json.as_bytes(), |name| {
+            (name == "PAT_EDGE_KEY").then(|| "garbage".to_string())
+        })
+        .expect_err("a bad key")
+        .to_string();
+        assert!(err.contains("usage.PAT_EDGE_KEY"), "{err}");
+        let bad = format!(r#"{{"public_keys":["{k}"],"usage":{{"interval_ms":5}}}}"#);
+        assert!(Config::parse(bad.as_bytes(), no_env).is_err());
     }
 
     #[test]

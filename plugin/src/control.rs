@@ -45,7 +45,9 @@ fn is_internal_v4(ip: std::net::Ipv4Addr) -> bool {
 /// 409 not newer than what the edge (or its origin) holds, 413 too large, 503 retry later.
 pub fn rejection_status(rejection: &PushRejection) -> u32 {
     match rejection {
-        PushRejection::NotNewer { .. } | PushRejection::BelowFloor { .. } => 409,
+        PushRejection::NotNewer { .. }
+        | PushRejection::BelowFloor { .. }
+        | PushRejection::DoesNotApply { .. } => 409,
         PushRejection::Invalid(SnapshotError::UntrustedKey(_) | SnapshotError::BadSignature(_)) => {
             403
         }

@@ -2,7 +2,7 @@
 //! passed in, so every rule is unit-tested natively.
 
 use pat_core::method::{MethodName, PathError, resolve_path};
-use pat_core::snapshot::Snapshot;
+use pat_core::snapshot::TokenState;
 use pat_core::token::{self, TokenFormatError, TokenHash};
 
 use crate::config::Unmatched;
@@ -188,7 +188,7 @@ pub struct Policy {
 /// Decides one request. `path` is `:path` (query included); `now` is Unix seconds.
 pub fn decide(
     policy: Policy,
-    snapshot: Option<&Snapshot>,
+    snapshot: Option<&TokenState>,
     path: &str,
     session: &SessionFinding,
     now: u64,
@@ -220,7 +220,7 @@ fn unmatched(rule: Unmatched, denial: Denial) -> Verdict {
 }
 
 fn authorize(
-    snapshot: Option<&Snapshot>,
+    snapshot: Option<&TokenState>,
     path: &str,
     value: &str,
     now: u64,
@@ -247,18 +247,15 @@ fn authorize(
             method,
         });
     }
-    let in_scope = snapshot
-        .method_index(method.as_str())
-        .is_some_and(|index| entry.scope.contains(index));
-    if !in_scope {
+    if !entry.allows_method(method.as_str()) {
         return Err(Denial::OutOfScope {
             masked: masked(),
             method,
         });
     }
     Ok(Grant {
-        token_id: entry.id,
-        user: entry.user.to_string(),
+        token_id: entry.id(),
+        user: entry.user().to_string(),
         method,
     })
 }
@@ -267,7 +264,7 @@ fn authorize(
 mod tests {
     use super::*;
     use pat_core::keys::{SigningKey, TrustedKeys};
-    use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+    use pat_core::snapshot::{Snapshot, SnapshotBuilder, StateOf, TokenSpec};
     use pat_core::token::Token;
 
     const STOP: &str = "/1.0/environment/control/rest/stopenv?envName=x";
@@ -278,7 +275,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     struct Fixture {
-        snapshot: Snapshot,
+        snapshot: TokenState,
         valid: Token,
         expired: Token,
         unknown: Token,
@@ -299,6 +296,7 @@ mod tests {
             user: "alice",
             expires_at: Some(NOW + 1),
             scope: &scope,
+            networks: &[],
         })
         .expect("add");
         b.add(TokenSpec {
@@ -307,12 +305,19 @@ mod tests {
             user: "alice",
             expires_at: Some(NOW),
             scope: &scope,
+            networks: &[],
         })
         .expect("add");
-        let bytes = b
-            .build(pat_core::snapshot::Stamp::lasting(1, NOW, 86_400), &key)
+        let built = b
+            .build(
+                pat_core::snapshot::Stamp::lasting(1, NOW, 86_400),
+                StateOf::Genesis,
+                &key,
+            )
             .expect("build");
-        let snapshot = Snapshot::open(bytes, &TrustedKeys::new([key.public_key()])).expect("open");
+        let snapshot = TokenState::new(
+            Snapshot::open(built.bytes, &TrustedKeys::new([key.public_key()])).expect("open"),
+        );
         Fixture {
             snapshot,
             valid,

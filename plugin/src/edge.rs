@@ -1,35 +1,38 @@
-//! One VM's view of the snapshot: which one it serves from, how it picks up a newer one,
-//! how it accepts a push or a fetched snapshot, and when it must stop using one.
+//! One VM's view of the token list: the state it serves from, how it catches up with what
+//! was published, how it accepts a push or a fetched document, and when it must stop using
+//! its state.
 //!
-//! Memory is the constraint at 1,000,000 tokens (~57 MB a snapshot): a VM never holds two
-//! snapshots at once. When the pointer moves, the VM drops its snapshot *before* fetching
-//! the new one (single-threaded: no request runs in between). A push is first checked on
-//! its signed head alone (key, signature, length, freshness, version floor, version), which
-//! rejects forged, truncated, expired and replayed pushes without touching the VM's snapshot
-//! and before the rest of the body is buffered; only then is the old snapshot dropped and
-//! the body read. Should the body still fail (a valid head on a tampered body), the VM
-//! restores the current snapshot from shared data.
+//! Memory is the constraint at 1,000,000 tokens (~40 MB a full snapshot): a VM never holds
+//! two full snapshots at once. A delta — the usual change — applies in place, in time
+//! proportional to its size. When the VM must reload the full snapshot (another base was
+//! published, or a delta it needs is gone), it drops its state *before* fetching the new one
+//! (single-threaded: no request runs in between).
 //!
-//! Freshness: a snapshot whose signed expiry has passed is never accepted, and a VM drops
-//! the one it holds when it expires (token requests then fail closed). A snapshot older than
-//! a root context's `max_snapshot_age_ms` is refused by that root when pushed or fetched,
-//! and not used for its requests ([`Edge::snapshot_for`]).
+//! A push is first checked on its signed head alone (key, signature, length, freshness,
+//! version floor, version, and for a delta its exact base), which rejects forged,
+//! truncated, expired, replayed and misplaced documents without touching the VM's state.
+//!
+//! Freshness: a document whose signed expiry has passed is never accepted, and a VM drops
+//! its state when the latest document in it expires (token requests then fail closed). A
+//! state older than a root context's `max_snapshot_age_ms` is refused by that root when
+//! pushed or fetched, and not used for its requests ([`Edge::state_for`]). An empty delta
+//! renews a state's freshness for the price of ~250 bytes.
 
-use pat_core::keys::TrustedKeys;
+use pat_core::keys::{KeyId, TrustedKeys};
 use pat_core::snapshot::{
-    BODY_OFFSET, Header, Snapshot, SnapshotError, Stale, check_fresh, check_length, fresh_until_ms,
-    verify_head,
+    ApplyError, BODY_OFFSET, Delta, Document, Header, Kind, SnapshotError, Stale, TokenState,
+    bundle, check_fresh, check_length, fresh_until_ms, open::open, verify_head,
 };
 
 use crate::floor::{self, Floor};
 use crate::shared::{self, Pointer, PublishError, SharedStore, StoreError};
 
-/// The snapshot this VM serves from, and the published one it could not use.
+/// The state this VM serves from, and the published one it could not use.
 #[derive(Debug, Default)]
 pub struct Edge {
-    snapshot: Option<Snapshot>,
-    /// The published snapshot this VM refused (or dropped when it expired): not loaded again
-    /// until the pointer moves on, so a bad or stale 57 MB snapshot is not re-read every tick.
+    state: Option<TokenState>,
+    /// The published state this VM refused (or dropped when it expired): not loaded again
+    /// until the pointer moves on, so a bad or stale snapshot is not re-read every tick.
     refused: Option<Pointer>,
 }
 
@@ -42,40 +45,47 @@ pub struct Clock {
     pub max_age_ms: u64,
 }
 
-/// Why a published snapshot cannot be used here.
+/// Why a published state cannot be used here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unusable {
-    /// It does not verify here (e.g. an untrusted key).
+    /// A document does not verify here (e.g. an untrusted key).
     #[error(transparent)]
     Invalid(#[from] SnapshotError),
     /// It has expired.
     #[error(transparent)]
     Stale(#[from] Stale),
+    /// A delta in shared data does not apply (a publisher bug).
+    #[error(transparent)]
+    Chain(#[from] ApplyError),
 }
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
-    /// Already serving the current snapshot (or nothing newer exists).
+    /// Already serving the current state (or nothing newer exists).
     Unchanged,
     /// Nothing has been published to this Envoy yet.
     NothingPublished,
-    /// Switched to a newer snapshot.
+    /// Caught up with the published state.
     Applied {
         /// Its version.
         version: u64,
         /// Its token count.
-        tokens: u32,
+        tokens: u64,
+        /// Deltas applied on the way.
+        deltas: usize,
+        /// Whether the full snapshot was (re)loaded.
+        full: bool,
     },
-    /// The published snapshot cannot be used here; the VM now has none and token requests
-    /// fail closed. Reported once per published snapshot.
+    /// The published state cannot be used here; the VM now has none and token requests fail
+    /// closed. Reported once per published state.
     Failed(Unusable),
 }
 
-/// Why a push (or a fetched snapshot) was refused. A refused push changes nothing.
+/// Why a push (or a fetched document) was refused. A refused push changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushRejection {
-    /// Not a valid signed snapshot.
+    /// Not a valid signed document.
     #[error(transparent)]
     Invalid(#[from] SnapshotError),
     /// Expired, or older than this edge accepts.
@@ -87,6 +97,18 @@ pub enum PushRejection {
     )]
     NotNewer {
         /// The version offered.
+        offered: u64,
+        /// The version in place.
+        current: u64,
+    },
+    /// A delta whose base is not the state this edge holds (a gap, or a fork).
+    #[error(
+        "the delta from version {base} to {offered} does not apply: this edge holds version {current}; push the full snapshot or let the edge catch up from the origin"
+    )]
+    DoesNotApply {
+        /// The delta's base version.
+        base: u64,
+        /// Its version.
         offered: u64,
         /// The version in place.
         current: u64,
@@ -125,13 +147,33 @@ pub enum PushRejection {
     Store(#[from] StoreError),
 }
 
-/// An accepted push.
+impl From<PublishError> for PushRejection {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Stale { offered, current } => Self::NotNewer { offered, current },
+            PublishError::DoesNotApply {
+                base,
+                offered,
+                current,
+            } => Self::DoesNotApply {
+                base,
+                offered,
+                current,
+            },
+            PublishError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+/// An accepted document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
-    /// Its version.
+    /// Full snapshot or delta.
+    pub kind: Kind,
+    /// The version it produced.
     pub version: u64,
-    /// Its token count.
-    pub tokens: u32,
+    /// The state's token count after it.
+    pub tokens: u64,
     /// When it was issued, Unix seconds.
     pub issued_at: u64,
     /// Its signed expiry, Unix seconds.
@@ -145,53 +187,76 @@ pub struct HeadSeen {
     pub version: u64,
     /// The floor now.
     pub floor: u64,
-    /// The origin holds a fresh snapshot newer than this edge's: fetch it.
+    /// The origin holds a fresh state newer than this edge's: fetch it.
     pub fetch: bool,
 }
 
+/// How much of a push [`Edge::precheck_push`] needs: a document's head, or a bundle's
+/// prefix and its first document's head.
+pub const PUSH_HEAD_LEN: usize = bundle::PREFIX_LEN + BODY_OFFSET;
+
 /// Reloading after a pointer race: the pointer can move between reading it and fetching the
-/// key it names; a few retries always catch up.
+/// keys it names; a few retries always catch up.
 const LOAD_ATTEMPTS: usize = 3;
 
 impl Edge {
-    /// The snapshot in use, if any.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
+    /// The state in use, if any.
+    pub fn state(&self) -> Option<&TokenState> {
+        self.state.as_ref()
     }
 
-    /// The snapshot a root context may serve from: signed by a key it trusts and fresh by
-    /// its own age limit at `now_ms`.
-    pub fn snapshot_for(&self, keys: &TrustedKeys, clock: Clock) -> Option<&Snapshot> {
-        self.snapshot.as_ref().filter(|s| {
-            keys.get(s.key_id()).is_some()
+    /// The state a root context may serve from: signed by keys it trusts and fresh by its
+    /// own age limit at `now_ms`.
+    pub fn state_for(&self, keys: &TrustedKeys, clock: Clock) -> Option<&TokenState> {
+        self.state.as_ref().filter(|s| {
+            keys.get(KeyId(s.header().key_id)).is_some()
+                && keys.get(s.base().key_id()).is_some()
                 && clock.now_ms < fresh_until_ms(s.header(), clock.max_age_ms)
         })
     }
 
     /// Its version, if any.
     pub fn version(&self) -> Option<u64> {
-        self.snapshot.as_ref().map(Snapshot::version)
+        self.state.as_ref().map(TokenState::version)
     }
 
-    /// Forgets which published snapshot was refused (the trusted keys may have changed).
+    /// Forgets which published state was refused (the trusted keys may have changed).
     pub fn forget_refusals(&mut self) {
         self.refused = None;
     }
 
-    /// Drops the snapshot in use if its signed expiry has passed; returns its version.
+    /// The pointer naming what this VM holds.
+    fn held(&self) -> Option<Pointer> {
+        let state = self.state.as_ref()?;
+        let base = state.base().header();
+        let latest = state.header();
+        Some(Pointer {
+            version: latest.version,
+            state_id: latest.state_id,
+            base_version: base.version,
+            base_digest: base.body_digest,
+            base_state_id: base.state_id,
+            issued_at: latest.issued_at,
+            expires_at: latest.expires_at,
+            tokens: state.token_count(),
+            key_id: latest.key_id,
+        })
+    }
+
+    /// Drops the state in use if its latest signed expiry has passed.
     fn drop_expired(&mut self, now_ms: u64) -> Option<Stale> {
         let stale = self
-            .snapshot
+            .state
             .as_ref()
             .and_then(|s| check_fresh(s.header(), now_ms, u64::MAX).err())?;
-        if let Some(s) = self.snapshot.take() {
-            self.refused = Some(Pointer::of(&s));
-        }
+        self.refused = self.held();
+        self.state = None;
         Some(stale)
     }
 
-    /// Checks the shared pointer and switches to a newer snapshot if there is one; drops the
-    /// one in use when it expires.
+    /// Checks the shared pointer and catches up with the published state — by its deltas
+    /// when this VM holds the same full snapshot, else by reloading — and drops the state in
+    /// use when it expires.
     pub fn refresh(
         &mut self,
         store: &impl SharedStore,
@@ -204,54 +269,93 @@ impl Edge {
         for _ in 0..LOAD_ATTEMPTS {
             let (pointer, _) = shared::read_pointer(store)?;
             if pointer.version == 0 {
-                return Ok(if self.snapshot.is_some() {
+                return Ok(if self.state.is_some() {
                     Refresh::Unchanged
                 } else {
                     Refresh::NothingPublished
                 });
             }
-            if self
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| Pointer::of(s).names(&pointer) || s.version() > pointer.version)
+            let held = self.held();
+            if held.is_some_and(|h| h.names(&pointer) || h.version > pointer.version)
                 || self.refused.is_some_and(|r| r.names(&pointer))
             {
                 return Ok(Refresh::Unchanged);
             }
-            // Drop first: never two snapshots in memory.
-            self.snapshot = None;
             if now_ms >= pointer.expires_at.saturating_mul(1000) {
+                self.state = None;
                 self.refused = Some(pointer);
                 return Ok(Refresh::Failed(Unusable::Stale(Stale::Expired {
                     version: pointer.version,
                     expires_at: pointer.expires_at,
                 })));
             }
-            let Some(bytes) = shared::load(store, &pointer)? else {
-                continue;
-            };
-            return Ok(match Snapshot::open(bytes, keys) {
-                Ok(snapshot) => {
-                    let applied = Refresh::Applied {
-                        version: snapshot.version(),
-                        tokens: snapshot.token_count(),
-                    };
-                    self.snapshot = Some(snapshot);
-                    self.refused = None;
-                    applied
+            // Deltas alone, when this VM holds the same full snapshot.
+            let mut full = false;
+            let mut from = held.filter(|h| h.shares_base(&pointer)).map(|h| h.version);
+            if from.is_none() {
+                // Drop first: never two full snapshots in memory.
+                self.state = None;
+                let Some(bytes) = shared::load_full(store, &pointer)? else {
+                    continue;
+                };
+                match pat_core::snapshot::Snapshot::open(bytes, keys) {
+                    Ok(snapshot) => self.state = Some(TokenState::new(snapshot)),
+                    Err(e) => {
+                        self.refused = Some(pointer);
+                        return Ok(Refresh::Failed(e.into()));
+                    }
                 }
-                Err(e) => {
+                full = true;
+                from = Some(pointer.base_version);
+            }
+            let mut deltas = 0;
+            let mut gone = false;
+            for version in from.unwrap_or(pointer.version).saturating_add(1)..=pointer.version {
+                let state_id = self.state.as_ref().map_or([0; 32], TokenState::state_id);
+                let Some(bytes) = shared::load_delta(store, version, &state_id)? else {
+                    gone = true;
+                    break;
+                };
+                let applied = Delta::open(bytes, keys)
+                    .map_err(Unusable::from)
+                    .and_then(|delta| match self.state.as_mut() {
+                        Some(state) => state.apply(&delta).map_err(Unusable::from),
+                        None => Ok(()),
+                    });
+                if let Err(e) = applied {
+                    self.state = None;
                     self.refused = Some(pointer);
-                    Refresh::Failed(e.into())
+                    return Ok(Refresh::Failed(e));
                 }
+                deltas += 1;
+            }
+            if gone {
+                // The pointer moved on meanwhile: start over from the full snapshot.
+                self.state = None;
+                continue;
+            }
+            self.refused = None;
+            let (version, tokens) = self
+                .state
+                .as_ref()
+                .map_or((0, 0), |s| (s.version(), s.token_count()));
+            return Ok(Refresh::Applied {
+                version,
+                tokens,
+                deltas,
+                full,
             });
         }
         Ok(Refresh::Unchanged)
     }
 
-    /// Checks a pushed snapshot's signed head (`head` = its first bytes; `total_len` = its
-    /// full length, when known) against the trusted keys, the clock, the version floor and
-    /// the versions in place. Cheap; touches nothing.
+    /// Checks the signed head of a push as soon as it arrives (`head` = its first bytes, at
+    /// least [`PUSH_HEAD_LEN`] or all of it; `total_len` = its full length, when known),
+    /// before the rest is buffered. A single document gets every check a push must pass
+    /// (key, signature, length, freshness, version floor, newer than what the edge holds,
+    /// for a delta its exact base); a bundle's first document is checked for its key and
+    /// signature, the rest when the bundle is complete ([`Self::accept`]). Cheap; touches
+    /// nothing. Returns the head checked.
     pub fn precheck_push(
         &self,
         store: &impl SharedStore,
@@ -260,11 +364,123 @@ impl Edge {
         total_len: Option<u64>,
         clock: Clock,
     ) -> Result<Header, PushRejection> {
+        if bundle::is_bundle(head) {
+            let first = head
+                .get(bundle::PREFIX_LEN..)
+                .ok_or(SnapshotError::TooShort(head.len()))?;
+            return Ok(verify_head(first, keys)?);
+        }
         let header = verify_head(head, keys)?;
         if let Some(total_len) = total_len {
             check_length(&header, total_len)?;
         }
-        check_fresh(&header, clock.now_ms, clock.max_age_ms)?;
+        let (pointer, _) = shared::read_pointer(store)?;
+        self.check_final(store, &header, &pointer, clock)?;
+        if header.kind == Kind::Delta
+            && (header.base_version != pointer.version || header.base_state_id != pointer.state_id)
+        {
+            return Err(PushRejection::DoesNotApply {
+                base: header.base_version,
+                offered: header.version,
+                current: pointer.version,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Accepts a pushed or fetched document, or a bundle of them (a full snapshot and the
+    /// deltas after it, or a chain of deltas), and publishes it to shared data; `keep`: serve
+    /// from it (a VM that serves no requests, like the control listener's or Envoy's
+    /// main-thread VM, publishes and lets go).
+    ///
+    /// Every document is verified and the chain must link (each delta names the previous
+    /// document's version and state id). The *last* document is what the edge ends up at: it
+    /// must be newer than what the edge holds, fresh, and not below the version floor; the
+    /// documents before it are vouched for by the chain. A chain that starts with a delta
+    /// must apply to the state held; one that starts with a full snapshot replaces it. A VM
+    /// that holds a state drops it before opening a full snapshot, so it never holds two.
+    pub fn accept(
+        &mut self,
+        store: &impl SharedStore,
+        keys: &TrustedKeys,
+        body: Vec<u8>,
+        clock: Clock,
+        keep: bool,
+    ) -> Result<Accepted, PushRejection> {
+        let raw = if bundle::is_bundle(&body) {
+            bundle::into_documents(body)
+                .map_err(|e| SnapshotError::Malformed(format!("the bundle: {e}")))?
+        } else {
+            vec![body]
+        };
+        let Some(last) = raw.last() else {
+            return Err(SnapshotError::Malformed("an empty bundle".into()).into());
+        };
+        let last = verify_head(last, keys)?;
+        let (pointer, _) = shared::read_pointer(store)?;
+        self.check_final(store, &last, &pointer, clock)?;
+        let has_full = raw
+            .first()
+            .and_then(|d| d.get(..BODY_OFFSET))
+            .map(|h| verify_head(h, keys).map(|h| h.kind == Kind::Full))
+            .transpose()?
+            .unwrap_or(false);
+        let had_state = self.state.is_some();
+        if has_full {
+            // Never two full snapshots in memory.
+            self.state = None;
+        }
+        let outcome = Self::open_chain(raw, keys).and_then(|docs| {
+            if let Some(Document::Delta(first)) = docs.first() {
+                let h = first.header();
+                if h.base_version != pointer.version || h.base_state_id != pointer.state_id {
+                    return Err(PushRejection::DoesNotApply {
+                        base: h.base_version,
+                        offered: h.version,
+                        current: pointer.version,
+                    });
+                }
+            }
+            shared::publish_chain(store, &docs)?;
+            Ok(docs)
+        });
+        let docs = match outcome {
+            Ok(docs) => docs,
+            Err(rejection) => {
+                // Best effort: the rejection is what the caller must hear about. A VM that had
+                // no state (one that serves no requests) stays without one.
+                if had_state && self.state.is_none() {
+                    let _ = self.refresh(store, keys, clock.now_ms);
+                }
+                return Err(rejection);
+            }
+        };
+        self.refused = None;
+        if keep {
+            self.adopt(docs, store, keys, clock.now_ms);
+        }
+        Ok(Accepted {
+            kind: last.kind,
+            version: last.version,
+            tokens: self
+                .state
+                .as_ref()
+                .filter(|s| keep && s.version() == last.version)
+                .map_or(u64::from(last.state_tokens), TokenState::token_count),
+            issued_at: last.issued_at,
+            expires_at: last.expires_at,
+        })
+    }
+
+    /// The checks on the document an edge ends up at.
+    fn check_final(
+        &self,
+        store: &impl SharedStore,
+        header: &Header,
+        pointer: &Pointer,
+        clock: Clock,
+    ) -> Result<(), PushRejection> {
+        check_fresh(header, clock.now_ms, clock.max_age_ms)?;
         match floor::read(store)? {
             Floor::Pending => return Err(PushRejection::WaitingForOrigin),
             Floor::Known(floor) if header.version < floor => {
@@ -275,7 +491,6 @@ impl Edge {
             }
             Floor::Known(_) | Floor::Unset => {}
         }
-        let (pointer, _) = shared::read_pointer(store)?;
         let current = pointer.version.max(self.version().unwrap_or(0));
         if header.version <= current {
             return Err(PushRejection::NotNewer {
@@ -283,61 +498,59 @@ impl Edge {
                 current,
             });
         }
-        Ok(header)
+        Ok(())
     }
 
-    /// Accepts a pushed or fetched snapshot: pre-checks its head, opens it and publishes it
-    /// to shared data; `keep`: serve from it (a VM that serves no requests, like the control
-    /// listener's or Envoy's main-thread VM, publishes it and lets it go). The VM drops its
-    /// current snapshot before opening the new one, so it never holds two; on any refusal
-    /// after the pre-check it restores the current one from shared data.
-    pub fn accept(
+    /// Opens every document and checks that they link: each delta names the previous
+    /// document's version and state id.
+    fn open_chain(raw: Vec<Vec<u8>>, keys: &TrustedKeys) -> Result<Vec<Document>, PushRejection> {
+        let mut docs: Vec<Document> = Vec::with_capacity(raw.len());
+        for bytes in raw {
+            let doc = open(bytes, keys)?;
+            if let Some(previous) = docs.last() {
+                let (prev, next) = (previous.header(), doc.header());
+                if next.kind != Kind::Delta
+                    || next.base_version != prev.version
+                    || next.base_state_id != prev.state_id
+                {
+                    return Err(SnapshotError::Malformed(format!(
+                        "the bundle does not link: version {} does not follow version {}",
+                        next.version, prev.version
+                    ))
+                    .into());
+                }
+            }
+            docs.push(doc);
+        }
+        Ok(docs)
+    }
+
+    /// Serves from documents just published: applies them to the state held when they
+    /// continue it, else takes them as the new state (or reloads from shared data).
+    fn adopt(
         &mut self,
+        docs: Vec<Document>,
         store: &impl SharedStore,
         keys: &TrustedKeys,
-        bytes: Vec<u8>,
-        clock: Clock,
-        keep: bool,
-    ) -> Result<Accepted, PushRejection> {
-        let head = bytes.get(..BODY_OFFSET).unwrap_or(&bytes);
-        self.precheck_push(store, keys, head, Some(bytes.len() as u64), clock)?;
-        let had_snapshot = self.snapshot.is_some();
-        self.snapshot = None;
-        let outcome = Snapshot::open(bytes, keys)
-            .map_err(PushRejection::from)
-            .and_then(|snapshot| match shared::publish(store, &snapshot) {
-                Ok(()) => Ok(snapshot),
-                Err(PublishError::Stale { offered, current }) => {
-                    Err(PushRejection::NotNewer { offered, current })
+        now_ms: u64,
+    ) {
+        for doc in docs {
+            match doc {
+                Document::Full(snapshot) => self.state = Some(TokenState::new(snapshot)),
+                Document::Delta(delta) => {
+                    let applied = self.state.as_mut().map(|s| s.apply(&delta));
+                    if !matches!(applied, Some(Ok(()))) {
+                        self.state = None;
+                        let _ = self.refresh(store, keys, now_ms);
+                        return;
+                    }
                 }
-                Err(PublishError::Store(e)) => Err(e.into()),
-            });
-        match outcome {
-            Ok(snapshot) => {
-                let header = snapshot.header();
-                let accepted = Accepted {
-                    version: header.version,
-                    tokens: header.token_count,
-                    issued_at: header.issued_at,
-                    expires_at: header.expires_at,
-                };
-                self.snapshot = keep.then_some(snapshot);
-                self.refused = None;
-                Ok(accepted)
-            }
-            Err(rejection) => {
-                // Best effort: the rejection is what the caller must hear about. A VM that had
-                // no snapshot (one that serves no requests) stays without one.
-                if had_snapshot {
-                    let _ = self.refresh(store, keys, clock.now_ms);
-                }
-                Err(rejection)
             }
         }
     }
 
     /// Takes the origin's signed head: raises the version floor to it, and says whether the
-    /// origin holds a fresh snapshot newer than this edge's.
+    /// origin holds a fresh state newer than this edge's.
     pub fn accept_head(
         &self,
         store: &impl SharedStore,
@@ -365,8 +578,9 @@ mod tests {
     use crate::shared::{POINTER_KEY, ensure_pointer};
     use pat_core::keys::SigningKey;
     use pat_core::method::MethodName;
-    use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+    use pat_core::snapshot::{Base, Built, SnapshotBuilder, Stamp, StateOf, TokenSpec};
     use pat_core::token::TokenHash;
+    use std::cell::RefCell;
 
     /// The publisher signs at ISSUED for a day; the edge's clock reads NOW, an hour later.
     const ISSUED: u64 = 1_800_000_000;
@@ -375,14 +589,17 @@ mod tests {
         max_age_ms: 86_400_000,
     };
 
+    /// A publisher that keeps its chain: full snapshots and deltas on top of the last one.
     struct Publisher {
         key: SigningKey,
+        last: RefCell<Option<Base>>,
     }
 
     impl Publisher {
         fn new() -> Self {
             Self {
                 key: SigningKey::generate().expect("rng"),
+                last: RefCell::new(None),
             }
         }
 
@@ -390,25 +607,58 @@ mod tests {
             TrustedKeys::new([self.key.public_key()])
         }
 
-        fn snapshot(&self, version: u64, tokens: &[&str]) -> Vec<u8> {
-            self.snapshot_at(version, ISSUED, tokens)
-        }
-
-        fn snapshot_at(&self, version: u64, issued_at: u64, tokens: &[&str]) -> Vec<u8> {
+        fn builder(tokens: &[&str], first_id: u64) -> SnapshotBuilder {
             let scope = [MethodName::parse("environment.Control.StopEnv").expect("valid")];
             let mut b = SnapshotBuilder::new();
             for (i, t) in tokens.iter().enumerate() {
                 b.add(TokenSpec {
                     hash: TokenHash::of(t),
-                    id: i as u64 + 1,
+                    id: first_id + i as u64,
                     user: "u",
                     expires_at: None,
                     scope: &scope,
+                    networks: &[],
                 })
                 .expect("add");
             }
-            b.build(Stamp::lasting(version, issued_at, 86_400), &self.key)
-                .expect("build")
+            b
+        }
+
+        fn snapshot(&self, version: u64, tokens: &[&str]) -> Vec<u8> {
+            self.snapshot_at(version, ISSUED, tokens)
+        }
+
+        fn snapshot_at(&self, version: u64, issued_at: u64, tokens: &[&str]) -> Vec<u8> {
+            let built = Self::builder(tokens, 1)
+                .build(
+                    Stamp::lasting(version, issued_at, 86_400),
+                    StateOf::Genesis,
+                    &self.key,
+                )
+                .expect("build");
+            self.remember(version, &built);
+            built.bytes
+        }
+
+        /// A delta on top of the last document built.
+        fn delta(&self, version: u64, added: &[&str], removed: &[&str]) -> Vec<u8> {
+            let base = self.last.borrow().expect("a base");
+            let mut b = Self::builder(added, 100 + version);
+            for r in removed {
+                b.remove(&TokenHash::of(r));
+            }
+            let built = b
+                .build_delta(Stamp::lasting(version, ISSUED, 86_400), base, 0, &self.key)
+                .expect("build");
+            self.remember(version, &built);
+            built.bytes
+        }
+
+        fn remember(&self, version: u64, built: &Built) {
+            *self.last.borrow_mut() = Some(Base {
+                version,
+                state_id: built.state_id,
+            });
         }
     }
 
@@ -421,6 +671,11 @@ mod tests {
         edge.accept(store, keys, bytes, NOW, true)
     }
 
+    fn holds(edge: &Edge, token: &str) -> bool {
+        edge.state()
+            .is_some_and(|s| s.find(&TokenHash::of(token)).is_some())
+    }
+
     #[test]
     fn a_push_reaches_every_vm() {
         let p = Publisher::new();
@@ -431,7 +686,6 @@ mod tests {
             other.refresh(&store, &p.keys(), NOW.now_ms),
             Ok(Refresh::NothingPublished)
         );
-
         let accepted =
             push(&mut pusher, &store, &p.keys(), p.snapshot(1, &["a"])).expect("accepted");
         assert_eq!((accepted.version, accepted.tokens), (1, 1));
@@ -439,35 +693,162 @@ mod tests {
             other.refresh(&store, &p.keys(), NOW.now_ms),
             Ok(Refresh::Applied {
                 version: 1,
-                tokens: 1
+                tokens: 1,
+                deltas: 0,
+                full: true
             })
         );
         assert_eq!(
             other.refresh(&store, &p.keys(), NOW.now_ms),
             Ok(Refresh::Unchanged)
         );
-        assert!(
-            other
-                .snapshot()
-                .expect("loaded")
-                .find(&TokenHash::of("a"))
-                .is_some()
-        );
-
+        assert!(holds(&other, "a"));
         push(&mut pusher, &store, &p.keys(), p.snapshot(2, &["b"])).expect("accepted");
-        assert_eq!(
+        assert!(matches!(
             other.refresh(&store, &p.keys(), NOW.now_ms),
             Ok(Refresh::Applied {
                 version: 2,
-                tokens: 1
+                full: true,
+                ..
+            })
+        ));
+        // The superseded full key was emptied.
+        assert_eq!(
+            store
+                .live_keys()
+                .iter()
+                .filter(|k| k.contains(".full."))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn deltas_reach_every_vm_without_reloading_the_full_snapshot() {
+        let p = Publisher::new();
+        let store = MemoryStore::default();
+        ensure_pointer(&store).expect("store");
+        // The control VM (keeps nothing) and two serving VMs.
+        let (mut control, mut a, mut b) = (Edge::default(), Edge::default(), Edge::default());
+        control
+            .accept(&store, &p.keys(), p.snapshot(1, &["x", "y"]), NOW, false)
+            .expect("full");
+        assert!(control.state().is_none(), "the control VM keeps no copy");
+        for vm in [&mut a, &mut b] {
+            vm.refresh(&store, &p.keys(), NOW.now_ms).expect("store");
+        }
+        let accepted = control
+            .accept(&store, &p.keys(), p.delta(2, &["z"], &["x"]), NOW, false)
+            .expect("delta");
+        assert_eq!((accepted.kind, accepted.version), (Kind::Delta, 2));
+        control
+            .accept(&store, &p.keys(), p.delta(3, &[], &["y"]), NOW, false)
+            .expect("delta");
+        // A applies both deltas; B is one behind after A's catch-up, then catches up too.
+        assert_eq!(
+            a.refresh(&store, &p.keys(), NOW.now_ms),
+            Ok(Refresh::Applied {
+                version: 3,
+                tokens: 1,
+                deltas: 2,
+                full: false
             })
         );
-        // The superseded key was emptied.
-        let v1 = Snapshot::open(p.snapshot(1, &["a"]), &p.keys()).expect("open");
+        assert!(holds(&a, "z") && !holds(&a, "x") && !holds(&a, "y"));
+        assert!(matches!(
+            b.refresh(&store, &p.keys(), NOW.now_ms),
+            Ok(Refresh::Applied {
+                deltas: 2,
+                full: false,
+                ..
+            })
+        ));
+        // A fresh VM loads the full snapshot and every delta since.
+        let mut late = Edge::default();
         assert_eq!(
-            store.value(&Pointer::of(&v1).snapshot_key()),
-            Some(Vec::new())
+            late.refresh(&store, &p.keys(), NOW.now_ms),
+            Ok(Refresh::Applied {
+                version: 3,
+                tokens: 1,
+                deltas: 2,
+                full: true
+            })
         );
+        assert!(holds(&late, "z") && !holds(&late, "x"));
+    }
+
+    #[test]
+    fn a_delta_that_does_not_apply_is_refused() {
+        let p = Publisher::new();
+        let store = MemoryStore::default();
+        ensure_pointer(&store).expect("store");
+        let mut edge = Edge::default();
+        push(&mut edge, &store, &p.keys(), p.snapshot(1, &["a"])).expect("full");
+        let d2 = p.delta(2, &["b"], &[]);
+        let d3 = p.delta(3, &["c"], &[]);
+        // A gap: version 3 before version 2.
+        assert_eq!(
+            push(&mut edge, &store, &p.keys(), d3.clone()),
+            Err(PushRejection::DoesNotApply {
+                base: 2,
+                offered: 3,
+                current: 1
+            })
+        );
+        // A fork: a delta from another publisher's version 1.
+        let other = Publisher {
+            key: SigningKey::from_secret_text(&p.key.to_secret_text()).expect("same key"),
+            last: RefCell::new(None),
+        };
+        other.snapshot(1, &[]);
+        let forked = other.delta(2, &["evil"], &[]);
+        assert!(matches!(
+            push(&mut edge, &store, &p.keys(), forked),
+            Err(PushRejection::DoesNotApply { .. })
+        ));
+        assert!(holds(&edge, "a") && !holds(&edge, "evil"));
+        push(&mut edge, &store, &p.keys(), d2.clone()).expect("applies");
+        push(&mut edge, &store, &p.keys(), d3).expect("applies");
+        // A replayed delta is not newer.
+        assert!(matches!(
+            push(&mut edge, &store, &p.keys(), d2),
+            Err(PushRejection::NotNewer { .. })
+        ));
+        assert!(holds(&edge, "b") && holds(&edge, "c"));
+    }
+
+    #[test]
+    fn an_origin_bundle_catches_up_in_one_answer() {
+        let p = Publisher::new();
+        let store = MemoryStore::default();
+        ensure_pointer(&store).expect("store");
+        let v1 = p.snapshot(1, &["a"]);
+        let d2 = p.delta(2, &["b"], &[]);
+        let d3 = p.delta(3, &[], &["a"]);
+        let mut idle = Edge::default();
+        let body = bundle::encode([v1.as_slice(), d2.as_slice(), d3.as_slice()]);
+        let accepted = idle
+            .accept(&store, &p.keys(), body.clone(), NOW, false)
+            .expect("catches up");
+        assert_eq!((accepted.kind, accepted.version), (Kind::Delta, 3));
+        // The same again: not newer.
+        assert!(matches!(
+            idle.accept(&store, &p.keys(), body, NOW, false),
+            Err(PushRejection::NotNewer { .. })
+        ));
+        // A single document works too, and a serving VM sees the end state.
+        let d4 = p.delta(4, &["c"], &[]);
+        assert!(idle.accept(&store, &p.keys(), d4, NOW, false).is_ok());
+        let mut serving = Edge::default();
+        serving
+            .refresh(&store, &p.keys(), NOW.now_ms)
+            .expect("store");
+        assert!(holds(&serving, "b") && holds(&serving, "c") && !holds(&serving, "a"));
+        // A bundle that is not one is refused.
+        assert!(matches!(
+            idle.accept(&store, &p.keys(), b"PATBNDL1xx".to_vec(), NOW, false),
+            Err(PushRejection::Invalid(SnapshotError::Malformed(_)))
+        ));
     }
 
     #[test]
@@ -497,17 +878,8 @@ mod tests {
         for (bytes, expected) in cases {
             let err = push(&mut edge, &store, &p.keys(), bytes).expect_err(expected);
             assert!(format!("{err:?}").contains(expected), "{expected}: {err:?}");
-            assert_eq!(
-                edge.version(),
-                Some(5),
-                "{expected}: the VM still serves version 5"
-            );
-            assert!(
-                edge.snapshot()
-                    .expect("kept")
-                    .find(&TokenHash::of("a"))
-                    .is_some()
-            );
+            assert_eq!(edge.version(), Some(5), "{expected}: still version 5");
+            assert!(holds(&edge, "a"));
             assert_eq!(
                 store.value(POINTER_KEY),
                 pointer_before,
@@ -517,7 +889,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fetching_vm_that_serves_nothing_publishes_and_lets_go() {
+    fn a_vm_that_serves_nothing_publishes_and_lets_go() {
         let p = Publisher::new();
         let store = MemoryStore::default();
         ensure_pointer(&store).expect("store");
@@ -526,16 +898,12 @@ mod tests {
             .accept(&store, &p.keys(), p.snapshot(3, &["a"]), NOW, false)
             .expect("accepted");
         assert_eq!(accepted.version, 3);
-        assert!(idle.snapshot().is_none(), "an idle VM keeps no copy");
+        assert!(idle.state().is_none(), "an idle VM keeps no copy");
         let mut serving = Edge::default();
-        assert_eq!(
+        assert!(matches!(
             serving.refresh(&store, &p.keys(), NOW.now_ms),
-            Ok(Refresh::Applied {
-                version: 3,
-                tokens: 1
-            })
-        );
-        // A refused fetch leaves an idle VM without a snapshot, and the shared one in place.
+            Ok(Refresh::Applied { version: 3, .. })
+        ));
         let err = idle
             .accept(&store, &p.keys(), p.snapshot(2, &["b"]), NOW, false)
             .expect_err("older");
@@ -546,7 +914,7 @@ mod tests {
                 current: 3
             }
         );
-        assert!(idle.snapshot().is_none());
+        assert!(idle.state().is_none());
     }
 
     #[test]
@@ -569,22 +937,18 @@ mod tests {
                 SnapshotError::UntrustedKey(_)
             )))
         ));
-        assert!(edge.snapshot().is_none());
+        assert!(edge.state().is_none());
     }
 
     #[test]
-    fn an_expired_snapshot_is_dropped_and_never_reloaded() {
+    fn an_expired_state_is_dropped_and_never_reloaded_and_deltas_renew_it() {
         let p = Publisher::new();
         let store = MemoryStore::default();
         ensure_pointer(&store).expect("store");
         let mut pusher = Edge::default();
         push(&mut pusher, &store, &p.keys(), p.snapshot(1, &["a"])).expect("accepted");
         let mut other = Edge::default();
-        assert!(matches!(
-            other.refresh(&store, &p.keys(), NOW.now_ms),
-            Ok(Refresh::Applied { .. })
-        ));
-        // A millisecond before the signed expiry it is still served; at it, dropped.
+        other.refresh(&store, &p.keys(), NOW.now_ms).expect("store");
         let expiry_ms = (ISSUED + 86_400) * 1000;
         assert_eq!(
             other.refresh(&store, &p.keys(), expiry_ms - 1),
@@ -597,20 +961,32 @@ mod tests {
                 ..
             })))
         ));
-        assert!(other.snapshot().is_none(), "fails closed");
-        // Reported once, not reloaded on every tick.
+        assert!(other.state().is_none(), "fails closed");
         assert_eq!(
             other.refresh(&store, &p.keys(), expiry_ms + 50),
-            Ok(Refresh::Unchanged)
+            Ok(Refresh::Unchanged),
+            "reported once, not reloaded every tick"
         );
-        assert!(other.snapshot().is_none());
-        // A VM that starts after the expiry never loads it at all.
         let mut late = Edge::default();
         assert!(matches!(
             late.refresh(&store, &p.keys(), expiry_ms + 100),
             Ok(Refresh::Failed(Unusable::Stale(_)))
         ));
-        assert!(late.snapshot().is_none());
+        // An empty delta issued later renews the state for another day.
+        let renew = {
+            let base = p.last.borrow().expect("base");
+            let built = SnapshotBuilder::new()
+                .build_delta(Stamp::lasting(2, ISSUED + 3000, 86_400), base, 1, &p.key)
+                .expect("build");
+            built.bytes
+        };
+        push(&mut pusher, &store, &p.keys(), renew).expect("renewed");
+        let mut renewed = Edge::default();
+        assert!(matches!(
+            renewed.refresh(&store, &p.keys(), expiry_ms),
+            Ok(Refresh::Applied { version: 2, .. })
+        ));
+        assert!(holds(&renewed, "a"));
     }
 
     #[test]
@@ -624,13 +1000,13 @@ mod tests {
             max_age_ms: 1_800_000,
             ..NOW
         };
-        assert!(edge.snapshot_for(&p.keys(), NOW).is_some());
+        assert!(edge.state_for(&p.keys(), NOW).is_some());
         assert!(
-            edge.snapshot_for(&p.keys(), strict).is_none(),
+            edge.state_for(&p.keys(), strict).is_none(),
             "an hour old is too old for a 30-minute limit"
         );
         assert!(
-            edge.snapshot_for(&Publisher::new().keys(), NOW).is_none(),
+            edge.state_for(&Publisher::new().keys(), NOW).is_none(),
             "an untrusted key"
         );
         let err = edge
@@ -652,13 +1028,11 @@ mod tests {
         ensure_pointer(&store).expect("store");
         crate::floor::ensure_pending(&store).expect("store");
         let mut edge = Edge::default();
-        // An old but fresh snapshot, replayed before the origin answered: refused.
         let old = p.snapshot(4, &["revoked"]);
         assert_eq!(
             push(&mut edge, &store, &p.keys(), old.clone()),
             Err(PushRejection::WaitingForOrigin)
         );
-        // The origin says version 5 is current.
         let head = p.snapshot(5, &["kept"]);
         let seen = edge
             .accept_head(&store, &p.keys(), &head[..BODY_OFFSET], NOW)
@@ -678,14 +1052,12 @@ mod tests {
                 floor: 5
             })
         );
-        assert!(edge.snapshot().is_none(), "nothing was applied");
-        // The origin's own snapshot, or anything newer, is accepted.
-        push(&mut edge, &store, &p.keys(), p.snapshot(5, &["kept"])).expect("accepted");
+        assert!(edge.state().is_none(), "nothing was applied");
+        push(&mut edge, &store, &p.keys(), head.clone()).expect("accepted");
         let again = edge
             .accept_head(&store, &p.keys(), &head[..BODY_OFFSET], NOW)
             .expect("valid");
         assert!(!again.fetch, "nothing newer to fetch");
-        // A forged head changes nothing.
         let mut forged = p.snapshot(9, &["x"])[..BODY_OFFSET].to_vec();
         forged[16] = 10;
         assert!(edge.accept_head(&store, &p.keys(), &forged, NOW).is_err());
@@ -696,13 +1068,12 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_publishers_keep_pointer_and_key_consistent() {
-        // Simulates a race: a second publisher moves the pointer between our read and our CAS.
+    fn concurrent_publishers_keep_pointer_and_keys_consistent() {
+        // A second publisher moves the pointer between our read and our CAS.
         struct Racing<'a> {
             inner: &'a MemoryStore,
             intruder: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
         }
-        use std::cell::RefCell;
         impl SharedStore for Racing<'_> {
             fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
                 self.inner.get(key)
@@ -737,20 +1108,20 @@ mod tests {
                 current: 7
             }
         );
-        // The loser had no snapshot before and keeps none; its next refresh loads v7.
         assert_eq!(loser.version(), None);
-        assert_eq!(
+        assert!(matches!(
             loser.refresh(&store, &p.keys(), NOW.now_ms),
-            Ok(Refresh::Applied {
-                version: 7,
-                tokens: 1
-            })
+            Ok(Refresh::Applied { version: 7, .. })
+        ));
+        assert_eq!(
+            store
+                .live_keys()
+                .iter()
+                .filter(|k| k.contains(".full."))
+                .count(),
+            1,
+            "the loser's key was emptied: {:?}",
+            store.live_keys()
         );
-        let (pointer, _) = shared::read_pointer(&store).expect("store");
-        assert_eq!(pointer.version, 7);
-        let bytes = shared::load(&store, &pointer)
-            .expect("store")
-            .expect("present");
-        assert_eq!(Snapshot::open(bytes, &p.keys()).expect("open").version(), 7);
     }
 }

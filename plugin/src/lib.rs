@@ -17,6 +17,7 @@
 //! - [`push_lease`]: one push at a time per edge.
 //! - [`origin`]: fetching the snapshot from the origin after a (re)start: the shared fetch
 //!   slot that lets one VM at a time fetch.
+//! - [`usage`]: what each VM saw let through ("last used"), for the origin's reports.
 //! - [`reply`]: the JSON bodies.
 //!
 //! The host glue is `glue` (wasm32 only): root and HTTP contexts, metrics, and the
@@ -49,6 +50,7 @@ pub mod reply;
 pub mod session;
 pub mod shared;
 pub mod stray;
+pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -1,11 +1,12 @@
 //! Recovery from the snapshot origin (`pat-admin serve`): shared data dies with Envoy, so a
 //! (re)started edge asks the origin itself — at start, then every interval.
 //!
-//! Each round first fetches the origin's signed *head* (`head_path`: the snapshot's header
-//! and signature, ~170 bytes, a TUF-style "current version" statement). The head raises the
-//! version floor ([`crate::floor`]): from then on this Envoy accepts no older snapshot,
-//! pushed or fetched. Only when the head names a fresh version newer than the one held is
-//! the full snapshot fetched (`path`, with `If-None-Match`), right away.
+//! Each round first fetches the origin's signed *head* (`head_path`: the latest document's
+//! header and signature, ~250 bytes, a TUF-style "current version" statement). The head
+//! raises the version floor ([`crate::floor`]): from then on this Envoy accepts no older
+//! state, pushed or fetched. Only when the head names a fresh version newer than the one
+//! held is the state fetched, right away: `path?since=VERSION` (the deltas since the version
+//! held, or a full snapshot when that is smaller), or `path` for an edge that holds nothing.
 //!
 //! One VM at a time fetches. They coordinate through a *fetch slot* in shared data: when the
 //! next fetch is due and no fetch is in flight, a VM claims the slot by compare-and-swap and
@@ -49,10 +50,13 @@ pub struct OriginConfig {
 pub enum Fetch {
     /// The signed head.
     Head,
-    /// The full snapshot, conditionally on this ETag.
+    /// What the edge lacks (or, `full`, the origin's whole state), conditionally on this ETag.
     Snapshot {
-        /// The ETag of the last snapshot fetched.
+        /// The ETag of the last full answer fetched.
         etag: Option<String>,
+        /// Ask for the full state, not the deltas since the version held (this edge's chain
+        /// is not the origin's).
+        full: bool,
     },
 }
 
@@ -64,8 +68,10 @@ pub struct Slot {
     pub next_fetch_ms: u64,
     /// Unix milliseconds until which a claimed fetch is considered in flight.
     pub in_flight_until_ms: u64,
-    /// The next fetch is the full snapshot (the head announced a newer one).
+    /// The next fetch is the state (the head announced a newer one).
     pub want_snapshot: bool,
+    /// ...and in full (the deltas did not apply).
+    pub want_full: bool,
     /// The origin's ETag of the last snapshot fetched.
     pub etag: Option<String>,
 }
@@ -76,7 +82,7 @@ impl Slot {
         let mut out = Vec::with_capacity(17 + self.etag.as_ref().map_or(0, String::len));
         out.extend_from_slice(&self.next_fetch_ms.to_le_bytes());
         out.extend_from_slice(&self.in_flight_until_ms.to_le_bytes());
-        out.push(u8::from(self.want_snapshot));
+        out.push(u8::from(self.want_snapshot) | (u8::from(self.want_full) << 1));
         if let Some(etag) = &self.etag {
             out.extend_from_slice(etag.as_bytes());
         }
@@ -99,7 +105,8 @@ impl Slot {
         Self {
             next_fetch_ms: read(0..8),
             in_flight_until_ms: read(8..16),
-            want_snapshot: bytes.get(16) == Some(&1),
+            want_snapshot: bytes.get(16).is_some_and(|b| b & 1 != 0),
+            want_full: bytes.get(16).is_some_and(|b| b & 2 != 0),
             etag,
         }
     }
@@ -147,7 +154,10 @@ pub fn try_claim(
     };
     match store.set(SLOT_KEY, &claimed.encode(), cas) {
         Ok(()) => Ok(Some(if slot.want_snapshot {
-            Fetch::Snapshot { etag: slot.etag }
+            Fetch::Snapshot {
+                etag: slot.etag,
+                full: slot.want_full,
+            }
         } else {
             Fetch::Head
         })),
@@ -171,6 +181,8 @@ pub enum Fetched {
     },
     /// `304 Not Modified`.
     NotModified,
+    /// The origin's deltas do not apply to this edge's state: fetch its full state next.
+    NeedFull,
     /// Unreachable, an error status, or something that failed verification.
     Failed,
 }
@@ -186,15 +198,17 @@ pub fn finish(
         let (bytes, cas) = store.get(SLOT_KEY)?.unwrap_or_default();
         let mut slot = Slot::decode(&bytes);
         slot.in_flight_until_ms = 0;
-        let (delay, want_snapshot) = match outcome {
-            Fetched::HeadNewer => (Duration::ZERO, true),
-            Fetched::Failed => (config.retry, slot.want_snapshot),
+        let (delay, want_snapshot, want_full) = match outcome {
+            Fetched::HeadNewer => (Duration::ZERO, true, false),
+            Fetched::NeedFull => (Duration::ZERO, true, true),
+            Fetched::Failed => (config.retry, slot.want_snapshot, slot.want_full),
             Fetched::HeadCurrent | Fetched::Snapshot { .. } | Fetched::NotModified => {
-                (config.interval, false)
+                (config.interval, false, false)
             }
         };
         slot.next_fetch_ms = now_ms.saturating_add(millis(delay));
         slot.want_snapshot = want_snapshot;
+        slot.want_full = want_full;
         if let Fetched::Snapshot { etag } = outcome {
             slot.etag = etag.clone();
         }
@@ -205,6 +219,15 @@ pub fn finish(
         }
     }
     Err(StoreError::CasMismatch)
+}
+
+/// The catch-up path for an edge that holds `held` (0: nothing): `path?since=held`.
+pub fn catch_up_path(path: &str, held: u64) -> String {
+    if held == 0 {
+        path.to_string()
+    } else {
+        format!("{path}?since={held}")
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -234,6 +257,7 @@ mod tests {
             next_fetch_ms: 5,
             in_flight_until_ms: 9,
             want_snapshot: true,
+            want_full: true,
             etag: Some("\"3-ab\"".into()),
         };
         assert_eq!(Slot::decode(&slot.encode()), slot);
@@ -255,7 +279,10 @@ mod tests {
         finish(&store, 1_100, &Fetched::HeadNewer, &c).expect("store");
         assert_eq!(
             try_claim(&store, 1_100, false, &c),
-            Ok(Some(Fetch::Snapshot { etag: None }))
+            Ok(Some(Fetch::Snapshot {
+                etag: None,
+                full: false
+            }))
         );
         finish(
             &store,
@@ -289,7 +316,8 @@ mod tests {
         assert_eq!(
             try_claim(&store, 66_400, false, &c),
             Ok(Some(Fetch::Snapshot {
-                etag: Some("\"1-x\"".into())
+                etag: Some("\"1-x\"".into()),
+                full: false
             }))
         );
     }
@@ -307,7 +335,10 @@ mod tests {
         assert_eq!(try_claim(&store, 1_004_000, true, &c), Ok(None));
         assert_eq!(
             try_claim(&store, 1_005_100, true, &c),
-            Ok(Some(Fetch::Snapshot { etag: None }))
+            Ok(Some(Fetch::Snapshot {
+                etag: None,
+                full: false
+            }))
         );
     }
 

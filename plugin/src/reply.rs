@@ -47,7 +47,7 @@ pub struct Status {
     /// Its version (0 when none).
     pub version: u64,
     /// Its token count.
-    pub tokens: u32,
+    pub tokens: u64,
     /// When it was issued, Unix seconds (0 when none).
     pub issued_at: u64,
     /// Its signed expiry, Unix seconds (0 when none).
@@ -69,12 +69,12 @@ impl Status {
 }
 
 /// The answer to an accepted push.
-pub fn accepted_body(version: u64, tokens: u32, issued_at: u64) -> String {
+pub fn accepted_body(version: u64, tokens: u64, issued_at: u64) -> String {
     #[derive(Serialize)]
     struct Body {
         result: i64,
         version: u64,
-        tokens: u32,
+        tokens: u64,
         issued_at: u64,
     }
     serde_json::to_string(&Body {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::{Token, TokenHash};
 use pat_testbed::{Plugin, Request, Testbed, wasm_artifact};
 
@@ -46,6 +46,7 @@ fn snapshot(key: &SigningKey, version: u64, tokens: usize, real: &Token) -> Vec<
             user: &users[i / 10],
             expires_at: None,
             scope: if i % 2 == 0 { &scope } else { &other },
+            networks: &[],
         })
         .expect("filler");
     }
@@ -55,10 +56,16 @@ fn snapshot(key: &SigningKey, version: u64, tokens: usize, real: &Token) -> Vec<
         user: "alice",
         expires_at: None,
         scope: &scope,
+        networks: &[],
     })
     .expect("real");
-    b.build(Stamp::lasting(version, START, 7 * 86_400), key)
-        .expect("build")
+    b.build(
+        Stamp::lasting(version, START, 7 * 86_400),
+        StateOf::Genesis,
+        key,
+    )
+    .expect("build")
+    .bytes
 }
 
 /// Two worker VMs with the public and control filters, trusting `key`.

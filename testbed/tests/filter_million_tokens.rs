@@ -5,7 +5,7 @@ mod filter_support;
 
 use filter_support::*;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::TokenHash;
 
 const FILLERS: usize = 1_000_000;
@@ -39,6 +39,7 @@ fn big_snapshot(edge: &Edge, version: u64, real: &[&Minted]) -> Vec<u8> {
                 user: &users[i / 10],
                 expires_at: (i % 3 == 0).then_some(START + 86_400 * 30),
                 scope: &scopes[i % scopes.len()],
+                networks: &[],
             })
             .expect("filler");
     }
@@ -50,12 +51,18 @@ fn big_snapshot(edge: &Edge, version: u64, real: &[&Minted]) -> Vec<u8> {
                 user: &t.user,
                 expires_at: t.expires_at,
                 scope: &t.scope,
+                networks: &[],
             })
             .expect("real token");
     }
     builder
-        .build(Stamp::lasting(version, START, 7 * 86_400), &edge.key)
+        .build(
+            Stamp::lasting(version, START, 7 * 86_400),
+            StateOf::Genesis,
+            &edge.key,
+        )
         .expect("build")
+        .bytes
 }
 
 #[test]

@@ -127,7 +127,7 @@ fn refused_pushes_change_nothing() {
     edge.publish(0, 5, &[&t]);
     let pointer = edge
         .tb
-        .shared_data("pat_edge.v2.current")
+        .shared_data("pat_edge.v3.current")
         .expect("published")
         .value;
 
@@ -140,7 +140,7 @@ fn refused_pushes_change_nothing() {
     let last = tampered.len() - 1;
     tampered[last] ^= 0x55;
 
-    let bulk: Vec<Minted> = (10..1300)
+    let bulk: Vec<Minted> = (10..1800)
         .map(|i| Minted::new(i, "bulk", &["environment.Control.GetEnvs"]))
         .collect();
     let big = snapshot(&edge.key, 6, &bulk.iter().collect::<Vec<_>>());
@@ -221,7 +221,7 @@ fn refused_pushes_change_nothing() {
             // Nothing changed: the same pointer, the same version, the same tokens.
             assert_eq!(
                 edge.tb
-                    .shared_data("pat_edge.v2.current")
+                    .shared_data("pat_edge.v3.current")
                     .expect("kept")
                     .value,
                 pointer,
@@ -257,8 +257,8 @@ fn the_public_filter_never_accepts_pushes() {
     assert!(ex.is_forwarded());
     assert!(
         edge.tb
-            .shared_data("pat_edge.v2.current")
-            .is_none_or(|v| v.value == [0u8; 68])
+            .shared_data("pat_edge.v3.current")
+            .is_none_or(|v| v.value == [0u8; 144])
     );
     assert_denied(
         &edge,

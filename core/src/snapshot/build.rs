@@ -1,10 +1,12 @@
-//! Building and signing a snapshot (the publisher's side).
+//! Building and signing documents (the publisher's side): a full snapshot of every token, or
+//! a delta — the tokens added or changed and the hashes removed since a base state.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
-use super::layout::{BODY_OFFSET, Header, RECORD_LEN, SIGNING_CONTEXT};
+use super::layout::{BODY_OFFSET, Header, Kind, PREFIX_LEN, RECORD_LEN, SIGNING_CONTEXT, chain};
 use crate::keys::SigningKey;
 use crate::method::MethodName;
+use crate::net::Network;
 use crate::token::TokenHash;
 use crate::user::{UserNameError, validate_user_name};
 
@@ -13,7 +15,8 @@ use crate::user::{UserNameError, validate_user_name};
 pub struct TokenSpec<'a> {
     /// SHA-256 of the token value.
     pub hash: TokenHash,
-    /// Public token id (forwarded to the platform, shown to the user).
+    /// Public token id (forwarded to the platform, shown to the user). Two records may share
+    /// one: a regenerated token's old value during its grace window.
     pub id: u64,
     /// The account the token acts for.
     pub user: &'a str,
@@ -21,6 +24,8 @@ pub struct TokenSpec<'a> {
     pub expires_at: Option<u64>,
     /// The methods the token may call.
     pub scope: &'a [MethodName],
+    /// The client networks it may be used from; empty = any.
+    pub networks: &'a [Network],
 }
 
 /// What the publisher signs besides the tokens: the version, when it was issued, and until
@@ -36,7 +41,7 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// A stamp for a snapshot issued at `issued_at` that edges may use for `lifetime` seconds.
+    /// A stamp for a document issued at `issued_at` that edges may use for `lifetime` seconds.
     pub fn lasting(version: u64, issued_at: u64, lifetime: u64) -> Self {
         Self {
             version,
@@ -46,7 +51,34 @@ impl Stamp {
     }
 }
 
-/// Why a snapshot could not be built.
+/// The state a delta applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base {
+    /// Its version.
+    pub version: u64,
+    /// Its state id.
+    pub state_id: [u8; 32],
+}
+
+/// Which state a full snapshot describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateOf {
+    /// A new chain starts here: its id derives from the version and body.
+    Genesis,
+    /// The state of an existing chain at this version (a compaction of its deltas).
+    Chain([u8; 32]),
+}
+
+/// A built document: its signed bytes and the state id it produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The signed bytes.
+    pub bytes: Vec<u8>,
+    /// The state id after it.
+    pub state_id: [u8; 32],
+}
+
+/// Why a document could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// A user name that is not header-safe.
@@ -59,18 +91,21 @@ pub enum BuildError {
         /// The rule it broke.
         source: UserNameError,
     },
-    /// Two tokens with the same hash (the same value twice).
+    /// Two records with the same hash prefix (the same value twice).
     #[error("two tokens have the same hash (token ids {0} and {1})")]
     DuplicateHash(u64, u64),
-    /// Two tokens with the same id.
-    #[error("token id {0} appears twice")]
-    DuplicateId(u64),
+    /// A hash both added and removed in one delta.
+    #[error("token {0} is both added and removed")]
+    AddedAndRemoved(u64),
     /// Id 0 is reserved.
     #[error("token id 0 is reserved")]
     ZeroId,
     /// An expiry of 0 would read as "never".
     #[error("token {0}: an expiry of 0 (1970-01-01T00:00:00Z) is not a valid instant")]
     ZeroExpiry(u64),
+    /// An expiry beyond what the format holds (2106).
+    #[error("token {0}: an expiry after 2106-02-07 cannot be represented")]
+    ExpiryTooFar(u64),
     /// A scope that names a method no token may call.
     #[error("token {id}: method {method} can never be granted to a token")]
     ForbiddenMethod {
@@ -79,6 +114,9 @@ pub enum BuildError {
         /// The method.
         method: MethodName,
     },
+    /// Removals in a full snapshot.
+    #[error("a full snapshot cannot list removals")]
+    RemovalsInFull,
     /// More items than the format's counters hold.
     #[error("too many {0} for one snapshot")]
     TooMany(&'static str),
@@ -90,9 +128,18 @@ pub enum BuildError {
         /// Expiry, Unix seconds.
         expires_at: u64,
     },
+    /// A delta whose version does not follow its base.
+    #[error("a delta to version {version} cannot apply to version {base}")]
+    NotForward {
+        /// The base version.
+        base: u64,
+        /// The delta's version.
+        version: u64,
+    },
 }
 
-/// Collects tokens, deduplicating users and scopes, then encodes and signs the snapshot.
+/// Collects tokens (and, for a delta, removals), deduplicating users, scopes and network
+/// lists, then encodes and signs the document.
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     users: HashMap<String, u32>,
@@ -101,17 +148,21 @@ pub struct SnapshotBuilder {
     /// Scopes as callers pass them (unsorted), so a repeated scope costs one lookup.
     scopes_as_given: HashMap<Vec<MethodName>, u32>,
     scope_sets: Vec<Vec<MethodName>>,
+    networks: HashMap<Vec<Network>, u32>,
+    network_sets: Vec<Vec<Network>>,
     records: Vec<Record>,
-    ids: HashSet<u64>,
+    removed: Vec<[u8; PREFIX_LEN]>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Record {
-    hash: TokenHash,
+    prefix: [u8; PREFIX_LEN],
     id: u64,
-    expires_at: u64,
+    expires_at: u32,
     user: u32,
     scope: u32,
+    /// 0 = any address, else index + 1.
+    networks: u32,
 }
 
 impl SnapshotBuilder {
@@ -130,14 +181,21 @@ impl SnapshotBuilder {
         self.records.is_empty()
     }
 
-    /// Adds one token.
+    /// Number of removals so far.
+    pub fn removed(&self) -> usize {
+        self.removed.len()
+    }
+
+    /// Adds one token (in a delta: added or changed).
     pub fn add(&mut self, token: TokenSpec<'_>) -> Result<(), BuildError> {
         if token.id == 0 {
             return Err(BuildError::ZeroId);
         }
-        if token.expires_at == Some(0) {
-            return Err(BuildError::ZeroExpiry(token.id));
-        }
+        let expires_at = match token.expires_at {
+            None => 0,
+            Some(0) => return Err(BuildError::ZeroExpiry(token.id)),
+            Some(at) => u32::try_from(at).map_err(|_| BuildError::ExpiryTooFar(token.id))?,
+        };
         validate_user_name(token.user).map_err(|source| BuildError::UserName {
             id: token.id,
             user: token.user.to_string(),
@@ -148,9 +206,6 @@ impl SnapshotBuilder {
                 id: token.id,
                 method: method.clone(),
             });
-        }
-        if !self.ids.insert(token.id) {
-            return Err(BuildError::DuplicateId(token.id));
         }
         let user = match self.users.get(token.user) {
             Some(&index) => index,
@@ -170,14 +225,21 @@ impl SnapshotBuilder {
                 index
             }
         };
+        let networks = self.intern_networks(token.networks)?;
         self.records.push(Record {
-            hash: token.hash,
+            prefix: token.hash.prefix(),
             id: token.id,
-            expires_at: token.expires_at.unwrap_or(0),
+            expires_at,
             user,
             scope,
+            networks,
         });
         Ok(())
+    }
+
+    /// Removes a token (deltas only): edges forget the value with this hash.
+    pub fn remove(&mut self, hash: &TokenHash) {
+        self.removed.push(hash.prefix());
     }
 
     /// The index of a scope (sorted and deduplicated), adding it if new.
@@ -195,8 +257,71 @@ impl SnapshotBuilder {
         Ok(index)
     }
 
-    /// Encodes the snapshot and signs it, with its stamp, with `key`.
-    pub fn build(mut self, stamp: Stamp, key: &SigningKey) -> Result<Vec<u8>, BuildError> {
+    /// 0 for no limit, else 1 + the index of the network list (sorted and deduplicated).
+    fn intern_networks(&mut self, networks: &[Network]) -> Result<u32, BuildError> {
+        if networks.is_empty() {
+            return Ok(0);
+        }
+        let mut sorted = networks.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        if let Some(&index) = self.networks.get(&sorted) {
+            return Ok(index + 1);
+        }
+        let index = u32::try_from(self.network_sets.len())
+            .map_err(|_| BuildError::TooMany("network lists"))?;
+        self.networks.insert(sorted.clone(), index);
+        self.network_sets.push(sorted);
+        Ok(index + 1)
+    }
+
+    /// Encodes a full snapshot of the state `state` and signs it with `key`.
+    pub fn build(
+        self,
+        stamp: Stamp,
+        state: StateOf,
+        key: &SigningKey,
+    ) -> Result<Built, BuildError> {
+        if !self.removed.is_empty() {
+            return Err(BuildError::RemovalsInFull);
+        }
+        self.sign(Kind::Full, stamp, None, state, None, key)
+    }
+
+    /// Encodes a delta on top of `base`, after which the state holds `state_tokens` tokens,
+    /// and signs it with `key`.
+    pub fn build_delta(
+        self,
+        stamp: Stamp,
+        base: Base,
+        state_tokens: u32,
+        key: &SigningKey,
+    ) -> Result<Built, BuildError> {
+        if base.version >= stamp.version {
+            return Err(BuildError::NotForward {
+                base: base.version,
+                version: stamp.version,
+            });
+        }
+        self.sign(
+            Kind::Delta,
+            stamp,
+            Some(base),
+            StateOf::Genesis,
+            Some(state_tokens),
+            key,
+        )
+    }
+
+    fn sign(
+        mut self,
+        kind: Kind,
+        stamp: Stamp,
+        base: Option<Base>,
+        state: StateOf,
+        state_tokens: Option<u32>,
+        key: &SigningKey,
+    ) -> Result<Built, BuildError> {
         let Stamp {
             version,
             issued_at,
@@ -224,30 +349,32 @@ impl SnapshotBuilder {
             .map(|(m, i)| (m.as_str(), i))
             .collect();
 
-        self.records.sort_unstable_by_key(|r| r.hash);
+        self.records.sort_unstable_by_key(|r| r.prefix);
         let duplicate = self.records.windows(2).find_map(|pair| match pair {
-            [a, b] if a.hash == b.hash => Some((a.id, b.id)),
+            [a, b] if a.prefix == b.prefix => Some((a.id, b.id)),
             _ => None,
         });
         if let Some((a, b)) = duplicate {
             return Err(BuildError::DuplicateHash(a, b));
         }
-        let token_count =
-            u32::try_from(self.records.len()).map_err(|_| BuildError::TooMany("tokens"))?;
+        self.removed.sort_unstable();
+        self.removed.dedup();
+        for record in &self.records {
+            if self.removed.binary_search(&record.prefix).is_ok() {
+                return Err(BuildError::AddedAndRemoved(record.id));
+            }
+        }
+        let count = |n: usize, what| u32::try_from(n).map_err(|_| BuildError::TooMany(what));
+        let record_count = count(self.records.len(), "tokens")?;
+        let removed_count = count(self.removed.len(), "removals")?;
 
-        let mut body = Vec::with_capacity(self.records.len() * RECORD_LEN + 4096);
+        let mut body = Vec::with_capacity(
+            self.records.len() * RECORD_LEN + self.removed.len() * PREFIX_LEN + 4096,
+        );
         put_strings(&mut body, methods.iter().map(|m| m.as_str()))?;
         // Scopes: offsets into one array of u16 method indices. Method names are sorted and
         // each scope is sorted by name, so each scope's indices come out ascending.
-        let mut offset = 0u32;
-        body.extend_from_slice(&offset.to_le_bytes());
-        for scope in &self.scope_sets {
-            offset = u32::try_from(scope.len())
-                .ok()
-                .and_then(|n| offset.checked_add(n))
-                .ok_or(BuildError::TooMany("scope entries"))?;
-            body.extend_from_slice(&offset.to_le_bytes());
-        }
+        put_offsets(&mut body, self.scope_sets.iter().map(Vec::len))?;
         for method in self.scope_sets.iter().flatten() {
             let index = method_index
                 .get(method.as_str())
@@ -256,24 +383,46 @@ impl SnapshotBuilder {
             body.extend_from_slice(&index.to_le_bytes());
         }
         put_strings(&mut body, self.user_names.iter().map(String::as_str))?;
+        put_offsets(&mut body, self.network_sets.iter().map(Vec::len))?;
+        for network in self.network_sets.iter().flatten() {
+            body.extend_from_slice(&network.encode());
+        }
         for r in &self.records {
-            body.extend_from_slice(&r.hash.0);
+            body.extend_from_slice(&r.prefix);
             body.extend_from_slice(&r.id.to_le_bytes());
             body.extend_from_slice(&r.expires_at.to_le_bytes());
             body.extend_from_slice(&r.user.to_le_bytes());
             body.extend_from_slice(&r.scope.to_le_bytes());
+            body.extend_from_slice(&r.networks.to_le_bytes());
+        }
+        for prefix in &self.removed {
+            body.extend_from_slice(prefix);
         }
 
+        let body_digest: [u8; 32] = blake3::hash(&body).into();
+        let (base_version, base_state_id) = base.map_or((0, [0; 32]), |b| (b.version, b.state_id));
+        let state_id = match (kind, state) {
+            (Kind::Delta, _) => chain(&base_state_id, version, &body_digest),
+            (Kind::Full, StateOf::Genesis) => chain(&[0; 32], version, &body_digest),
+            (Kind::Full, StateOf::Chain(id)) => id,
+        };
         let header = Header {
+            kind,
+            state_tokens: state_tokens.unwrap_or(record_count),
             version,
+            base_version,
             issued_at,
             expires_at,
             key_id: key.public_key().id().0,
-            body_digest: blake3::hash(&body).into(),
+            state_id,
+            base_state_id,
+            body_digest,
             method_count: methods.len() as u32,
-            scope_count: self.scope_sets.len() as u32,
-            user_count: self.user_names.len() as u32,
-            token_count,
+            scope_count: count(self.scope_sets.len(), "scopes")?,
+            user_count: count(self.user_names.len(), "users")?,
+            record_count,
+            removed_count,
+            network_count: count(self.network_sets.len(), "network lists")?,
             body_len: body.len() as u64,
         }
         .encode();
@@ -286,8 +435,25 @@ impl SnapshotBuilder {
         out.extend_from_slice(&header);
         out.extend_from_slice(&signature);
         out.extend_from_slice(&body);
-        Ok(out)
+        Ok(Built {
+            bytes: out,
+            state_id,
+        })
     }
+}
+
+/// Appends `(count+1)` u32 offsets for consecutive runs of these lengths.
+fn put_offsets(body: &mut Vec<u8>, lengths: impl Iterator<Item = usize>) -> Result<(), BuildError> {
+    let mut offset = 0u32;
+    body.extend_from_slice(&offset.to_le_bytes());
+    for len in lengths {
+        offset = u32::try_from(len)
+            .ok()
+            .and_then(|n| offset.checked_add(n))
+            .ok_or(BuildError::TooMany("table entries"))?;
+        body.extend_from_slice(&offset.to_le_bytes());
+    }
+    Ok(())
 }
 
 /// Appends a string table: (count+1) u32 offsets, then the bytes.
@@ -295,15 +461,7 @@ fn put_strings<'a>(
     body: &mut Vec<u8>,
     strings: impl Iterator<Item = &'a str> + Clone,
 ) -> Result<(), BuildError> {
-    let mut offset = 0u32;
-    body.extend_from_slice(&offset.to_le_bytes());
-    for s in strings.clone() {
-        offset = u32::try_from(s.len())
-            .ok()
-            .and_then(|n| offset.checked_add(n))
-            .ok_or(BuildError::TooMany("string bytes"))?;
-        body.extend_from_slice(&offset.to_le_bytes());
-    }
+    put_offsets(body, strings.clone().map(str::len))?;
     for s in strings {
         body.extend_from_slice(s.as_bytes());
     }

@@ -75,15 +75,22 @@ mod tests {
 
     fn header(issued_at: u64, expires_at: u64) -> Header {
         Header {
+            kind: super::super::layout::Kind::Full,
+            state_tokens: 0,
             version: 3,
+            base_version: 0,
             issued_at,
             expires_at,
             key_id: [0; 8],
+            state_id: [0; 32],
+            base_state_id: [0; 32],
             body_digest: [0; 32],
             method_count: 0,
             scope_count: 0,
             user_count: 0,
-            token_count: 0,
+            record_count: 0,
+            removed_count: 0,
+            network_count: 0,
             body_len: 0,
         }
     }

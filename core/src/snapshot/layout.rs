@@ -1,76 +1,109 @@
-//! Byte layout of a signed snapshot (all integers little-endian).
+//! Byte layout of a signed document: a full snapshot or a delta (all integers little-endian).
 //!
 //! ```text
 //! offset size  field
 //!      0    8  magic "PATSNAP1"
-//!      8    2  format version (2)
-//!     10    2  flags (0)
-//!     12    4  reserved (0)
-//!     16    8  snapshot version: strictly increasing per publisher
-//!     24    8  issued at, Unix seconds
-//!     32    8  expires at, Unix seconds: no edge uses the snapshot from this instant on
-//!     40    8  key id of the signing key
-//!     48   32  BLAKE3 of the body
-//!     80    4  method count          84  4  scope count
-//!     88    4  user count            92  4  token count
-//!     96    8  body length
-//!    104   64  Ed25519 signature over SIGNING_CONTEXT ‖ bytes 0..104
-//!    168       body:
+//!      8    2  format version (3)
+//!     10    2  kind: 0 = full snapshot, 1 = delta
+//!     12    4  tokens in the state after this document
+//!     16    8  version: the token list's version after this document, strictly increasing
+//!     24    8  base version: the version a delta applies to (0 for a full snapshot)
+//!     32    8  issued at, Unix seconds
+//!     40    8  expires at, Unix seconds: no edge uses the state from this instant on
+//!     48    8  key id of the signing key
+//!     56   32  state id: the identity of the token list after this document
+//!     88   32  base state id: the identity a delta applies to (zeros for a full snapshot)
+//!    120   32  BLAKE3 of the body
+//!    152    4  method count          156  4  scope count
+//!    160    4  user count            164  4  record count
+//!    168    4  removed count (deltas) 172 4  network-list count
+//!    176    8  body length
+//!    184   64  Ed25519 signature over SIGNING_CONTEXT ‖ bytes 0..184
+//!    248       body:
 //!              methods  string table: (count+1) × u32 offsets, then UTF-8 bytes;
 //!                       canonical method names, sorted, unique
 //!              scopes   (count+1) × u32 offsets into the element array, then u16 elements:
 //!                       method indices, sorted and unique within each scope
 //!              users    string table, header-safe user names
-//!              tokens   count × 56-byte records sorted by hash, unique:
-//!                       [0..32) SHA-256 of the token  [32..40) token id
-//!                       [40..48) expires at, Unix seconds, 0 = never
-//!                       [48..52) user index           [52..56) scope index
+//!              networks (count+1) × u32 offsets into the entry array, then 18-byte entries
+//!                       (family 4|6, prefix length, 16 address bytes); a token's allowed
+//!                       client networks
+//!              records  count × 40-byte records sorted by hash prefix, unique:
+//!                       [0..16) the first 16 bytes of the token's SHA-256
+//!                       [16..24) token id   [24..28) expires at, Unix seconds, 0 = never
+//!                       [28..32) user index [32..36) scope index
+//!                       [36..40) network list: 0 = any address, else index + 1
+//!              removed  (deltas) count × 16-byte hash prefixes, sorted, unique
 //! ```
 //!
-//! The body digest is BLAKE3 (not SHA-256) because every VM re-hashes the whole body when it
-//! applies a snapshot: in wasm, BLAKE3 runs at ~650-980 MB/s against ~160 MB/s for SHA-256,
-//! which is most of the difference between a ~100 ms and a ~400 ms apply at 1,000,000
-//! tokens. Token hashes remain SHA-256.
+//! A **full snapshot** lists every token. A **delta** lists the tokens added or changed since
+//! its base version and the hash prefixes removed; it applies only to the exact state it names
+//! (base version and base state id), so a gap or a fork is refused, never guessed at. A
+//! delta's state id is derived from its base's and its own body
+//! ([`Header::chained_state_id`]): an edge checks it, it does not take it on trust. A full
+//! snapshot states the id of the state it describes.
 //!
 //! The signed expiry is the freshness guarantee (TUF's defence against freeze and rollback
-//! attacks): an old snapshot, replayed to an edge that lost its state, is refused once it has
-//! expired, and an edge drops a snapshot it holds when it expires. The header and signature
-//! alone (the first [`BODY_OFFSET`] bytes, the *head*) are a small signed statement of the
-//! current version that edges can poll cheaply ([`super::verify_head`]).
+//! attacks): an edge refuses a document whose expiry has passed and stops using a state
+//! whose latest document expired. The header and signature alone (the first
+//! [`BODY_OFFSET`] bytes, the *head*) are a small signed statement of the current version
+//! that edges poll cheaply ([`super::verify_head`]).
 //!
-//! Format version 1 had no expiry; it is refused (and its signatures cannot be mistaken for
-//! version 2 ones: the signing context names the format).
-//!
-//! The token table is used in place for lookups, so a filter VM holds a snapshot in about
-//! 56 bytes per token plus the string tables: decoding validates, it does not copy.
+//! 16 bytes of the hash find a token: a second token whose SHA-256 shares them with a real
+//! one takes 2^128 tries. That keeps a record at 40 bytes, the edge's memory at about 40 bytes
+//! per token. Formats 1 and 2 are refused (and their signatures cannot be mistaken for format
+//! 3 ones: the signing context names the format).
 
-/// First 8 bytes of every snapshot.
+/// First 8 bytes of every document.
 pub const MAGIC: [u8; 8] = *b"PATSNAP1";
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes of the signed header.
-pub const HEADER_LEN: usize = 104;
+pub const HEADER_LEN: usize = 184;
 /// Bytes of the Ed25519 signature that follows the header.
 pub const SIGNATURE_LEN: usize = 64;
 /// Where the body starts.
 pub const BODY_OFFSET: usize = HEADER_LEN + SIGNATURE_LEN;
 /// Bytes per token record.
-pub const RECORD_LEN: usize = 56;
-/// Prepended to the header before signing, so a snapshot signature can never be mistaken
-/// for a signature over anything else.
-pub const SIGNING_CONTEXT: &[u8] = b"pat-edge snapshot v2\0";
+pub const RECORD_LEN: usize = 40;
+/// Bytes of a hash prefix (records and removals).
+pub const PREFIX_LEN: usize = 16;
+/// Bytes of one network entry.
+pub const NETWORK_LEN: usize = 18;
+/// Prepended to the header before signing, so a signature can never be mistaken for a
+/// signature over anything else.
+pub const SIGNING_CONTEXT: &[u8] = b"pat-edge snapshot v3\0";
+
+/// Which kind of document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Every token.
+    Full,
+    /// Changes since a base version.
+    Delta,
+}
 
 /// The fixed-size header, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
-    /// Strictly increasing per publisher; an edge refuses anything not newer than it holds.
+    /// Full snapshot or delta.
+    pub kind: Kind,
+    /// How many tokens the state holds after this document (a full snapshot: its records).
+    pub state_tokens: u32,
+    /// The version after this document; strictly increasing per publisher.
     pub version: u64,
-    /// When the snapshot was built, Unix seconds.
+    /// The version a delta applies to (0 for a full snapshot).
+    pub base_version: u64,
+    /// When the document was built, Unix seconds.
     pub issued_at: u64,
     /// From this instant on (Unix seconds) no edge may use it.
     pub expires_at: u64,
     /// Id of the key that signed it.
     pub key_id: [u8; 8],
+    /// The identity of the token list after this document.
+    pub state_id: [u8; 32],
+    /// The identity a delta applies to (zeros for a full snapshot).
+    pub base_state_id: [u8; 32],
     /// BLAKE3 of the body.
     pub body_digest: [u8; 32],
     /// Number of distinct methods referenced by scopes.
@@ -79,8 +112,12 @@ pub struct Header {
     pub scope_count: u32,
     /// Number of distinct users.
     pub user_count: u32,
-    /// Number of tokens.
-    pub token_count: u32,
+    /// Number of token records (a delta: added or changed).
+    pub record_count: u32,
+    /// Number of removed hash prefixes (deltas only).
+    pub removed_count: u32,
+    /// Number of distinct network lists.
+    pub network_count: u32,
     /// Length of the body in bytes.
     pub body_len: u64,
 }
@@ -92,17 +129,28 @@ impl Header {
         let mut w = Writer::new(&mut out);
         w.put(&MAGIC);
         w.put(&FORMAT_VERSION.to_le_bytes());
-        w.put(&0u16.to_le_bytes());
-        w.put(&0u32.to_le_bytes());
+        w.put(
+            &match self.kind {
+                Kind::Full => 0u16,
+                Kind::Delta => 1u16,
+            }
+            .to_le_bytes(),
+        );
+        w.put(&self.state_tokens.to_le_bytes());
         w.put(&self.version.to_le_bytes());
+        w.put(&self.base_version.to_le_bytes());
         w.put(&self.issued_at.to_le_bytes());
         w.put(&self.expires_at.to_le_bytes());
         w.put(&self.key_id);
+        w.put(&self.state_id);
+        w.put(&self.base_state_id);
         w.put(&self.body_digest);
         w.put(&self.method_count.to_le_bytes());
         w.put(&self.scope_count.to_le_bytes());
         w.put(&self.user_count.to_le_bytes());
-        w.put(&self.token_count.to_le_bytes());
+        w.put(&self.record_count.to_le_bytes());
+        w.put(&self.removed_count.to_le_bytes());
+        w.put(&self.network_count.to_le_bytes());
         w.put(&self.body_len.to_le_bytes());
         out
     }
@@ -117,22 +165,63 @@ impl Header {
         if format != FORMAT_VERSION {
             return Err(HeaderError::FormatVersion(format));
         }
-        if u16::from_le_bytes(r.array()) != 0 || u32::from_le_bytes(r.array()) != 0 {
-            return Err(HeaderError::Reserved);
-        }
-        Ok(Self {
+        let kind = match u16::from_le_bytes(r.array()) {
+            0 => Kind::Full,
+            1 => Kind::Delta,
+            other => return Err(HeaderError::Kind(other)),
+        };
+        let state_tokens = u32::from_le_bytes(r.array());
+        let header = Self {
+            kind,
+            state_tokens,
             version: u64::from_le_bytes(r.array()),
+            base_version: u64::from_le_bytes(r.array()),
             issued_at: u64::from_le_bytes(r.array()),
             expires_at: u64::from_le_bytes(r.array()),
             key_id: r.array(),
+            state_id: r.array(),
+            base_state_id: r.array(),
             body_digest: r.array(),
             method_count: u32::from_le_bytes(r.array()),
             scope_count: u32::from_le_bytes(r.array()),
             user_count: u32::from_le_bytes(r.array()),
-            token_count: u32::from_le_bytes(r.array()),
+            record_count: u32::from_le_bytes(r.array()),
+            removed_count: u32::from_le_bytes(r.array()),
+            network_count: u32::from_le_bytes(r.array()),
             body_len: u64::from_le_bytes(r.array()),
-        })
+        };
+        match header.kind {
+            Kind::Full if header.base_version != 0 || header.base_state_id != [0; 32] => {
+                Err(HeaderError::FullWithBase)
+            }
+            Kind::Full if header.removed_count != 0 => Err(HeaderError::FullWithRemovals),
+            Kind::Full if header.state_tokens != header.record_count => Err(HeaderError::FullCount),
+            Kind::Delta if header.base_version >= header.version => {
+                Err(HeaderError::DeltaNotForward {
+                    base: header.base_version,
+                    version: header.version,
+                })
+            }
+            _ => Ok(header),
+        }
     }
+
+    /// The state id a delta with this header produces: derived from its base's id, its
+    /// version and its body, so an edge computes it rather than trusting it.
+    pub fn chained_state_id(&self) -> [u8; 32] {
+        chain(&self.base_state_id, self.version, &self.body_digest)
+    }
+}
+
+/// The state id after applying a delta of `version` with body digest `body_digest` to the
+/// state `base`.
+pub fn chain(base: &[u8; 32], version: u64, body_digest: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"pat-edge state chain v1\0");
+    hasher.update(base);
+    hasher.update(&version.to_le_bytes());
+    hasher.update(body_digest);
+    hasher.finalize().into()
 }
 
 /// Why a header was refused.
@@ -143,12 +232,29 @@ pub enum HeaderError {
     Magic,
     /// A format this code does not read.
     #[error(
-        "snapshot format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+        "snapshot format version {0} is not supported (this build reads version {FORMAT_VERSION}); upgrade pat-admin and the edges together"
     )]
     FormatVersion(u16),
-    /// Reserved fields are not zero.
-    #[error("snapshot header has non-zero reserved fields")]
-    Reserved,
+    /// An unknown kind of document.
+    #[error("unknown snapshot kind {0}")]
+    Kind(u16),
+    /// A full snapshot whose state count is not its record count.
+    #[error("a full snapshot's token count does not match its records")]
+    FullCount,
+    /// A full snapshot names a base.
+    #[error("a full snapshot must not name a base version or state")]
+    FullWithBase,
+    /// A full snapshot lists removals.
+    #[error("a full snapshot must not list removals")]
+    FullWithRemovals,
+    /// A delta that does not move forward.
+    #[error("a delta from version {base} to {version} does not move forward")]
+    DeltaNotForward {
+        /// Its base version.
+        base: u64,
+        /// Its version.
+        version: u64,
+    },
 }
 
 /// Sequential writer into a fixed buffer whose size the caller got right (header only).
@@ -170,7 +276,7 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// Sequential reader over the fixed-size header: every read is within its 96 bytes by
+/// Sequential reader over the fixed-size header: every read is within its bytes by
 /// construction, and reads past the end yield zeros rather than panicking.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -196,52 +302,106 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn header_round_trip_and_fixed_offsets() {
-        let header = Header {
+    fn sample() -> Header {
+        Header {
+            kind: Kind::Delta,
+            state_tokens: 40,
             version: 7,
+            base_version: 6,
             issued_at: 1_800_000_000,
             expires_at: 1_800_086_400,
             key_id: [1, 2, 3, 4, 5, 6, 7, 8],
+            state_id: [5; 32],
+            base_state_id: [4; 32],
             body_digest: [9; 32],
             method_count: 3,
             scope_count: 2,
             user_count: 5,
-            token_count: 11,
+            record_count: 11,
+            removed_count: 2,
+            network_count: 1,
             body_len: 1234,
-        };
+        }
+    }
+
+    #[test]
+    fn header_round_trip_and_fixed_offsets() {
+        let header = sample();
         let bytes = header.encode();
         assert_eq!(&bytes[..8], b"PATSNAP1");
+        assert_eq!(&bytes[8..10], &3u16.to_le_bytes());
+        assert_eq!(&bytes[10..12], &1u16.to_le_bytes());
         assert_eq!(&bytes[16..24], &7u64.to_le_bytes());
-        assert_eq!(&bytes[32..40], &1_800_086_400u64.to_le_bytes());
-        assert_eq!(&bytes[92..96], &11u32.to_le_bytes());
-        assert_eq!(&bytes[96..104], &1234u64.to_le_bytes());
+        assert_eq!(&bytes[24..32], &6u64.to_le_bytes());
+        assert_eq!(&bytes[40..48], &1_800_086_400u64.to_le_bytes());
+        assert_eq!(&bytes[164..168], &11u32.to_le_bytes());
+        assert_eq!(&bytes[176..184], &1234u64.to_le_bytes());
         assert_eq!(Header::decode(&bytes), Ok(header));
     }
 
     #[test]
     fn header_rejections() {
-        let good = Header {
-            version: 1,
-            issued_at: 0,
-            expires_at: 0,
-            key_id: [0; 8],
-            body_digest: [0; 32],
-            method_count: 0,
-            scope_count: 0,
-            user_count: 0,
-            token_count: 0,
-            body_len: 0,
-        }
-        .encode();
+        let good = sample().encode();
         let mut bad = good;
         bad[0] = b'X';
         assert_eq!(Header::decode(&bad), Err(HeaderError::Magic));
         let mut bad = good;
-        bad[8] = 1;
-        assert_eq!(Header::decode(&bad), Err(HeaderError::FormatVersion(1)));
+        bad[8] = 2;
+        assert_eq!(Header::decode(&bad), Err(HeaderError::FormatVersion(2)));
         let mut bad = good;
-        bad[12] = 1;
-        assert_eq!(Header::decode(&bad), Err(HeaderError::Reserved));
+        bad[10] = 9;
+        assert_eq!(Header::decode(&bad), Err(HeaderError::Kind(9)));
+        let miscounted = Header {
+            kind: Kind::Full,
+            base_version: 0,
+            base_state_id: [0; 32],
+            removed_count: 0,
+            ..sample()
+        };
+        assert_eq!(
+            Header::decode(&miscounted.encode()),
+            Err(HeaderError::FullCount)
+        );
+        let backwards = Header {
+            base_version: 7,
+            ..sample()
+        };
+        assert!(matches!(
+            Header::decode(&backwards.encode()),
+            Err(HeaderError::DeltaNotForward { .. })
+        ));
+        let full_with_base = Header {
+            kind: Kind::Full,
+            removed_count: 0,
+            ..sample()
+        };
+        assert_eq!(
+            Header::decode(&full_with_base.encode()),
+            Err(HeaderError::FullWithBase)
+        );
+    }
+
+    #[test]
+    fn chained_ids_depend_on_base_version_and_body() {
+        let h = sample();
+        let id = h.chained_state_id();
+        assert_ne!(
+            id,
+            Header {
+                base_state_id: [0; 32],
+                ..h
+            }
+            .chained_state_id()
+        );
+        assert_ne!(id, Header { version: 8, ..h }.chained_state_id());
+        assert_ne!(
+            id,
+            Header {
+                body_digest: [0; 32],
+                ..h
+            }
+            .chained_state_id()
+        );
+        assert_eq!(id, h.chained_state_id());
     }
 }

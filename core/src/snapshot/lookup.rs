@@ -1,17 +1,19 @@
-//! Queries on a verified snapshot: token by hash, method index by name, scope membership.
-//! None of them allocates; a token lookup is a bucket jump plus a binary search over about
-//! a dozen records.
+//! Queries on a verified document: token by hash, method index by name, scope membership,
+//! allowed networks. None of them allocates; a token lookup in a full snapshot is a bucket
+//! jump plus a binary search over about a dozen records.
 
 use std::cmp::Ordering;
+use std::net::IpAddr;
 
 use subtle::ConstantTimeEq;
 
-use super::Snapshot;
-use super::layout::RECORD_LEN;
-use super::open::{bucket_of, u16_at, u32_at, u64_at};
+use super::layout::{NETWORK_LEN, PREFIX_LEN, RECORD_LEN};
+use super::open::{Tables, bucket_of, u16_at, u32_at, u64_at};
+use super::{Delta, Snapshot};
+use crate::net::Network;
 use crate::token::TokenHash;
 
-/// Position of a method in the snapshot's method table.
+/// Position of a method in a document's method table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MethodIndex(pub u16);
 
@@ -56,7 +58,32 @@ impl Scope<'_> {
     }
 }
 
-/// One token of a snapshot.
+/// The client networks a token may be used from; none listed = any address.
+#[derive(Debug, Clone, Copy)]
+pub struct Networks<'a> {
+    entries: &'a [u8],
+}
+
+impl Networks<'_> {
+    /// No limit: any client address.
+    pub fn is_unrestricted(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Does the list allow `ip` (always, when unrestricted)?
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.is_unrestricted() || self.iter().any(|n| n.contains(ip))
+    }
+
+    /// The networks, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = Network> + '_ {
+        self.entries
+            .chunks_exact(NETWORK_LEN)
+            .filter_map(Network::decode)
+    }
+}
+
+/// One token of a document.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenEntry<'a> {
     /// Public token id.
@@ -69,6 +96,8 @@ pub struct TokenEntry<'a> {
     pub scope_index: u32,
     /// The methods it may call.
     pub scope: Scope<'a>,
+    /// The client networks it may be used from.
+    pub networks: Networks<'a>,
 }
 
 impl TokenEntry<'_> {
@@ -78,64 +107,38 @@ impl TokenEntry<'_> {
     }
 }
 
-impl Snapshot {
-    /// Finds the token with this hash.
-    pub fn find(&self, hash: &TokenHash) -> Option<TokenEntry<'_>> {
-        let bucket = bucket_of(&hash.0, self.bucket_bits);
-        let lo = *self.buckets.get(bucket)? as usize;
-        let hi = *self.buckets.get(bucket + 1)? as usize;
-        let records = self
-            .bytes
-            .get(self.tokens_at + lo * RECORD_LEN..self.tokens_at + hi * RECORD_LEN)?;
-        let (mut lo, mut hi) = (0usize, hi - lo);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let record = records.get(mid * RECORD_LEN..(mid + 1) * RECORD_LEN)?;
-            let stored = record.get(..32)?;
-            match stored.cmp(hash.0.as_slice()) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
-                // The search itself compares hashes, not secrets; the final check is
-                // constant-time anyway so no secret-dependent branch remains.
-                Ordering::Equal if bool::from(stored.ct_eq(&hash.0)) => return self.entry(record),
-                Ordering::Equal => return None,
-            }
-        }
-        None
-    }
-
-    fn entry<'a>(&'a self, record: &'a [u8]) -> Option<TokenEntry<'a>> {
-        let expires_at = u64_at(record, 40)?;
-        let scope_index = u32_at(record, 52)?;
+impl Tables {
+    /// The entry a record describes, its references resolved in `bytes`.
+    fn entry<'a>(&self, bytes: &'a [u8], record: &'a [u8]) -> Option<TokenEntry<'a>> {
+        let expires_at = u32_at(record, 24)?;
+        let scope_index = u32_at(record, 32)?;
+        let networks = match u32_at(record, 36)? {
+            0 => &[][..],
+            n => self.networks.get(bytes, n as usize - 1)?,
+        };
         Some(TokenEntry {
-            id: u64_at(record, 32)?,
-            user: self.users.get(&self.bytes, u32_at(record, 48)? as usize)?,
-            expires_at: (expires_at != 0).then_some(expires_at),
+            id: u64_at(record, 16)?,
+            user: self.users.get(bytes, u32_at(record, 28)? as usize)?,
+            expires_at: (expires_at != 0).then_some(u64::from(expires_at)),
             scope_index,
             scope: Scope {
-                elements: self.scopes.get(&self.bytes, scope_index as usize)?,
+                elements: self.scopes.get(bytes, scope_index as usize)?,
             },
+            networks: Networks { entries: networks },
         })
     }
 
-    /// Every token, in hash order (for tools and tests; the filter only uses [`Self::find`]).
-    pub fn entries(&self) -> impl Iterator<Item = (TokenHash, TokenEntry<'_>)> + '_ {
-        self.bytes
-            .get(self.tokens_at..)
+    fn records<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        bytes
+            .get(self.records_at..self.removed_at)
             .unwrap_or_default()
-            .chunks_exact(RECORD_LEN)
-            .filter_map(|record| {
-                let hash: [u8; 32] = record.get(..32)?.try_into().ok()?;
-                Some((TokenHash(hash), self.entry(record)?))
-            })
     }
 
-    /// The index of a canonical method name, if any scope in this snapshot names it.
-    pub fn method_index(&self, canonical: &str) -> Option<MethodIndex> {
+    fn method_index(&self, bytes: &[u8], canonical: &str) -> Option<MethodIndex> {
         let (mut lo, mut hi) = (0usize, self.methods.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.methods.get(&self.bytes, mid)?.cmp(canonical) {
+            match self.methods.get(bytes, mid)?.cmp(canonical) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return u16::try_from(mid).ok().map(MethodIndex),
@@ -143,14 +146,103 @@ impl Snapshot {
         }
         None
     }
+}
+
+impl Snapshot {
+    /// Finds the token with this hash.
+    pub fn find(&self, hash: &TokenHash) -> Option<TokenEntry<'_>> {
+        self.find_prefix(&hash.prefix())
+    }
+
+    /// Finds the token whose hash starts with this prefix.
+    pub fn find_prefix(&self, prefix: &[u8; PREFIX_LEN]) -> Option<TokenEntry<'_>> {
+        let bucket = bucket_of(prefix, self.bucket_bits);
+        let lo = *self.buckets.get(bucket)? as usize;
+        let hi = *self.buckets.get(bucket + 1)? as usize;
+        let records = self
+            .tables
+            .records(&self.bytes)
+            .get(lo * RECORD_LEN..hi * RECORD_LEN)?;
+        let (mut lo, mut hi) = (0usize, hi - lo);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let record = records.get(mid * RECORD_LEN..(mid + 1) * RECORD_LEN)?;
+            let stored = record.get(..PREFIX_LEN)?;
+            match stored.cmp(prefix.as_slice()) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                // The search itself compares hashes, not secrets; the final check is
+                // constant-time anyway so no secret-dependent branch remains.
+                Ordering::Equal if bool::from(stored.ct_eq(prefix)) => {
+                    return self.tables.entry(&self.bytes, record);
+                }
+                Ordering::Equal => return None,
+            }
+        }
+        None
+    }
+
+    /// Every token, in hash-prefix order (for tools and tests; the filter uses [`Self::find`]).
+    pub fn entries(&self) -> impl Iterator<Item = ([u8; PREFIX_LEN], TokenEntry<'_>)> + '_ {
+        entries(&self.tables, &self.bytes)
+    }
+
+    /// The index of a canonical method name, if any scope in this snapshot names it.
+    pub fn method_index(&self, canonical: &str) -> Option<MethodIndex> {
+        self.tables.method_index(&self.bytes, canonical)
+    }
 
     /// The canonical name of a method index.
     pub fn method_name(&self, index: MethodIndex) -> Option<&str> {
-        self.methods.get(&self.bytes, usize::from(index.0))
+        self.tables.methods.get(&self.bytes, usize::from(index.0))
     }
 
     /// Number of distinct methods named by scopes.
     pub fn method_count(&self) -> usize {
-        self.methods.count
+        self.tables.methods.count
+    }
+}
+
+fn entries<'a>(
+    tables: &'a Tables,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = ([u8; PREFIX_LEN], TokenEntry<'a>)> + 'a {
+    tables
+        .records(bytes)
+        .chunks_exact(RECORD_LEN)
+        .filter_map(move |record| {
+            let prefix: [u8; PREFIX_LEN] = record.get(..PREFIX_LEN)?.try_into().ok()?;
+            Some((prefix, tables.entry(bytes, record)?))
+        })
+}
+
+impl Delta {
+    /// The tokens it adds or changes, in hash-prefix order.
+    pub fn entries(&self) -> impl Iterator<Item = ([u8; PREFIX_LEN], TokenEntry<'_>)> + '_ {
+        entries(&self.tables, &self.bytes)
+    }
+
+    /// The hash prefixes it removes, sorted.
+    pub fn removed(&self) -> impl Iterator<Item = [u8; PREFIX_LEN]> + '_ {
+        self.bytes
+            .get(self.tables.removed_at..)
+            .unwrap_or_default()
+            .chunks_exact(PREFIX_LEN)
+            .filter_map(|p| p.try_into().ok())
+    }
+
+    /// The canonical name of a method index of this delta.
+    pub fn method_name(&self, index: MethodIndex) -> Option<&str> {
+        self.tables.methods.get(&self.bytes, usize::from(index.0))
+    }
+
+    /// Number of tokens added or changed.
+    pub fn added_count(&self) -> usize {
+        self.tables.record_count
+    }
+
+    /// Number of removals.
+    pub fn removed_count(&self) -> usize {
+        self.tables.removed_count
     }
 }

@@ -1,32 +1,42 @@
-//! Signed snapshots: every active token's hash, id, user, expiry and scope, as one blob
-//! that pat-admin builds and signs and the edge verifies and serves lookups from.
+//! Signed documents of the token list, as pat-admin builds and signs them and the edge
+//! verifies and serves lookups from: **full snapshots** (every active token's hash prefix,
+//! id, user, expiry, scope and allowed networks) and **deltas** (what changed since an exact
+//! base state), and the **state** an edge holds: a full snapshot with the deltas applied on
+//! top of it.
 //!
 //! - [`layout`]: the byte layout and the header.
 //! - [`build`]: [`SnapshotBuilder`], the publisher's side.
-//! - [`open`]: [`Snapshot::open`] — signature, digest and structure checks. Nothing is
-//!   trusted before all of them pass, and a refused snapshot changes nothing. [`verify_head`]
-//!   checks the signed head alone (a cheap "current version" statement).
+//! - [`open`]: [`open::open`], [`Snapshot::open`], [`Delta::open`] — signature, digest and
+//!   structure checks. Nothing is trusted before all of them pass, and a refused document
+//!   changes nothing. [`verify_head`] checks the signed head alone (a cheap "current version"
+//!   statement).
 //! - [`fresh`]: the signed expiry and the edge's maximum age.
-//! - [`lookup`]: token lookups by hash (bucket index + binary search, no allocation) and
-//!   scope checks.
+//! - [`lookup`]: token lookups in a full snapshot (bucket index + binary search, no
+//!   allocation) and scope checks; a delta's entries.
+//! - [`state`]: [`TokenState`]: a full snapshot and the deltas applied since, as one lookup.
+//! - [`bundle`]: several documents in one response (an origin's catch-up).
 //!
-//! Designed for 1,000,000 tokens: ~56 bytes per token in memory, decoding is one pass.
+//! Designed for 1,000,000 tokens: 40 bytes per token, decoding is one pass, and a delta
+//! applies in time proportional to its own size.
 
 pub mod build;
+pub mod bundle;
 pub mod fresh;
 pub mod layout;
 pub mod lookup;
 pub mod open;
+pub mod state;
 
-pub use build::{BuildError, SnapshotBuilder, Stamp, TokenSpec};
+pub use build::{Base, BuildError, Built, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 pub use fresh::{Stale, check_fresh, fresh_until_ms};
-pub use layout::{BODY_OFFSET, HEADER_LEN, Header, HeaderError};
-pub use lookup::{MethodIndex, Scope, TokenEntry};
+pub use layout::{BODY_OFFSET, HEADER_LEN, Header, HeaderError, Kind};
+pub use lookup::{MethodIndex, Networks, Scope, TokenEntry};
 pub use open::{announced_len, check_length, verify, verify_head, verify_header};
+pub use state::{ApplyError, StateToken, TokenState};
 
 use crate::keys::KeyId;
 
-/// Why a snapshot was refused. Messages say what is wrong and, where it helps, what to do.
+/// Why a document was refused. Messages say what is wrong and, where it helps, what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
     /// Fewer bytes than the header and signature.
@@ -59,23 +69,69 @@ pub enum SnapshotError {
     /// Signed correctly, but structurally invalid (a publisher bug).
     #[error("snapshot is malformed: {0}")]
     Malformed(String),
+    /// A delta where a full snapshot is needed.
+    #[error("a delta was given where a full snapshot is needed")]
+    NotFull,
+    /// A full snapshot where a delta is needed.
+    #[error("a full snapshot was given where a delta is needed")]
+    NotDelta,
 }
 
-/// A verified snapshot, ready for lookups. It owns the bytes it was opened from and reads
-/// its tables in place.
+/// A verified full snapshot, ready for lookups. It owns the bytes it was opened from and
+/// reads its tables in place.
 #[derive(Debug)]
 pub struct Snapshot {
     bytes: Vec<u8>,
     header: Header,
-    methods: open::StrTable,
-    scopes: open::ScopeTable,
-    users: open::StrTable,
-    tokens_at: usize,
+    tables: open::Tables,
     buckets: Vec<u32>,
     bucket_bits: u32,
 }
 
+/// A verified delta: the records added or changed and the hash prefixes removed since its
+/// base state.
+#[derive(Debug)]
+pub struct Delta {
+    bytes: Vec<u8>,
+    header: Header,
+    tables: open::Tables,
+}
+
+/// A verified document of either kind.
+#[derive(Debug)]
+pub enum Document {
+    /// A full snapshot.
+    Full(Snapshot),
+    /// A delta.
+    Delta(Delta),
+}
+
+impl Document {
+    /// Its header.
+    pub fn header(&self) -> &Header {
+        match self {
+            Self::Full(s) => s.header(),
+            Self::Delta(d) => d.header(),
+        }
+    }
+}
+
 impl Snapshot {
+    fn from_parts(bytes: Vec<u8>, header: Header, tables: open::Tables) -> Self {
+        let bucket_bits = open::bucket_bits(tables.record_count);
+        let records = bytes
+            .get(tables.records_at..tables.removed_at)
+            .unwrap_or_default();
+        let buckets = open::build_buckets(records, tables.record_count, bucket_bits);
+        Self {
+            bytes,
+            header,
+            tables,
+            buckets,
+            bucket_bits,
+        }
+    }
+
     /// The snapshot version.
     pub fn version(&self) -> u64 {
         self.header.version
@@ -91,9 +147,9 @@ impl Snapshot {
         self.header.expires_at
     }
 
-    /// Number of tokens.
+    /// Number of token records.
     pub fn token_count(&self) -> u32 {
-        self.header.token_count
+        self.header.record_count
     }
 
     /// Number of distinct users.
@@ -109,6 +165,11 @@ impl Snapshot {
     /// Id of the signing key.
     pub fn key_id(&self) -> KeyId {
         KeyId(self.header.key_id)
+    }
+
+    /// The identity of the state it describes.
+    pub fn state_id(&self) -> [u8; 32] {
+        self.header.state_id
     }
 
     /// The decoded header.
@@ -129,5 +190,17 @@ impl Snapshot {
     /// Heap bytes this snapshot holds (the blob plus the bucket index).
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity() + self.buckets.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+impl Delta {
+    /// The decoded header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The signed bytes, as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }

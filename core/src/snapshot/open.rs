@@ -1,12 +1,16 @@
-//! Verifying and validating a snapshot before anything in it is used.
+//! Verifying and validating a document before anything in it is used.
 //!
 //! Order: length → header → trusted key → signature over the header → BLAKE3 of the body
 //! → structure. The cheap checks run first, so a forged or truncated push costs little.
 
-use super::layout::{BODY_OFFSET, HEADER_LEN, Header, RECORD_LEN, SIGNATURE_LEN, SIGNING_CONTEXT};
-use super::{Snapshot, SnapshotError};
+use super::layout::{
+    BODY_OFFSET, HEADER_LEN, Header, Kind, NETWORK_LEN, PREFIX_LEN, RECORD_LEN, SIGNATURE_LEN,
+    SIGNING_CONTEXT,
+};
+use super::{Delta, Document, Snapshot, SnapshotError};
 use crate::keys::{KeyId, TrustedKeys};
 use crate::method::is_canonical;
+use crate::net::Network;
 use crate::user::validate_user_name;
 
 /// A table of strings: `count + 1` u32 offsets at `offsets`, string bytes at `data`.
@@ -17,12 +21,26 @@ pub(super) struct StrTable {
     pub(super) count: usize,
 }
 
-/// Scopes: `count + 1` u32 offsets at `offsets` into u16 method indices at `elements`.
+/// `count + 1` u32 offsets at `offsets` into fixed-size elements at `elements`.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct ScopeTable {
+pub(super) struct ListTable {
     pub(super) offsets: usize,
     pub(super) elements: usize,
     pub(super) count: usize,
+    pub(super) element_len: usize,
+}
+
+/// Where a validated body's tables are.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tables {
+    pub(super) methods: StrTable,
+    pub(super) scopes: ListTable,
+    pub(super) users: StrTable,
+    pub(super) networks: ListTable,
+    pub(super) records_at: usize,
+    pub(super) record_count: usize,
+    pub(super) removed_at: usize,
+    pub(super) removed_count: usize,
 }
 
 /// Reads the u32 at `at`, if in bounds.
@@ -43,38 +61,38 @@ pub(super) fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(chunk.try_into().ok()?))
 }
 
+/// The `[start, end)` range of the `index`-th run of a `(count + 1)`-offset table.
+fn run(bytes: &[u8], offsets: usize, count: usize, index: usize) -> Option<(usize, usize)> {
+    if index >= count {
+        return None;
+    }
+    let start = u32_at(bytes, offsets.checked_add(index.checked_mul(4)?)?)? as usize;
+    let end = u32_at(
+        bytes,
+        offsets.checked_add(index.checked_add(1)?.checked_mul(4)?)?,
+    )? as usize;
+    Some((start, end))
+}
+
 impl StrTable {
     /// The `index`-th string, if in bounds and UTF-8 (always, once validated).
     pub(super) fn get<'a>(&self, bytes: &'a [u8], index: usize) -> Option<&'a str> {
-        if index >= self.count {
-            return None;
-        }
-        let start = u32_at(bytes, self.offsets.checked_add(index.checked_mul(4)?)?)? as usize;
-        let end = u32_at(
-            bytes,
-            self.offsets
-                .checked_add(index.checked_add(1)?.checked_mul(4)?)?,
-        )? as usize;
+        let (start, end) = run(bytes, self.offsets, self.count, index)?;
         let s = bytes.get(self.data.checked_add(start)?..self.data.checked_add(end)?)?;
         std::str::from_utf8(s).ok()
     }
 }
 
-impl ScopeTable {
-    /// The raw u16 elements of the `index`-th scope.
+impl ListTable {
+    /// The raw elements of the `index`-th list.
     pub(super) fn get<'a>(&self, bytes: &'a [u8], index: usize) -> Option<&'a [u8]> {
-        if index >= self.count {
-            return None;
-        }
-        let start = u32_at(bytes, self.offsets.checked_add(index.checked_mul(4)?)?)? as usize;
-        let end = u32_at(
-            bytes,
-            self.offsets
-                .checked_add(index.checked_add(1)?.checked_mul(4)?)?,
-        )? as usize;
+        let (start, end) = run(bytes, self.offsets, self.count, index)?;
         bytes.get(
-            self.elements.checked_add(start.checked_mul(2)?)?
-                ..self.elements.checked_add(end.checked_mul(2)?)?,
+            self.elements
+                .checked_add(start.checked_mul(self.element_len)?)?
+                ..self
+                    .elements
+                    .checked_add(end.checked_mul(self.element_len)?)?,
         )
     }
 }
@@ -103,6 +121,11 @@ pub fn verify_head(head: &[u8], keys: &TrustedKeys) -> Result<Header, SnapshotEr
     rest.copy_from_slice(header_bytes);
     if !key.verify(&signed, signature) {
         return Err(SnapshotError::BadSignature(key_id));
+    }
+    if header.kind == Kind::Delta && header.chained_state_id() != header.state_id {
+        return Err(SnapshotError::Malformed(
+            "the delta's state id does not follow from its base and body".into(),
+        ));
     }
     Ok(header)
 }
@@ -138,13 +161,13 @@ pub fn check_length(header: &Header, total_len: u64) -> Result<(), SnapshotError
     Ok(())
 }
 
-/// The full length of the snapshot a header describes.
+/// The full length of the document a header describes.
 pub fn announced_len(header: &Header) -> u64 {
     (BODY_OFFSET as u64).saturating_add(header.body_len)
 }
 
 /// Checks length, header, signature and the body digest; returns the header. Does not look
-/// at the body's structure: [`Snapshot::open`] does both.
+/// at the body's structure: [`open`] does both.
 pub fn verify(bytes: &[u8], keys: &TrustedKeys) -> Result<Header, SnapshotError> {
     let header = verify_header(bytes, bytes.len() as u64, keys)?;
     let body = bytes.get(BODY_OFFSET..).unwrap_or_default();
@@ -159,82 +182,168 @@ fn malformed(what: impl Into<String>) -> SnapshotError {
     SnapshotError::Malformed(what.into())
 }
 
-impl Snapshot {
-    /// Verifies a signed snapshot against the trusted keys and validates its structure.
-    /// Takes the bytes by value and keeps them: lookups read the tables in place.
-    pub fn open(bytes: Vec<u8>, keys: &TrustedKeys) -> Result<Self, SnapshotError> {
-        let header = verify(&bytes, keys)?;
-        let mut at = BODY_OFFSET;
-        let methods = read_str_table(&bytes, &mut at, header.method_count, "method")?;
-        if methods.count > usize::from(u16::MAX) + 1 {
-            return Err(malformed("more than 65536 methods"));
-        }
-        let mut previous: Option<&str> = None;
-        for i in 0..methods.count {
-            let name = methods
-                .get(&bytes, i)
-                .ok_or_else(|| malformed("method table"))?;
-            if !is_canonical(name) {
-                return Err(malformed(format!(
-                    "method {i} is not a canonical method name"
-                )));
-            }
-            if previous.is_some_and(|p| p >= name) {
-                return Err(malformed("method names are not sorted and unique"));
-            }
-            previous = Some(name);
-        }
-        let scopes = read_scope_table(&bytes, &mut at, header.scope_count, methods.count)?;
-        let users = read_str_table(&bytes, &mut at, header.user_count, "user")?;
-        for i in 0..users.count {
-            let name = users
-                .get(&bytes, i)
-                .ok_or_else(|| malformed("user table"))?;
-            validate_user_name(name).map_err(|e| malformed(format!("user {i}: {e}")))?;
-        }
-        let tokens_at = at;
-        let token_bytes = (header.token_count as u64).saturating_mul(RECORD_LEN as u64);
-        if (bytes.len() - tokens_at) as u64 != token_bytes {
-            return Err(malformed(format!(
-                "the token table should be {token_bytes} bytes ({} tokens), found {}",
-                header.token_count,
-                bytes.len() - tokens_at
-            )));
-        }
-        validate_records(&bytes, tokens_at, header.user_count, header.scope_count)?;
-        let bucket_bits = bucket_bits(header.token_count as usize);
-        let buckets = build_buckets(&bytes, tokens_at, header.token_count as usize, bucket_bits);
-        Ok(Self {
+/// Verifies a signed document of either kind and validates its structure.
+pub fn open(bytes: Vec<u8>, keys: &TrustedKeys) -> Result<Document, SnapshotError> {
+    let header = verify(&bytes, keys)?;
+    let tables = validate_body(&bytes, &header)?;
+    Ok(match header.kind {
+        Kind::Full => Document::Full(Snapshot::from_parts(bytes, header, tables)),
+        Kind::Delta => Document::Delta(Delta {
             bytes,
             header,
-            methods,
-            scopes,
-            users,
-            tokens_at,
-            buckets,
-            bucket_bits,
-        })
+            tables,
+        }),
+    })
+}
+
+impl Snapshot {
+    /// Verifies a signed full snapshot against the trusted keys and validates its structure.
+    /// Takes the bytes by value and keeps them: lookups read the tables in place.
+    pub fn open(bytes: Vec<u8>, keys: &TrustedKeys) -> Result<Self, SnapshotError> {
+        match open(bytes, keys)? {
+            Document::Full(snapshot) => Ok(snapshot),
+            Document::Delta(_) => Err(SnapshotError::NotFull),
+        }
     }
 }
 
-/// Reads a string table's offsets at `*at` and advances past its bytes.
-fn read_str_table(
+impl Delta {
+    /// Verifies a signed delta against the trusted keys and validates its structure.
+    pub fn open(bytes: Vec<u8>, keys: &TrustedKeys) -> Result<Self, SnapshotError> {
+        match open(bytes, keys)? {
+            Document::Delta(delta) => Ok(delta),
+            Document::Full(_) => Err(SnapshotError::NotDelta),
+        }
+    }
+}
+
+/// Validates every table of a verified body.
+fn validate_body(bytes: &[u8], header: &Header) -> Result<Tables, SnapshotError> {
+    let mut at = BODY_OFFSET;
+    let methods = read_str_table(bytes, &mut at, header.method_count, "method")?;
+    if methods.count > usize::from(u16::MAX) + 1 {
+        return Err(malformed("more than 65536 methods"));
+    }
+    let mut previous: Option<&str> = None;
+    for i in 0..methods.count {
+        let name = methods
+            .get(bytes, i)
+            .ok_or_else(|| malformed("method table"))?;
+        if !is_canonical(name) {
+            return Err(malformed(format!(
+                "method {i} is not a canonical method name"
+            )));
+        }
+        if previous.is_some_and(|p| p >= name) {
+            return Err(malformed("method names are not sorted and unique"));
+        }
+        previous = Some(name);
+    }
+    let scopes = read_list_table(bytes, &mut at, header.scope_count, 2, "scope")?;
+    for i in 0..scopes.count {
+        let raw = scopes
+            .get(bytes, i)
+            .ok_or_else(|| malformed("scope table"))?;
+        let mut last: Option<u16> = None;
+        for pair in raw.chunks_exact(2) {
+            let index = pair.try_into().map_or(u16::MAX, u16::from_le_bytes);
+            if usize::from(index) >= methods.count {
+                return Err(malformed(format!(
+                    "scope {i} names method {index}, beyond the method table"
+                )));
+            }
+            if last.is_some_and(|l| l >= index) {
+                return Err(malformed(format!("scope {i} is not sorted and unique")));
+            }
+            last = Some(index);
+        }
+    }
+    let users = read_str_table(bytes, &mut at, header.user_count, "user")?;
+    for i in 0..users.count {
+        let name = users.get(bytes, i).ok_or_else(|| malformed("user table"))?;
+        validate_user_name(name).map_err(|e| malformed(format!("user {i}: {e}")))?;
+    }
+    let networks = read_list_table(bytes, &mut at, header.network_count, NETWORK_LEN, "network")?;
+    for i in 0..networks.count {
+        let raw = networks
+            .get(bytes, i)
+            .ok_or_else(|| malformed("network table"))?;
+        if raw.is_empty() {
+            return Err(malformed(format!("network list {i} is empty")));
+        }
+        let mut last: Option<Network> = None;
+        for entry in raw.chunks_exact(NETWORK_LEN) {
+            let network = Network::decode(entry)
+                .ok_or_else(|| malformed(format!("network list {i} holds a malformed network")))?;
+            if last.is_some_and(|l| l >= network) {
+                return Err(malformed(format!(
+                    "network list {i} is not sorted and unique"
+                )));
+            }
+            last = Some(network);
+        }
+    }
+    let record_count = header.record_count as usize;
+    let removed_count = header.removed_count as usize;
+    let records_at = at;
+    let removed_at = record_count
+        .checked_mul(RECORD_LEN)
+        .and_then(|n| n.checked_add(records_at))
+        .ok_or_else(|| malformed("record table size overflows"))?;
+    let end = removed_count
+        .checked_mul(PREFIX_LEN)
+        .and_then(|n| n.checked_add(removed_at))
+        .ok_or_else(|| malformed("removal table size overflows"))?;
+    if end != bytes.len() {
+        return Err(malformed(format!(
+            "the record and removal tables should end at byte {end}, the body ends at {}",
+            bytes.len()
+        )));
+    }
+    validate_records(
+        bytes.get(records_at..removed_at).unwrap_or_default(),
+        header.user_count,
+        header.scope_count,
+        header.network_count,
+    )?;
+    let removed = bytes.get(removed_at..end).unwrap_or_default();
+    let mut previous: Option<&[u8]> = None;
+    for (i, prefix) in removed.chunks_exact(PREFIX_LEN).enumerate() {
+        if previous.is_some_and(|p| p >= prefix) {
+            return Err(malformed(format!("removal {i}: not sorted and unique")));
+        }
+        previous = Some(prefix);
+    }
+    Ok(Tables {
+        methods,
+        scopes,
+        users,
+        networks,
+        records_at,
+        record_count,
+        removed_at,
+        removed_count,
+    })
+}
+
+/// Reads the offsets of a `count + 1`-offset table at `*at`, checks they rise from 0, and
+/// returns where the data starts and ends.
+fn read_offsets(
     bytes: &[u8],
-    at: &mut usize,
+    at: usize,
     count: u32,
     what: &str,
-) -> Result<StrTable, SnapshotError> {
+) -> Result<(usize, usize, u32), SnapshotError> {
     let count = count as usize;
-    let offsets = *at;
     let data = count
         .checked_add(1)
         .and_then(|n| n.checked_mul(4))
-        .and_then(|n| n.checked_add(offsets))
+        .and_then(|n| n.checked_add(at))
         .filter(|&end| end <= bytes.len())
         .ok_or_else(|| malformed(format!("the {what} table is cut short")))?;
     let mut previous = 0u32;
     for i in 0..=count {
-        let offset = u32_at(bytes, offsets + i * 4)
+        let offset = u32_at(bytes, at + i * 4)
             .ok_or_else(|| malformed(format!("the {what} table is cut short")))?;
         if (i == 0 && offset != 0) || offset < previous {
             return Err(malformed(format!(
@@ -243,12 +352,23 @@ fn read_str_table(
         }
         previous = offset;
     }
+    Ok((count, data, previous))
+}
+
+/// Reads a string table at `*at` and advances past its bytes.
+fn read_str_table(
+    bytes: &[u8],
+    at: &mut usize,
+    count: u32,
+    what: &str,
+) -> Result<StrTable, SnapshotError> {
+    let (count, data, last) = read_offsets(bytes, *at, count, what)?;
     let end = data
-        .checked_add(previous as usize)
+        .checked_add(last as usize)
         .filter(|&end| end <= bytes.len())
         .ok_or_else(|| malformed(format!("the {what} strings run past the end")))?;
     let table = StrTable {
-        offsets,
+        offsets: *at,
         data,
         count,
     };
@@ -261,82 +381,50 @@ fn read_str_table(
     Ok(table)
 }
 
-/// Reads the scope table at `*at`, checks every scope is sorted, unique and in range.
-fn read_scope_table(
+/// Reads a list table of `element_len`-byte elements at `*at` and advances past it.
+fn read_list_table(
     bytes: &[u8],
     at: &mut usize,
     count: u32,
-    method_count: usize,
-) -> Result<ScopeTable, SnapshotError> {
-    let count = count as usize;
-    let offsets = *at;
-    let elements = count
-        .checked_add(1)
-        .and_then(|n| n.checked_mul(4))
-        .and_then(|n| n.checked_add(offsets))
-        .filter(|&end| end <= bytes.len())
-        .ok_or_else(|| malformed("the scope table is cut short"))?;
-    let mut previous = 0u32;
-    for i in 0..=count {
-        let offset = u32_at(bytes, offsets + i * 4)
-            .ok_or_else(|| malformed("the scope table is cut short"))?;
-        if (i == 0 && offset != 0) || offset < previous {
-            return Err(malformed("the scope offsets are not increasing from 0"));
-        }
-        previous = offset;
-    }
-    let end = (previous as usize)
-        .checked_mul(2)
+    element_len: usize,
+    what: &str,
+) -> Result<ListTable, SnapshotError> {
+    let (count, elements, last) = read_offsets(bytes, *at, count, what)?;
+    let end = (last as usize)
+        .checked_mul(element_len)
         .and_then(|n| n.checked_add(elements))
         .filter(|&end| end <= bytes.len())
-        .ok_or_else(|| malformed("the scope entries run past the end"))?;
-    let table = ScopeTable {
-        offsets,
+        .ok_or_else(|| malformed(format!("the {what} entries run past the end")))?;
+    let table = ListTable {
+        offsets: *at,
         elements,
         count,
+        element_len,
     };
-    for i in 0..count {
-        let raw = table
-            .get(bytes, i)
-            .ok_or_else(|| malformed("scope table"))?;
-        let mut last: Option<u16> = None;
-        for pair in raw.chunks_exact(2) {
-            let index = pair.try_into().map_or(u16::MAX, u16::from_le_bytes);
-            if usize::from(index) >= method_count {
-                return Err(malformed(format!(
-                    "scope {i} names method {index}, beyond the method table"
-                )));
-            }
-            if last.is_some_and(|l| l >= index) {
-                return Err(malformed(format!("scope {i} is not sorted and unique")));
-            }
-            last = Some(index);
-        }
-    }
     *at = end;
     Ok(table)
 }
 
-/// Checks every token record: hashes strictly increasing, user and scope in range.
+/// Checks every token record: prefixes strictly increasing, references in range.
 fn validate_records(
-    bytes: &[u8],
-    tokens_at: usize,
+    records: &[u8],
     user_count: u32,
     scope_count: u32,
+    network_count: u32,
 ) -> Result<(), SnapshotError> {
-    let records = bytes.get(tokens_at..).unwrap_or_default();
     let mut previous: Option<&[u8]> = None;
     for (i, record) in records.chunks_exact(RECORD_LEN).enumerate() {
-        let hash = record.get(..32).unwrap_or_default();
-        if previous.is_some_and(|p| p >= hash) {
+        let prefix = record.get(..PREFIX_LEN).unwrap_or_default();
+        if previous.is_some_and(|p| p >= prefix) {
             return Err(malformed(format!(
                 "token {i}: hashes are not sorted and unique"
             )));
         }
-        previous = Some(hash);
-        let id = u64_at(record, 32).unwrap_or(0);
-        let user = u32_at(record, 48).unwrap_or(u32::MAX);
-        let scope = u32_at(record, 52).unwrap_or(u32::MAX);
+        previous = Some(prefix);
+        let id = u64_at(record, 16).unwrap_or(0);
+        let user = u32_at(record, 28).unwrap_or(u32::MAX);
+        let scope = u32_at(record, 32).unwrap_or(u32::MAX);
+        let networks = u32_at(record, 36).unwrap_or(u32::MAX);
         if id == 0 {
             return Err(malformed(format!("token {i} has the reserved id 0")));
         }
@@ -348,6 +436,11 @@ fn validate_records(
         if scope >= scope_count {
             return Err(malformed(format!(
                 "token {i} names scope {scope}, beyond the scope table"
+            )));
+        }
+        if networks > network_count {
+            return Err(malformed(format!(
+                "token {i} names network list {networks}, beyond the network table"
             )));
         }
     }
@@ -364,12 +457,11 @@ pub(super) fn bucket_bits(tokens: usize) -> u32 {
     bits
 }
 
-/// `buckets[b]` = index of the first record whose hash's top `bits` bits are ≥ b; one extra
-/// entry at the end = the token count.
-fn build_buckets(bytes: &[u8], tokens_at: usize, count: usize, bits: u32) -> Vec<u32> {
+/// `buckets[b]` = index of the first record whose prefix's top `bits` bits are ≥ b; one extra
+/// entry at the end = the record count.
+pub(super) fn build_buckets(records: &[u8], count: usize, bits: u32) -> Vec<u32> {
     let n_buckets = 1usize << bits;
     let mut buckets = Vec::with_capacity(n_buckets + 1);
-    let records = bytes.get(tokens_at..).unwrap_or_default();
     let mut next_bucket = 0usize;
     for (i, record) in records.chunks_exact(RECORD_LEN).enumerate() {
         let bucket = bucket_of(record, bits);
@@ -384,18 +476,14 @@ fn build_buckets(bytes: &[u8], tokens_at: usize, count: usize, bits: u32) -> Vec
     buckets
 }
 
-/// The bucket of a hash (or record, which starts with its hash).
+/// The bucket of a hash prefix (or record, which starts with its prefix).
 pub(super) fn bucket_of(hash_prefix: &[u8], bits: u32) -> usize {
     if bits == 0 {
         return 0;
     }
-    let top = u32_at_be(hash_prefix);
-    (top >> (32 - bits)) as usize
-}
-
-fn u32_at_be(bytes: &[u8]) -> u32 {
-    bytes
+    let top = hash_prefix
         .get(..4)
         .and_then(|b| b.try_into().ok())
-        .map_or(0, u32::from_be_bytes)
+        .map_or(0, u32::from_be_bytes);
+    (top >> (32 - bits)) as usize
 }

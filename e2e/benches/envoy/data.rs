@@ -1,5 +1,5 @@
-//! Test data: the signing key and token, snapshots with filler tokens, pushing them, and a
-//! seeded pat-admin store.
+//! Test data: the signing key and token, full snapshots with filler tokens and deltas on
+//! top of them, pushing them, and a seeded pat-admin store.
 
 use std::path::Path;
 use std::process::Command;
@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+use pat_core::snapshot::{Base, Built, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::{Token, TokenHash};
 use pat_e2e::release_binary;
 
@@ -19,16 +19,33 @@ pub(crate) struct Tokens {
     pub(crate) real: Token,
 }
 
-/// A signed snapshot: `fillers` tokens (half in scope for the benchmarked method) and, when
-/// `include_real`, the real token.
-pub(crate) fn snapshot(
+/// The scopes filler tokens get: half may call the benchmarked method.
+fn scopes() -> ([MethodName; 1], [MethodName; 1]) {
+    (
+        [MethodName::parse("environment.Control.StopEnv").expect("valid")],
+        [MethodName::parse("environment.Control.GetEnvs").expect("valid")],
+    )
+}
+
+/// Now, Unix seconds.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A signed full snapshot (a new chain): `fillers` tokens (half in scope for the benchmarked
+/// method), the `extra` tokens (ids 2, 3, …, in scope) and, when `include_real`, the real
+/// token (id 1).
+pub(crate) fn full(
     tokens: &Tokens,
     version: u64,
     fillers: usize,
     include_real: bool,
-) -> Vec<u8> {
-    let stop = [MethodName::parse("environment.Control.StopEnv").expect("valid")];
-    let other = [MethodName::parse("environment.Control.GetEnvs").expect("valid")];
+    extra: &[Token],
+) -> Built {
+    let (stop, other) = scopes();
     let users: Vec<String> = (0..fillers / 10 + 1)
         .map(|i| format!("user{i}@example.com"))
         .collect();
@@ -36,29 +53,90 @@ pub(crate) fn snapshot(
     for i in 0..fillers {
         b.add(TokenSpec {
             hash: TokenHash::of(&format!("filler-{i}")),
-            id: 100 + i as u64,
+            id: 1000 + i as u64,
             user: &users[i / 10],
             expires_at: None,
             scope: if i % 2 == 0 { &stop } else { &other },
+            networks: &[],
         })
         .expect("filler");
     }
-    if include_real {
+    for (i, t) in extra.iter().enumerate() {
         b.add(TokenSpec {
-            hash: tokens.real.hash(),
-            id: 1,
-            user: "alice",
+            hash: t.hash(),
+            id: 2 + i as u64,
+            user: "bob",
             expires_at: None,
             scope: &stop,
+            networks: &[],
         })
-        .expect("real");
+        .expect("extra");
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    b.build(Stamp::lasting(version, now, 86_400), &tokens.key)
-        .expect("build")
+    if include_real {
+        b.add(real_spec(tokens, &stop)).expect("real");
+    }
+    b.build(
+        Stamp::lasting(version, now(), 86_400),
+        StateOf::Genesis,
+        &tokens.key,
+    )
+    .expect("build")
+}
+
+/// The real token's record.
+fn real_spec<'a>(tokens: &Tokens, scope: &'a [MethodName]) -> TokenSpec<'a> {
+    TokenSpec {
+        hash: tokens.real.hash(),
+        id: 1,
+        user: "alice",
+        expires_at: None,
+        scope,
+        networks: &[],
+    }
+}
+
+/// A signed full snapshot's bytes: see [`full`].
+pub(crate) fn snapshot(
+    tokens: &Tokens,
+    version: u64,
+    fillers: usize,
+    include_real: bool,
+) -> Vec<u8> {
+    full(tokens, version, fillers, include_real, &[]).bytes
+}
+
+/// What a delta changes.
+pub(crate) enum Change<'a> {
+    /// Adds the real token back (as the API does after a regenerate: same id, same scope).
+    AddReal,
+    /// Removes the token with this hash.
+    Remove(&'a TokenHash),
+}
+
+/// A signed delta with one change on top of `base`, after which the state holds
+/// `state_tokens` tokens.
+pub(crate) fn delta(tokens: &Tokens, base: Base, change: Change<'_>, state_tokens: u32) -> Built {
+    let (stop, _) = scopes();
+    let mut b = SnapshotBuilder::new();
+    match change {
+        Change::AddReal => b.add(real_spec(tokens, &stop)).expect("real"),
+        Change::Remove(hash) => b.remove(hash),
+    }
+    b.build_delta(
+        Stamp::lasting(base.version + 1, now(), 86_400),
+        base,
+        state_tokens,
+        &tokens.key,
+    )
+    .expect("build delta")
+}
+
+/// The base a document produces: for the next delta.
+pub(crate) fn base_after(version: u64, built: &Built) -> Base {
+    Base {
+        version,
+        state_id: built.state_id,
+    }
 }
 
 /// Pushes a snapshot to an Envoy's control listener; it must be accepted.
@@ -68,11 +146,16 @@ pub(crate) fn push(client: &reqwest::blocking::Client, envoy: &Envoy, bytes: Vec
         .body(bytes)
         .send()
         .expect("push");
-    assert!(
-        r.status().is_success(),
-        "push refused: {}",
-        r.text().unwrap_or_default()
-    );
+    let status = r.status();
+    if !status.is_success() {
+        let log = std::fs::read_to_string(&envoy.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        panic!(
+            "push refused: {status} {}\nthe end of Envoy's log:\n{}",
+            r.text().unwrap_or_default(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
 }
 
 /// A pat-admin store with an active signing key (made by `pat-admin key generate`) and
@@ -114,6 +197,8 @@ pub(crate) fn seed_admin_store(store_dir: &Path, count: usize) -> String {
                         created_at: now(),
                         expires_at: None,
                         regenerated_at: None,
+                        last_used_at: None,
+                        last_used_ip: None,
                     },
                 )?;
             }

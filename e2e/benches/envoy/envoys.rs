@@ -15,6 +15,10 @@ pub(crate) enum Filter {
     EmptyWasm,
     ApiKeyAuth(Vec<String>),
     Pat(String),
+    /// pat-edge with usage reports on (this public key; this edge key's secret text): every
+    /// allowed request is recorded. Reports go out once an hour, so that only the recording
+    /// is counted, and to a cluster that does not exist: none is sent during a benchmark.
+    PatUsage(String, String),
     /// The probe filter making these host calls (see `e2e/probe-filter`).
     Probe(&'static str),
 }
@@ -44,6 +48,12 @@ pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
     } else {
         ""
     };
+    let environment = match filter {
+        Filter::PatUsage(_, edge_key) if !control => format!(
+            "\n                  environment_variables: {{ key_values: {{ PAT_EDGE_KEY: \"{edge_key}\" }} }}"
+        ),
+        _ => String::new(),
+    };
     let wasm_filter = |name: &str, file: &Path, configuration: &str| {
         format!(
             r#"
@@ -58,7 +68,7 @@ pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
                 vm_config:
                   vm_id: bench
                   runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: "{}" }} }}{vm_configuration}
+                  code: {{ local: {{ filename: "{}" }} }}{vm_configuration}{environment}
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: '{configuration}'"#,
@@ -87,9 +97,13 @@ pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
               - query: session"#
             )
         }
-        Filter::Pat(public_key) => {
+        Filter::Pat(public_key) | Filter::PatUsage(public_key, _) => {
             let configuration = if control {
                 format!(r#"{{"public_keys":["{public_key}"],"push":{{"path":"/_pat/snapshot"}}}}"#)
+            } else if matches!(filter, Filter::PatUsage(..)) {
+                format!(
+                    r#"{{"public_keys":["{public_key}"],"usage":{{"cluster":"pat_origin_absent","interval_ms":3600000}}}}"#
+                )
             } else {
                 format!(r#"{{"public_keys":["{public_key}"]}}"#)
             };
@@ -123,6 +137,35 @@ pub(crate) fn listener(name: &str, port: u16, buffer: u32, filters: &str, route:
               routes:
               - match: {{ prefix: "/" }}
                 direct_response: {{ status: {route} }}
+          http_filters:{filters}"#
+    )
+}
+
+/// The control listener, as in envoy.yaml: the push path is a route with a cluster (no
+/// endpoints, never reached) so that Envoy applies the virtual host's body buffer limit,
+/// above the listener's read limit (see envoy.yaml).
+pub(crate) fn control_listener(port: u16, filters: &str) -> String {
+    format!(
+        r#"
+  - name: control
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    per_connection_buffer_limit_bytes: 1048576
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: control
+          route_config:
+            virtual_hosts:
+            - name: control
+              domains: ["*"]
+              request_body_buffer_limit: 4194304
+              routes:
+              - match: {{ path: "/_pat/snapshot" }}
+                route: {{ cluster: pat_control_unrouted }}
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 404 }}
           http_filters:{filters}"#
     )
 }
@@ -166,14 +209,11 @@ pub(crate) fn start_envoy(
         &http_filters(filter, false),
         r#"200, body: { inline_string: '{"result":0}' }"#,
     ));
-    if matches!(filter, Filter::Pat(_)) {
-        config.push_str(&listener(
-            "control",
-            control,
-            1 << 20,
-            &http_filters(filter, true),
-            "404",
-        ));
+    if matches!(filter, Filter::Pat(_) | Filter::PatUsage(..)) {
+        config.push_str(&control_listener(control, &http_filters(filter, true)));
+        config.push_str(
+            "\n  clusters:\n  - name: pat_control_unrouted\n    type: STATIC\n    load_assignment: { cluster_name: pat_control_unrouted, endpoints: [] }\n",
+        );
     }
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, config).expect("config");

@@ -5,7 +5,7 @@
 //! `PAT_BENCH_CONNECTIONS` (default 16), `PAT_BENCH_REVOCATIONS` (default 10),
 //! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts),
 //! `PAT_BENCH_ONLY` (comma-separated sections to run: `throughput`, `instructions`,
-//! `effective`, `attacks`, `admin`; default all).
+//! `effective`, `attacks`, `admin`, `fleet`; default all).
 //!
 //! Throughput runs: every configuration is its own Envoy with one worker, all pinned to CPU 0;
 //! wrk (one thread) is pinned to CPU 1; the upstream is a `direct_response`, so only Envoy and
@@ -17,23 +17,25 @@
 //! instrumentation switched on only around a fixed number of requests. Unlike CPU time,
 //! these counts do not move with the load of a shared machine.
 //!
-//! Then, on an Envoy with two workers: publish → effective on every worker (PUT of a snapshot
-//! that revokes a token until fresh connections all see it denied), at 1,000 and 1,000,000
-//! tokens; the apply time each VM logs; Envoy's memory growth per 1,000,000 tokens; what
-//! attacks cost (garbage pushes, trickled multipart bodies); and `pat-admin publish` (build,
-//! sign, push) at 1,000,000 tokens.
+//! Then, on an Envoy with two workers: publish → enforced on every worker (PUT of a full
+//! snapshot, or of a delta, that revokes a token until fresh connections all see it denied),
+//! at 1,000 and 1,000,000 tokens, and a burst of 100 deltas in one second; the apply time
+//! each VM logs; memory per token; what attacks cost (garbage pushes, trickled multipart
+//! bodies); `pat-admin publish` (build, sign, push) at 1,000,000 tokens; and one origin
+//! feeding 8 Envoys, changes made through the token API.
 //!
 //! # Layout
 //! - `envoys`: the configurations under test and how an Envoy is started;
 //! - `data`: the key, tokens and snapshots, and a seeded pat-admin store;
 //! - `measure`: statistics, CPU time and RSS, wrk, callgrind counts;
 //! - one module per section of the report: `throughput`, `instructions`, `effective`,
-//!   `hardening`, `admin_publish`.
+//!   `hardening`, `admin_publish`, `fleet`.
 
 mod admin_publish;
 mod data;
 mod effective;
 mod envoys;
+mod fleet;
 mod hardening;
 mod instructions;
 mod measure;
@@ -58,6 +60,8 @@ struct Bench {
     tokens: Tokens,
     /// The key the edges trust, as configured.
     public_key: String,
+    /// An edge key's secret text, for configurations that sign usage reports.
+    edge_key: String,
     /// The valid token's value.
     token: String,
     /// A well-formed token no snapshot holds.
@@ -79,6 +83,11 @@ fn main() {
             .build()
             .expect("client"),
         public_key: tokens.key.public_key().to_string(),
+        edge_key: SigningKey::generate()
+            .expect("rng")
+            .to_secret_text()
+            .trim()
+            .to_string(),
         api_keys: (0..999)
             .map(|i| format!("apikey-{i:04}-{:x}", i * 7919))
             .chain([token.clone()])
@@ -105,6 +114,9 @@ fn main() {
     }
     if wanted("admin") {
         admin_publish::run(&bench, &mut report);
+    }
+    if wanted("fleet") {
+        fleet::run(&mut report);
     }
     print!("{report}");
 }

@@ -15,14 +15,15 @@
 
 use std::rc::Rc;
 
-use pat_core::snapshot::{BODY_OFFSET, announced_len};
+use pat_core::snapshot::announced_len;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use super::host::{
     HostShared, add_request_header, content_length, debug_enabled, drain_request_body, log,
-    now_millis, property, replace_request_body_prefix, request_body, request_clock, request_header,
-    send_json, set_request_header, strip_request_header, vm_memory_bytes,
+    millis_since, now_micros, now_millis, property, replace_request_body_prefix, request_body,
+    request_clock, request_header, send_json, set_request_header, strip_request_header,
+    vm_memory_bytes,
 };
 use super::metrics::Metrics;
 use super::vm::{self, EDGE, refresh};
@@ -30,7 +31,7 @@ use crate::config::{Config, PushConfig};
 use crate::content_type::{BodyKind, classify};
 use crate::control::{CONTROL_SOURCE, is_internal_address, rejection_status};
 use crate::decide::{Category, Denial, Policy, Verdict, decide};
-use crate::edge::{Clock, PushRejection};
+use crate::edge::{Clock, PUSH_HEAD_LEN, PushRejection};
 use crate::floor::{self, Floor};
 use crate::multipart::{Outcome, Scanner, remove_ranges};
 use crate::push_lease::{self, Holder, LEASE_MS, Lease};
@@ -87,6 +88,9 @@ struct PushState {
     /// The body so far, moved out of Envoy's buffer as it arrives: the control listener's
     /// buffer limit stays small (1 MiB), so Envoy never reads far ahead of the head check.
     received: Vec<u8>,
+    /// The signed head was checked (and the lease taken).
+    checked: bool,
+    /// A single document's announced length (a bundle announces none).
     announced: Option<u64>,
     lease: Option<Holder>,
     renewed_at_ms: u64,
@@ -138,7 +142,7 @@ impl Filter {
         self.stage = Stage::Done;
         let path = text(&self.path);
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
-            && EDGE.with_borrow(|edge| edge.snapshot().is_none())
+            && EDGE.with_borrow(|edge| edge.state().is_none())
         {
             // A VM loads its snapshot lazily: on its first token request after a start or a
             // FAIL_RELOAD, and on every tick after that.
@@ -156,7 +160,7 @@ impl Filter {
         let verdict = EDGE.with_borrow(|edge| {
             // The VM's snapshot is shared by every filter instance in it; each one only uses
             // a snapshot signed by a key it trusts itself and fresh by its own limit.
-            let snapshot = edge.snapshot_for(&config.keys, clock);
+            let snapshot = edge.state_for(&config.keys, clock);
             decide(policy, snapshot, &path, &finding, now)
         });
         match verdict {
@@ -165,6 +169,9 @@ impl Filter {
                 Applied::Forwarded
             }
             Verdict::Allow(grant) => {
+                if config.usage.is_some() {
+                    record_use(grant.token_id, now);
+                }
                 // Both were stripped in `headers`: adding makes each the only value.
                 add_request_header(
                     &config.identity.token_id,
@@ -518,7 +525,8 @@ impl Filter {
             &format!("pat-edge: push rejected: {rejection}"),
         );
         match rejection {
-            PushRejection::NotNewer { current, .. } => send_json(
+            PushRejection::NotNewer { current, .. }
+            | PushRejection::DoesNotApply { current, .. } => send_json(
                 409,
                 &stale_body(&rejection.to_string(), CONTROL_SOURCE, *current),
                 &[],
@@ -543,7 +551,7 @@ impl Filter {
         let Some(push) = &config.push else {
             return Action::Continue;
         };
-        let now = now_millis();
+        let (now, timer) = (now_millis(), now_micros());
         let clock = Clock {
             now_ms: now,
             max_age_ms: config.max_snapshot_age_ms,
@@ -564,13 +572,14 @@ impl Filter {
             Ok(accepted) => {
                 self.release_lease();
                 self.stage = Stage::Done;
-                let ms = now_millis().saturating_sub(now);
+                let ms = millis_since(timer);
                 metrics.push(true);
-                metrics.snapshot(accepted.version, accepted.tokens, Some(ms));
+                metrics.snapshot(accepted.version, accepted.tokens, Some(ms as u64));
                 log(
                     LogLevel::Info,
                     &format!(
-                        "pat-edge: push accepted: snapshot version {} ({} tokens, expires at {}), verified and published in {ms} ms, VM memory {} bytes",
+                        "pat-edge: push accepted: {} version {} ({} tokens, expires at {}), verified and published in {ms:.2} ms, VM memory {} bytes",
+                        kind_word(accepted.kind),
                         accepted.version,
                         accepted.tokens,
                         accepted.expires_at,
@@ -610,10 +619,14 @@ impl Filter {
             return Err(PushRejection::TooLarge { bytes: total, max });
         }
         state.received.extend_from_slice(&chunk);
-        if state.announced.is_none() && (total >= BODY_OFFSET as u64 || end_of_stream) {
+        if !state.checked && (total >= PUSH_HEAD_LEN as u64 || end_of_stream) {
             // The signed head decides before the rest arrives: garbage, forged, expired and
             // replayed pushes are answered at once.
-            let head = state.received.get(..BODY_OFFSET).unwrap_or(&state.received);
+            let head = state
+                .received
+                .get(..PUSH_HEAD_LEN)
+                .unwrap_or(&state.received);
+            let is_bundle = pat_core::snapshot::bundle::is_bundle(head);
             let header = EDGE.with_borrow(|edge| {
                 edge.precheck_push(
                     &HostShared,
@@ -623,8 +636,11 @@ impl Filter {
                     clock,
                 )
             })?;
-            let announced = announced_len(&header);
-            if announced > max {
+            // A single document announces its length in its signed header.
+            let announced = (!is_bundle).then(|| announced_len(&header));
+            if let Some(announced) = announced
+                && announced > max
+            {
                 return Err(PushRejection::TooLarge {
                     bytes: announced,
                     max,
@@ -637,10 +653,14 @@ impl Filter {
             }
             state.lease = Some(holder);
             state.renewed_at_ms = clock.now_ms;
-            state.announced = Some(announced);
+            state.checked = true;
+            state.announced = announced;
             // One allocation for the whole snapshot (a growing vector would double it).
-            let missing = usize::try_from(announced.saturating_sub(total)).unwrap_or(0);
-            state.received.reserve_exact(missing);
+            let expected = announced.or_else(|| content_length().map(|n| n as u64));
+            if let Some(expected) = expected {
+                let missing = usize::try_from(expected.min(max).saturating_sub(total)).unwrap_or(0);
+                state.received.reserve_exact(missing);
+            }
         }
         if let Some(announced) = state.announced
             && total > announced
@@ -672,6 +692,36 @@ impl Filter {
                 &format!("pat-edge: releasing the push lease: {e}"),
             );
         }
+    }
+}
+
+/// Notes a token's use for the next usage report: no host call, except the client address
+/// the first time the token is seen in a report window.
+fn record_use(token_id: u64, now: u64) {
+    let wants_address = vm::USAGE.with_borrow_mut(|log| log.record(token_id, now));
+    if wants_address
+        && let Some(address) = property(&["source", "address"])
+            .and_then(|a| String::from_utf8(a).ok())
+            .and_then(|a| client_ip(&a))
+    {
+        vm::USAGE.with_borrow_mut(|log| log.set_address(token_id, address));
+    }
+}
+
+/// The IP of Envoy's `source.address` (`ip:port`, or a bare IP).
+fn client_ip(address: &str) -> Option<std::net::IpAddr> {
+    address
+        .parse::<std::net::SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| address.parse())
+        .ok()
+}
+
+/// How a document kind reads in logs.
+pub(crate) fn kind_word(kind: pat_core::snapshot::Kind) -> &'static str {
+    match kind {
+        pat_core::snapshot::Kind::Full => "full snapshot",
+        pat_core::snapshot::Kind::Delta => "delta",
     }
 }
 

@@ -79,6 +79,20 @@ pub(crate) fn vm_memory_bytes() -> usize {
     core::arch::wasm32::memory_size(0) * 65536
 }
 
+/// The host's wall clock, Unix microseconds: for timing what the VM does (logged in ms with
+/// two decimals, since a delta applies in well under a millisecond).
+pub(crate) fn now_micros() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Milliseconds since `started` ([`now_micros`]), for the log.
+pub(crate) fn millis_since(started: u64) -> f64 {
+    now_micros().saturating_sub(started) as f64 / 1000.0
+}
+
 /// The host's wall clock, Unix milliseconds.
 pub(crate) fn now_millis() -> u64 {
     hostcalls::get_current_time()

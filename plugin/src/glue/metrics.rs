@@ -24,6 +24,8 @@ pub(crate) struct Metrics {
     origin_not_modified: Option<u32>,
     origin_failed: Option<u32>,
     origin_floor: Option<u32>,
+    reports_sent: Option<u32>,
+    reports_failed: Option<u32>,
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
@@ -52,6 +54,8 @@ impl Metrics {
             origin_not_modified: counter("pat_edge.origin.not_modified"),
             origin_failed: counter("pat_edge.origin.failed"),
             origin_floor: gauge("pat_edge.origin.floor"),
+            reports_sent: counter("pat_edge.usage.reports_sent"),
+            reports_failed: counter("pat_edge.usage.reports_failed"),
         }
     }
 
@@ -81,9 +85,9 @@ impl Metrics {
         Self::increment(index.and_then(|i| self.denied.get(i).copied().flatten()));
     }
 
-    pub(crate) fn snapshot(&self, version: u64, tokens: u32, apply_ms: Option<u64>) {
+    pub(crate) fn snapshot(&self, version: u64, tokens: u64, apply_ms: Option<u64>) {
         Self::record(self.snapshot_version, version);
-        Self::record(self.snapshot_tokens, u64::from(tokens));
+        Self::record(self.snapshot_tokens, tokens);
         if let Some(ms) = apply_ms {
             Self::record(self.snapshot_apply_ms, ms);
         }
@@ -98,7 +102,15 @@ impl Metrics {
             Fetched::Snapshot { .. } => self.origin_fetched,
             Fetched::HeadNewer | Fetched::HeadCurrent => self.origin_heads,
             Fetched::NotModified => self.origin_not_modified,
-            Fetched::Failed => self.origin_failed,
+            Fetched::Failed | Fetched::NeedFull => self.origin_failed,
+        });
+    }
+
+    pub(crate) fn report(&self, delivered: bool) {
+        Self::increment(if delivered {
+            self.reports_sent
+        } else {
+            self.reports_failed
         });
     }
 

@@ -24,6 +24,8 @@ pub(crate) struct Root {
     metrics: Option<Rc<Metrics>>,
     /// The origin fetch this root dispatched and is waiting for.
     in_flight: Option<(u32, Fetch)>,
+    /// The usage report this root dispatched and is waiting for.
+    report_in_flight: Option<u32>,
 }
 
 impl Root {
@@ -127,6 +129,11 @@ impl Root {
         match status {
             Some("200") => {
                 let body = response_body(body_size);
+                if pat_core::snapshot::bundle::decode(&body).is_ok_and(|docs| docs.is_empty()) {
+                    // Nothing since the version asked about: the origin has moved no further.
+                    metrics.origin(&Fetched::NotModified);
+                    return Fetched::Snapshot { etag: etag() };
+                }
                 let started = now_millis();
                 let clock = Clock {
                     now_ms: started,
@@ -149,8 +156,10 @@ impl Root {
                         log(
                             LogLevel::Info,
                             &format!(
-                                "pat-edge: snapshot version {} ({} tokens) fetched from the origin and published",
-                                accepted.version, accepted.tokens
+                                "pat-edge: caught up with the origin: version {} ({} tokens, the last document a {})",
+                                accepted.version,
+                                accepted.tokens,
+                                super::filter::kind_word(accepted.kind)
                             ),
                         );
                         fetched
@@ -162,6 +171,17 @@ impl Root {
                             &format!("pat-edge: the origin's snapshot: {rejection}"),
                         );
                         Fetched::Snapshot { etag: etag() }
+                    }
+                    Err(rejection @ PushRejection::DoesNotApply { .. }) => {
+                        // This edge holds another chain than the origin's: take a full copy.
+                        metrics.origin(&Fetched::Failed);
+                        log(
+                            LogLevel::Warn,
+                            &format!(
+                                "pat-edge: the origin's deltas do not apply here ({rejection}); fetching its full snapshot"
+                            ),
+                        );
+                        Fetched::NeedFull
                     }
                     Err(rejection @ PushRejection::BelowFloor { .. }) => {
                         // The origin went backwards (restored from an old copy?): not retried
@@ -230,6 +250,24 @@ impl Context for Root {
         let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
             return;
         };
+        if self.report_in_flight.take_if(|t| *t == token_id).is_some() {
+            let status = (num_headers > 0)
+                .then(|| response_header(":status"))
+                .flatten();
+            let delivered = status.as_deref() == Some("200");
+            metrics.report(delivered);
+            if !delivered {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "pat-edge: a usage report was not accepted ({}); it is dropped, the next one carries later uses",
+                        status.map_or_else(|| "no response".to_string(), |s| format!("HTTP {s}"))
+                    ),
+                );
+            }
+            vm::USAGE.with_borrow_mut(|log| log.finished());
+            return;
+        }
         let Some(origin) = &config.origin else {
             return;
         };
@@ -258,6 +296,42 @@ impl Context for Root {
 }
 
 impl Root {
+    /// Sends this VM's usage report when one is due.
+    fn report_if_due(&mut self, usage: &crate::config::Usage, metrics: &Metrics) {
+        let now = now_millis();
+        let Some(uses) = vm::USAGE.with_borrow_mut(|log| log.take_due(now, usage.config.interval))
+        else {
+            return;
+        };
+        let body = pat_core::report::sign(&uses, now, &usage.key);
+        let headers = vec![
+            (":method", "POST"),
+            (":path", usage.config.path.as_str()),
+            (":authority", usage.config.authority.as_str()),
+            ("content-type", "application/octet-stream"),
+        ];
+        match hostcalls::dispatch_http_call(
+            &usage.config.cluster,
+            headers,
+            Some(&body),
+            vec![],
+            usage.config.timeout,
+        ) {
+            Ok(token) => self.report_in_flight = Some(token),
+            Err(status) => {
+                metrics.report(false);
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "pat-edge: cannot send a usage report to cluster {}: {status:?}",
+                        usage.config.cluster
+                    ),
+                );
+                vm::USAGE.with_borrow_mut(|log| log.finished());
+            }
+        }
+    }
+
     /// Claims the next origin fetch if it is due and dispatches it.
     fn fetch_if_due(&mut self, origin: &OriginConfig, metrics: &Metrics) {
         let fetch = match origin::try_claim(&HostShared, now_millis(), vm::is_active(), origin) {
@@ -268,17 +342,26 @@ impl Root {
                 return;
             }
         };
+        // A catch-up names what this Envoy holds: the origin answers with the deltas since
+        // (or a full snapshot when that is smaller, or the edge holds nothing).
+        let held = shared::read_pointer(&HostShared).map_or(0, |(p, _)| p.version);
         let path = match &fetch {
-            Fetch::Head => origin.head_path.as_str(),
-            Fetch::Snapshot { .. } => origin.path.as_str(),
+            Fetch::Head => origin.head_path.clone(),
+            Fetch::Snapshot { full: true, .. } => origin.path.clone(),
+            Fetch::Snapshot { .. } => origin::catch_up_path(&origin.path, held),
         };
         let mut headers = vec![
             (":method", "GET"),
-            (":path", path),
+            (":path", path.as_str()),
             (":authority", origin.authority.as_str()),
             ("accept", "application/octet-stream"),
         ];
-        if let Fetch::Snapshot { etag: Some(tag) } = &fetch {
+        if let Fetch::Snapshot {
+            etag: Some(tag),
+            full,
+        } = &fetch
+            && (held == 0 || *full)
+        {
             headers.push(("if-none-match", tag.as_str()));
         }
         match hostcalls::dispatch_http_call(&origin.cluster, headers, None, vec![], origin.timeout)
@@ -348,13 +431,22 @@ impl RootContext for Root {
         log(
             LogLevel::Info,
             &format!(
-                "pat-edge: configured: trusted keys [{}], push endpoint {}, origin {}, max snapshot age {} ms, ordinary sessions {}, missing session {}",
+                "pat-edge: configured: trusted keys [{}], push endpoint {}, origin {}, usage reports {}, max snapshot age {} ms, ordinary sessions {}, missing session {}",
                 keys.join(", "),
                 config.push.as_ref().map_or("disabled", |p| p.path.as_str()),
                 config
                     .origin
                     .as_ref()
                     .map_or("none", |o| o.cluster.as_str()),
+                config.usage.as_ref().map_or_else(
+                    || "off".to_string(),
+                    |u| format!(
+                        "to {} every {} s, signed by edge key {}",
+                        u.config.cluster,
+                        u.config.interval.as_secs(),
+                        u.key.public_key().id()
+                    )
+                ),
                 config.max_snapshot_age_ms,
                 word(config.ordinary_sessions),
                 word(config.missing_session),
@@ -377,6 +469,9 @@ impl RootContext for Root {
         };
         if vm::is_active() {
             refresh(&config, &metrics);
+            if let Some(usage) = &config.usage {
+                self.report_if_due(usage, &metrics);
+            }
         }
         if let Some(origin) = &config.origin {
             self.fetch_if_due(origin, &metrics);

@@ -5,11 +5,12 @@ use std::cell::{Cell, RefCell};
 
 use proxy_wasm::types::LogLevel;
 
-use super::host::{HostShared, log, now_millis, vm_memory_bytes};
+use super::host::{HostShared, log, millis_since, now_micros, now_millis, vm_memory_bytes};
 use super::metrics::Metrics;
 use crate::config::Config;
 use crate::edge::{Edge, Refresh};
 use crate::shared::{SharedStore, StoreError};
+use crate::usage::UsageLog;
 
 thread_local! {
     /// The snapshot this VM serves from. One per VM (not per root context): when the public
@@ -24,6 +25,9 @@ thread_local! {
 
     /// This VM's number within this Envoy (0: not assigned yet), unique among its VMs.
     static NUMBER: Cell<u64> = const { Cell::new(0) };
+
+    /// What this VM let through since its last usage report.
+    pub(crate) static USAGE: RefCell<UsageLog> = RefCell::new(UsageLog::default());
 }
 
 /// Shared-data counter that hands out VM numbers.
@@ -70,16 +74,26 @@ fn next_number(store: &impl SharedStore) -> Result<u64, StoreError> {
 /// Switches this VM to a newer published snapshot, if there is one, and drops the one it
 /// holds when it expires.
 pub(crate) fn refresh(config: &Config, metrics: &Metrics) {
-    let started = now_millis();
+    let (started, timer) = (now_millis(), now_micros());
     let outcome = EDGE.with_borrow_mut(|edge| edge.refresh(&HostShared, &config.keys, started));
     match outcome {
-        Ok(Refresh::Applied { version, tokens }) => {
-            let ms = now_millis().saturating_sub(started);
-            metrics.snapshot(version, tokens, Some(ms));
+        Ok(Refresh::Applied {
+            version,
+            tokens,
+            deltas,
+            full,
+        }) => {
+            let ms = millis_since(timer);
+            metrics.snapshot(version, tokens, Some(ms as u64));
+            let how = match (full, deltas) {
+                (true, 0) => "the full snapshot".to_string(),
+                (true, n) => format!("the full snapshot and {n} delta(s)"),
+                (false, n) => format!("{n} delta(s)"),
+            };
             log(
                 LogLevel::Info,
                 &format!(
-                    "pat-edge: serving snapshot version {version} ({tokens} tokens), applied in {ms} ms, VM memory {} bytes",
+                    "pat-edge: serving version {version} ({tokens} tokens), applied {how} in {ms:.2} ms, VM memory {} bytes",
                     vm_memory_bytes()
                 ),
             );

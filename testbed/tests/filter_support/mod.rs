@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, TokenSpec};
+use pat_core::snapshot::{Base, Built, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::Token;
 use pat_testbed::{
     Exchange, FailurePolicy, Plugin, Request, Testbed, TestbedBuilder, wasm_artifact,
@@ -63,19 +63,56 @@ pub fn snapshot(key: &SigningKey, version: u64, tokens: &[&Minted]) -> Vec<u8> {
 
 /// Builds and signs a snapshot of `tokens` with this stamp.
 pub fn snapshot_stamped(key: &SigningKey, stamp: Stamp, tokens: &[&Minted]) -> Vec<u8> {
+    snapshot_built(key, stamp, tokens).bytes
+}
+
+/// A delta on top of `base` (the `Built` of the previous document) to `version`: `added`
+/// added or changed, `removed` removed.
+pub fn delta(
+    key: &SigningKey,
+    base: (u64, &Built),
+    version: u64,
+    added: &[&Minted],
+    removed: &[&Minted],
+) -> Built {
+    let mut builder = SnapshotBuilder::new();
+    for t in added {
+        builder.add(spec(t)).expect("valid token");
+    }
+    for t in removed {
+        builder.remove(&t.token.hash());
+    }
+    builder
+        .build_delta(
+            Stamp::lasting(version, START, LIFETIME),
+            Base {
+                version: base.0,
+                state_id: base.1.state_id,
+            },
+            0,
+            key,
+        )
+        .expect("build")
+}
+
+fn spec(t: &Minted) -> TokenSpec<'_> {
+    TokenSpec {
+        hash: t.token.hash(),
+        id: t.id,
+        user: &t.user,
+        expires_at: t.expires_at,
+        scope: &t.scope,
+        networks: &[],
+    }
+}
+
+/// Builds and signs a full snapshot of `tokens` with this stamp, keeping its state id.
+pub fn snapshot_built(key: &SigningKey, stamp: Stamp, tokens: &[&Minted]) -> Built {
     let mut builder = SnapshotBuilder::new();
     for t in tokens {
-        builder
-            .add(TokenSpec {
-                hash: t.token.hash(),
-                id: t.id,
-                user: &t.user,
-                expires_at: t.expires_at,
-                scope: &t.scope,
-            })
-            .expect("valid token");
+        builder.add(spec(t)).expect("valid token");
     }
-    builder.build(stamp, key).expect("build")
+    builder.build(stamp, StateOf::Genesis, key).expect("build")
 }
 
 /// One edge: `workers` VMs, each with the public filter (`public`) and the control filter
