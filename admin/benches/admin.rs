@@ -5,8 +5,8 @@
 //!   four scopes): median time of 3 builds, and its size;
 //! - `generate` end to end (the real binary, a fresh process each time) next to the
 //!   argon2id verification it contains, and the difference: what generate costs apart from
-//!   the password KDF. That includes building and signing the store's snapshot: every token
-//!   change signs it in its own transaction (`--no-publish` only skips the push).
+//!   the password KDF. That includes building and signing the change's delta: every token
+//!   change signs one in its own transaction (`--no-publish` only skips the push).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -90,6 +90,8 @@ fn main() {
                         created_at: now(),
                         expires_at: (i % 3 == 0).then_some(now() + 86_400 * 30),
                         regenerated_at: None,
+                        last_used_at: None,
+                        last_used_ip: None,
                     },
                 )?;
             }

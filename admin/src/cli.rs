@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 3 wrong password, 4 not found, 5 refused by a rule (limit, duplicate, lifetime, no signing key), \
 6 an edge did not accept or could not be reached (a change was saved and signed), \
 7 a change was saved but not signed (no signing key; nothing was pushed), \
-8 list --expiring-within found tokens.\n\
+8 list --expiring-within or --unused-for found tokens.\n\
 Colour only on a terminal (NO_COLOR turns it off)."
 )]
 pub struct Opts {
@@ -44,7 +44,8 @@ pub enum Command {
     User(UserCommand),
     /// Create a token; its value is shown exactly once.
     Generate(GenerateArgs),
-    /// Tokens: one account's, or every account's; --expiring-within for cron and monitoring.
+    /// Tokens: one account's, or every account's; --expiring-within and --unused-for for cron
+    /// and monitoring.
     List(ListArgs),
     /// One token in detail, with every method of its scope.
     Show(TokenRef),
@@ -76,8 +77,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Ask edges which snapshot they hold.
     Status(StatusArgs),
-    /// Serve the latest signed snapshot read-only to edges that (re)start, and re-sign it
-    /// before it expires.
+    /// Serve signed snapshots to edges that (re)start or lag (full snapshots and catch-ups),
+    /// take their usage reports, re-sign before expiry and compact long chains of deltas.
     Serve(ServeArgs),
     /// The audit log: who changed what, when.
     Audit(AuditArgs),
@@ -207,6 +208,11 @@ pub struct ListArgs {
     /// there are any, 0 when there are none.
     #[arg(long, value_name = "DURATION")]
     pub expiring_within: Option<String>,
+    /// Only active tokens no edge has reported a use of for this long (e.g. 90d; a token
+    /// never used counts from its creation); exits 8 when there are any, 0 when there are
+    /// none.
+    #[arg(long, value_name = "DURATION")]
+    pub unused_for: Option<String>,
 }
 
 /// `lookup`.
@@ -353,6 +359,9 @@ pub enum KeyCommand {
 /// Edge commands.
 #[derive(Debug, Subcommand)]
 pub enum EdgeCommand {
+    /// The edges' own keys, which sign their usage reports ("last used").
+    #[command(subcommand)]
+    Key(EdgeKeyCommand),
     /// Add an edge: the base URL of its control listener, e.g. http://127.0.0.1:10001.
     Add {
         /// The URL.
@@ -365,6 +374,29 @@ pub enum EdgeCommand {
     },
     /// List the configured edges.
     List,
+}
+
+/// Edge key commands.
+#[derive(Debug, Subcommand)]
+pub enum EdgeKeyCommand {
+    /// Create an edge's key: its secret goes to a new file (mode 0600, never overwritten,
+    /// never printed) for the edge's PAT_EDGE_KEY, its public key is registered here, and
+    /// `serve` takes the usage reports it signs.
+    Generate {
+        /// The edge's name (letters, digits and . _ - ; unique, any case).
+        #[arg(long)]
+        name: String,
+        /// The new file to write the secret key to.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// List the registered edge keys.
+    List,
+    /// Remove an edge key: reports signed with it are refused from then on.
+    Remove {
+        /// Key id (see `edge key list`).
+        id: String,
+    },
 }
 
 /// `publish`.

@@ -10,7 +10,7 @@
 //! | 5 | refused by a rule: limit reached, already exists, beyond the maximum lifetime, no signing key (nothing was changed) |
 //! | 6 | an edge did not accept (publish, a change's push), could not be asked or is behind (status); a change was saved and signed |
 //! | 7 | a change was saved, but not signed or pushed: no signing key is active |
-//! | 8 | `list --expiring-within`: tokens expiring within the window were found |
+//! | 8 | `list --expiring-within` / `--unused-for`: tokens expiring within the window, or unused for that long, were found |
 //!
 //! A closed standard output (`pat-admin methods | head -1`) ends the command quietly with 0.
 
@@ -37,7 +37,7 @@ pub mod exit {
     pub const EDGE: u8 = 6;
     /// A change was saved but not signed (no signing key), so nothing was pushed.
     pub const UNSIGNED: u8 = 7;
-    /// `list --expiring-within` found tokens expiring within the window.
+    /// `list --expiring-within` / `--unused-for` found tokens.
     pub const EXPIRING: u8 = 8;
 }
 

@@ -14,9 +14,14 @@
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
 //! - [`expiry`]: `DD-MM-YYYY` dates, valid through the end of the day in UTC.
 //! - [`duration`]: `90m`, `24h`, `7d` durations (the snapshot lifetime).
-//! - [`snapshot`]: building and signing the snapshot from the store.
-//! - [`publish`]: pushing to edges (concurrent, timeouts, bounded retries) and asking them.
-//! - [`serve`]: the read-only snapshot origin for edges that restart, and the API's listener.
+//! - [`snapshot`]: building and signing documents from the store: deltas, full snapshots,
+//!   compactions.
+//! - [`origin`]: what the origin hands out (the head, the full answer, catch-ups since a
+//!   version), for `serve` and for `publish`'s catch-ups.
+//! - [`publish`]: pushing to edges (concurrent, timeouts, bounded retries, a catch-up for an
+//!   edge that lags) and asking them.
+//! - [`usage`]: the edges' usage reports, verified and merged into "last used".
+//! - [`serve`]: the snapshot origin (and usage reports) for edges, and the API's listener.
 //! - [`api`]: the platform's token API (`users.Authentication`: Signin, CreateToken, …).
 //! - [`output`]: stdout/stderr, JSON-only output with `--json`, colour on terminals only,
 //!   a closed stdout ending the command quietly.
@@ -30,9 +35,11 @@ pub mod duration;
 pub mod error;
 pub mod expiry;
 pub mod ops;
+pub mod origin;
 pub mod output;
 pub mod password;
 pub mod publish;
 pub mod serve;
 pub mod snapshot;
 pub mod store;
+pub mod usage;

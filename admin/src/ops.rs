@@ -490,6 +490,8 @@ impl<'a> Ops<'a> {
             created_at: now(),
             expires_at: new.expiry.0,
             regenerated_at: None,
+            last_used_at: None,
+            last_used_ip: None,
         };
         let dir = self.store.dir().to_path_buf();
         let (id, built) = self.store.write(|tx| {
@@ -527,7 +529,7 @@ impl<'a> Ops<'a> {
         let current = tokens::require(self.store.conn(), &actor.account, id)?;
         let after = edit.apply(current.clone());
         Ok(if after == current {
-            EditPlan::Unchanged(current)
+            EditPlan::Unchanged(Box::new(current))
         } else {
             EditPlan::Change
         })
@@ -710,7 +712,7 @@ impl<'a> Ops<'a> {
 #[derive(Debug)]
 pub enum EditPlan {
     /// The token already has these values (here it is).
-    Unchanged(tokens::Token),
+    Unchanged(Box<tokens::Token>),
     /// Something changes: confirm the password, then [`Ops::edit`].
     Change,
 }

@@ -12,9 +12,20 @@
 //! the edge answered, it is not unreachable.
 //!
 //! A 409 naming a *newer* `current_version` than the one pushed is a success: versions are
-//! allocated inside the serialized transaction that builds each snapshot from the committed
-//! state, so the edge's newer snapshot was built after this one and includes its change.
+//! allocated inside the serialized transaction that builds each document from the committed
+//! state, so the edge's newer state was built after this one and includes its change.
+//!
+//! A 409 naming an *older* `current_version` means a pushed delta does not apply to what the
+//! edge holds: it missed a document, holds another chain, or holds nothing. With a
+//! [`CatchUp`] (the store the document came from), that edge gets the origin's answer for
+//! the version it holds in a further attempt, within the same deadline: the deltas since
+//! that version when the store still has them (and they are smaller than the full answer),
+//! else the full snapshot and the deltas after it; and when the deltas do not apply either
+//! (another chain at that version), the full answer last.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +34,8 @@ use tokio::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::origin::{self, Answer};
+use crate::store::Store;
 
 /// The filter's default control path.
 pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
@@ -111,6 +124,16 @@ pub fn canonical_edge(edge: &str) -> Result<String> {
     })
 }
 
+/// How an edge that lagged was brought up to date.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CaughtUp {
+    /// With the deltas since the version it held.
+    Deltas,
+    /// With the full snapshot and the deltas after it.
+    Full,
+}
+
 /// What one edge did with a push.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -121,6 +144,10 @@ pub enum Outcome {
         version: u64,
         /// Its token count.
         tokens: u64,
+        /// The pushed delta did not apply to what it held, and the origin's catch-up did
+        /// (absent: the pushed document itself was accepted).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caught_up: Option<CaughtUp>,
     },
     /// It already holds this version (a resend to an edge that did not restart).
     AlreadyCurrent {
@@ -211,13 +238,63 @@ fn client(timeouts: Timeouts) -> Result<reqwest::Client> {
         .map_err(|e| Error::Internal(format!("cannot set up the HTTP client: {e}")))
 }
 
-/// Pushes `bytes` (version `version`) to every edge at once. `done` is called with each
-/// edge's result as soon as that edge is finished (for a line per edge while the others
-/// are still going); the results come back in the order of `edges`.
+/// Where catch-ups come from: the origin's answers ([`crate::origin`]) read from a store,
+/// each answer read once per push however many edges need it.
+#[derive(Debug, Clone)]
+pub struct CatchUp {
+    dir: PathBuf,
+    answers: Arc<Mutex<HashMap<Option<u64>, Found>>>,
+}
+
+/// A catch-up answer: the bundle, the version it ends at, and what it is.
+type Found = (Bytes, u64, Answer);
+
+impl CatchUp {
+    /// Catch-ups from the store in `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            answers: Arc::default(),
+        }
+    }
+
+    /// The answer to an edge that holds `since` (`None`: the full answer): the bundle, the
+    /// version it ends at, and what it is.
+    async fn answer(&self, since: Option<u64>) -> Result<Found> {
+        if let Some(found) = self
+            .answers
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&since).cloned())
+        {
+            return Ok(found);
+        }
+        let dir = self.dir.clone();
+        let (plan, bytes) = tokio::task::spawn_blocking(move || {
+            let mut store = Store::open_reader(&dir)?;
+            store.read(|tx| origin::answer(tx, since))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a catch-up task failed: {e}")))??
+        .ok_or_else(|| Error::Internal("the store has no document to catch up from".into()))?;
+        let found = (Bytes::from(bytes), plan.last_version, plan.answer);
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.insert(since, found.clone());
+        }
+        Ok(found)
+    }
+}
+
+/// Pushes `bytes` (version `version`) to every edge at once; an edge that answers that a
+/// pushed delta does not apply to what it holds gets the catch-up from `catch_up` (see the
+/// module documentation). `done` is called with each edge's result as soon as that edge is
+/// finished (for a line per edge while the others are still going); the results come back
+/// in the order of `edges`.
 pub async fn push_all(
     edges: &[String],
     bytes: Vec<u8>,
     version: u64,
+    catch_up: Option<CatchUp>,
     timeouts: Timeouts,
     mut done: impl FnMut(&EdgeResult),
 ) -> Result<Vec<EdgeResult>> {
@@ -227,14 +304,27 @@ pub async fn push_all(
         .map(|e| control_url(e))
         .collect::<Result<Vec<_>>>()?;
     let deadline = Instant::now() + timeouts.deadline;
+    // A delta names the version it applies to: an edge at that version that refuses it
+    // holds another chain.
+    let base = bytes
+        .get(..pat_core::snapshot::HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .and_then(|h| pat_core::snapshot::Header::decode(h).ok())
+        .filter(|h| h.kind == pat_core::snapshot::Kind::Delta)
+        .map(|h| h.base_version);
     // Shared, not copied, between edges and attempts (a push can be ~57 MB).
     let body = Bytes::from(bytes);
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (edge, url)) in edges.iter().cloned().zip(urls).enumerate() {
         let client = client.clone();
-        let body = body.clone();
+        let pushed = Pushed {
+            body: body.clone(),
+            version,
+            base,
+        };
+        let catch_up = catch_up.clone();
         tasks.spawn(async move {
-            let outcome = push_one(&client, url, body, version, timeouts, deadline).await;
+            let outcome = push_one(&client, url, pushed, catch_up, timeouts, deadline).await;
             (index, EdgeResult { edge, outcome })
         });
     }
@@ -258,19 +348,48 @@ enum Failure {
     Status(u16, String),
 }
 
+/// What is pushed: the document (or a catch-up bundle), the version it ends at, and for a
+/// delta the version it applies to.
+#[derive(Clone)]
+struct Pushed {
+    body: Bytes,
+    version: u64,
+    base: Option<u64>,
+}
+
+/// Which catch-up comes next after a pushed delta did not apply at an edge holding
+/// `current`: the deltas since it, unless it holds nothing or another chain at the delta's
+/// own base (then the full answer); after deltas that did not apply, the full answer; after
+/// the full answer, nothing.
+fn next_catch_up(stage: Option<CaughtUp>, base: Option<u64>, current: u64) -> Option<Option<u64>> {
+    match stage {
+        None if base.is_none() => None,
+        None if current == 0 || Some(current) == base => Some(None),
+        None => Some(Some(current)),
+        Some(CaughtUp::Deltas) => Some(None),
+        Some(CaughtUp::Full) => None,
+    }
+}
+
 async fn push_one(
     client: &reqwest::Client,
     url: reqwest::Url,
-    body: Bytes,
-    version: u64,
+    first: Pushed,
+    catch_up: Option<CatchUp>,
     timeouts: Timeouts,
     deadline: Instant,
 ) -> Outcome {
+    let pushed_version = first.version;
+    let mut pushed = first;
+    // `None`: the document itself; then the catch-ups.
+    let mut stage: Option<CaughtUp> = None;
     let mut last = Failure::Network("no attempt was made before the deadline".into());
     let mut attempts = 0;
+    // Attempts of the current stage (the retry policy counts these).
+    let mut tries = 0;
     let mut wait = Duration::ZERO;
     loop {
-        if attempts > 0 {
+        if tries > 0 {
             if Instant::now() + wait >= deadline {
                 last = past_deadline(last, timeouts.deadline);
                 break;
@@ -283,12 +402,13 @@ async fn push_one(
             break;
         }
         attempts += 1;
+        tries += 1;
         let limit = timeouts.attempt.min(left);
         let exchange = async {
             let response = client
                 .put(url.clone())
                 .header("content-type", "application/octet-stream")
-                .body(body.clone())
+                .body(pushed.body.clone())
                 .send()
                 .await?;
             let status = response.status().as_u16();
@@ -305,10 +425,10 @@ async fn push_one(
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 last = Failure::Network(describe(&e));
-                if attempts >= ATTEMPTS {
+                if tries >= ATTEMPTS {
                     break;
                 }
-                wait = FIRST_BACKOFF * 2u32.pow(attempts - 1);
+                wait = FIRST_BACKOFF * 2u32.pow(tries - 1);
                 continue;
             }
             Err(_) => {
@@ -320,10 +440,10 @@ async fn push_one(
                 } else {
                     format!("no answer within {} s", timeouts.attempt.as_secs_f64())
                 });
-                if attempts >= ATTEMPTS {
+                if tries >= ATTEMPTS {
                     break;
                 }
-                wait = FIRST_BACKOFF * 2u32.pow(attempts - 1);
+                wait = FIRST_BACKOFF * 2u32.pow(tries - 1);
                 continue;
             }
         };
@@ -333,23 +453,32 @@ async fn push_one(
                 .and_then(|r| r.error)
                 .unwrap_or_else(|| snippet(&text));
             last = Failure::Status(status, error);
-            let backoff = FIRST_BACKOFF * 2u32.pow(attempts.min(8) - 1);
+            let backoff = FIRST_BACKOFF * 2u32.pow(tries.min(8) - 1);
             match retry_after {
-                Some(delay) if attempts < RETRY_AFTER_ATTEMPTS => {
+                Some(delay) if tries < RETRY_AFTER_ATTEMPTS => {
                     wait = delay.min(MAX_RETRY_AFTER).max(backoff);
                 }
-                None if attempts < ATTEMPTS && status >= 500 => wait = backoff,
+                None if tries < ATTEMPTS && status >= 500 => wait = backoff,
                 _ => break,
             }
             continue;
         }
-        return match (status, reply) {
-            (200, Some(r)) if r.result == 0 => Outcome::Accepted {
-                version: r.version.unwrap_or(version),
-                tokens: r.tokens.unwrap_or(0),
-            },
+        let version = pushed.version;
+        let refused = |error: Option<String>| Outcome::Rejected {
+            status,
+            error: error.unwrap_or_else(|| "the pushed document does not apply".into()),
+            attempts,
+        };
+        let (since, error) = match (status, reply) {
+            (200, Some(r)) if r.result == 0 => {
+                return Outcome::Accepted {
+                    version: r.version.unwrap_or(version),
+                    tokens: r.tokens.unwrap_or(0),
+                    caught_up: stage,
+                };
+            }
             (409, Some(r)) if r.current_version == Some(version) => {
-                Outcome::AlreadyCurrent { version }
+                return Outcome::AlreadyCurrent { version };
             }
             (
                 409,
@@ -357,21 +486,73 @@ async fn push_one(
                     current_version: Some(held),
                     ..
                 }),
-            ) if held > version => Outcome::Superseded {
-                version: held,
-                pushed: version,
+            ) if held > version => {
+                return Outcome::Superseded {
+                    version: held,
+                    pushed: pushed_version,
+                };
+            }
+            // Older than what was pushed: it lags, holds another chain, or nothing.
+            (
+                409,
+                Some(Reply {
+                    current_version: Some(held),
+                    error,
+                    ..
+                }),
+            ) => match next_catch_up(stage, pushed.base, held) {
+                Some(since) => (since, error),
+                None => return refused(error),
             },
-            (_, Some(r)) => Outcome::Rejected {
-                status,
-                error: r.error.unwrap_or_else(|| format!("result {}", r.result)),
-                attempts,
-            },
-            (_, None) => Outcome::Rejected {
-                status,
-                error: format!("not a pat-edge control endpoint: {}", snippet(&text)),
-                attempts,
-            },
+            (_, Some(r)) => {
+                return Outcome::Rejected {
+                    status,
+                    error: r.error.unwrap_or_else(|| format!("result {}", r.result)),
+                    attempts,
+                };
+            }
+            (_, None) => {
+                return Outcome::Rejected {
+                    status,
+                    error: format!("not a pat-edge control endpoint: {}", snippet(&text)),
+                    attempts,
+                };
+            }
         };
+        let Some(source) = &catch_up else {
+            return refused(error);
+        };
+        // Reading the catch-up counts against the deadline like any attempt.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = tokio::time::timeout(left, source.answer(since))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Internal(format!(
+                    "not read before the {} s deadline",
+                    timeouts.deadline.as_secs_f64()
+                )))
+            });
+        match read {
+            Ok((body, last_version, answer)) => {
+                stage = Some(match answer {
+                    Answer::Since { .. } => CaughtUp::Deltas,
+                    Answer::Full { .. } => CaughtUp::Full,
+                });
+                pushed = Pushed {
+                    body,
+                    version: last_version,
+                    base: None,
+                };
+                tries = 0;
+                wait = Duration::ZERO;
+            }
+            Err(e) => {
+                return refused(Some(format!(
+                    "{}; no catch-up could be read from the store: {e}",
+                    error.unwrap_or_else(|| "the pushed document does not apply".into())
+                )));
+            }
+        }
     }
     match last {
         Failure::Network(error) => Outcome::Unreachable { error, attempts },
@@ -530,6 +711,20 @@ async fn status_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catch_ups_go_from_deltas_to_the_full_answer_and_stop() {
+        // A delta on 7 refused by an edge at 5: the deltas since 5.
+        assert_eq!(next_catch_up(None, Some(7), 5), Some(Some(5)));
+        // By an edge holding nothing, or another state at 7: the full answer.
+        assert_eq!(next_catch_up(None, Some(7), 0), Some(None));
+        assert_eq!(next_catch_up(None, Some(7), 7), Some(None));
+        // A full snapshot is never caught up.
+        assert_eq!(next_catch_up(None, None, 5), None);
+        // The deltas did not apply either: the full answer, then nothing more.
+        assert_eq!(next_catch_up(Some(CaughtUp::Deltas), None, 5), Some(None));
+        assert_eq!(next_catch_up(Some(CaughtUp::Full), None, 5), None);
+    }
 
     #[test]
     fn control_urls() {

@@ -1,46 +1,77 @@
-//! `pat-admin serve`: a read-only origin for the latest signed snapshot, so an edge that
-//! starts or restarts (shared data dies with Envoy) fetches it without anyone re-running
-//! `publish`, and the re-signer that keeps it fresh.
+//! `pat-admin serve`: the origin edges fetch signed documents from (an edge that starts or
+//! restarts has nothing: shared data dies with Envoy; one that missed a push catches up),
+//! where they send their usage reports, and the re-signer and compactor that keep it fresh.
 //!
-//! - `GET /snapshot`: the signed bytes, with an `ETag` naming the version and digest, and
-//!   `304 Not Modified` to a matching `If-None-Match`.
-//! - `GET /snapshot/head`: the signed head alone (the first `BODY_OFFSET` bytes: header and
-//!   signature), the same `ETag`: a cheap, verifiable "latest version" statement.
+//! - `GET /snapshot/head`: the latest document's signed head (its first `BODY_OFFSET`
+//!   bytes: header and signature), a cheap, verifiable "latest version" statement edges poll.
+//!   `Cache-Control: max-age=1`: a cache in front of the origin answers a fleet's polls from
+//!   one origin request a second.
+//! - `GET /snapshot`: a bundle of the latest full snapshot and every delta after it.
+//! - `GET /snapshot?since=V`: a bundle of the deltas `V+1..=latest` when the store still has
+//!   them all and they are smaller than the full answer, else the full answer; an empty
+//!   bundle when `V` is the latest. A malformed `since` is 400.
 //!
-//! Both answer `404` before any snapshot exists and `503` when the store cannot be read.
-//! The edge verifies the signature itself, so the origin is trusted for availability only.
-//! Every request reads the store, so a change or publish from another process is served at
-//! once.
+//!   Both answers carry an `ETag` naming what they hold (`"since-V-L-<digest>"`,
+//!   `"full-F-L-<digest>"`: the range and a digest of the signed heads at its ends) and
+//!   `Cache-Control: no-cache`: a cache stores them and revalidates each time (a `304` when
+//!   nothing moved), since the answer for one URL changes whenever the latest version
+//!   does. Every answer names the version it ends at in `x-pat-snapshot-version`.
+//! - `POST /usage`: an edge's signed usage report ([`crate::usage`]): 200 when merged, 403
+//!   for a key that is not registered or a bad signature, 400 malformed or stale, 413 too
+//!   large.
 //!
-//! A background thread looks at the latest snapshot's metadata every [`RESIGN_CHECK`] and
+//! `404` (JSON) before anything is published, `503` when the store cannot be read. The edge
+//! verifies every document itself, so the origin (and any cache in front of it) is trusted
+//! for availability only. Every request reads the store, so a change or publish from another
+//! process is served at once; a small in-memory cache keeps the last few answers' bytes (a
+//! full answer is ~57 MB at 1,000,000 tokens) for edges that ask for the same thing.
+//!
+//! A background thread looks at the latest document's metadata every [`RESIGN_CHECK`] and
 //! builds and stores a new one (one write transaction) when it is due for re-signing (a
-//! quarter of its lifetime has passed), when token changes were committed without one (no
-//! key was active), or when another key is active: edges that cannot reach pat-admin
-//! otherwise still get a fresh snapshot long before the one they hold expires. A store that
-//! is briefly locked only delays it.
+//! quarter of its lifetime has passed: an empty delta), when token changes were committed
+//! without one (no key was active), or when another key is active (a full snapshot); then it
+//! compacts the chain when that is due ([`crate::snapshot::compact_if_due`]: built without
+//! holding the write lock). Edges that cannot reach pat-admin otherwise still get a fresh
+//! document long before the one they hold expires. A store that is briefly locked only
+//! delays it.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
+use crate::origin::{self, Plan};
 use crate::snapshot;
-use crate::store::{Store, snapshots};
+use crate::store::{Open, Store, snapshots};
+use crate::usage;
 
-/// The path edges fetch the snapshot from.
+/// The path edges fetch documents from.
 pub const SNAPSHOT_PATH: &str = "/snapshot";
-/// The path of the latest snapshot's signed head.
+/// The path of the latest document's signed head.
 pub const HEAD_PATH: &str = "/snapshot/head";
-/// How often the re-signer looks at the latest snapshot.
+/// The path edges send usage reports to.
+pub const USAGE_PATH: &str = "/usage";
+/// How often the re-signer looks at the latest document.
 pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
+/// `Cache-Control` of the head: a cache may answer polls for a second.
+pub const HEAD_CACHE_CONTROL: &str = "max-age=1";
+/// `Cache-Control` of bundles: stored, revalidated every time.
+pub const BUNDLE_CACHE_CONTROL: &str = "no-cache";
+/// How many answers' bytes the origin keeps in memory...
+const CACHED_ANSWERS: usize = 4;
+/// ...and how many bytes at most (two full answers at 1,000,000 tokens).
+const CACHED_BYTES: usize = 128 * 1024 * 1024;
 
 /// Runs the origin and the re-signer until the process is interrupted.
 pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
@@ -60,7 +91,7 @@ pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
 pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
     // Fail early on an unusable store (and migrate it before anything reads it). The origin
     // may create the store: it writes (re-signs), and it starts before anything is published.
-    let store = Store::open_as(&store_dir, crate::store::Open::Create)?;
+    let store = Store::open_as(&store_dir, Open::Create)?;
     for warning in store.warnings() {
         eprintln!("pat-admin serve: warning: {warning}");
     }
@@ -102,16 +133,21 @@ pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    let origin = match origin {
+        Some((addr, listener)) => Some((addr, listener, Origin::new(store_dir.clone())?)),
+        None => None,
+    };
     spawn_resigner(store)?;
     let mut servers = tokio::task::JoinSet::new();
-    if let Some((addr, listener)) = origin {
+    if let Some((addr, listener, state)) = origin {
         let app = Router::new()
-            .route(SNAPSHOT_PATH, get(full))
+            .route(SNAPSHOT_PATH, get(bundle))
             .route(HEAD_PATH, get(head))
+            .route(USAGE_PATH, post(usage_report))
             .fallback(not_found)
-            .with_state(store_dir.clone());
+            .with_state(Arc::new(state));
         eprintln!(
-            "pat-admin: serving the latest signed snapshot on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}), re-signing it before it expires"
+            "pat-admin: serving signed snapshots on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}, catch-ups: {SNAPSHOT_PATH}?since=VERSION) and taking usage reports on {USAGE_PATH}; re-signing before expiry, compacting long chains"
         );
         servers.spawn(async move {
             axum::serve(listener, app)
@@ -169,25 +205,41 @@ pub async fn resolve(listen: &str) -> Result<SocketAddr> {
         .ok_or_else(|| invalid("the host name has no address".into()))
 }
 
-/// Starts the re-signer thread. It logs one line per snapshot it signs, and a failure once
-/// until it changes or clears; it never stops the server.
+/// Starts the re-signer thread: re-signing, then compacting when due. It logs one line per
+/// document it signs, and a failure once until it changes or clears; it never stops the
+/// server.
 fn spawn_resigner(mut store: Store) -> Result<()> {
     std::thread::Builder::new()
         .name("pat-admin-resign".into())
         .spawn(move || {
             let mut failing: Option<String> = None;
             loop {
-                match snapshot::resign_if_needed(&mut store) {
-                    Ok(signed) => {
+                let round = snapshot::resign_if_needed(&mut store).and_then(|signed| {
+                    let compacted = snapshot::compact_if_due(&mut store)?;
+                    Ok((signed, compacted))
+                });
+                match round {
+                    Ok((signed, compacted)) => {
                         if failing.take().is_some() {
                             eprintln!("pat-admin serve: the store is usable again");
                         }
                         if let Some((stamp, reason)) = signed {
                             eprintln!(
-                                "pat-admin serve: signed snapshot version {} ({} tokens, key {}, expires {}): {reason}",
+                                "pat-admin serve: signed snapshot version {} ({}, {} tokens, {} bytes, key {}, expires {}): {reason}",
+                                stamp.version,
+                                snapshots::kind_word(stamp.kind),
+                                stamp.tokens,
+                                stamp.len,
+                                stamp.key_id,
+                                rfc3339(stamp.expires_at)
+                            );
+                        }
+                        if let Some((stamp, why)) = compacted {
+                            eprintln!(
+                                "pat-admin serve: compacted version {} into a full snapshot ({} tokens, {} bytes, expires {}): {why}",
                                 stamp.version,
                                 stamp.tokens,
-                                stamp.key_id,
+                                stamp.len,
                                 rfc3339(stamp.expires_at)
                             );
                         }
@@ -196,7 +248,7 @@ fn spawn_resigner(mut store: Store) -> Result<()> {
                         let message = e.to_string();
                         if failing.as_deref() != Some(message.as_str()) {
                             eprintln!(
-                                "pat-admin serve: cannot re-sign the snapshot: {message}; trying again every {} s",
+                                "pat-admin serve: cannot re-sign or compact: {message}; trying again every {} s",
                                 RESIGN_CHECK.as_secs()
                             );
                             failing = Some(message);
@@ -210,12 +262,58 @@ fn spawn_resigner(mut store: Store) -> Result<()> {
         .map_err(|e| Error::Internal(format!("cannot start the re-signing thread: {e}")))
 }
 
+/// The origin's shared state: the store directory, a writer for usage reports, and the
+/// last few answers' bytes.
+struct Origin {
+    dir: PathBuf,
+    writer: Mutex<Store>,
+    answers: Mutex<VecDeque<(String, Bytes)>>,
+    last_refusal: Mutex<Option<String>>,
+}
+
+impl Origin {
+    fn new(dir: PathBuf) -> Result<Self> {
+        let writer = Store::open_as(&dir, Open::Existing)?;
+        Ok(Self {
+            dir,
+            writer: Mutex::new(writer),
+            answers: Mutex::new(VecDeque::new()),
+            last_refusal: Mutex::new(None),
+        })
+    }
+
+    fn cached(&self, etag: &str) -> Option<Bytes> {
+        let answers = self.answers.lock().ok()?;
+        answers
+            .iter()
+            .find(|(tag, _)| tag == etag)
+            .map(|(_, bytes)| bytes.clone())
+    }
+
+    fn remember(&self, etag: &str, bytes: Bytes) {
+        if bytes.len() > CACHED_BYTES {
+            return;
+        }
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.retain(|(tag, _)| tag != etag);
+            answers.push_front((etag.to_string(), bytes));
+            answers.truncate(CACHED_ANSWERS);
+            while answers.iter().map(|(_, b)| b.len()).sum::<usize>() > CACHED_BYTES {
+                answers.pop_back();
+            }
+        }
+    }
+}
+
 fn json_error(status: StatusCode, message: &str) -> Response {
     let body =
         serde_json::json!({ "result": status.as_u16(), "error": message, "source": "pat-admin" });
     (
         status,
-        [(header::CONTENT_TYPE, "application/json")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         body.to_string(),
     )
         .into_response()
@@ -224,12 +322,14 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 async fn not_found() -> Response {
     json_error(
         StatusCode::NOT_FOUND,
-        "not found: the snapshot is at /snapshot, its signed head at /snapshot/head",
+        "not found: documents are at /snapshot (catch-ups: /snapshot?since=VERSION), the signed head at /snapshot/head, usage reports go to POST /usage",
     )
 }
 
-/// `"<version>-<first 16 hex of the body digest>"`, from the snapshot or its head alone (the
-/// snapshot and its head carry the same tag).
+const NOTHING_PUBLISHED: &str = "nothing has been published yet (pat-admin key generate, then a token change or pat-admin publish)";
+
+/// `"<version>-<first 16 hex of the body digest>"`, from a document or its head alone (a
+/// document and its head carry the same tag).
 pub fn etag(version: u64, bytes: &[u8]) -> String {
     let digest = bytes
         .get(..pat_core::snapshot::HEADER_LEN)
@@ -244,65 +344,238 @@ pub fn etag(version: u64, bytes: &[u8]) -> String {
     format!("\"{version}-{}\"", digest.unwrap_or_default())
 }
 
-async fn full(State(dir): State<PathBuf>, headers: HeaderMap) -> Response {
-    let latest = tokio::task::spawn_blocking(move || -> Result<_> {
-        let store = Store::open_reader(&dir)?;
-        Ok(snapshots::latest(store.conn())?.map(|p| (p.stamp.version, p.bytes)))
-    })
-    .await;
-    answer(latest, &headers)
-}
-
-async fn head(State(dir): State<PathBuf>, headers: HeaderMap) -> Response {
-    let latest = tokio::task::spawn_blocking(move || -> Result<_> {
-        let store = Store::open_reader(&dir)?;
-        snapshots::latest_head(store.conn())
-    })
-    .await;
-    answer(latest, &headers)
-}
-
-/// What a request read from the store: the version and the bytes to send, if any.
-type Read = std::result::Result<Result<Option<(u64, Vec<u8>)>>, tokio::task::JoinError>;
-
-/// The answer to a GET of the snapshot or its head: `bytes` of `version`, or why not.
-fn answer(latest: Read, headers: &HeaderMap) -> Response {
-    let (version, bytes) = match latest {
-        Ok(Ok(Some(found))) => found,
-        Ok(Ok(None)) => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                "nothing has been published yet (pat-admin key generate, then a token change or pat-admin publish)",
-            );
+/// `since` from the query string: `None` without one; refused when it is not a version
+/// (digits), given twice, or next to anything else.
+pub fn parse_since(query: Option<&str>) -> std::result::Result<Option<u64>, String> {
+    let mut since = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "since" {
+            return Err(format!(
+                "unknown parameter {:?}: the only one is since=VERSION",
+                name.chars().take(40).collect::<String>()
+            ));
         }
-        Ok(Err(e)) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    let tag = etag(version, &bytes);
-    let not_modified = headers
+        if since.is_some() {
+            return Err("since is given twice".into());
+        }
+        if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "since={:?} is not a version: give the version the edge holds, digits only",
+                value.chars().take(40).collect::<String>()
+            ));
+        }
+        since = Some(
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("since={value} is not a version"))?,
+        );
+    }
+    Ok(since)
+}
+
+fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
-    let mut response = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            )],
-            bytes,
-        )
-            .into_response()
-    };
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+}
+
+/// Headers every document answer carries.
+fn document_headers(response: &mut Response, tag: &str, version: u64, cache_control: &'static str) {
     let h = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&tag) {
+    if let Ok(value) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, value);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     if let Ok(value) = HeaderValue::from_str(&version.to_string()) {
         h.insert("x-pat-snapshot-version", value);
     }
+}
+
+fn octets(body: Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// What a bundle request found.
+enum Found {
+    Nothing,
+    NotModified(Plan),
+    Body(Plan, Bytes),
+}
+
+/// `GET /snapshot` and `GET /snapshot?since=V`.
+async fn bundle(State(origin): State<Arc<Origin>>, uri: Uri, headers: HeaderMap) -> Response {
+    let since = match parse_since(uri.query()) {
+        Ok(since) => since,
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
+    };
+    let found = tokio::task::spawn_blocking(move || -> Result<Found> {
+        let mut store = Store::open_reader(&origin.dir)?;
+        store.read(|tx| {
+            let Some(plan) = origin::plan(tx, since)? else {
+                return Ok(Found::Nothing);
+            };
+            if if_none_match(&headers, &plan.etag) {
+                return Ok(Found::NotModified(plan));
+            }
+            if let Some(bytes) = origin.cached(&plan.etag) {
+                return Ok(Found::Body(plan, bytes));
+            }
+            let bytes = Bytes::from(origin::load(tx, &plan)?);
+            origin.remember(&plan.etag, bytes.clone());
+            Ok(Found::Body(plan, bytes))
+        })
+    })
+    .await;
+    let (mut response, plan) = match found {
+        Ok(Ok(Found::Nothing)) => return json_error(StatusCode::NOT_FOUND, NOTHING_PUBLISHED),
+        Ok(Ok(Found::NotModified(plan))) => (StatusCode::NOT_MODIFIED.into_response(), plan),
+        Ok(Ok(Found::Body(plan, bytes))) => (octets(bytes), plan),
+        Ok(Err(e)) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    document_headers(
+        &mut response,
+        &plan.etag,
+        plan.last_version,
+        BUNDLE_CACHE_CONTROL,
+    );
     response
+}
+
+/// `GET /snapshot/head`.
+async fn head(State(origin): State<Arc<Origin>>, headers: HeaderMap) -> Response {
+    let latest = tokio::task::spawn_blocking(move || -> Result<_> {
+        let store = Store::open_reader(&origin.dir)?;
+        snapshots::latest_head(store.conn())
+    })
+    .await;
+    let (version, head) = match latest {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return json_error(StatusCode::NOT_FOUND, NOTHING_PUBLISHED),
+        Ok(Err(e)) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let tag = etag(version, &head);
+    let mut response = if if_none_match(&headers, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        octets(Bytes::from(head))
+    };
+    document_headers(&mut response, &tag, version, HEAD_CACHE_CONTROL);
+    response
+}
+
+/// `POST /usage`: an edge's signed usage report.
+async fn usage_report(
+    State(origin): State<Arc<Origin>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &usage::Refusal::TooLarge.to_string(),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > usage::MAX_REPORT_BYTES as u64) {
+        return too_large();
+    }
+    // The only way reading a body this small fails is its length (or a client gone).
+    let Ok(bytes) = axum::body::to_bytes(body, usage::MAX_REPORT_BYTES).await else {
+        return too_large();
+    };
+    let state = origin.clone();
+    let merged = tokio::task::spawn_blocking(move || {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut store = state
+            .writer
+            .lock()
+            .map_err(|_| Error::Internal("the usage writer failed earlier".into()))?;
+        usage::receive(&mut store, &bytes, now_ms)
+    })
+    .await;
+    match merged {
+        Ok(Ok(Ok(merged))) => {
+            if let Ok(mut last) = origin.last_refusal.lock() {
+                *last = None;
+            }
+            let body = serde_json::json!({
+                "result": 0,
+                "edge": merged.edge,
+                "uses": merged.uses,
+                "updated": merged.updated,
+            });
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Ok(Ok(Err(refusal))) => {
+            let message = refusal.to_string();
+            if let Ok(mut last) = origin.last_refusal.lock()
+                && last.as_deref() != Some(message.as_str())
+            {
+                eprintln!("pat-admin serve: a usage report was refused: {message}");
+                *last = Some(message.clone());
+            }
+            json_error(
+                StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                &message,
+            )
+        }
+        Ok(Err(e)) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_version_or_nothing() {
+        assert_eq!(parse_since(None), Ok(None));
+        assert_eq!(parse_since(Some("")), Ok(None));
+        assert_eq!(parse_since(Some("since=7")), Ok(Some(7)));
+        assert_eq!(parse_since(Some("since=0")), Ok(Some(0)));
+        for bad in [
+            "since=",
+            "since",
+            "since=-1",
+            "since=1.5",
+            "since=x",
+            "since=1&since=1",
+            "since=99999999999999999999",
+            "since=%31",
+            "other=1",
+            "since=1&x=2",
+        ] {
+            assert!(parse_since(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

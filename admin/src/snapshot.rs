@@ -1,50 +1,87 @@
-//! Building and signing the snapshot from the store: every token not expired now, signed by
-//! the active key, with the next version and a signed expiry (`snapshot-lifetime` after its
-//! issue). The signed bytes are kept in the store for `serve`, `publish` and
-//! `publish --resend`.
+//! Building and signing documents from the store, with the active key, the next version and
+//! a signed expiry (`snapshot-lifetime` after its issue): a **delta** on top of the latest
+//! document whenever it can be, a **full snapshot** otherwise, and **compactions** (a full
+//! snapshot of the state a delta reached, at that delta's version) in the background. The
+//! signed bytes are kept in the store for `serve`, `publish` and `publish --resend`.
 //!
 //! **What the origin serves is what was committed.** Every token change builds and stores
-//! its snapshot in the change's own transaction ([`after_change`]) when a signing key is
-//! active, so a process killed after the commit cannot leave a revoked token in the snapshot
-//! edges fetch. A snapshot records the token state serial it was built from, so
-//! [`why_new`] can tell, from metadata alone, whether the latest one still reflects the
-//! committed state, is signed by the active key, and is fresh enough; [`current`]
-//! (`publish`) and [`resign_if_needed`] (`serve`) build a new one only then, each in one
-//! write transaction, so concurrent processes never hand out the same version.
+//! its document in the change's own transaction ([`after_change`]) when a signing key is
+//! active, so a process killed after the commit cannot leave a revoked token live at edges
+//! that fetch. The document is a delta: the tokens the change added or changed, the hashes
+//! it removed, and the tokens of the state before that have expired since (see
+//! [`crate::store::snapshots::record_change`]; `tokens.in_state` marks the tokens the latest
+//! document's state holds): the state it leads to is the tokens not expired at its issue
+//! time, as a full snapshot built then would hold, and its `state_tokens` is their count. A
+//! full snapshot is built instead when there is no document
+//! yet, when another key became active, or when the latest document is no usable base (it
+//! has expired: the edges that held it have dropped it; or the state serial moved by more
+//! than the changes recorded since: the store was changed behind pat-admin's back).
+//!
+//! A document records the token state serial it was built from, so [`why_new`] can tell,
+//! from metadata alone, whether the latest one still reflects the committed state, is
+//! signed by the active key, and is fresh enough; [`current`] (`publish`) and
+//! [`resign_if_needed`] (`serve`) build a new one only then, each in one write transaction,
+//! so concurrent processes never hand out the same version. Re-signing when due is an
+//! empty delta (264 bytes at any size: a new version, a new expiry).
+//!
+//! **Compaction** ([`compact_if_due`], by `serve`'s background thread and by `publish`):
+//! when the chain of deltas since the latest full snapshot holds more than
+//! [`COMPACT_AFTER_DELTAS`] deltas, or more bytes than an eighth of that full snapshot (and at
+//! least [`COMPACT_MIN_BYTES`]), or that full snapshot is older than a quarter of the
+//! lifetime, a full snapshot of the latest delta's state is built at its version (its state
+//! id, so the chain goes on from it) and stored next to it. It is built in a read
+//! transaction — a million tokens take a second or two to read and sign, and token changes
+//! go on meanwhile — and stored in a short write transaction; older documents are then
+//! pruned ([`crate::store::snapshots::prune`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::snapshot::{SnapshotBuilder, TokenSpec};
+use pat_core::snapshot::{Base, Kind, SnapshotBuilder, StateOf, TokenSpec};
 use pat_core::token::TokenHash;
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
-use crate::store::snapshots::{self, Published, Stamp};
+use crate::store::snapshots::{self, Published, Stamp, kind_word};
 use crate::store::{Store, audit, keys, now, settings, tokens};
 
-/// Why a new snapshot is (or was) built instead of using the latest one.
+/// A chain of more deltas than this since the latest full snapshot is compacted: an edge
+/// that starts from nothing applies the full snapshot and at most this many deltas (each
+/// in time proportional to its size), and a serving VM replays as many from shared data
+/// after a crash.
+pub const COMPACT_AFTER_DELTAS: u64 = 256;
+/// A chain of deltas larger than the latest full snapshot divided by this is compacted: an
+/// edge keeps the deltas' tokens in an overlay that costs about four times their bytes, so
+/// this bounds that overlay to half the full snapshot (about 20 bytes per token on top of
+/// the full snapshot's 40), and a catch-up from the full snapshot stays within 1.125 times
+/// its size.
+pub const COMPACT_BYTES_DIVISOR: u64 = 8;
+/// Below this many bytes of deltas the size rule does not apply (a small store would
+/// otherwise compact after every change, for no gain).
+pub const COMPACT_MIN_BYTES: u64 = 64 * 1024;
+
+/// Why a new document is (or was) built instead of using the latest one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// No snapshot was stored yet.
+    /// No document was stored yet.
     First,
     /// A token change was committed.
     TokenChange,
-    /// Token changes were committed since the latest snapshot without one being built (no
+    /// Token changes were committed since the latest document without one being built (no
     /// signing key was active then).
     StateMoved {
-        /// The serial the latest snapshot was built from.
+        /// The serial the latest document was built from.
         from: u64,
         /// The committed serial.
         to: u64,
     },
-    /// The latest snapshot was signed by a key that is no longer the active one.
+    /// The latest document was signed by a key that is no longer the active one.
     KeyChanged,
-    /// The latest snapshot has lived a quarter of its lifetime: re-signed long before edges
+    /// The latest document has lived a quarter of its lifetime: re-signed long before edges
     /// would drop it.
     Due {
         /// Its age, seconds.
@@ -52,7 +89,7 @@ pub enum Reason {
         /// The lifetime it is measured against, seconds.
         lifetime: u64,
     },
-    /// A token in the latest snapshot has expired since it was built (`publish` only: edges
+    /// A token in the latest state has expired since it was built (`publish` only: edges
     /// deny it anyway).
     TokenExpired,
 }
@@ -77,7 +114,52 @@ impl fmt::Display for Reason {
     }
 }
 
-/// When a snapshot is due for re-signing (Unix seconds): a quarter of its lifetime after its
+/// Why the chain since the latest full snapshot is compacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compaction {
+    /// More than [`COMPACT_AFTER_DELTAS`] deltas.
+    Long {
+        /// Deltas since the full snapshot.
+        deltas: u64,
+    },
+    /// More bytes than the full snapshot over [`COMPACT_BYTES_DIVISOR`].
+    Large {
+        /// Bytes of the deltas.
+        bytes: u64,
+        /// Bytes of the full snapshot.
+        full: u64,
+    },
+    /// The full snapshot is older than a quarter of the lifetime.
+    Old {
+        /// Its age, seconds.
+        age: u64,
+        /// The lifetime, seconds.
+        lifetime: u64,
+    },
+}
+
+impl fmt::Display for Compaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Long { deltas } => write!(
+                f,
+                "{deltas} deltas since the full snapshot (more than {COMPACT_AFTER_DELTAS})"
+            ),
+            Self::Large { bytes, full } => write!(
+                f,
+                "{bytes} bytes of deltas since the full snapshot, more than 1/{COMPACT_BYTES_DIVISOR} of its {full}"
+            ),
+            Self::Old { age, lifetime } => write!(
+                f,
+                "the full snapshot is {} old, a quarter of its {} lifetime",
+                crate::duration::text(*age),
+                crate::duration::text(*lifetime)
+            ),
+        }
+    }
+}
+
+/// When a document is due for re-signing (Unix seconds): a quarter of its lifetime after its
 /// issue, measured against the shorter of its own lifetime and the configured one (so a
 /// shortened setting takes effect without waiting out the old lifetime).
 pub fn resign_at(stamp: &Stamp, lifetime: u64) -> u64 {
@@ -85,9 +167,9 @@ pub fn resign_at(stamp: &Stamp, lifetime: u64) -> u64 {
     stamp.issued_at.saturating_add(own.min(lifetime) / 4)
 }
 
-/// Whether a new snapshot is needed, from metadata alone: `None` when `latest` reflects the
+/// Whether a new document is needed, from metadata alone: `None` when `latest` reflects the
 /// committed token state `serial`, was signed by `active_key`, and is not due for
-/// re-signing at `now`. With no snapshot yet, `first` says whether to build one anyway
+/// re-signing at `now`. With no document yet, `first` says whether to build one anyway
 /// (`publish`) or only once a token change was committed (`serve`).
 pub fn why_new(
     latest: Option<&Stamp>,
@@ -156,9 +238,138 @@ fn require_active(conn: &Connection) -> Result<keys::Key> {
     })
 }
 
-/// Inside a write transaction: builds, signs with `key` and stores a new snapshot of the
-/// tokens not expired now, and records it in the audit log with `why`.
+fn build_error(e: pat_core::snapshot::BuildError) -> Error {
+    Error::Internal(format!("cannot build the snapshot: {e}"))
+}
+
+/// Adds stored tokens to a builder, parsing each distinct scope once (scopes repeat across
+/// tokens).
+#[derive(Default)]
+struct Adder {
+    parsed: HashMap<String, Vec<MethodName>>,
+}
+
+impl Adder {
+    fn add(&mut self, builder: &mut SnapshotBuilder, t: &tokens::Published<'_>) -> Result<()> {
+        if !self.parsed.contains_key(t.methods) {
+            let methods = t
+                .methods
+                .split_whitespace()
+                .map(MethodName::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    Error::Internal(format!("token {} has an invalid stored scope: {e}", t.id))
+                })?;
+            self.parsed.insert(t.methods.to_string(), methods);
+        }
+        let scope = self
+            .parsed
+            .get(t.methods)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        builder
+            .add(TokenSpec {
+                hash: stored_hash(t.id, t.hash)?,
+                id: t.id as u64,
+                user: t.user,
+                expires_at: t.expires_at,
+                scope,
+                networks: &[],
+            })
+            .map_err(build_error)
+    }
+}
+
+fn stored_hash(id: i64, bytes: &[u8]) -> Result<TokenHash> {
+    Ok(TokenHash(bytes.try_into().map_err(|_| {
+        Error::Internal(format!("token {id} has a stored hash of the wrong size"))
+    })?))
+}
+
+fn active_at(expires_at: Option<u64>, at: u64) -> bool {
+    expires_at.is_none_or(|end| end > at)
+}
+
+/// Which tokens a full snapshot holds.
+#[derive(Debug, Clone, Copy)]
+enum Holding {
+    /// Those not expired at this instant (a new chain).
+    ActiveAt(u64),
+    /// Those in the latest document's state (a compaction).
+    LatestState,
+}
+
+/// A full snapshot of `holding`, signed with `stamp`, and its token count.
+fn full_body(
+    tx: &Connection,
+    secret: &SigningKey,
+    holding: Holding,
+    stamp: pat_core::snapshot::Stamp,
+    state: StateOf,
+) -> Result<(pat_core::snapshot::Built, u64)> {
+    let mut builder = SnapshotBuilder::new();
+    let mut adder = Adder::default();
+    match holding {
+        Holding::ActiveAt(at) => {
+            tokens::for_each_published(tx, at, |t| adder.add(&mut builder, &t))?;
+        }
+        Holding::LatestState => {
+            tokens::for_each_in_state(tx, |t| adder.add(&mut builder, &t))?;
+        }
+    }
+    let count = builder.len() as u64;
+    let built = builder.build(stamp, state, secret).map_err(build_error)?;
+    Ok((built, count))
+}
+
+/// The latest document as a base for a delta signed by `key` at `at`, or why it is not one.
+/// `serial` is the committed state serial and `pending` the changes recorded since the
+/// latest document: a delta carries exactly those, so when the serial moved by more (the
+/// store was changed without them being recorded), only a full snapshot is right.
+fn usable_base(
+    latest: Option<Stamp>,
+    key: &keys::Key,
+    at: u64,
+    serial: u64,
+    pending: u64,
+) -> std::result::Result<Stamp, &'static str> {
+    match latest {
+        None => Err("no document yet"),
+        Some(l) if l.key_id != key.id => Err("another key is active"),
+        Some(l) if l.expires_at <= at => Err("the latest document has expired"),
+        Some(l) if serial < l.state_serial || serial - l.state_serial != pending => {
+            Err("token changes were made that the store did not record: a full snapshot")
+        }
+        Some(l) => Ok(l),
+    }
+}
+
+/// Inside a write transaction: builds, signs with `key` and stores the next document — a
+/// delta on top of the latest document when that is a usable base, else a full snapshot
+/// that starts a new chain — and records it in the audit log with `why`.
 pub fn build_in(
+    tx: &Connection,
+    store_dir: &Path,
+    key: &keys::Key,
+    why: &str,
+) -> Result<Published> {
+    let at = now();
+    let base = usable_base(
+        snapshots::latest_stamp(tx)?,
+        key,
+        at,
+        snapshots::state_serial(tx)?,
+        snapshots::pending_count(tx)?,
+    );
+    match base {
+        Ok(base) => build_delta_in(tx, store_dir, key, &base, why),
+        Err(no_base) => build_full_in(tx, store_dir, key, &format!("{why}; {no_base}")),
+    }
+}
+
+/// Inside a write transaction: a full snapshot of the tokens not expired now, at a new
+/// version, starting a new chain.
+fn build_full_in(
     tx: &Connection,
     store_dir: &Path,
     key: &keys::Key,
@@ -169,74 +380,166 @@ pub fn build_in(
     let lifetime = settings::snapshot_lifetime(tx)?;
     let state_serial = snapshots::state_serial(tx)?;
     let version = snapshots::next_version(tx)?;
-    let mut builder = SnapshotBuilder::new();
-    // Scopes repeat across tokens: parse each distinct list once.
-    let mut parsed: HashMap<String, Vec<MethodName>> = HashMap::new();
-    tokens::for_each_published(tx, issued_at, |t| {
-        if !parsed.contains_key(t.methods) {
-            let methods = t
-                .methods
-                .split_whitespace()
-                .map(MethodName::parse)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    Error::Internal(format!("token {} has an invalid stored scope: {e}", t.id))
-                })?;
-            parsed.insert(t.methods.to_string(), methods);
-        }
-        let scope = parsed.get(t.methods).map(Vec::as_slice).unwrap_or_default();
-        let hash = TokenHash(t.hash.try_into().map_err(|_| {
-            Error::Internal(format!(
-                "token {} has a stored hash of the wrong size",
-                t.id
-            ))
-        })?);
-        builder
-            .add(TokenSpec {
-                hash,
-                id: t.id as u64,
-                user: t.user,
-                expires_at: t.expires_at,
-                scope,
-                networks: &[],
-            })
-            .map_err(|e| Error::Internal(format!("cannot build the snapshot: {e}")))
-    })?;
-    let count = builder.len() as u64;
     let stamp = pat_core::snapshot::Stamp::lasting(version, issued_at, lifetime);
-    let bytes = builder
-        .build(stamp, pat_core::snapshot::StateOf::Genesis, &secret)
-        .map_err(|e| Error::Internal(format!("cannot build the snapshot: {e}")))?
-        .bytes;
+    let (built, count) = full_body(
+        tx,
+        &secret,
+        Holding::ActiveAt(issued_at),
+        stamp,
+        StateOf::Genesis,
+    )?;
+    tokens::set_state_active_at(tx, issued_at)?;
     let published = Published {
         stamp: Stamp {
             version,
+            kind: Kind::Full,
+            base_version: None,
+            chain: version,
+            state_id: built.state_id,
             issued_at,
             expires_at: stamp.expires_at,
             key_id: key.id.clone(),
             state_serial,
             tokens: count,
+            len: built.bytes.len() as u64,
         },
-        bytes,
+        bytes: built.bytes,
     };
-    snapshots::save(tx, &published)?;
+    store(tx, &published, why, "full snapshot")?;
+    Ok(published)
+}
+
+/// Stores a document built in this transaction, forgets the changes it took in, prunes,
+/// and audits it.
+fn store(tx: &Connection, published: &Published, why: &str, what: &str) -> Result<()> {
+    snapshots::save(tx, published)?;
+    snapshots::clear_changes(tx)?;
+    snapshots::prune(tx)?;
+    let s = &published.stamp;
     audit::record(
         tx,
         None,
         "snapshot.build",
         None,
         &format!(
-            "version {version}, {count} tokens, key {}, expires {}: {why}",
-            key.id,
-            rfc3339(stamp.expires_at)
+            "version {}, {what}, {} tokens, {} bytes, key {}, expires {}: {why}",
+            s.version,
+            s.tokens,
+            s.len,
+            s.key_id,
+            rfc3339(s.expires_at)
+        ),
+    )
+}
+
+/// Inside a write transaction: a delta on top of `base` (the latest document) carrying the
+/// changes recorded since and the tokens that expired since.
+fn build_delta_in(
+    tx: &Connection,
+    store_dir: &Path,
+    key: &keys::Key,
+    base: &Stamp,
+    why: &str,
+) -> Result<Published> {
+    let secret = load_secret(store_dir, key)?;
+    // The base's state is the tokens not expired at its issue: never go back from there.
+    let at = now().max(base.issued_at);
+    let lifetime = settings::snapshot_lifetime(tx)?;
+    let state_serial = snapshots::state_serial(tx)?;
+    let version = snapshots::next_version(tx)?;
+    let (changed, dead) = snapshots::pending_changes(tx)?;
+    let mut builder = SnapshotBuilder::new();
+    let mut adder = Adder::default();
+    let mut added: HashSet<[u8; 16]> = HashSet::new();
+    let mut removed: HashSet<[u8; 16]> = HashSet::new();
+    let mut remove = |builder: &mut SnapshotBuilder, hash: TokenHash| {
+        if removed.insert(hash.prefix()) {
+            builder.remove(&hash);
+        }
+    };
+    // The changed tokens as they are now: added (or replaced) when active, else removed.
+    let mut now_in_state = Vec::new();
+    for &id in &changed {
+        tokens::for_one_published(tx, id, |t| {
+            let hash = stored_hash(t.id, t.hash)?;
+            let active = active_at(t.expires_at, at);
+            if active {
+                adder.add(&mut builder, &t)?;
+                added.insert(hash.prefix());
+            } else {
+                remove(&mut builder, hash);
+            }
+            now_in_state.push((t.id, active));
+            Ok(())
+        })?;
+    }
+    for (id, active) in now_in_state {
+        tokens::set_in_state(tx, id, active)?;
+    }
+    // Values that died: deleted tokens, regenerated tokens' old values.
+    for old in &dead {
+        let hash = stored_hash(0, old)?;
+        if !added.contains(&hash.prefix()) {
+            remove(&mut builder, hash);
+        }
+    }
+    // Unchanged tokens that were in the base's state and have expired since.
+    let changed: HashSet<i64> = changed.into_iter().collect();
+    tokens::for_each_expired_in_state(tx, at, |t| {
+        if !changed.contains(&t.id) {
+            remove(&mut builder, stored_hash(t.id, t.hash)?);
+        }
+        Ok(())
+    })?;
+    tokens::leave_state_expired(tx, at)?;
+    let (adds, removes) = (builder.len(), builder.removed());
+    let count = tokens::count_in_state(tx)?;
+    let state_tokens = u32::try_from(count)
+        .map_err(|_| Error::Internal("too many tokens for one snapshot".into()))?;
+    let stamp = pat_core::snapshot::Stamp::lasting(version, at, lifetime);
+    let built = builder
+        .build_delta(
+            stamp,
+            Base {
+                version: base.version,
+                state_id: base.state_id,
+            },
+            state_tokens,
+            &secret,
+        )
+        .map_err(build_error)?;
+    let published = Published {
+        stamp: Stamp {
+            version,
+            kind: Kind::Delta,
+            base_version: Some(base.version),
+            chain: base.chain,
+            state_id: built.state_id,
+            issued_at: at,
+            expires_at: stamp.expires_at,
+            key_id: key.id.clone(),
+            state_serial,
+            tokens: count,
+            len: built.bytes.len() as u64,
+        },
+        bytes: built.bytes,
+    };
+    store(
+        tx,
+        &published,
+        why,
+        &format!(
+            "delta on version {} ({adds} added or changed, {removes} removed)",
+            base.version
         ),
     )?;
     Ok(published)
 }
 
-/// At the end of a token change's transaction: the snapshot of the new state, built and
-/// stored in the same transaction, or `None` when no signing key is active (`serve` or
-/// `publish` signs it once one is).
+/// At the end of a token change's transaction: the document of the new state (a delta on
+/// the latest one, or a full snapshot when there is no usable base), built and stored in the
+/// same transaction, or `None` when no signing key is active (`serve` or `publish` signs it
+/// once one is).
 pub fn after_change(tx: &Connection, store_dir: &Path) -> Result<Option<Published>> {
     match keys::active(tx)? {
         Some(key) => build_in(tx, store_dir, &key, &Reason::TokenChange.to_string()).map(Some),
@@ -244,7 +547,7 @@ pub fn after_change(tx: &Connection, store_dir: &Path) -> Result<Option<Publishe
     }
 }
 
-/// For `publish`: the latest snapshot when it reflects the committed state, was signed by
+/// For `publish`: the latest document when it reflects the committed state, was signed by
 /// the active key, is not due for re-signing and none of its tokens expired since;
 /// otherwise a new one. Returns it with the reason a new one was built (`None`: reused).
 pub fn current(store: &mut Store) -> Result<(Published, Option<Reason>)> {
@@ -284,11 +587,11 @@ pub fn current(store: &mut Store) -> Result<(Published, Option<Reason>)> {
     })
 }
 
-/// For `serve`: builds and stores a new snapshot when the latest is due for re-signing, the
-/// committed state moved without one, or another key is active. A cheap read (metadata, no
-/// bytes) decides; the write transaction decides again, so a concurrent re-sign by another
-/// process is not repeated. Returns what was built and why; `None` when nothing was needed
-/// (or no key is active).
+/// For `serve`: builds and stores a new document when the latest is due for re-signing (an
+/// empty delta), the committed state moved without one, or another key is active. A cheap
+/// read (metadata, no bytes) decides; the write transaction decides again, so a concurrent
+/// re-sign by another process is not repeated. Returns what was built and why; `None` when
+/// nothing was needed (or no key is active).
 pub fn resign_if_needed(store: &mut Store) -> Result<Option<(Stamp, Reason)>> {
     fn check(conn: &Connection) -> Result<Option<(keys::Key, Reason)>> {
         let Some(key) = keys::active(conn)? else {
@@ -317,13 +620,140 @@ pub fn resign_if_needed(store: &mut Store) -> Result<Option<(Stamp, Reason)>> {
     })
 }
 
-/// Builds, signs and stores a new snapshot of the active tokens in its own transaction,
-/// whatever the latest one is (benchmarks; the commands use [`current`]).
+/// Whether the chain since the latest full snapshot is due for compaction at `at`: the
+/// latest document (a delta, signed by the active key `key_id`, fresh, reflecting the
+/// committed state) and why. `None` when the latest document is a full snapshot or already
+/// compacted, when changes are pending (a delta comes first) or the next document is a new
+/// chain anyway.
+pub fn compaction_due(
+    conn: &Connection,
+    key_id: &str,
+    at: u64,
+) -> Result<Option<(Stamp, Compaction)>> {
+    let (Some(latest), Some(full)) = (
+        snapshots::latest_stamp(conn)?,
+        snapshots::latest_full_stamp(conn)?,
+    ) else {
+        return Ok(None);
+    };
+    if full.version >= latest.version
+        || latest.kind != Kind::Delta
+        || latest.chain != full.chain
+        || latest.key_id != key_id
+        || latest.expires_at <= at
+        || latest.state_serial != snapshots::state_serial(conn)?
+    {
+        return Ok(None);
+    }
+    let (deltas, bytes) = snapshots::chain_after(conn, full.version)?;
+    let lifetime = settings::snapshot_lifetime(conn)?;
+    let why = if deltas > COMPACT_AFTER_DELTAS {
+        Compaction::Long { deltas }
+    } else if bytes > COMPACT_MIN_BYTES && bytes > full.len / COMPACT_BYTES_DIVISOR {
+        Compaction::Large {
+            bytes,
+            full: full.len,
+        }
+    } else if at >= resign_at(&full, lifetime) {
+        Compaction::Old {
+            age: at.saturating_sub(full.issued_at),
+            lifetime: lifetime.min(full.expires_at.saturating_sub(full.issued_at)),
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((latest, why)))
+}
+
+/// Compacts the chain when [`compaction_due`] says so: the full snapshot of the latest
+/// delta's state (the tokens not expired at its issue), at its version and with its state
+/// id, signed now. Built in a read transaction (token changes go on meanwhile), stored in a
+/// short write transaction that checks the delta is still there and not compacted by
+/// another process; then older documents are pruned. Returns the full snapshot's stamp and
+/// why.
+pub fn compact_if_due(store: &mut Store) -> Result<Option<(Stamp, Compaction)>> {
+    let dir = store.dir().to_path_buf();
+    let built = store.read(|tx| {
+        let Some(key) = keys::active(tx)? else {
+            return Ok(None);
+        };
+        let issued_at = now();
+        let Some((latest, why)) = compaction_due(tx, &key.id, issued_at)? else {
+            return Ok(None);
+        };
+        let secret = load_secret(&dir, &key)?;
+        let lifetime = settings::snapshot_lifetime(tx)?;
+        let stamp = pat_core::snapshot::Stamp::lasting(latest.version, issued_at, lifetime);
+        let (built, count) = full_body(
+            tx,
+            &secret,
+            Holding::LatestState,
+            stamp,
+            StateOf::Chain(latest.state_id),
+        )?;
+        if count != latest.tokens {
+            return Err(Error::Internal(format!(
+                "the compaction of version {} holds {count} tokens, the delta says {}",
+                latest.version, latest.tokens
+            )));
+        }
+        let full = Published {
+            stamp: Stamp {
+                version: latest.version,
+                kind: Kind::Full,
+                base_version: None,
+                chain: latest.chain,
+                state_id: latest.state_id,
+                issued_at,
+                expires_at: stamp.expires_at,
+                key_id: key.id.clone(),
+                state_serial: latest.state_serial,
+                tokens: count,
+                len: built.bytes.len() as u64,
+            },
+            bytes: built.bytes,
+        };
+        Ok(Some((full, latest, why)))
+    })?;
+    let Some((full, delta, why)) = built else {
+        return Ok(None);
+    };
+    store.write(|tx| {
+        let still = snapshots::head_of(tx, delta.version, Kind::Delta)?.is_some()
+            && snapshots::head_of(tx, delta.version, Kind::Full)?.is_none()
+            && snapshots::latest_full_stamp(tx)?.is_some_and(|f| f.chain == delta.chain);
+        if !still {
+            return Ok(None);
+        }
+        snapshots::save(tx, &full)?;
+        snapshots::prune(tx)?;
+        audit::record(
+            tx,
+            None,
+            "snapshot.compact",
+            None,
+            &format!(
+                "version {}, {} of {} tokens, {} bytes, key {}, expires {}: {why}",
+                full.stamp.version,
+                kind_word(Kind::Full),
+                full.stamp.tokens,
+                full.stamp.len,
+                full.stamp.key_id,
+                rfc3339(full.stamp.expires_at)
+            ),
+        )?;
+        Ok(Some((full.stamp.clone(), why)))
+    })
+}
+
+/// Builds, signs and stores a new full snapshot of the active tokens (a new chain) in its
+/// own transaction, whatever the latest document is (benchmarks; the commands use
+/// [`current`]).
 pub fn build(store: &mut Store) -> Result<Published> {
     let dir = store.dir().to_path_buf();
     store.write(|tx| {
         let key = require_active(tx)?;
-        build_in(tx, &dir, &key, "build")
+        build_full_in(tx, &dir, &key, "build")
     })
 }
 
@@ -334,11 +764,16 @@ mod tests {
     fn stamp(issued_at: u64, expires_at: u64) -> Stamp {
         Stamp {
             version: 4,
+            kind: Kind::Delta,
+            base_version: Some(3),
+            chain: 1,
+            state_id: [0; 32],
             issued_at,
             expires_at,
             key_id: "k1".into(),
             state_serial: 7,
             tokens: 2,
+            len: 264,
         }
     }
 
@@ -388,5 +823,44 @@ mod tests {
             why_new(None, 3, "k1", 3_600, 0, true),
             Some(Reason::StateMoved { from: 0, to: 3 })
         );
+    }
+
+    #[test]
+    fn a_delta_needs_a_fresh_base_signed_by_the_active_key() {
+        let key = keys::Key {
+            id: "k1".into(),
+            public_key: String::new(),
+            file: String::new(),
+            created_at: 0,
+            active: true,
+        };
+        let s = stamp(1_000, 2_000);
+        // Built from serial 7: two recorded changes since, serial 9.
+        assert_eq!(
+            usable_base(Some(s.clone()), &key, 1_999, 9, 2),
+            Ok(s.clone())
+        );
+        assert_eq!(
+            usable_base(Some(s.clone()), &key, 1_999, 7, 0),
+            Ok(s.clone())
+        );
+        assert!(
+            usable_base(Some(s.clone()), &key, 1_999, 9, 1).is_err(),
+            "a change was not recorded"
+        );
+        assert!(
+            usable_base(Some(s.clone()), &key, 1_999, 6, 0).is_err(),
+            "went back"
+        );
+        assert!(
+            usable_base(Some(s.clone()), &key, 2_000, 7, 0).is_err(),
+            "expired"
+        );
+        assert!(usable_base(None, &key, 0, 0, 0).is_err());
+        let other = keys::Key {
+            id: "k2".into(),
+            ..key
+        };
+        assert!(usable_base(Some(s), &other, 1_500, 7, 0).is_err());
     }
 }

@@ -176,7 +176,7 @@ fn account_names_are_case_insensitive_and_kept_as_created() {
     let entry = snapshot
         .find(&pat_core::token::TokenHash::of(&value))
         .expect("the token is in the snapshot");
-    assert_eq!(entry.user, "Alice");
+    assert_eq!(entry.user(), "Alice");
     admin
         .confirmed(&["remove", "--user", "alice", &id.to_string()])
         .ok();

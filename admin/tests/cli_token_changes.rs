@@ -35,11 +35,13 @@ fn list_shows_every_token_with_its_columns() {
             "EXPIRES",
             "IN",
             "CREATED",
+            "LAST",
+            "USED",
             "STATUS"
         ]
     );
     assert!(lines[1].starts_with(&format!("{first} ")), "{human}");
-    for cell in ["test token", "Marketplace", day.as_str(), "active"] {
+    for cell in ["test token", "Marketplace", day.as_str(), "never", "active"] {
         assert!(lines[1].contains(cell), "{cell} in {human}");
     }
     assert!(lines[2].starts_with(&format!("{second} ")), "{human}");
@@ -52,6 +54,8 @@ fn list_shows_every_token_with_its_columns() {
     assert_eq!(json[0]["id"], first);
     assert_eq!(json[0]["valid_through"], day.as_str());
     assert_eq!(json[0]["status"], "active");
+    assert_eq!(json[0]["last_used_at"], Value::Null, "never used");
+    assert_eq!(json[0]["last_used_ip"], Value::Null);
     assert_eq!(json[1]["id"], second);
     assert_eq!(json[1]["status"], "expired");
     assert_eq!(

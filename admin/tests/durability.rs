@@ -8,7 +8,6 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pat_core::snapshot::{BODY_OFFSET, Snapshot};
 use pat_core::token::TokenHash;
 use support::*;
 
@@ -41,11 +40,6 @@ fn setup() -> Setup {
     }
 }
 
-/// The hash prefixes a snapshot holds (what it stores of each token's hash).
-fn hashes(snapshot: &Snapshot) -> Vec<[u8; 16]> {
-    snapshot.entries().map(|(h, _)| h).collect()
-}
-
 fn token_exists(admin: &Admin, id: i64) -> bool {
     admin
         .db()
@@ -60,7 +54,7 @@ fn token_exists(admin: &Admin, id: i64) -> bool {
 /// the kept one is there, the head is the snapshot's own, and the version moved on.
 fn assert_origin_has_the_removal(s: &Setup, version_before: u64) {
     let snapshot = s.serve.snapshot(&s.key);
-    let served = hashes(&snapshot);
+    let served = snapshot.hashes();
     assert!(
         !served.contains(&TokenHash::of(&s.removed.1).prefix()),
         "the origin still serves the removed token (version {})",
@@ -70,7 +64,7 @@ fn assert_origin_has_the_removal(s: &Setup, version_before: u64) {
     assert!(snapshot.version() > version_before);
     let (header, head) = s.serve.head(&s.key);
     assert_eq!(header.version, snapshot.version());
-    assert_eq!(head, snapshot.as_bytes()[..BODY_OFFSET]);
+    assert_eq!(head, snapshot.last_head, "the head of the latest document");
 }
 
 #[test]
@@ -156,7 +150,11 @@ fn every_change_is_signed_as_it_commits_even_without_pushing() {
         ])
         .ok();
     let snapshot = next("remove");
-    assert!(!hashes(&snapshot).contains(&TokenHash::of(&s.removed.1).prefix()));
+    assert!(
+        !snapshot
+            .hashes()
+            .contains(&TokenHash::of(&s.removed.1).prefix())
+    );
 
     // edit: the new scope is served.
     s.admin
@@ -174,12 +172,7 @@ fn every_change_is_signed_as_it_commits_even_without_pushing() {
     let entry = snapshot
         .find(&TokenHash::of(&kept_value))
         .expect("the edited token");
-    let methods: Vec<_> = entry
-        .scope
-        .indices()
-        .filter_map(|i| snapshot.method_name(i))
-        .collect();
-    assert_eq!(methods, ["environment.control.stopenv"]);
+    assert_eq!(entry.methods(), ["environment.control.stopenv"]);
 
     // regenerate: the old value is gone, the new one is served.
     let run = s.admin.confirmed(&[
@@ -195,7 +188,7 @@ fn every_change_is_signed_as_it_commits_even_without_pushing() {
     let snapshot = next("regenerate");
     assert!(snapshot.find(&TokenHash::of(&kept_value)).is_none());
     assert_eq!(
-        snapshot.find(&TokenHash::of(&new_value)).map(|e| e.id),
+        snapshot.find(&TokenHash::of(&new_value)).map(|e| e.id()),
         Some(kept_id as u64)
     );
 

@@ -1,50 +1,37 @@
-//! `publish` and `status` against local HTTP edges: one that accepts (and verifies the body
-//! with the shared snapshot code), one that rejects, one that hangs, one that is down — each
-//! reported for what it is, with exit code 6 when any did not accept.
+//! `publish` and `status` against local HTTP edges: one that accepts (and verifies and
+//! applies the body with the shared snapshot code, like the filter), one that rejects, one
+//! that hangs, one that is down — each reported for what it is, with exit code 6 when any did
+//! not accept.
 
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::put;
-use pat_core::keys::{PublicKey, TrustedKeys};
-use pat_core::snapshot::Snapshot;
 use pat_core::token::TokenHash;
+use support::edge::FakeEdge;
 use support::*;
-
-/// What the accepting edge received.
-#[derive(Default)]
-struct Received {
-    versions: Vec<u64>,
-    /// Hash prefixes (what a snapshot stores of each token's hash).
-    hashes: Vec<Vec<[u8; 16]>>,
-    raw: Vec<Vec<u8>>,
-}
 
 struct Edges {
     accepting: SocketAddr,
     rejecting: SocketAddr,
     hanging: SocketAddr,
     down: SocketAddr,
-    received: Arc<Mutex<Received>>,
+    edge: FakeEdge,
     _runtime: tokio::runtime::Runtime,
 }
 
 /// Starts the four edges. The accepting one verifies pushes with `key`, like the filter.
-fn edges(key: PublicKey) -> Edges {
+fn edges(key: &str) -> Edges {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let received = Arc::new(Mutex::new(Received::default()));
-    let keys = TrustedKeys::new([key]);
+    let edge = FakeEdge::start(key);
     let serve = |app: Router| {
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -55,37 +42,7 @@ fn edges(key: PublicKey) -> Edges {
             addr
         })
     };
-    let accepting = serve(
-        Router::new()
-            .route(
-                "/_pat/snapshot",
-                put(
-                    |State((keys, received)): State<(TrustedKeys, Arc<Mutex<Received>>)>,
-                     body: Bytes| async move {
-                        match Snapshot::open(body.to_vec(), &keys) {
-                            Ok(s) => {
-                                let mut r = received.lock().expect("lock");
-                                r.versions.push(s.version());
-                                r.hashes.push(s.entries().map(|(h, _)| h).collect());
-                                r.raw.push(body.to_vec());
-                                let reply = format!(
-                                    r#"{{"result":0,"version":{},"tokens":{},"issued_at":{}}}"#,
-                                    s.version(),
-                                    s.token_count(),
-                                    s.issued_at()
-                                );
-                                (StatusCode::OK, reply)
-                            }
-                            Err(e) => (
-                                StatusCode::BAD_REQUEST,
-                                format!(r#"{{"result":400,"error":"{e}","source":"pat-edge"}}"#),
-                            ),
-                        }
-                    },
-                ),
-            )
-            .with_state((keys, received.clone())),
-    );
+    let accepting = edge.addr;
     let rejecting = serve(Router::new().route(
         "/_pat/snapshot",
         put(|| async {
@@ -111,7 +68,7 @@ fn edges(key: PublicKey) -> Edges {
         rejecting,
         hanging,
         down,
-        received,
+        edge,
         _runtime: runtime,
     }
 }
@@ -124,9 +81,9 @@ fn url(addr: SocketAddr) -> String {
 fn each_edge_is_reported_for_what_it_did() {
     let admin = Admin::new();
     admin.user("alice");
-    let public: PublicKey = admin.key().parse().expect("public key");
+    let public = admin.key();
     let (_, token) = admin.token("alice", &["--api", "ide-plugins", "--no-publish"]);
-    let e = edges(public);
+    let e = edges(&public);
 
     let started = std::time::Instant::now();
     let run = admin
@@ -190,11 +147,16 @@ fn each_edge_is_reported_for_what_it_did() {
     assert!(stderr.contains("did not accept"), "{stderr}");
 
     // The accepting edge got a body the shared code verifies: the token's hash, not its value.
-    let received = e.received.lock().expect("lock");
-    assert_eq!(received.versions, [1]);
-    assert_eq!(received.hashes[0], [TokenHash::of(&token).prefix()]);
+    assert_eq!(e.edge.accepted(), [1]);
     assert!(
-        !received.raw[0]
+        e.edge
+            .with_state(|s| s.expect("a state").find(&TokenHash::of(&token)).is_some())
+    );
+    assert_eq!(e.edge.token_count(), 1);
+    let pushes = e.edge.pushes();
+    assert!(
+        !pushes[0]
+            .raw
             .windows(token.len())
             .any(|w| w == token.as_bytes())
     );
@@ -204,30 +166,28 @@ fn each_edge_is_reported_for_what_it_did() {
 fn human_output_has_a_line_per_edge_and_configured_edges_get_changes() {
     let admin = Admin::new();
     admin.user("alice");
-    let public: PublicKey = admin.key().parse().expect("public key");
-    let e = edges(public);
+    let public = admin.key();
+    let e = edges(&public);
     admin.run(&["edge", "add", &url(e.accepting)]).ok();
 
     // A change publishes by itself to the configured edge.
     let (id, _) = admin.token("alice", &["--method", "environment.Control.StopEnv"]);
-    assert_eq!(e.received.lock().expect("lock").versions, [1]);
+    assert_eq!(e.edge.accepted(), [1]);
     admin
         .confirmed(&["remove", "--user", "alice", &id.to_string()])
         .ok();
-    {
-        let received = e.received.lock().expect("lock");
-        assert_eq!(received.versions, [1, 2]);
-        assert!(
-            received.hashes[1].is_empty(),
-            "the removed token is gone from version 2"
-        );
-    }
+    assert_eq!(e.edge.accepted(), [1, 2]);
+    assert_eq!(
+        e.edge.token_count(),
+        0,
+        "the removed token is gone at version 2"
+    );
     // --no-publish leaves the edges alone.
     admin.token(
         "alice",
         &["--method", "environment.Control.StopEnv", "--no-publish"],
     );
-    assert_eq!(e.received.lock().expect("lock").versions.len(), 2);
+    assert_eq!(e.edge.pushes().len(), 2);
 
     let run = admin.run(&[
         "publish",
@@ -253,16 +213,20 @@ fn human_output_has_a_line_per_edge_and_configured_edges_get_changes() {
 fn resend_pushes_the_same_snapshot_and_an_edge_that_has_it_is_current() {
     let admin = Admin::new();
     admin.user("alice");
-    let public: PublicKey = admin.key().parse().expect("public key");
+    let public = admin.key();
     admin.token("alice", &["--api", "maven-plugin", "--no-publish"]);
-    let e = edges(public);
+    let e = edges(&public);
     admin.run(&["publish", "--edge", &url(e.accepting)]).ok();
-    admin
-        .run(&["publish", "--resend", "--edge", &url(e.accepting)])
-        .ok();
-    let received = e.received.lock().expect("lock");
-    assert_eq!(received.versions, [1, 1], "the same version, not a new one");
-    assert_eq!(received.raw[0], received.raw[1], "byte for byte");
+    let run = admin.run(&["--json", "publish", "--resend", "--edge", &url(e.accepting)]);
+    run.ok();
+    assert_eq!(run.json()["edges"][0]["outcome"], "already_current");
+    let pushes = e.edge.pushes();
+    assert_eq!(pushes.len(), 2);
+    assert_eq!(
+        pushes[1].documents, pushes[0].documents,
+        "the same version, not a new one"
+    );
+    assert_eq!(pushes[0].raw, pushes[1].raw, "byte for byte");
 }
 
 #[test]

@@ -5,102 +5,20 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::put;
 use pat_core::keys::TrustedKeys;
-use pat_core::snapshot::Snapshot;
+use support::edge::FakeEdge;
 use support::*;
 
 /// An edge that behaves like the filter's control endpoint: verifies, accepts only newer
 /// versions, answers 409 with `current_version` otherwise; records every version pushed.
-struct Edge {
-    addr: SocketAddr,
-    pushed: Arc<Mutex<Vec<u64>>>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-#[derive(Default)]
-struct EdgeState {
-    current: u64,
-}
-
-/// What the edge's handler shares: the keys it trusts, what it holds, what it was pushed.
-type Shared = (TrustedKeys, Arc<Mutex<EdgeState>>, Arc<Mutex<Vec<u64>>>);
+type Edge = FakeEdge;
 
 fn edge(keys: TrustedKeys) -> Edge {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let state = Arc::new(Mutex::new(EdgeState::default()));
-    let pushed = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new()
-        .route(
-            "/_pat/snapshot",
-            put(
-                |State((keys, state, pushed)): State<Shared>, body: Bytes| async move {
-                    let snapshot = match Snapshot::open(body.to_vec(), &keys) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            return (
-                                StatusCode::FORBIDDEN,
-                                format!(r#"{{"result":403,"error":"{e}","source":"pat-edge"}}"#),
-                            );
-                        }
-                    };
-                    pushed.lock().expect("lock").push(snapshot.version());
-                    let mut s = state.lock().expect("lock");
-                    if snapshot.version() <= s.current {
-                        return (
-                            StatusCode::CONFLICT,
-                            format!(
-                                r#"{{"result":409,"error":"not newer","current_version":{},"source":"pat-edge"}}"#,
-                                s.current
-                            ),
-                        );
-                    }
-                    s.current = snapshot.version();
-                    (
-                        StatusCode::OK,
-                        format!(
-                            r#"{{"result":0,"version":{},"tokens":{}}}"#,
-                            snapshot.version(),
-                            snapshot.token_count()
-                        ),
-                    )
-                },
-            ),
-        )
-        .with_state((keys, state, pushed.clone()));
-    let addr = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-        addr
-    });
-    Edge {
-        addr,
-        pushed,
-        _runtime: runtime,
-    }
+    FakeEdge::trusting(keys)
 }
 
 fn publish(admin: &Admin, edge: &Edge) -> serde_json::Value {
-    let run = admin.run(&[
-        "--json",
-        "publish",
-        "--edge",
-        &format!("http://{}", edge.addr),
-    ]);
+    let run = admin.run(&["--json", "publish", "--edge", &edge.url()]);
     run.ok();
     run.json()
 }
@@ -137,7 +55,7 @@ fn publish_twice_without_a_change_pushes_the_same_version() {
     assert_eq!(again["edges"][0]["outcome"], "already_current");
     assert_eq!(again["issued_at"], first["issued_at"], "the same snapshot");
     assert_eq!(last_version(&admin), 1, "no version used up");
-    assert_eq!(*e.pushed.lock().expect("lock"), [1, 1]);
+    assert_eq!(e.pushed(), [1, 1]);
 
     // A change: a new version (signed by the change itself).
     admin.token("alice", &["--api", "marketplace", "--no-publish"]);
@@ -152,7 +70,7 @@ fn publish_twice_without_a_change_pushes_the_same_version() {
         "{changed}"
     );
     assert_eq!(publish(&admin, &e)["version"], 2);
-    assert_eq!(*e.pushed.lock().expect("lock"), [1, 1, 2, 2]);
+    assert_eq!(e.pushed(), [1, 1, 2, 2]);
 }
 
 #[test]
@@ -211,19 +129,13 @@ fn publish_signs_anew_for_a_new_key_an_expired_token_or_an_old_snapshot() {
             [],
         )
         .expect("age the stamp");
-    let run = admin.run(&[
-        "--json",
-        "publish",
-        "--resend",
-        "--edge",
-        &format!("http://{}", e.addr),
-    ]);
+    let run = admin.run(&["--json", "publish", "--resend", "--edge", &e.url()]);
     run.ok();
     assert_eq!(
         (&run.json()["version"], &run.json()["built"]),
         (&5.into(), &false.into())
     );
-    assert_eq!(*e.pushed.lock().expect("lock"), [3, 3, 4, 4, 5, 5, 5]);
+    assert_eq!(e.pushed(), [3, 3, 4, 4, 5, 5, 5]);
 }
 
 #[test]

@@ -1,137 +1,113 @@
-//! `serve`: the latest signed snapshot and its signed head for edges that restart,
-//! read-only, with conditional requests; a change made by another process is served at once.
+//! `serve`: the latest full snapshot and the deltas after it (`GET /snapshot`, a bundle) and
+//! the latest document's signed head, read-only, with conditional requests and the caching
+//! headers an HTTP cache in front of the origin needs; a change made by another process is
+//! served at once. (Catch-ups, `?since=`, have their own suite: `origin_since.rs`.)
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use pat_core::keys::{PublicKey, TrustedKeys};
-use pat_core::snapshot::{BODY_OFFSET, Snapshot, verify_head};
+use pat_core::snapshot::{BODY_OFFSET, Kind, bundle, verify_head};
 use support::*;
 
-/// Kills the server when the test ends, pass or fail.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-async fn get(url: &str, etag: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
-    let client = reqwest::Client::new();
-    let mut request = client.get(url);
-    if let Some(tag) = etag {
-        request = request.header("if-none-match", tag);
-    }
-    let response = request.send().await.expect("served");
-    let status = response.status().as_u16();
-    let tag = response
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    (status, tag, response.bytes().await.expect("body").to_vec())
-}
-
 #[test]
-fn serves_the_latest_snapshot_and_its_head() {
+fn serves_the_latest_state_and_its_head() {
     let admin = Admin::new();
     admin.user("alice");
-    let key: PublicKey = admin.key().parse().expect("public key");
-    let port = free_port();
-    let child = Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-        .env_remove("PAT_ADMIN_STORE")
-        .args([
-            "--store",
-            admin.store().to_str().expect("utf-8"),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let _server = Server(child);
-    let url = format!("http://127.0.0.1:{port}/snapshot");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        // Wait for it to listen.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while reqwest::get(&url).await.is_err() {
-            assert!(Instant::now() < deadline, "serve did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let head_url = format!("http://127.0.0.1:{port}/snapshot/head");
-        for url in [&url, &head_url] {
-            let (status, _, body) = get(url, None).await;
-            assert_eq!(status, 404, "{url}");
-            assert!(String::from_utf8_lossy(&body).contains("nothing has been published yet"));
-        }
-
-        // A change signs and stores the snapshot by itself (no edge configured, no publish).
-        admin.token("alice", &["--api", "ide-plugins"]);
-        let (status, tag, body) = get(&url, None).await;
-        assert_eq!(status, 200);
-        let snapshot = Snapshot::open(body.clone(), &TrustedKeys::new([key.clone()]))
-            .expect("a snapshot the edge accepts");
-        assert_eq!((snapshot.version(), snapshot.token_count()), (1, 1));
-        let tag = tag.expect("an etag");
-        assert!(tag.starts_with("\"1-"), "{tag}");
-
-        // The head: exactly the signed first BODY_OFFSET bytes, verifiable alone, same tag.
-        let (status, head_tag, head) = get(&head_url, None).await;
-        assert_eq!(status, 200);
-        assert_eq!(head, body[..BODY_OFFSET], "the snapshot's first bytes");
-        let header = verify_head(&head, &TrustedKeys::new([key.clone()])).expect("signed");
-        assert_eq!(header.version, 1);
-        assert_eq!(head_tag.as_deref(), Some(tag.as_str()));
-        let (status, _, body) = get(&head_url, Some(&tag)).await;
-        assert_eq!((status, body.len()), (304, 0), "head not modified");
-
-        let (status, _, body) = get(&url, Some(&tag)).await;
-        assert_eq!((status, body.len()), (304, 0), "not modified");
-
-        // publish with nothing changed pushes the same snapshot: still not modified.
-        admin.run(&["publish"]).ok();
-        let (status, _, _) = get(&url, Some(&tag)).await;
-        assert_eq!(status, 304, "publish without a change keeps the version");
-
-        admin.token("alice", &["--api", "marketplace"]);
-        let (status, new_tag, body) = get(&url, Some(&tag)).await;
-        assert_eq!(
-            status, 200,
-            "a new version is served to the same conditional request"
+    let key = admin.key();
+    let serve = admin.serve();
+    for path in ["/snapshot", "/snapshot/head", "/snapshot?since=3"] {
+        let reply = serve.get(path, None);
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .expect("text")
+                .contains("nothing has been published yet"),
+            "{path}"
         );
-        assert_ne!(new_tag.as_deref(), Some(tag.as_str()));
-        assert_eq!(
-            Snapshot::open(body, &TrustedKeys::new([key]))
-                .expect("verifies")
-                .version(),
-            2
-        );
+    }
 
-        let (status, _, _) = get(&format!("http://127.0.0.1:{port}/other"), None).await;
-        assert_eq!(status, 404);
-        let put = reqwest::Client::new()
-            .put(&url)
-            .body("x")
-            .send()
-            .await
-            .expect("answered");
-        assert_eq!(put.status().as_u16(), 405, "read-only");
-    });
+    // A change signs and stores the first document by itself (no edge, no publish): a
+    // full snapshot, served as a bundle of one.
+    let (_, first) = admin.token("alice", &["--api", "ide-plugins"]);
+    let reply = serve.get("/snapshot", None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-cache"));
+    assert_eq!(reply.header("x-pat-snapshot-version"), Some("1"));
+    let tag = reply.etag.clone().expect("an etag");
+    assert!(tag.starts_with("\"full-1-1-"), "{tag}");
+    assert!(bundle::is_bundle(&reply.body));
+    let served = Served::from_bundle(reply.body, &key);
+    assert_eq!(served.documents, [(1, Kind::Full)]);
+    assert!(
+        served
+            .find(&pat_core::token::TokenHash::of(&first))
+            .is_some()
+    );
+
+    // The head: exactly the latest document's signed first BODY_OFFSET bytes, verifiable
+    // alone; a cache may answer polls with it for a second.
+    let head = serve.get("/snapshot/head", None);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.body.len(), BODY_OFFSET);
+    assert_eq!(head.body, served.last_head);
+    assert_eq!(head.header("cache-control"), Some("max-age=1"));
+    assert_eq!(head.header("x-pat-snapshot-version"), Some("1"));
+    let header = verify_head(&head.body, &trusted(&key)).expect("signed");
+    assert_eq!(header.version, 1);
+    let head_tag = head.etag.clone().expect("an etag");
+    let again = serve.get("/snapshot/head", Some(&head_tag));
+    assert_eq!(
+        (again.status, again.body.len()),
+        (304, 0),
+        "head not modified"
+    );
+    assert_eq!(again.etag.as_deref(), Some(head_tag.as_str()));
+
+    let again = serve.get("/snapshot", Some(&tag));
+    assert_eq!((again.status, again.body.len()), (304, 0), "not modified");
+    assert_eq!(again.header("x-pat-snapshot-version"), Some("1"));
+
+    // publish with nothing changed pushes the same document: still not modified.
+    admin.run(&["publish"]).ok();
+    assert_eq!(serve.get("/snapshot", Some(&tag)).status, 304);
+
+    // The next change is a delta: the full answer is the full snapshot and the delta.
+    let (_, second) = admin.token("alice", &["--api", "marketplace"]);
+    let reply = serve.get("/snapshot", Some(&tag));
+    assert_eq!(
+        reply.status, 200,
+        "a new version for the same conditional request"
+    );
+    let new_tag = reply.etag.clone().expect("etag");
+    assert!(new_tag.starts_with("\"full-1-2-"), "{new_tag}");
+    assert_eq!(reply.header("x-pat-snapshot-version"), Some("2"));
+    let served = Served::from_bundle(reply.body, &key);
+    assert_eq!(served.documents, [(1, Kind::Full), (2, Kind::Delta)]);
+    assert_eq!(served.token_count(), 2);
+    for value in [&first, &second] {
+        assert!(
+            served
+                .find(&pat_core::token::TokenHash::of(value))
+                .is_some()
+        );
+    }
+    let head = serve.get("/snapshot/head", Some(&head_tag));
+    assert_eq!(head.status, 200, "the head moved");
+    assert_eq!(head.body, served.last_head, "the delta's head");
+
+    assert_eq!(serve.get("/other", None).status, 404);
+    let put = http_request(
+        serve.port,
+        "PUT",
+        "/snapshot",
+        "Content-Length: 1\r\n",
+        b"x",
+    );
+    assert_eq!(put.status, 405, "read-only");
 }

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use pat_core::snapshot::Snapshot;
 use pat_core::token::TokenHash;
 use support::*;
 
@@ -41,11 +40,9 @@ fn within<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T>
     }
 }
 
-/// The hash prefixes a snapshot holds (what it stores of each token's hash), sorted.
-fn sorted_hashes(snapshot: &Snapshot) -> Vec<[u8; 16]> {
-    let mut hashes: Vec<_> = snapshot.entries().map(|(h, _)| h).collect();
-    hashes.sort();
-    hashes
+/// The hash prefixes the served state holds (what it stores of each token's hash), sorted.
+fn sorted_hashes(served: &Served) -> Vec<[u8; 16]> {
+    served.hashes()
 }
 
 fn resign_lines(log: &str) -> usize {

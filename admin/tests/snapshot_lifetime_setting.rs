@@ -4,14 +4,14 @@
 
 mod support;
 
-use pat_core::snapshot::Snapshot;
+use pat_core::snapshot::verify;
 use support::*;
 
 fn lifetime(admin: &Admin) -> serde_json::Value {
     admin.run(&["--json", "config", "show"]).json()["snapshot_lifetime_secs"].clone()
 }
 
-/// The signed lifetime (expires_at - issued_at) of the latest stored snapshot.
+/// The signed lifetime (expires_at - issued_at) of the latest stored document.
 fn signed_lifetime(admin: &Admin, key: &str) -> u64 {
     let bytes: Vec<u8> = admin
         .db()
@@ -21,8 +21,8 @@ fn signed_lifetime(admin: &Admin, key: &str) -> u64 {
             |row| row.get(0),
         )
         .expect("a stored snapshot");
-    let snapshot = Snapshot::open(bytes, &trusted(key)).expect("verifies");
-    snapshot.expires_at() - snapshot.issued_at()
+    let header = verify(&bytes, &trusted(key)).expect("verifies");
+    header.expires_at - header.issued_at
 }
 
 #[test]

@@ -174,6 +174,11 @@ pub struct Stack {
     pub ports: Ports,
     /// The public key Envoy trusts.
     pub public_key: String,
+    /// The edge key's id (`pat-admin edge key generate`): its secret is Envoy's
+    /// `PAT_EDGE_KEY`, which signs the usage reports.
+    pub edge_key_id: String,
+    /// The file holding the edge key's secret (0600, in the stack's directory).
+    edge_key_file: PathBuf,
     envoy: Option<Proc>,
     generation: u32,
     _standin: Proc,
@@ -183,8 +188,9 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts everything and creates a signing key and the account `alice`; the control
-    /// listener is configured as pat-admin's edge, so token changes publish by themselves.
+    /// Starts everything and creates a signing key, the account `alice` and an edge key
+    /// (Envoy's `PAT_EDGE_KEY`, so its usage reports reach the origin); the control listener
+    /// is configured as pat-admin's edge, so token changes publish by themselves.
     pub fn start() -> Self {
         Self::start_with(|config| config)
     }
@@ -209,9 +215,12 @@ impl Stack {
                 .stdout(Stdio::null())
                 .stderr(log_file(dir.path(), "standin.log")),
         );
+        let edge_key_file = dir.path().join("edge.key");
         let mut stack = Self {
             ports,
             public_key: String::new(),
+            edge_key_id: String::new(),
+            edge_key_file,
             envoy: None,
             generation: 0,
             _standin: standin,
@@ -231,6 +240,20 @@ impl Stack {
             &format!("{PASSWORD}\n"),
         );
         stack.admin_ok(&["edge", "add", &stack.control_url()], "");
+        let edge_key = stack.admin_ok(
+            &[
+                "--json",
+                "edge",
+                "key",
+                "generate",
+                "--name",
+                "e2e-edge",
+                "--output",
+                &stack.edge_key_file.display().to_string(),
+            ],
+            "",
+        );
+        stack.edge_key_id = edge_key["id"].as_str().expect("edge key id").to_string();
         stack.start_envoy();
         wait_for_port(ports.platform);
         stack
@@ -258,6 +281,11 @@ impl Stack {
                 .stdout(Stdio::null())
                 .stderr(log),
         ));
+    }
+
+    /// The origin's log so far (`pat-admin serve`'s stderr, every start).
+    pub fn origin_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default()
     }
 
     /// Stops the origin (SIGKILL): edges keep what they hold and retry.
@@ -357,11 +385,13 @@ impl Stack {
         let (public, control, admin) = (free_port(), free_port(), free_port());
         let config =
             self.envoy_config_for((public, control, admin), &format!("{name}.yaml"), patch);
+        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
         let proc = Proc::spawn(
             "envoy",
             Command::new(envoy())
                 .current_dir(root())
                 .env("PAT_PUBLIC_KEYS", &self.public_key)
+                .env("PAT_EDGE_KEY", edge_key.trim())
                 .arg("-c")
                 .arg(&config)
                 .args([
@@ -411,11 +441,13 @@ impl Stack {
         let config = self.envoy_config();
         self.generation += 1;
         let log = format!("envoy-{}.log", self.generation);
+        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
         let proc = Proc::spawn(
             "envoy",
             Command::new(envoy())
                 .current_dir(root())
                 .env("PAT_PUBLIC_KEYS", &self.public_key)
+                .env("PAT_EDGE_KEY", edge_key.trim())
                 .arg("-c")
                 .arg(&config)
                 .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])

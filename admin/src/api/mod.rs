@@ -626,7 +626,7 @@ impl Api {
             "id": t.id,
             "description": t.description,
             "expiresAt": t.expires_at.map(api_instant),
-            "lastUsed": Value::Null,
+            "lastUsed": t.last_used_at.map(api_instant),
             "isSystem": false,
             "createdAt": api_instant(t.created_at),
             "apiListItems": self.items(&t.methods),
@@ -653,10 +653,13 @@ impl Api {
                 PublishPlan::Push { edges, published } => {
                     let timeouts = ops::timeouts(store.conn(), None, None)?;
                     let version = published.stamp.version;
+                    // As the CLI: an edge a delta does not apply to gets the catch-up.
+                    let catch_up = publish::CatchUp::new(store.dir().to_path_buf());
                     let results = self.runtime.block_on(publish::push_all(
                         &edges,
                         published.bytes,
                         version,
+                        Some(catch_up),
                         timeouts,
                         |_| {},
                     ))?;

@@ -1,17 +1,24 @@
-//! `edge add|remove|list`, `publish`, `status`.
+//! `edge add|remove|list`, `edge key generate|list|remove`, `publish`, `status`.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use pat_core::keys::SigningKey;
 use serde::Serialize;
 
 use super::{Ctx, build_and_push, runtime, table};
-use crate::cli::{EdgeCommand, PublishArgs, PushOpts, StatusArgs};
+use crate::cli::{EdgeCommand, EdgeKeyCommand, PublishArgs, PushOpts, StatusArgs};
 use crate::error::{Error, Result, exit};
+use crate::expiry::rfc3339;
 use crate::output::{self, paint};
 use crate::publish;
-use crate::store::{audit, edges, now, snapshots};
+use crate::store::{audit, edge_keys, edges, now, snapshots};
 
 /// Runs an `edge` subcommand.
 pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
     match command {
+        EdgeCommand::Key(command) => return run_edge_key(ctx, command),
         EdgeCommand::Add { url } => {
             let url = publish::canonical_edge(&url)?;
             ctx.store.write(|tx| {
@@ -38,6 +45,175 @@ pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
             list.iter().map(|e| format!("{e}\n")).collect()
         }
     })?;
+    Ok(exit::OK)
+}
+
+/// An edge key as the commands show it (never the secret).
+#[derive(Debug, Serialize)]
+struct EdgeKeyView {
+    id: String,
+    name: String,
+    public_key: String,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339; `null`: no report yet.
+    last_report_at: Option<String>,
+    /// Where the secret was written (generate only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<std::path::PathBuf>,
+}
+
+impl EdgeKeyView {
+    fn of(k: &edge_keys::EdgeKey) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            public_key: k.public_key.clone(),
+            created_at: rfc3339(k.created_at),
+            last_report_at: k.last_report_at.map(rfc3339),
+            file: None,
+        }
+    }
+}
+
+/// An edge's name: 1 to 64 ASCII letters, digits and `. _ -`.
+fn edge_name(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        return Err(Error::Invalid(format!(
+            "--name {:?}: use 1 to 64 letters, digits and . _ - (e.g. edge-1 or eu-west.envoy-3)",
+            name.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Writes `secret` to a new file (0600, created exclusively: never overwritten).
+fn write_secret(path: &Path, secret: &SigningKey) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::FileExists(path.to_path_buf())
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+    let written = file
+        .write_all(secret.to_secret_text().as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// Runs an `edge key` subcommand.
+fn run_edge_key(ctx: &mut Ctx, command: EdgeKeyCommand) -> Result<u8> {
+    match command {
+        EdgeKeyCommand::Generate { name, output } => {
+            let name = edge_name(&name)?;
+            // Refused before any file is written when the name is taken.
+            if edge_keys::list(ctx.store.conn())?
+                .iter()
+                .any(|k| k.name.eq_ignore_ascii_case(&name))
+            {
+                return Err(Error::Refused(format!(
+                    "an edge key named {name} is already registered; choose another name, or remove it first (pat-admin edge key list)"
+                )));
+            }
+            let secret = SigningKey::generate().map_err(|e| Error::Random(e.to_string()))?;
+            let public = secret.public_key();
+            let row = edge_keys::EdgeKey {
+                id: public.id().to_string(),
+                name: name.clone(),
+                public_key: public.to_string(),
+                created_at: now(),
+                last_report_at: None,
+            };
+            write_secret(&output, &secret)?;
+            let saved = ctx.store.write(|tx| {
+                edge_keys::add(tx, &row)?;
+                audit::record(
+                    tx,
+                    None,
+                    "edge-key.generate",
+                    None,
+                    &format!("edge key {} for {name}", row.id),
+                )
+            });
+            if let Err(e) = saved {
+                let _ = std::fs::remove_file(&output);
+                return Err(e);
+            }
+            let mut view = EdgeKeyView::of(&row);
+            view.file = Some(output.clone());
+            ctx.emit(&view, || {
+                format!(
+                    "Edge key {} created for {name}; its secret is in {} (mode 0600). Give it to that edge's Envoy as PAT_EDGE_KEY (its usage reports are signed with it), then delete the file or keep it as safe as the edge's other secrets. Public key:\n{}\n",
+                    row.id,
+                    output.display(),
+                    row.public_key
+                )
+            })?;
+        }
+        EdgeKeyCommand::List => {
+            let list: Vec<EdgeKeyView> = edge_keys::list(ctx.store.conn())?
+                .iter()
+                .map(EdgeKeyView::of)
+                .collect();
+            ctx.emit(&list, || {
+                if list.is_empty() {
+                    return "No edge keys yet (pat-admin edge key generate --name NAME --output FILE).\n".into();
+                }
+                table(
+                    &["ID", "NAME", "PUBLIC KEY", "CREATED", "LAST REPORT"],
+                    list.iter()
+                        .map(|k| {
+                            vec![
+                                k.id.clone(),
+                                k.name.clone(),
+                                k.public_key.clone(),
+                                k.created_at.clone(),
+                                k.last_report_at.clone().unwrap_or_else(|| "never".into()),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+        }
+        EdgeKeyCommand::Remove { id } => {
+            let removed = ctx.store.write(|tx| {
+                let removed = edge_keys::remove(tx, &id)?.ok_or_else(|| {
+                    Error::NotFound(format!("no edge key {id} (see: pat-admin edge key list)"))
+                })?;
+                audit::record(
+                    tx,
+                    None,
+                    "edge-key.remove",
+                    None,
+                    &format!("edge key {} of {}", removed.id, removed.name),
+                )?;
+                Ok(removed)
+            })?;
+            let view = EdgeKeyView::of(&removed);
+            ctx.emit(&view, || {
+                format!(
+                    "Edge key {} of {} removed: usage reports signed with it are refused from now on.\n",
+                    view.id, view.name
+                )
+            })?;
+        }
+    }
     Ok(exit::OK)
 }
 

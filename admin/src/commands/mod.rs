@@ -151,11 +151,13 @@ pub struct Changed<T: Serialize> {
     pub publish: ChangePublish,
 }
 
-/// A pushed snapshot and what each edge did with it.
+/// A pushed document and what each edge did with it.
 #[derive(Debug, Serialize)]
 pub struct PublishReport {
     /// Version.
     pub version: u64,
+    /// `delta` or `full`.
+    pub kind: &'static str,
     /// Token count.
     pub tokens: u64,
     /// Size in bytes.
@@ -204,15 +206,38 @@ pub(crate) fn build_and_push(
         let (published, reason) = snapshot::current(&mut ctx.store)?;
         (published, reason.is_some())
     };
-    push(ctx, edges, published, built, timeouts, Lines::Stdout)
+    let report = push(ctx, edges, published, built, timeouts, Lines::Stdout)?;
+    if !resend {
+        // The pushed delta went out first; compacting a long chain can take a while.
+        if let Some((stamp, why)) = snapshot::compact_if_due(&mut ctx.store)? {
+            ctx.note(&format!(
+                "Compacted version {} into a full snapshot ({} tokens, {} bytes) for edges that start from nothing: {why}.",
+                stamp.version, stamp.tokens, stamp.len
+            ));
+        }
+    }
+    Ok(report)
 }
 
 /// One edge's line: `URL  RESULT  DETAIL`, the URL padded to `width`.
 pub(crate) fn edge_line(result: &EdgeResult, width: usize) -> String {
     let (style, detail) = match &result.outcome {
-        Outcome::Accepted { version, tokens } => (
+        Outcome::Accepted {
+            version,
+            tokens,
+            caught_up,
+        } => (
             output::GOOD,
-            format!("serving version {version} ({tokens} tokens)"),
+            format!(
+                "serving version {version} ({tokens} tokens{})",
+                match caught_up {
+                    None => "",
+                    Some(publish::CaughtUp::Deltas) =>
+                        "; it lagged: caught up with the deltas since its version",
+                    Some(publish::CaughtUp::Full) =>
+                        "; it lagged or held another chain: caught up with the full snapshot",
+                }
+            ),
         ),
         Outcome::AlreadyCurrent { version } => {
             (output::GOOD, format!("already serving version {version}"))
@@ -261,13 +286,18 @@ fn push(
 ) -> Result<PublishReport> {
     let stamp = published.stamp;
     let bytes = published.bytes.len();
+    let kind = crate::store::snapshots::kind_word(stamp.kind);
     let human = !ctx.out.json;
     if human {
         let headline = format!(
-            "Snapshot version {} ({} tokens, {} bytes, signed by key {}, expires {}{}).\n",
+            "Snapshot version {} ({} tokens, {} bytes, {}, signed by key {}, expires {}{}).\n",
             stamp.version,
             stamp.tokens,
             bytes,
+            match stamp.kind {
+                pat_core::snapshot::Kind::Delta => "a delta",
+                pat_core::snapshot::Kind::Full => "a full snapshot",
+            },
             stamp.key_id,
             rfc3339(stamp.expires_at),
             if built { "" } else { "; the latest, unchanged" }
@@ -305,10 +335,12 @@ fn push(
             indicatif::ProgressBar::hidden()
         };
         let mut write_failed = None;
+        let catch_up = publish::CatchUp::new(ctx.store.dir().to_path_buf());
         let results = runtime()?.block_on(publish::push_all(
             edges,
             published.bytes,
             stamp.version,
+            Some(catch_up),
             timeouts,
             |result| {
                 bar.inc(1);
@@ -338,6 +370,7 @@ fn push(
     }
     Ok(PublishReport {
         version: stamp.version,
+        kind,
         tokens: stamp.tokens,
         bytes,
         key_id: stamp.key_id,
@@ -365,12 +398,13 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Whether `command` may create a store: the commands that set one up. Every other command
 /// needs an existing store and says so.
 fn creates_store(command: &Command) -> bool {
-    use crate::cli::{ConfigCommand, EdgeCommand, KeyCommand, UserCommand};
+    use crate::cli::{ConfigCommand, EdgeCommand, EdgeKeyCommand, KeyCommand, UserCommand};
     matches!(
         command,
         Command::User(UserCommand::Add { .. })
             | Command::Key(KeyCommand::Generate { .. })
             | Command::Edge(EdgeCommand::Add { .. })
+            | Command::Edge(EdgeCommand::Key(EdgeKeyCommand::Generate { .. }))
             | Command::Config(ConfigCommand::Set { .. })
     )
 }

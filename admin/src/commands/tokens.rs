@@ -46,6 +46,10 @@ pub struct View {
     pub created_at: String,
     /// RFC 3339, if regenerated.
     pub regenerated_at: Option<String>,
+    /// When an edge last let it through (usage reports), RFC 3339; `null` = never.
+    pub last_used_at: Option<String>,
+    /// The client address of that use, if the edge knew it.
+    pub last_used_ip: Option<String>,
     /// `active` or `expired`.
     pub status: &'static str,
 }
@@ -85,6 +89,8 @@ impl View {
             valid_through: t.expires_at.map(last_day),
             created_at: rfc3339(t.created_at),
             regenerated_at: t.regenerated_at.map(rfc3339),
+            last_used_at: t.last_used_at.map(rfc3339),
+            last_used_ip: t.last_used_ip.clone(),
             status: if t.is_expired(at) {
                 "expired"
             } else {
@@ -296,16 +302,17 @@ fn issue(
 }
 
 /// `list`: one account's tokens or every account's, optionally only the active ones that
-/// expire within a duration (exit 8 when there are any: for cron and monitoring).
+/// expire within a duration, or that no edge reported a use of for a duration (exit 8 when
+/// there are any: for cron and monitoring).
 pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
-    let window = args
-        .expiring_within
-        .as_deref()
-        .map(|text| {
-            crate::duration::parse(text)
-                .map_err(|e| Error::Invalid(format!("--expiring-within: {e}")))
+    let parse = |flag: &str, text: Option<&str>| {
+        text.map(|text| {
+            crate::duration::parse(text).map_err(|e| Error::Invalid(format!("--{flag}: {e}")))
         })
-        .transpose()?;
+        .transpose()
+    };
+    let window = parse("expiring-within", args.expiring_within.as_deref())?;
+    let unused = parse("unused-for", args.unused_for.as_deref())?;
     let user = args.user.as_deref().map(|u| ctx.account(u)).transpose()?;
     let at = now();
     let rows = match &user {
@@ -319,12 +326,26 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
                 !t.is_expired(at) && t.expires_at.is_some_and(|end| end <= at.saturating_add(w))
             })
         })
+        .filter(|t| {
+            // Never used: counted from its creation.
+            unused.is_none_or(|w| {
+                !t.is_expired(at) && t.last_used_at.unwrap_or(t.created_at) <= at.saturating_sub(w)
+            })
+        })
         .collect();
     let views: Vec<View> = rows.iter().map(|t| View::of(ctx, t, at)).collect();
     ctx.emit(&views, || {
         if views.is_empty() {
             return match (&user, &args.expiring_within) {
+                (_, Some(w)) if args.unused_for.is_some() => format!(
+                    "No active token expires within {w} and went unused for {}.\n",
+                    args.unused_for.as_deref().unwrap_or_default()
+                ),
                 (_, Some(w)) => format!("No active token expires within {w}.\n"),
+                (_, None) if args.unused_for.is_some() => format!(
+                    "Every active token was used within {}.\n",
+                    args.unused_for.as_deref().unwrap_or_default()
+                ),
                 (Some(user), None) => {
                     format!("{user} has no tokens (pat-admin generate --user {user} ...).\n")
                 }
@@ -341,6 +362,7 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
             "EXPIRES",
             "EXPIRES IN",
             "CREATED",
+            "LAST USED",
             "STATUS",
         ]);
         table(
@@ -367,6 +389,7 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
                             expires_in
                         },
                         v.created_at.clone(),
+                        v.last_used_at.clone().unwrap_or_else(|| "never".into()),
                         status_cell(v.status),
                     ]);
                     row
@@ -374,13 +397,16 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
                 .collect(),
         )
     })?;
-    if window.is_some() && !views.is_empty() {
+    if (window.is_some() || unused.is_some()) && !views.is_empty() {
+        let mut what = Vec::new();
+        if let Some(w) = &args.expiring_within {
+            what.push(format!("expire within {w}"));
+        }
+        if let Some(w) = &args.unused_for {
+            what.push(format!("went unused for {w}"));
+        }
         ctx.out.failure(
-            &format!(
-                "{} active token(s) expire within {}",
-                views.len(),
-                args.expiring_within.as_deref().unwrap_or_default()
-            ),
+            &format!("{} active token(s) {}", views.len(), what.join(" and ")),
             exit::EXPIRING,
         );
         return Ok(exit::EXPIRING);
@@ -430,6 +456,14 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
                     view.regenerated_at
                         .clone()
                         .unwrap_or_else(|| "never".into()),
+                ],
+                vec![
+                    "last used".into(),
+                    match (&view.last_used_at, &view.last_used_ip) {
+                        (None, _) => "never".into(),
+                        (Some(at), None) => at.clone(),
+                        (Some(at), Some(ip)) => format!("{at} from {ip}"),
+                    },
                 ],
                 vec!["status".into(), status_cell(view.status)],
             ],

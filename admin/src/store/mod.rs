@@ -7,11 +7,13 @@
 //! `0600` (it holds password hashes); token values are never stored, only their SHA-256.
 //!
 //! - [`schema`]: tables and migrations.
-//! - [`users`], [`tokens`], [`keys`], [`edges`], [`snapshots`], [`audit`], [`settings`],
-//!   [`sessions`] (the API's login sessions and failed sign-ins): one
-//!   module per table, functions over a connection or transaction.
+//! - [`users`], [`tokens`], [`keys`], [`edges`], [`edge_keys`] (the keys edges sign usage
+//!   reports with), [`snapshots`], [`audit`], [`settings`], [`sessions`] (the API's login
+//!   sessions and failed sign-ins): one module per table, functions over a connection or
+//!   transaction.
 
 pub mod audit;
+pub mod edge_keys;
 pub mod edges;
 pub mod keys;
 pub mod schema;
@@ -73,11 +75,16 @@ enum Contents {
 }
 
 fn contents(conn: &Connection) -> Result<Contents> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let tables: Vec<String> = conn
+    // One read transaction: another process may be creating the schema right now, and the
+    // version and the tables must come from the same state of the file (its tables without
+    // its version read as a foreign database).
+    let tx = conn.unchecked_transaction()?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let tables: Vec<String> = tx
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    tx.commit()?;
     let ours = ["meta", "users", "tokens", "signing_keys"]
         .iter()
         .all(|t| tables.iter().any(|have| have == t));

@@ -17,11 +17,22 @@
 //!   value) and the failed sign-ins counted per client address and per login that names no
 //!   account (`signin_failures`; an account's own count stays in `users.failed_attempts`,
 //!   shared with the CLI's password confirmations).
+//! - **5**: snapshot format 3: documents are full snapshots or deltas, stored by
+//!   `(version, kind)` (a compaction is a full snapshot at the version of the delta it sums
+//!   up) with the state id they produce, the version a delta applies to and the chain they
+//!   belong to. Schema-4 rows hold format-2 snapshots no edge accepts any more: they are
+//!   dropped and the version counter kept, as in 2; a store that had any gets state serial 1
+//!   at least, so `serve` or `publish` signs a full snapshot at once. Every token change is
+//!   recorded in `token_changes` (the token and its old hash) in its own transaction, until
+//!   the next document takes it in, and `tokens.in_state` says which tokens the latest
+//!   document's state holds (so a delta removes exactly the ones that expired since). Tokens
+//!   get `last_used_at` and `last_used_ip`, merged from the edges' usage reports, and
+//!   `edge_keys` holds the public keys those reports are signed with.
 
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// Version 1 of the schema, frozen: the starting point of every migration.
 pub const V1: &str = "
@@ -128,8 +139,59 @@ CREATE TABLE signin_failures (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 4 to 5 (see the module documentation).
+const V4_TO_V5: &str = "
+INSERT INTO meta (key, value)
+    SELECT 'state_serial', '1'
+    WHERE EXISTS (SELECT 1 FROM snapshots)
+    ON CONFLICT (key) DO NOTHING;
+
+DROP TABLE snapshots;
+CREATE TABLE snapshots (
+    version      INTEGER NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('full', 'delta')),
+    base_version INTEGER,              -- a delta: the version it applies to; NULL for a full
+    chain        INTEGER NOT NULL,     -- the version of the full snapshot that started its chain
+    state_id     BLOB NOT NULL,        -- the state after it (signed in its header)
+    issued_at    INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,     -- signed: no edge uses it from then on
+    key_id       TEXT NOT NULL,
+    state_serial INTEGER NOT NULL,     -- meta.state_serial it was built from
+    tokens       INTEGER NOT NULL,     -- tokens in the state after it
+    len          INTEGER NOT NULL,     -- length of bytes
+    head         BLOB NOT NULL,        -- the signed head: the first BODY_OFFSET bytes of bytes
+    bytes        BLOB NOT NULL,        -- the signed document (hashes only)
+    PRIMARY KEY (version, kind)
+) STRICT;
+
+CREATE TABLE token_changes (
+    seq      INTEGER PRIMARY KEY,
+    token_id INTEGER NOT NULL,         -- the token inserted, changed or deleted
+    old_hash BLOB                      -- its hash before, when that hash stops being valid
+) STRICT;
+
+ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;   -- Unix seconds, from usage reports
+ALTER TABLE tokens ADD COLUMN last_used_ip TEXT;      -- the client address of that use
+-- 1 while the token (its current hash) is in the state the latest document describes.
+ALTER TABLE tokens ADD COLUMN in_state INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tokens_in_state_by_expiry ON tokens(expires_at) WHERE in_state = 1;
+
+CREATE TABLE edge_keys (
+    id             TEXT PRIMARY KEY,   -- key id (hex)
+    name           TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    public_key     TEXT NOT NULL,      -- ed25519:<base64url>; the secret is only in the edge's file
+    created_at     INTEGER NOT NULL,
+    last_report_at INTEGER             -- the last usage report accepted from it
+) STRICT;
+";
+
 /// Brings the schema up to [`VERSION`]. Refuses a store written by a newer pat-admin.
 pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
+    migrate_to(tx, VERSION)
+}
+
+/// Brings the schema up to `target` (tests build the stores older releases left with it).
+pub fn migrate_to(tx: &Transaction<'_>, target: i64) -> Result<(), String> {
     let current: i64 = tx
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| e.to_string())?;
@@ -142,19 +204,23 @@ pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
         tx.execute_batch(V1)
             .map_err(|e| format!("cannot create the schema: {e}"))?;
     }
-    if current < 2 {
+    if current < 2 && target >= 2 {
         tx.execute_batch(V1_TO_V2)
             .map_err(|e| format!("cannot migrate the schema from version 1 to 2: {e}"))?;
     }
-    if current < 3 {
+    if current < 3 && target >= 3 {
         tx.execute_batch(V2_TO_V3)
             .map_err(|e| format!("cannot migrate the schema from version 2 to 3: {e}"))?;
     }
-    if current < 4 {
+    if current < 4 && target >= 4 {
         tx.execute_batch(V3_TO_V4)
             .map_err(|e| format!("cannot migrate the schema from version 3 to 4: {e}"))?;
     }
-    tx.pragma_update(None, "user_version", VERSION)
+    if current < 5 && target >= 5 {
+        tx.execute_batch(V4_TO_V5)
+            .map_err(|e| format!("cannot migrate the schema from version 4 to 5: {e}"))?;
+    }
+    tx.pragma_update(None, "user_version", target.max(current))
         .map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -1,8 +1,12 @@
 //! Tokens: public id, account, description, SHA-256 of the value, scope, dates.
 //!
-//! Every function that changes a token also counts the change in the token state serial
-//! ([`snapshots::bump_state`]), in the caller's transaction: no change can slip past the
-//! check that the latest snapshot reflects the committed state.
+//! Every function that changes a token also records the change ([`snapshots::record_change`]:
+//! the token, and the hash that stops being valid) and counts it in the token state serial,
+//! in the caller's transaction: no change can slip past the check that the latest document
+//! reflects the committed state, and the next delta knows exactly what to carry.
+//!
+//! "Last used" ([`merge_use`]) comes from the edges' usage reports; it is not a token change
+//! (edges do not need it), so it moves no serial.
 
 use pat_core::token::TokenHash;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -31,6 +35,10 @@ pub struct Token {
     pub expires_at: Option<u64>,
     /// Unix seconds of the last regeneration.
     pub regenerated_at: Option<u64>,
+    /// When an edge last let it through, Unix seconds (usage reports); `None` = never.
+    pub last_used_at: Option<u64>,
+    /// The client address of that use, if the edge knew it.
+    pub last_used_ip: Option<String>,
 }
 
 impl Token {
@@ -40,8 +48,7 @@ impl Token {
     }
 }
 
-const COLUMNS: &str =
-    "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at";
+const COLUMNS: &str = "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
     let hash: Vec<u8> = row.get(3)?;
@@ -56,6 +63,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
         created_at: row.get::<_, i64>(6)? as u64,
         expires_at: row.get::<_, Option<i64>>(7)?.map(|v| v as u64),
         regenerated_at: row.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+        last_used_at: row.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+        last_used_ip: row.get(10)?,
     })
 }
 
@@ -76,12 +85,18 @@ pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
         ],
     )?;
     let id = conn.last_insert_rowid();
-    snapshots::bump_state(conn)?;
+    snapshots::record_change(conn, id, None)?;
     Ok(id)
 }
 
-/// Rewrites every field of an existing token.
+/// Rewrites every field of an existing token (except "last used", which only usage reports
+/// move).
 pub fn update(conn: &Connection, token: &Token) -> Result<()> {
+    let old: Option<Vec<u8>> = conn
+        .query_row("SELECT hash FROM tokens WHERE id = ?1", [token.id], |row| {
+            row.get(0)
+        })
+        .optional()?;
     conn.execute(
         "UPDATE tokens SET description = ?2, hash = ?3, scope_set = ?4, scope_methods = ?5, expires_at = ?6, regenerated_at = ?7
          WHERE id = ?1",
@@ -95,7 +110,9 @@ pub fn update(conn: &Connection, token: &Token) -> Result<()> {
             token.regenerated_at.map(|v| v as i64),
         ],
     )?;
-    snapshots::bump_state(conn)?;
+    // A regenerated token's old value dies: the next delta removes its hash.
+    let dead = old.filter(|old| old.as_slice() != token.hash.0.as_slice());
+    snapshots::record_change(conn, token.id, dead.as_deref())?;
     Ok(())
 }
 
@@ -157,14 +174,34 @@ pub fn count(conn: &Connection, user: &str) -> Result<u32> {
 
 /// Deletes a token; false if it did not exist.
 pub fn delete(conn: &Connection, user: &str, id: i64) -> Result<bool> {
-    let deleted = conn.execute(
-        "DELETE FROM tokens WHERE user = ?1 AND id = ?2",
-        params![user, id],
-    )? == 1;
-    if deleted {
-        snapshots::bump_state(conn)?;
+    let hash: Option<Vec<u8>> = conn
+        .query_row(
+            "DELETE FROM tokens WHERE user = ?1 AND id = ?2 RETURNING hash",
+            params![user, id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match hash {
+        Some(hash) => {
+            snapshots::record_change(conn, id, Some(&hash))?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
-    Ok(deleted)
+}
+
+/// Merges one use an edge reported: `last_used_at` only ever moves forward (to `at`, Unix
+/// seconds), and the address goes with the newest use. A token that does not exist (removed,
+/// or never here) is ignored. Returns whether anything changed: a replayed or older report
+/// changes nothing.
+pub fn merge_use(conn: &Connection, id: i64, at: u64, ip: Option<&str>) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tokens SET last_used_at = ?2, last_used_ip = ?3
+             WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+        )?
+        .execute(params![id, at as i64, ip])?
+        == 1)
 }
 
 /// How many tokens are not expired at `now`: what a snapshot built now would hold.
@@ -197,15 +234,99 @@ pub struct Published<'a> {
 pub fn for_each_published(
     conn: &Connection,
     now: u64,
+    each: impl FnMut(Published<'_>) -> Result<()>,
+) -> Result<()> {
+    for_each_where(
+        conn,
+        "expires_at IS NULL OR expires_at > ?1",
+        params![now as i64],
+        each,
+    )
+}
+
+/// Calls `each` with the snapshot fields of token `id` if it exists (expired or not).
+pub fn for_one_published(
+    conn: &Connection,
+    id: i64,
+    each: impl FnMut(Published<'_>) -> Result<()>,
+) -> Result<()> {
+    for_each_where(conn, "id = ?1", params![id], each)
+}
+
+/// Calls `each` with the snapshot fields of every token in the latest document's state
+/// (`in_state`; expired since or not).
+pub fn for_each_in_state(
+    conn: &Connection,
+    each: impl FnMut(Published<'_>) -> Result<()>,
+) -> Result<()> {
+    for_each_where(conn, "in_state = 1", params![], each)
+}
+
+/// Calls `each` with the snapshot fields of every token in the latest document's state that
+/// is expired at `at` (Unix seconds): what the next delta removes besides the changes.
+pub fn for_each_expired_in_state(
+    conn: &Connection,
+    at: u64,
+    each: impl FnMut(Published<'_>) -> Result<()>,
+) -> Result<()> {
+    for_each_where(
+        conn,
+        "in_state = 1 AND expires_at <= ?1",
+        params![at as i64],
+        each,
+    )
+}
+
+/// How many tokens the latest document's state holds.
+pub fn count_in_state(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM tokens WHERE in_state = 1",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// Marks whether token `id` is in the state of the document being built.
+pub fn set_in_state(conn: &Connection, id: i64, in_state: bool) -> Result<()> {
+    conn.prepare_cached("UPDATE tokens SET in_state = ?2 WHERE id = ?1 AND in_state != ?2")?
+        .execute(params![id, i64::from(in_state)])?;
+    Ok(())
+}
+
+/// Marks the tokens in the state that are expired at `at` as no longer in it.
+pub fn leave_state_expired(conn: &Connection, at: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE tokens SET in_state = 0 WHERE in_state = 1 AND expires_at <= ?1",
+        [at as i64],
+    )?;
+    Ok(())
+}
+
+/// Marks exactly the tokens not expired at `at` as in the state (a full snapshot built at
+/// `at` holds them).
+pub fn set_state_active_at(conn: &Connection, at: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE tokens SET in_state = 1 - in_state
+         WHERE in_state != (CASE WHEN expires_at IS NULL OR expires_at > ?1 THEN 1 ELSE 0 END)",
+        [at as i64],
+    )?;
+    Ok(())
+}
+
+fn for_each_where(
+    conn: &Connection,
+    condition: &str,
+    args: impl rusqlite::Params,
     mut each: impl FnMut(Published<'_>) -> Result<()>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT id, user, hash, scope_methods, expires_at FROM tokens WHERE expires_at IS NULL OR expires_at > ?1",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, user, hash, scope_methods, expires_at FROM tokens WHERE {condition}"
+    ))?;
     let stored = |e: rusqlite::types::FromSqlError| {
         Error::Internal(format!("a stored token has an unexpected value: {e}"))
     };
-    let mut rows = stmt.query([now as i64])?;
+    let mut rows = stmt.query(args)?;
     while let Some(row) = rows.next()? {
         each(Published {
             id: row.get(0)?,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod edge;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -320,6 +322,8 @@ pub struct Server {
     child: std::process::Child,
     /// The port it listens on.
     pub port: u16,
+    /// The token API's port, when it serves one.
+    pub api_port: Option<u16>,
     log: PathBuf,
 }
 
@@ -342,7 +346,18 @@ pub fn free_port() -> u16 {
 impl Admin {
     /// Starts `pat-admin serve` on this store and waits until it listens.
     pub fn serve(&self) -> Server {
+        self.serve_with(false)
+    }
+
+    /// Starts `pat-admin serve` with the token API too (`--api-listen`, client addresses
+    /// from `x-test-client`).
+    pub fn serve_api(&self) -> Server {
+        self.serve_with(true)
+    }
+
+    fn serve_with(&self, api: bool) -> Server {
         let port = free_port();
+        let api_port = api.then(free_port);
         let mut n = 0;
         let log = loop {
             let name = if n == 0 {
@@ -361,14 +376,29 @@ impl Admin {
             .arg("--store")
             .arg(self.store())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(api_port.map_or_else(Vec::new, |p| {
+                vec![
+                    "--api-listen".to_string(),
+                    format!("127.0.0.1:{p}"),
+                    "--client-address-header".into(),
+                    "x-test-client".into(),
+                ]
+            }))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("serve starts");
-        let mut server = Server { child, port, log };
+        let mut server = Server {
+            child,
+            port,
+            api_port,
+            log,
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || api_port.is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_err())
+        {
             server.assert_running();
             assert!(
                 std::time::Instant::now() < deadline,
@@ -387,12 +417,35 @@ pub struct Reply {
     pub status: u16,
     pub etag: Option<String>,
     pub body: Vec<u8>,
+    /// Every header, names lowercased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
 }
 
 impl Server {
     /// `GET path`, optionally conditional.
     pub fn get(&self, path: &str, if_none_match: Option<&str>) -> Reply {
         http_get(self.port, path, if_none_match)
+    }
+
+    /// `POST path` with `body`.
+    pub fn post(&self, path: &str, body: &[u8]) -> Reply {
+        http_post(self.port, path, body)
     }
 
     /// What it logged so far.
@@ -407,8 +460,9 @@ impl Server {
         }
     }
 
-    /// The snapshot it serves, verified with `key` (`Snapshot::open`, as an edge does).
-    pub fn snapshot(&self, key: &str) -> pat_core::snapshot::Snapshot {
+    /// The state it serves to an edge that holds nothing (`GET /snapshot`: the latest full
+    /// snapshot and the deltas after it), verified with `key` and applied as an edge does.
+    pub fn snapshot(&self, key: &str) -> Served {
         let reply = self.get("/snapshot", None);
         assert_eq!(
             reply.status,
@@ -416,8 +470,7 @@ impl Server {
             "GET /snapshot: {}",
             String::from_utf8_lossy(&reply.body)
         );
-        pat_core::snapshot::Snapshot::open(reply.body, &trusted(key))
-            .expect("a snapshot the edge accepts")
+        Served::from_bundle(reply.body, key)
     }
 
     /// The signed head it serves, verified with `key`.
@@ -443,19 +496,43 @@ pub fn trusted(key: &str) -> pat_core::keys::TrustedKeys {
 
 /// A plain HTTP/1.1 GET on 127.0.0.1 (`Connection: close`, so the body ends with the stream).
 pub fn http_get(port: u16, path: &str, if_none_match: Option<&str>) -> Reply {
+    let condition = if_none_match.map_or(String::new(), |t| format!("If-None-Match: {t}\r\n"));
+    http_request(port, "GET", path, &condition, &[])
+}
+
+/// A plain HTTP/1.1 POST of `body` on 127.0.0.1.
+pub fn http_post(port: u16, path: &str, body: &[u8]) -> Reply {
+    http_request(
+        port,
+        "POST",
+        path,
+        &format!(
+            "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",
+            body.len()
+        ),
+        body,
+    )
+}
+
+/// A plain HTTP/1.1 request on 127.0.0.1 with extra header lines (each ending in CRLF).
+pub fn http_request(port: u16, method: &str, path: &str, headers: &str, body: &[u8]) -> Reply {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .expect("timeout");
-    let condition = if_none_match.map_or(String::new(), |t| format!("If-None-Match: {t}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{condition}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
     )
     .expect("send");
+    // A refused body may close the connection before all of it is read.
+    let _ = stream.write_all(body);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the answer");
+    // A server that refuses a body may reset the connection after answering.
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        assert!(!raw.is_empty(), "no answer: {e}");
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -476,10 +553,19 @@ pub fn http_get(port: u16, path: &str, if_none_match: Option<&str>) -> Reply {
     if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
         body.truncate(len);
     }
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
     Reply {
         status,
         etag: header("etag"),
         body,
+        headers,
     }
 }
 
@@ -554,5 +640,214 @@ impl HangingEdge {
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+}
+
+/// The state a bundle (or a single full snapshot) leads to, as an edge applies it: each
+/// document verified with the key, the first a full snapshot, each delta applied on top.
+/// Checks as it goes that every document's stated token count is what the state holds.
+pub struct Served {
+    /// The state.
+    pub state: pat_core::snapshot::TokenState,
+    /// The hash prefixes it holds, replayed from the documents.
+    pub prefixes: std::collections::BTreeSet<[u8; 16]>,
+    /// The documents, `(version, kind)`, in order.
+    pub documents: Vec<(u64, pat_core::snapshot::Kind)>,
+    /// The signed head of the last one.
+    pub last_head: Vec<u8>,
+}
+
+impl Served {
+    /// Opens and applies `bytes` (a bundle, or one full snapshot).
+    pub fn from_bundle(bytes: Vec<u8>, key: &str) -> Self {
+        use pat_core::snapshot::{Document, TokenState, bundle, open};
+        let keys = trusted(key);
+        let raw = if bundle::is_bundle(&bytes) {
+            bundle::into_documents(bytes).expect("a well-formed bundle")
+        } else {
+            vec![bytes]
+        };
+        let mut state: Option<TokenState> = None;
+        let mut prefixes = std::collections::BTreeSet::new();
+        let mut documents = Vec::new();
+        let mut last_head = Vec::new();
+        for bytes in raw {
+            last_head = bytes[..pat_core::snapshot::BODY_OFFSET.min(bytes.len())].to_vec();
+            let document = open::open(bytes, &keys).expect("a document the edge accepts");
+            let header = *document.header();
+            documents.push((header.version, header.kind));
+            match document {
+                Document::Full(full) => {
+                    assert!(state.is_none(), "a full snapshot only starts a bundle");
+                    prefixes = full.entries().map(|(p, _)| p).collect();
+                    state = Some(TokenState::new(full));
+                }
+                Document::Delta(delta) => {
+                    let held = state
+                        .as_mut()
+                        .expect("a bundle starts with a full snapshot here");
+                    held.apply(&delta)
+                        .expect("each delta applies to the state before");
+                    for p in delta.removed() {
+                        prefixes.remove(&p);
+                    }
+                    prefixes.extend(delta.entries().map(|(p, _)| p));
+                }
+            }
+            let held = state.as_ref().expect("state");
+            assert_eq!(
+                held.token_count(),
+                u64::from(header.state_tokens),
+                "version {}: the stated token count is what the state holds",
+                header.version
+            );
+            assert_eq!(prefixes.len() as u64, held.token_count());
+        }
+        Self {
+            state: state.expect("at least one document"),
+            prefixes,
+            documents,
+            last_head,
+        }
+    }
+
+    /// Applies a catch-up (a bundle of deltas) on top, as an edge that holds this state
+    /// does; checks the stated token counts as it goes.
+    pub fn apply(&mut self, bytes: Vec<u8>, key: &str) {
+        use pat_core::snapshot::{Document, bundle, open};
+        let keys = trusted(key);
+        for bytes in bundle::into_documents(bytes).expect("a well-formed bundle") {
+            self.last_head = bytes[..pat_core::snapshot::BODY_OFFSET].to_vec();
+            let Document::Delta(delta) = open::open(bytes, &keys).expect("accepted") else {
+                panic!("a catch-up holds deltas");
+            };
+            self.state.apply(&delta).expect("applies to the state held");
+            for p in delta.removed() {
+                self.prefixes.remove(&p);
+            }
+            self.prefixes.extend(delta.entries().map(|(p, _)| p));
+            self.documents
+                .push((delta.header().version, pat_core::snapshot::Kind::Delta));
+            assert_eq!(
+                self.state.token_count(),
+                u64::from(delta.header().state_tokens)
+            );
+            assert_eq!(self.prefixes.len() as u64, self.state.token_count());
+        }
+    }
+
+    /// The version reached.
+    pub fn version(&self) -> u64 {
+        self.state.version()
+    }
+
+    /// Tokens held.
+    pub fn token_count(&self) -> u64 {
+        self.state.token_count()
+    }
+
+    /// The token with this hash.
+    pub fn find(
+        &self,
+        hash: &pat_core::token::TokenHash,
+    ) -> Option<pat_core::snapshot::StateToken<'_>> {
+        self.state.find(hash)
+    }
+
+    /// The hash prefixes held, sorted.
+    pub fn hashes(&self) -> Vec<[u8; 16]> {
+        self.prefixes.iter().copied().collect()
+    }
+
+    /// The header of the last document applied.
+    pub fn header(&self) -> &pat_core::snapshot::Header {
+        self.state.header()
+    }
+}
+
+// ---- Helpers for edge keys and usage reports. ----
+
+impl Admin {
+    /// Creates an edge key named `name` with `edge key generate` (its secret written to
+    /// `NAME.key` in the test's directory); returns its id and the secret key.
+    pub fn edge_key(&self, name: &str) -> (String, pat_core::keys::SigningKey) {
+        let file = self.dir.path().join(format!("{name}.key"));
+        let run = self.run(&[
+            "--json",
+            "edge",
+            "key",
+            "generate",
+            "--name",
+            name,
+            "--output",
+            file.to_str().expect("utf-8"),
+        ]);
+        run.ok();
+        let text = std::fs::read_to_string(&file).expect("the key file");
+        let key = pat_core::keys::SigningKey::from_secret_text(&text).expect("a secret key");
+        (run.json()["id"].as_str().expect("id").to_string(), key)
+    }
+}
+
+impl Admin {
+    /// The stored documents an edge that holds nothing needs, read from the database
+    /// directly (not through the origin): the latest full snapshot and every delta after
+    /// it, as a bundle.
+    pub fn stored_bundle(&self) -> Vec<u8> {
+        let db = self.db();
+        let full: i64 = db
+            .query_row(
+                "SELECT max(version) FROM snapshots WHERE kind = 'full'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("a full snapshot");
+        let mut stmt = db
+            .prepare(
+                "SELECT bytes FROM snapshots WHERE (kind = 'full' AND version = ?1)
+                 OR (kind = 'delta' AND version > ?1) ORDER BY version",
+            )
+            .expect("query");
+        let docs: Vec<Vec<u8>> = stmt
+            .query_map([full], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        pat_core::snapshot::bundle::encode(docs.iter().map(Vec::as_slice))
+    }
+}
+
+/// The wall clock, Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+impl Server {
+    /// A token API method through `--api-listen`, from client address `192.0.2.1`: the JSON
+    /// answer.
+    pub fn api(&self, method: &str, query: &str) -> serde_json::Value {
+        let port = self.api_port.expect("serve_api");
+        let reply = http_request(
+            port,
+            "GET",
+            &format!("/1.0/users/authentication/rest/{method}?{query}"),
+            "x-test-client: 192.0.2.1\r\n",
+            &[],
+        );
+        assert_eq!(reply.status, 200);
+        reply.json()
+    }
+
+    /// Signs `user` in through the API with [`PASSWORD`]; the session.
+    pub fn sign_in(&self, user: &str) -> String {
+        let answer = self.api(
+            "Signin",
+            &format!("login={user}&password={}", PASSWORD.replace(' ', "+")),
+        );
+        assert_eq!(answer["result"], 0, "{answer}");
+        answer["session"].as_str().expect("session").to_string()
     }
 }

@@ -197,6 +197,8 @@ pub(crate) fn seed_admin_store(store_dir: &Path, count: usize) -> String {
                         created_at: now(),
                         expires_at: None,
                         regenerated_at: None,
+                        last_used_at: None,
+                        last_used_ip: None,
                     },
                 )?;
             }

@@ -129,6 +129,11 @@ impl Root {
         match status {
             Some("200") => {
                 let body = response_body(body_size);
+                if pat_core::snapshot::bundle::decode(&body).is_ok_and(|docs| docs.is_empty()) {
+                    // Nothing since the version asked about: the origin has moved no further.
+                    metrics.origin(&Fetched::NotModified);
+                    return Fetched::Snapshot { etag: etag() };
+                }
                 let started = now_millis();
                 let clock = Clock {
                     now_ms: started,
