@@ -13,6 +13,11 @@
 //! (bounded by `push-timeout`/`push-deadline`), with a `publish` object saying whether every
 //! edge accepted it (clients ignore fields they do not know).
 //!
+//! Beyond the platform's parameters, each optional (its own clients do not send them):
+//! `allowedIps` on `CreateToken`/`EditToken` (the client networks a token is accepted
+//! from; empty on `EditToken`: any address) and `grace` on `RegenerateToken` (seconds the
+//! old value keeps working); tokens in answers carry `allowedIps` and `oldKeyExpiresAt`.
+//!
 //! This is the standalone mode: pat-admin's own accounts are the authority, so `Signin`
 //! makes login sessions ([`crate::store::sessions`]): random, stored hashed, with idle and
 //! absolute lifetimes (`config set session-idle`, `session-lifetime`), ended by `Signout`
