@@ -522,3 +522,42 @@ fn the_api_takes_a_grace_in_seconds_and_get_tokens_says_until_when() {
             .starts_with("api ")
     );
 }
+
+#[test]
+fn a_compaction_keeps_the_old_value_and_the_networks() {
+    let (admin, key) = setup();
+    let (id, old) = admin.token("alice", &["--method", STOPENV, "--allow-ip", "127.0.0.2"]);
+    let (new, reply) = regenerate(&admin, id, &["--grace", "1h"]);
+    let end = unix(reply["old_value_expires_at"].as_str().expect("end"));
+    // The full snapshot of the chain is a quarter of its lifetime old: publish compacts.
+    admin
+        .db()
+        .execute(
+            "UPDATE snapshots SET issued_at = issued_at - 7 * 3600 WHERE kind = 'full'",
+            [],
+        )
+        .expect("age it");
+    let run = admin.run(&["publish"]);
+    run.ok();
+    assert!(
+        admin
+            .audit()
+            .iter()
+            .any(|e| e["action"] == "snapshot.compact"),
+        "compacted: {}",
+        run.stderr
+    );
+    let served = admin.served(&key);
+    assert_eq!(served.documents.len(), 1, "the compaction alone");
+    assert_eq!(served.documents[0].1, pat_core::snapshot::Kind::Full);
+    let (o, n) = (
+        served.find(&TokenHash::of(&old)).expect("old"),
+        served.find(&TokenHash::of(&new)).expect("new"),
+    );
+    assert_eq!((o.id(), n.id()), (id as u64, id as u64));
+    assert_eq!((o.expires_at(), n.expires_at()), (Some(end), None));
+    for t in [o, n] {
+        assert!(t.allows_address("127.0.0.2".parse().expect("ip")));
+        assert!(!t.allows_address("127.0.0.1".parse().expect("ip")));
+    }
+}

@@ -493,7 +493,7 @@ pub fn set_state_active_at(conn: &Connection, at: u64) -> Result<()> {
     conn.execute(
         &format!(
             "UPDATE tokens SET old_in_state = 1 - old_in_state
-             WHERE old_in_state != (CASE WHEN old_hash IS NOT NULL AND {OLD_END} > ?1 THEN 1 ELSE 0 END)"
+             WHERE old_hash IS NOT NULL AND old_in_state != (CASE WHEN {OLD_END} > ?1 THEN 1 ELSE 0 END)"
         ),
         [at as i64],
     )?;
