@@ -91,6 +91,34 @@ fn generate_normalizes_the_list_and_every_view_shows_it() {
     ]);
     assert_eq!(show(&admin, limited)["allowed_ips"], want);
     assert_eq!(show(&admin, open)["allowed_ips"], json!([]), "no list: any");
+    // The exact shape of a token in `show --json` / `list --json`.
+    let shown = show(&admin, open);
+    let mut keys: Vec<&str> = shown
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "allowed_ips",
+            "created_at",
+            "description",
+            "expires_at",
+            "id",
+            "last_used_at",
+            "last_used_ip",
+            "old_value_expires_at",
+            "regenerated_at",
+            "scope",
+            "status",
+            "user",
+            "valid_through"
+        ]
+    );
+    assert!(shown["old_value_expires_at"].is_null());
     let listed = admin.tokens("alice");
     assert_eq!(listed[0]["allowed_ips"], want);
     assert_eq!(listed[1]["allowed_ips"], json!([]));
