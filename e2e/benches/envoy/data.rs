@@ -199,6 +199,8 @@ pub(crate) fn seed_admin_store(store_dir: &Path, count: usize) -> String {
                         regenerated_at: None,
                         last_used_at: None,
                         last_used_ip: None,
+                        networks: Vec::new(),
+                        old_value: None,
                     },
                 )?;
             }
