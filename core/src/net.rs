@@ -6,6 +6,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+/// The most networks one token may be limited to: enough for a team's offices and CI
+/// runners; a longer list belongs in a firewall.
+pub const MAX_PER_TOKEN: usize = 32;
+
 /// A network in CIDR notation, normalized (host bits cleared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Network {

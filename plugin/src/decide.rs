@@ -1,5 +1,8 @@
 //! The allow / deny / pass-through verdict for one request. Pure: everything it needs is
-//! passed in, so every rule is unit-tested natively.
+//! passed in, so every rule is unit-tested natively. The client address is passed as a
+//! closure: it is read (a host call) only for a token limited to some networks.
+
+use std::net::IpAddr;
 
 use pat_core::method::{MethodName, PathError, resolve_path};
 use pat_core::snapshot::TokenState;
@@ -70,6 +73,14 @@ pub enum Denial {
         /// The method.
         method: MethodName,
     },
+    /// A token limited to some client networks, used from another address (or from one
+    /// the edge cannot tell).
+    AddressNotAllowed {
+        /// The masked value.
+        masked: String,
+        /// The client address as Envoy sees it.
+        address: Option<IpAddr>,
+    },
     /// A token on a path that is not an API method.
     NotAnApiMethod,
     /// A token on a path that might reach another method than the one it names.
@@ -97,7 +108,7 @@ pub enum Category {
 
 impl Denial {
     /// Every reason's metric suffix, for defining metrics up front.
-    pub const REASONS: [&'static str; 14] = [
+    pub const REASONS: [&'static str; 15] = [
         "missing_session",
         "ordinary_session",
         "malformed_token",
@@ -106,6 +117,7 @@ impl Denial {
         "expired_token",
         "forbidden_method",
         "out_of_scope",
+        "address_not_allowed",
         "not_an_api_method",
         "ambiguous_path",
         "conflicting_sessions",
@@ -125,6 +137,7 @@ impl Denial {
             Self::ExpiredToken { .. } => "expired_token",
             Self::ForbiddenMethod { .. } => "forbidden_method",
             Self::OutOfScope { .. } => "out_of_scope",
+            Self::AddressNotAllowed { .. } => "address_not_allowed",
             Self::NotAnApiMethod => "not_an_api_method",
             Self::AmbiguousPath(_) => "ambiguous_path",
             Self::ConflictingSessions => "conflicting_sessions",
@@ -143,7 +156,9 @@ impl Denial {
             | Self::NoSnapshot
             | Self::UnknownToken { .. }
             | Self::ExpiredToken { .. } => Category::Unauthenticated,
-            Self::ForbiddenMethod { .. } | Self::OutOfScope { .. } => Category::Forbidden,
+            Self::ForbiddenMethod { .. }
+            | Self::OutOfScope { .. }
+            | Self::AddressNotAllowed { .. } => Category::Forbidden,
             Self::NotAnApiMethod
             | Self::AmbiguousPath(_)
             | Self::ConflictingSessions
@@ -166,6 +181,12 @@ impl Denial {
                 format!("access token {masked} cannot call {method}: access tokens never may")
             }
             Self::OutOfScope { masked, method } => format!("access token {masked} is not allowed to call {method}"),
+            Self::AddressNotAllowed { masked, address: Some(address) } => {
+                format!("access token {masked} may not be used from {address}: it is limited to other client networks")
+            }
+            Self::AddressNotAllowed { masked, address: None } => {
+                format!("access token {masked} is limited to some client networks and the client address is unknown")
+            }
             Self::NotAnApiMethod => "access tokens can only be used on API method paths (/1.0/group/class/rest/method)".into(),
             Self::AmbiguousPath(why) => format!("request path refused for an access token: it contains {why}"),
             Self::ConflictingSessions => "the request carries several different session values".into(),
@@ -185,13 +206,16 @@ pub struct Policy {
     pub ordinary_sessions: Unmatched,
 }
 
-/// Decides one request. `path` is `:path` (query included); `now` is Unix seconds.
+/// Decides one request. `path` is `:path` (query included); `now` is Unix seconds;
+/// `client` gives the client address, and is called only for a token limited to some
+/// networks.
 pub fn decide(
     policy: Policy,
     snapshot: Option<&TokenState>,
     path: &str,
     session: &SessionFinding,
     now: u64,
+    client: impl FnOnce() -> Option<IpAddr>,
 ) -> Verdict {
     let value = match session {
         SessionFinding::Absent => {
@@ -206,7 +230,7 @@ pub fn decide(
     if !token::is_token_like(value) {
         return unmatched(policy.ordinary_sessions, Denial::OrdinarySession);
     }
-    match authorize(snapshot, path, value, now) {
+    match authorize(snapshot, path, value, now, client) {
         Ok(grant) => Verdict::Allow(grant),
         Err(denial) => Verdict::Deny(denial),
     }
@@ -224,6 +248,7 @@ fn authorize(
     path: &str,
     value: &str,
     now: u64,
+    client: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Grant, Denial> {
     token::validate(value).map_err(|error| Denial::MalformedToken {
         masked: token::mask(value),
@@ -240,6 +265,16 @@ fn authorize(
         .ok_or_else(|| Denial::UnknownToken { masked: masked() })?;
     if entry.is_expired(now) {
         return Err(Denial::ExpiredToken { masked: masked() });
+    }
+    // Before anything about the method: from elsewhere, a limited token says nothing more.
+    if entry.is_address_limited() {
+        let address = client();
+        if !address.is_some_and(|ip| entry.allows_address(ip)) {
+            return Err(Denial::AddressNotAllowed {
+                masked: masked(),
+                address,
+            });
+        }
     }
     if method.is_forbidden_for_tokens() {
         return Err(Denial::ForbiddenMethod {
@@ -279,15 +314,22 @@ mod tests {
         valid: Token,
         expired: Token,
         unknown: Token,
+        /// Limited to 127.0.0.2/32 and 2001:db8::/32.
+        limited: Token,
     }
 
     fn fixture() -> Fixture {
         let key = SigningKey::generate().expect("rng");
-        let (valid, expired, unknown) = (
+        let (valid, expired, unknown, limited) = (
+            Token::generate().expect("rng"),
             Token::generate().expect("rng"),
             Token::generate().expect("rng"),
             Token::generate().expect("rng"),
         );
+        let networks: [pat_core::net::Network; 2] = [
+            "127.0.0.2/32".parse().expect("v4"),
+            "2001:db8::/32".parse().expect("v6"),
+        ];
         let scope = [MethodName::parse("environment.Control.StopEnv").expect("valid")];
         let mut b = SnapshotBuilder::new();
         b.add(TokenSpec {
@@ -308,6 +350,15 @@ mod tests {
             networks: &[],
         })
         .expect("add");
+        b.add(TokenSpec {
+            hash: limited.hash(),
+            id: 13,
+            user: "alice",
+            expires_at: None,
+            scope: &scope,
+            networks: &networks,
+        })
+        .expect("add");
         let built = b
             .build(
                 pat_core::snapshot::Stamp::lasting(1, NOW, 86_400),
@@ -323,7 +374,22 @@ mod tests {
             valid,
             expired,
             unknown,
+            limited,
         }
+    }
+
+    /// Decides a request whose token (if any) has no network limit: reading the client
+    /// address would be a wasted host call, so it fails the test.
+    fn decide_unlimited(
+        policy: Policy,
+        snapshot: Option<&TokenState>,
+        path: &str,
+        session: &SessionFinding,
+        now: u64,
+    ) -> Verdict {
+        decide(policy, snapshot, path, session, now, || {
+            panic!("the client address is read only for tokens limited to some networks")
+        })
     }
 
     fn found(s: &str) -> SessionFinding {
@@ -340,7 +406,8 @@ mod tests {
     #[test]
     fn a_valid_token_in_scope_is_allowed() {
         let f = fixture();
-        let verdict = decide(PASS, Some(&f.snapshot), STOP, &found(f.valid.expose()), NOW);
+        let verdict =
+            decide_unlimited(PASS, Some(&f.snapshot), STOP, &found(f.valid.expose()), NOW);
         let Verdict::Allow(grant) = verdict else {
             panic!("expected allow, got {verdict:?}");
         };
@@ -352,7 +419,7 @@ mod tests {
             "/1.0/env/control/rest/stopenv",
         ] {
             assert!(matches!(
-                decide(PASS, Some(&f.snapshot), path, &found(f.valid.expose()), NOW),
+                decide_unlimited(PASS, Some(&f.snapshot), path, &found(f.valid.expose()), NOW),
                 Verdict::Allow(_)
             ));
         }
@@ -369,37 +436,37 @@ mod tests {
 
         let cases: Vec<(Verdict, &str, Category)> = vec![
             (
-                decide(PASS, s, STOP, &found(&bad_checksum), NOW),
+                decide_unlimited(PASS, s, STOP, &found(&bad_checksum), NOW),
                 "malformed_token",
                 Category::Unauthenticated,
             ),
             (
-                decide(PASS, s, STOP, &found("pate_short"), NOW),
+                decide_unlimited(PASS, s, STOP, &found("pate_short"), NOW),
                 "malformed_token",
                 Category::Unauthenticated,
             ),
             (
-                decide(PASS, s, STOP, &found(f.unknown.expose()), NOW),
+                decide_unlimited(PASS, s, STOP, &found(f.unknown.expose()), NOW),
                 "unknown_token",
                 Category::Unauthenticated,
             ),
             (
-                decide(PASS, s, STOP, &found(f.expired.expose()), NOW),
+                decide_unlimited(PASS, s, STOP, &found(f.expired.expose()), NOW),
                 "expired_token",
                 Category::Unauthenticated,
             ),
             (
-                decide(PASS, s, STOP, &found(v), NOW + 1),
+                decide_unlimited(PASS, s, STOP, &found(v), NOW + 1),
                 "expired_token",
                 Category::Unauthenticated,
             ),
             (
-                decide(PASS, None, STOP, &found(v), NOW),
+                decide_unlimited(PASS, None, STOP, &found(v), NOW),
                 "no_snapshot",
                 Category::Unauthenticated,
             ),
             (
-                decide(
+                decide_unlimited(
                     PASS,
                     s,
                     "/1.0/environment/control/rest/deleteenv",
@@ -410,7 +477,7 @@ mod tests {
                 Category::Forbidden,
             ),
             (
-                decide(
+                decide_unlimited(
                     PASS,
                     s,
                     "/1.0/users/authentication/rest/signin",
@@ -421,12 +488,12 @@ mod tests {
                 Category::Forbidden,
             ),
             (
-                decide(PASS, s, "/", &found(v), NOW),
+                decide_unlimited(PASS, s, "/", &found(v), NOW),
                 "not_an_api_method",
                 Category::InvalidRequest,
             ),
             (
-                decide(
+                decide_unlimited(
                     PASS,
                     s,
                     "/1.0/environment/control/rest/stopenv;x",
@@ -437,7 +504,7 @@ mod tests {
                 Category::InvalidRequest,
             ),
             (
-                decide(
+                decide_unlimited(
                     PASS,
                     s,
                     "/1.0//environment/control/rest/stopenv",
@@ -464,6 +531,50 @@ mod tests {
     }
 
     #[test]
+    fn a_limited_token_is_allowed_only_from_its_networks() {
+        let f = fixture();
+        let s = Some(&f.snapshot);
+        let v = f.limited.expose();
+        let from = |ip: &str| {
+            let ip: IpAddr = ip.parse().expect("ip");
+            decide(PASS, s, STOP, &found(v), NOW, move || Some(ip))
+        };
+        for inside in [
+            "127.0.0.2",
+            "2001:db8::1",
+            "2001:db8:ffff::9",
+            "::ffff:127.0.0.2",
+        ] {
+            assert!(matches!(from(inside), Verdict::Allow(_)), "{inside}");
+        }
+        for outside in ["127.0.0.1", "127.0.0.3", "2001:db9::1", "::1", "10.0.0.2"] {
+            let denial = denied(from(outside));
+            assert_eq!(denial.reason(), "address_not_allowed", "{outside}");
+            assert_eq!(denial.category(), Category::Forbidden);
+            let message = denial.message();
+            assert!(
+                message.contains(outside) && !message.contains(v),
+                "{message}"
+            );
+        }
+        // An address the edge cannot tell is not one of the token's.
+        let unknown = denied(decide(PASS, s, STOP, &found(v), NOW, || None));
+        assert_eq!(unknown.reason(), "address_not_allowed");
+        assert!(
+            unknown.message().contains("unknown"),
+            "{}",
+            unknown.message()
+        );
+        // From elsewhere, nothing is said about the method: not even that it is forbidden.
+        let elsewhere = || Some("127.0.0.1".parse().expect("ip"));
+        let forbidden = "/1.0/users/authentication/rest/createtoken";
+        assert_eq!(
+            denied(decide(PASS, s, forbidden, &found(v), NOW, elsewhere)).reason(),
+            "address_not_allowed"
+        );
+    }
+
+    #[test]
     fn requests_without_tokens() {
         let f = fixture();
         let s = Some(&f.snapshot);
@@ -472,25 +583,32 @@ mod tests {
             ordinary_sessions: Unmatched::Deny,
         };
         assert_eq!(
-            decide(PASS, s, STOP, &SessionFinding::Absent, NOW),
+            decide_unlimited(PASS, s, STOP, &SessionFinding::Absent, NOW),
             Verdict::PassThrough
         );
         assert_eq!(
-            decide(PASS, s, STOP, &found("0123456789abcdef"), NOW),
+            decide_unlimited(PASS, s, STOP, &found("0123456789abcdef"), NOW),
             Verdict::PassThrough
         );
         // Ordinary sessions pass even with no snapshot (fail closed applies to tokens only)
         // and on any path.
         assert_eq!(
-            decide(PASS, None, "/x//y", &found("legacy"), NOW),
+            decide_unlimited(PASS, None, "/x//y", &found("legacy"), NOW),
             Verdict::PassThrough
         );
         assert_eq!(
-            denied(decide(strict, s, STOP, &SessionFinding::Absent, NOW)).reason(),
+            denied(decide_unlimited(
+                strict,
+                s,
+                STOP,
+                &SessionFinding::Absent,
+                NOW
+            ))
+            .reason(),
             "missing_session"
         );
         assert_eq!(
-            denied(decide(strict, s, STOP, &found("legacy"), NOW)).reason(),
+            denied(decide_unlimited(strict, s, STOP, &found("legacy"), NOW)).reason(),
             "ordinary_session"
         );
     }
@@ -504,7 +622,13 @@ mod tests {
             (SessionFinding::Unparseable("x"), "unparseable_body"),
             (SessionFinding::TooLarge, "body_too_large"),
         ] {
-            let denial = denied(decide(PASS, Some(&f.snapshot), STOP, &finding, NOW));
+            let denial = denied(decide_unlimited(
+                PASS,
+                Some(&f.snapshot),
+                STOP,
+                &finding,
+                NOW,
+            ));
             assert_eq!(
                 (denial.reason(), denial.category()),
                 (reason, Category::InvalidRequest)

@@ -114,6 +114,9 @@ pub enum BuildError {
         /// The method.
         method: MethodName,
     },
+    /// A network list longer than [`crate::net::MAX_PER_TOKEN`].
+    #[error("token {0}: more than {max} allowed networks", max = crate::net::MAX_PER_TOKEN)]
+    TooManyNetworks(u64),
     /// Removals in a full snapshot.
     #[error("a full snapshot cannot list removals")]
     RemovalsInFull,
@@ -225,6 +228,9 @@ impl SnapshotBuilder {
                 index
             }
         };
+        if token.networks.len() > crate::net::MAX_PER_TOKEN {
+            return Err(BuildError::TooManyNetworks(token.id));
+        }
         let networks = self.intern_networks(token.networks)?;
         self.records.push(Record {
             prefix: token.hash.prefix(),

@@ -161,7 +161,7 @@ impl Filter {
             // The VM's snapshot is shared by every filter instance in it; each one only uses
             // a snapshot signed by a key it trusts itself and fresh by its own limit.
             let snapshot = edge.state_for(&config.keys, clock);
-            decide(policy, snapshot, &path, &finding, now)
+            decide(policy, snapshot, &path, &finding, now, client_address)
         });
         match verdict {
             Verdict::PassThrough => {
@@ -699,13 +699,17 @@ impl Filter {
 /// the first time the token is seen in a report window.
 fn record_use(token_id: u64, now: u64) {
     let wants_address = vm::USAGE.with_borrow_mut(|log| log.record(token_id, now));
-    if wants_address
-        && let Some(address) = property(&["source", "address"])
-            .and_then(|a| String::from_utf8(a).ok())
-            .and_then(|a| client_ip(&a))
-    {
+    if wants_address && let Some(address) = client_address() {
         vm::USAGE.with_borrow_mut(|log| log.set_address(token_id, address));
     }
+}
+
+/// The client's IP as Envoy's connection manager computes it (`source.address`, which
+/// follows `use_remote_address` and `xff_num_trusted_hops`): one property call.
+fn client_address() -> Option<std::net::IpAddr> {
+    property(&["source", "address"])
+        .and_then(|a| String::from_utf8(a).ok())
+        .and_then(|a| client_ip(&a))
 }
 
 /// The IP of Envoy's `source.address` (`ip:port`, or a bare IP).

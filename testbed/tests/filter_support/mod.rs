@@ -30,6 +30,8 @@ pub struct Minted {
     pub user: String,
     pub expires_at: Option<u64>,
     pub scope: Vec<MethodName>,
+    /// The client networks it may be used from; empty = any.
+    pub networks: Vec<pat_core::net::Network>,
 }
 
 impl Minted {
@@ -40,7 +42,17 @@ impl Minted {
             user: user.to_string(),
             expires_at: None,
             scope: scope.iter().map(|m| method(m)).collect(),
+            networks: Vec::new(),
         }
+    }
+
+    /// Limits it to these networks (CIDR notation).
+    pub fn limited_to(mut self, networks: &[&str]) -> Self {
+        self.networks = networks
+            .iter()
+            .map(|n| n.parse().expect("a network"))
+            .collect();
+        self
     }
 
     pub fn expiring(mut self, at: u64) -> Self {
@@ -102,7 +114,7 @@ fn spec(t: &Minted) -> TokenSpec<'_> {
         user: &t.user,
         expires_at: t.expires_at,
         scope: &t.scope,
-        networks: &[],
+        networks: &t.networks,
     }
 }
 
@@ -216,6 +228,14 @@ impl Edge {
         self.tb
             .vm(vm)
             .send(Request::get(format!("{path}{sep}session={session}")))
+    }
+
+    /// Like [`Self::get`], from a client at `source` (`ip:port`, Envoy's `source.address`).
+    pub fn get_from(&self, vm: usize, path: &str, session: &str, source: &str) -> Exchange {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        self.tb
+            .vm(vm)
+            .send(Request::get(format!("{path}{sep}session={session}")).source_address(source))
     }
 
     /// Lets every VM's refresh tick fire.
