@@ -397,7 +397,7 @@ impl Filter {
                             LogLevel::Info,
                             &format!(
                                 "pat-edge: request ended after its head was forwarded ({}): a later multipart part {}",
-                                denial.reason(),
+                                denial.reason().name(),
                                 denial.message()
                             ),
                         );
@@ -736,7 +736,7 @@ fn deny(config: &Config, metrics: &Metrics, denial: &Denial) {
     if debug_enabled() {
         log(
             LogLevel::Debug,
-            &format!("pat-edge: denied ({}): {message}", denial.reason()),
+            &format!("pat-edge: denied ({}): {message}", denial.reason().name()),
         );
     }
     let code = match denial.category() {
