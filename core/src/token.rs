@@ -121,7 +121,7 @@ impl TokenHash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex_encode(&self.0)
+        crate::hex::encode(&self.0)
     }
 
     /// Parses 64 hex characters.
@@ -132,8 +132,8 @@ impl TokenHash {
         }
         let mut out = [0u8; 32];
         for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let hi = hex_value(*pair.first()?)?;
-            let lo = hex_value(*pair.get(1)?)?;
+            let hi = crate::hex::digit(*pair.first()?)?;
+            let lo = crate::hex::digit(*pair.get(1)?)?;
             *slot = (hi << 4) | lo;
         }
         Some(Self(out))
@@ -158,28 +158,6 @@ impl TokenHash {
 impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TokenHash({})", self.to_hex())
-    }
-}
-
-pub(crate) fn hex_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            out.push(char::from(
-                HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
-            ));
-        }
-    }
-    out
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -54,8 +54,3 @@ pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
-
-/// Lowercase hex of some bytes (ids in logs and shared-data keys).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
