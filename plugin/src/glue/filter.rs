@@ -96,10 +96,17 @@ struct PushState {
     renewed_at_ms: u64,
 }
 
+/// What a configured root context gives each of its requests: its configuration and its
+/// metric ids.
+pub(crate) struct Setup {
+    pub(crate) config: Config,
+    pub(crate) metrics: Metrics,
+}
+
 pub(crate) struct Filter {
     context_id: u32,
-    config: Option<Rc<Config>>,
-    metrics: Option<Rc<Metrics>>,
+    /// `None` when the root's configuration was refused.
+    setup: Option<Rc<Setup>>,
     stage: Stage,
     path: Vec<u8>,
     /// Request body bytes buffered so far (from the last body callback).
@@ -116,15 +123,10 @@ enum Applied {
 }
 
 impl Filter {
-    pub(crate) fn new(
-        context_id: u32,
-        config: Option<Rc<Config>>,
-        metrics: Option<Rc<Metrics>>,
-    ) -> Self {
+    pub(crate) fn new(context_id: u32, setup: Option<Rc<Setup>>) -> Self {
         Self {
             context_id,
-            config,
-            metrics,
+            setup,
             stage: Stage::Headers,
             path: Vec::new(),
             buffered: 0,
@@ -776,7 +778,7 @@ impl Context for Filter {
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
+        let Some(setup) = self.setup.clone() else {
             // Envoy does not route traffic to a filter whose configuration was refused;
             // should it happen anyway, fail closed.
             send_json(
@@ -790,20 +792,20 @@ impl HttpContext for Filter {
             );
             return Action::Pause;
         };
-        self.headers(&config, &metrics, end_of_stream)
+        self.headers(&setup.config, &setup.metrics, end_of_stream)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
+        let Some(setup) = self.setup.clone() else {
             return Action::Pause;
         };
         self.buffered = body_size;
-        self.body(&config, &metrics, body_size, end_of_stream)
+        self.body(&setup.config, &setup.metrics, body_size, end_of_stream)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // Trailers end the body: decide with what was buffered.
-        let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
+        let Some(setup) = self.setup.clone() else {
             return Action::Pause;
         };
         let size = match self.stage {
@@ -811,6 +813,6 @@ impl HttpContext for Filter {
             Stage::MultipartTail { .. } | Stage::Push(_) => 0,
             _ => self.buffered,
         };
-        self.body(&config, &metrics, size, true)
+        self.body(&setup.config, &setup.metrics, size, true)
     }
 }
