@@ -19,8 +19,14 @@
 //!   slot that lets one VM at a time fetch.
 //! - [`usage`]: what each VM saw let through ("last used"), for the origin's reports.
 //! - [`reply`]: the JSON bodies.
+//! - [`request`]: one request through the filter, a state machine over these modules behind
+//!   a host trait ([`request::RequestHost`]): headers, bodies, the verdict applied, the
+//!   control endpoint and pushes.
 //!
-//! The host glue is `glue` (wasm32 only): root and HTTP contexts, metrics, and the
+//! The host glue is `glue` (wasm32 only), the only code that makes proxy-wasm calls: the
+//! root context (configuration, ticks, origin fetches, usage reports), the HTTP context that
+//! forwards its callbacks to a [`request::Request`] with a [`request::RequestHost`] over the
+//! host calls, this VM's state (its snapshot, usage log and number), metrics, and the
 //! [`shared::SharedStore`] implementation over proxy-wasm shared data.
 //!
 //! A trap kills the worker's VM, so `unwrap`, `expect`, `panic!` and unchecked indexing are
@@ -47,6 +53,7 @@ pub mod multipart;
 pub mod origin;
 pub mod push_lease;
 pub mod reply;
+pub mod request;
 pub mod session;
 pub mod shared;
 pub mod stray;

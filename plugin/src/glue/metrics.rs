@@ -4,7 +4,7 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-use crate::decide::{Denial, Reason};
+use crate::decide::Reason;
 use crate::origin::Fetched;
 
 /// Metric ids of this VM.
@@ -79,9 +79,9 @@ impl Metrics {
         Self::increment(self.passed_through);
     }
 
-    pub(crate) fn denied(&self, denial: &Denial) {
+    pub(crate) fn denied(&self, reason: Reason) {
         Self::increment(self.denied_total);
-        Self::increment(self.denied.get(denial.reason().index()).copied().flatten());
+        Self::increment(self.denied.get(reason.index()).copied().flatten());
     }
 
     pub(crate) fn snapshot(&self, version: u64, tokens: u64, apply_ms: Option<u64>) {

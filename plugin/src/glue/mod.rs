@@ -4,6 +4,17 @@
 //! Every host call goes through `proxy_wasm::hostcalls` with its `Result` handled: the
 //! SDK's convenience methods unwrap, and the string variants of header getters panic on a
 //! non-UTF-8 value (which a client controls). Only the `_bytes` variants are used here.
+//!
+//! # Layout
+//! - `root`: the root context: configuration, the refresh tick, origin fetches, usage
+//!   reports.
+//! - `filter`: the HTTP context: each callback forwarded to [`crate::request::Request`],
+//!   with the [`crate::request::RequestHost`] over these host calls.
+//! - `vm`: this VM's state, shared by its root contexts and requests: its snapshot, usage
+//!   log, whether it serves requests, its number.
+//! - `host`: small adapters over the host calls, and shared data as a
+//!   [`crate::shared::SharedStore`].
+//! - `metrics`: the metric ids and what they count.
 
 mod filter;
 mod host;

@@ -12,7 +12,7 @@ use super::host::{self, HostShared, log, now_millis};
 use super::metrics::Metrics;
 use super::vm::{self, EDGE, refresh};
 use crate::config::{Config, Unmatched};
-use crate::edge::{Clock, PushRejection};
+use crate::edge::{Clock, PushRejection, kind_word};
 use crate::floor;
 use crate::origin::{self, Fetch, Fetched, OriginConfig};
 use crate::shared;
@@ -159,7 +159,7 @@ impl Root {
                                 "pat-edge: caught up with the origin: version {} ({} tokens, the last document a {})",
                                 accepted.version,
                                 accepted.tokens,
-                                super::filter::kind_word(accepted.kind)
+                                kind_word(accepted.kind)
                             ),
                         );
                         fetched
