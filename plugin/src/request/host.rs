@@ -3,8 +3,9 @@
 //! shared data). The filter implements it over proxy-wasm (`glue`), the unit tests over a
 //! recording fake.
 //!
-//! Every method is one host call at most, and the machine calls each only where the filter
-//! always did: the trait adds no work to a request.
+//! Over proxy-wasm each request-level method is one host call at most (the VM's state is
+//! this VM's own memory; `refresh` is the tick's snapshot check), and the machine is
+//! generic over the host: the trait adds no call and no dispatch to a request.
 
 use crate::decide::Reason;
 use crate::edge::Edge;

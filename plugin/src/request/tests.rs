@@ -761,6 +761,40 @@ fn a_late_token_in_the_tail_ends_the_upload() {
 }
 
 #[test]
+fn a_multipart_head_that_does_not_end_within_the_cap_is_too_large() {
+    let vm = Vm::new();
+    let config = vm.config(r#""max_body_bytes":1024"#);
+    let field = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"big\"\r\n\r\n{}",
+        "x".repeat(3000)
+    );
+    let host = Fake::new(&vm, "POST", UPLOAD, &[("content-type", &multipart_type())]);
+    let chunks: Vec<&[u8]> = field.as_bytes().chunks(500).collect();
+    let run = host.run(&mut Request::new(1), &config, &chunks);
+    assert_eq!(
+        run.body,
+        [Action::Pause, Action::Pause, Action::Pause],
+        "refused once 1024 bytes were read without a decision"
+    );
+    assert_eq!(vm.events(), [Event::Denied(Reason::BodyTooLarge)]);
+
+    // A multipart content type without a boundary cannot be read at all.
+    let host = Fake::new(
+        &vm,
+        "POST",
+        UPLOAD,
+        &[("content-type", "multipart/form-data")],
+    );
+    let run = host.run(&mut Request::new(2), &config, &[b"x"]);
+    assert_eq!(run.headers, Some(Action::Pause));
+    assert!(run.body.is_empty());
+    assert_eq!(
+        vm.take_events().last(),
+        Some(&Event::Denied(Reason::UnparseableBody))
+    );
+}
+
+#[test]
 fn trailers_end_the_body() {
     let vm = Vm::new();
     let config = vm.config("");
