@@ -92,6 +92,8 @@ fn main() {
                         regenerated_at: None,
                         last_used_at: None,
                         last_used_ip: None,
+                        networks: Vec::new(),
+                        old_value: None,
                     },
                 )?;
             }

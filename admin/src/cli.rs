@@ -49,9 +49,11 @@ pub enum Command {
     List(ListArgs),
     /// One token in detail, with every method of its scope.
     Show(TokenRef),
-    /// Change a token's description, expiry or scope (its value stays the same).
+    /// Change a token's description, expiry, scope or allowed client networks (its value
+    /// stays the same).
     Edit(EditArgs),
-    /// Give a token a new value, keeping every other parameter; the old value stops working.
+    /// Give a token a new value, keeping every other parameter; the old value stops working,
+    /// at once or (--grace) at the end of a grace window.
     Regenerate(RegenerateArgs),
     /// Create a new token with the parameters of an existing one.
     Copy(CopyArgs),
@@ -82,7 +84,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// The audit log: who changed what, when.
     Audit(AuditArgs),
-    /// Store settings: token limit per account, maximum token lifetime, snapshot lifetime.
+    /// Store settings: token limit per account, maximum token lifetime, snapshot lifetime,
+    /// longest grace window.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script.
@@ -180,6 +183,11 @@ pub struct GenerateArgs {
     /// The scope.
     #[command(flatten)]
     pub scope: Scope,
+    /// Only accept the token from clients in this network: an IPv4 or IPv6 CIDR such as
+    /// 203.0.113.0/24 or 2001:db8::/32, or one address (repeat the flag, or separate with
+    /// commas; at most 32). Without it: any address.
+    #[arg(long = "allow-ip", value_name = "CIDR", value_delimiter = ',')]
+    pub allow_ip: Vec<String>,
     /// Write the token to this new file (mode 0600) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -260,6 +268,18 @@ pub struct EditArgs {
     /// The scope.
     #[command(flatten)]
     pub scope: Scope,
+    /// Replace the allowed client networks with these (IPv4 or IPv6 CIDRs; repeat the flag,
+    /// or separate with commas; at most 32).
+    #[arg(
+        long = "allow-ip",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        conflicts_with = "no_ip_limit"
+    )]
+    pub allow_ip: Vec<String>,
+    /// Accept the token from any address again (drop its allowed networks).
+    #[arg(long)]
+    pub no_ip_limit: bool,
     /// Password confirmation and publishing.
     #[command(flatten)]
     pub confirm: Confirm,
@@ -274,6 +294,12 @@ pub struct RegenerateArgs {
     /// A new last valid day (needed when the token has expired).
     #[arg(long, value_name = "DD-MM-YYYY")]
     pub expires_at: Option<String>,
+    /// Keep the old value working this long (e.g. 30m, 1h, 7d; at most `config set
+    /// max-grace`, default 7d), so clients can switch over; it stops at the token's expiry
+    /// if that is sooner, and at once when the token is removed or regenerated again.
+    /// Without it: the old value stops working at once.
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<String>,
     /// Write the new token to this new file (mode 0600) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -463,10 +489,11 @@ pub enum ConfigCommand {
     /// attempt; default 10) or push-deadline SECS (a whole push; default 30), or `none` to
     /// return push-timeout or push-deadline to the default; session-idle DURATION (1m to 24h;
     /// default 30m) and session-lifetime DURATION (5m to 30d; default 12h): how long an API
-    /// login session may go unused, and how long it lives at most.
+    /// login session may go unused, and how long it lives at most; max-grace DURATION (0s to
+    /// 30d; default 7d; 0s turns grace windows off): the longest `regenerate --grace`.
     Set {
         /// The setting.
-        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline", "session-idle", "session-lifetime"])]
+        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline", "session-idle", "session-lifetime", "max-grace"])]
         key: String,
         /// Its value.
         value: String,

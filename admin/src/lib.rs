@@ -8,12 +8,14 @@
 //! - [`cli`]: the command line (clap): the contract scripts rely on.
 //! - [`commands`]: one module per command group, sharing a context (store, catalogue, output).
 //! - [`ops`]: the token operations (generate, edit, regenerate, copy, remove, list, show,
-//!   password confirmation, publishing after a change), shared by the CLI and the API.
+//!   password confirmation, publishing after a change), shared by the CLI and the API;
+//!   the checked parameters they take (descriptions, scopes, expiries, allowed client
+//!   networks, regeneration grace windows).
 //! - [`store`]: the SQLite store (WAL, immediate transactions, 0600/0700) and its tables.
 //! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
 //! - [`expiry`]: `DD-MM-YYYY` dates, valid through the end of the day in UTC.
-//! - [`duration`]: `90m`, `24h`, `7d` durations (the snapshot lifetime).
+//! - [`duration`]: `90m`, `24h`, `7d` durations (the snapshot lifetime, grace windows).
 //! - [`snapshot`]: building and signing documents from the store: deltas, full snapshots,
 //!   compactions.
 //! - [`origin`]: what the origin hands out (the head, the full answer, catch-ups since a

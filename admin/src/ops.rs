@@ -9,22 +9,29 @@
 //! grows with consecutive failures, whoever made them), and the change step commits in one
 //! transaction that re-checks the password did not change meanwhile and builds, signs and
 //! stores the snapshot of the new state (when a signing key is active). The typed values in
-//! between ([`Description`], [`Scope`], [`Expiry`], [`Confirmed`]) can only be made by the
-//! checks, so no front end can skip one.
+//! between ([`Description`], [`Scope`], [`Expiry`], [`Networks`], [`Grace`],
+//! [`Confirmed`]) can only be made by the checks, so no front end can skip one.
+//!
+//! A token may be limited to client networks ([`Networks`]: generate, edit, kept by copy
+//! and regenerate), and a regeneration may keep the previous value working for a grace
+//! window ([`Grace`], at most `max-grace`): the previous hash stays a second record of the
+//! token in every document until the window ends (or the token's own expiry, if sooner),
+//! and a later regeneration or a removal ends it at once.
 //!
 //! Who acts is an [`Actor`]: an account and the channel it came through (the CLI, run by an
 //! OS user, or the API, from a client address), which the audit log records.
 
 use std::time::Duration;
 
-use pat_core::token::Token;
+use pat_core::net::{MAX_PER_TOKEN, Network};
+use pat_core::token::{Token, TokenHash};
 use rusqlite::Connection;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
-use crate::expiry::{self, last_day};
+use crate::expiry::{self, last_day, rfc3339};
 use crate::password;
 use crate::publish::{self, EdgeResult, Timeouts};
 use crate::snapshot;
@@ -214,6 +221,79 @@ impl Expiry {
     }
 }
 
+/// A checked list of allowed client networks: each entry an IPv4 or IPv6 CIDR (a bare
+/// address is its own /32 or /128; host bits below the prefix are refused), normalized
+/// (IPv4-mapped IPv6 networks written as IPv4), sorted, without duplicates, at most
+/// [`MAX_PER_TOKEN`]. Empty: any address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Networks(Vec<Network>);
+
+impl Networks {
+    /// No limit: any address.
+    pub fn any() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Checks `items` (blank ones are skipped); `what` names the flag or parameter in
+    /// messages. A bad entry is named, and nothing is changed.
+    pub fn parse<S: AsRef<str>>(items: &[S], what: &str) -> Result<Self> {
+        let mut list = Vec::with_capacity(items.len());
+        for item in items {
+            let text = item.as_ref().trim();
+            if text.is_empty() {
+                continue;
+            }
+            let network: Network = text
+                .parse()
+                .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+            list.push(unmapped(network));
+        }
+        list.sort();
+        list.dedup();
+        if list.len() > MAX_PER_TOKEN {
+            return Err(Error::Invalid(format!(
+                "{what}: {} networks, more than the {MAX_PER_TOKEN} one token may be limited to; use wider networks",
+                list.len()
+            )));
+        }
+        Ok(Self(list))
+    }
+
+    /// The networks.
+    pub fn as_slice(&self) -> &[Network] {
+        &self.0
+    }
+
+    /// No limit?
+    pub fn is_any(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it means: edges
+/// match an IPv4-mapped client address as IPv4.
+fn unmapped(network: Network) -> Network {
+    match network.addr() {
+        std::net::IpAddr::V6(v6) if network.prefix() >= 96 => v6
+            .to_ipv4_mapped()
+            .and_then(|v4| Network::new(v4.into(), network.prefix() - 96))
+            .unwrap_or(network),
+        _ => network,
+    }
+}
+
+/// A checked grace window for a regenerated token's previous value: more than 0 seconds,
+/// at most the `max-grace` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grace(u64);
+
+impl Grace {
+    /// Its length, seconds.
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+}
+
 /// Which tokens a removal takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -229,18 +309,26 @@ pub struct NewToken {
     description: Description,
     scope: Scope,
     expiry: Expiry,
+    networks: Networks,
     copy_of: Option<i64>,
 }
 
 impl NewToken {
-    /// A new token with these parameters.
+    /// A new token with these parameters, usable from any address.
     pub fn new(description: Description, scope: Scope, expiry: Expiry) -> Self {
         Self {
             description,
             scope,
             expiry,
+            networks: Networks::any(),
             copy_of: None,
         }
+    }
+
+    /// The same, limited to `networks`.
+    pub fn with_networks(mut self, networks: Networks) -> Self {
+        self.networks = networks;
+        self
     }
 }
 
@@ -253,12 +341,17 @@ pub struct Edit {
     pub scope: Option<Scope>,
     /// New expiry.
     pub expiry: Option<Expiry>,
+    /// New allowed networks (replacing the list; empty: any address).
+    pub networks: Option<Networks>,
 }
 
 impl Edit {
     /// Nothing to change at all?
     pub fn is_empty(&self) -> bool {
-        self.description.is_none() && self.scope.is_none() && self.expiry.is_none()
+        self.description.is_none()
+            && self.scope.is_none()
+            && self.expiry.is_none()
+            && self.networks.is_none()
     }
 
     fn apply(&self, mut row: tokens::Token) -> tokens::Token {
@@ -272,15 +365,20 @@ impl Edit {
         if let Some(e) = self.expiry {
             row.expires_at = e.0;
         }
+        if let Some(n) = &self.networks {
+            row.networks = n.0.clone();
+        }
         row
     }
 }
 
-/// A regeneration, checked: the token and the expiry the new value gets.
+/// A regeneration, checked: the token, the expiry the new value gets, and how long the
+/// previous value keeps working (`None`: it stops at once).
 #[derive(Debug, Clone)]
 pub struct Regenerate {
     id: i64,
     expiry: Expiry,
+    grace: Option<Grace>,
 }
 
 /// A removal, checked: the ids (sorted, each the caller's when checked).
@@ -384,6 +482,33 @@ impl<'a> Ops<'a> {
                 Ok(Expiry(None))
             }
         }
+    }
+
+    /// A grace window of `secs` seconds for a regeneration's previous value (`what` names
+    /// the flag or parameter in messages): `None` for 0 (the previous value stops at once);
+    /// refused beyond the `max-grace` setting (default 7 days).
+    pub fn grace(&self, actor: &Actor, secs: u64, what: &str) -> Result<Option<Grace>> {
+        if secs == 0 {
+            return Ok(None);
+        }
+        let max = settings::max_grace(self.store.conn())?;
+        let hint = match actor.channel {
+            Channel::Cli => " (pat-admin config set max-grace DURATION)",
+            Channel::Api { .. } => "",
+        };
+        if max == 0 {
+            return Err(Error::Refused(format!(
+                "{what}: grace windows are turned off here; regenerate without one{hint}"
+            )));
+        }
+        if secs > max {
+            return Err(Error::Refused(format!(
+                "{what}: {} is longer than the longest grace window allowed, {}{hint}",
+                crate::duration::text(secs),
+                crate::duration::text(max)
+            )));
+        }
+        Ok(Some(Grace(secs)))
     }
 
     /// Confirms the actor's password: waits the back-off its account's consecutive failures
@@ -492,6 +617,8 @@ impl<'a> Ops<'a> {
             regenerated_at: None,
             last_used_at: None,
             last_used_ip: None,
+            networks: new.networks.0,
+            old_value: None,
         };
         let dir = self.store.dir().to_path_buf();
         let (id, built) = self.store.write(|tx| {
@@ -596,20 +723,24 @@ impl<'a> Ops<'a> {
         }
     }
 
-    /// Checks a regeneration: the token is the actor's, and the new value's expiry.
+    /// Checks a regeneration: the token is the actor's, the new value's expiry, and the
+    /// previous value's grace window (checked with [`Ops::grace`]).
     pub fn prepare_regenerate(
         &self,
         actor: &Actor,
         id: i64,
         given: Option<Expiry>,
+        grace: Option<Grace>,
     ) -> Result<Regenerate> {
         let existing = tokens::require(self.store.conn(), &actor.account, id)?;
         let expiry = self.fresh_expiry(actor, given, existing.expires_at, existing.id)?;
-        Ok(Regenerate { id, expiry })
+        Ok(Regenerate { id, expiry, grace })
     }
 
-    /// `regenerate` / `RegenerateToken`: a new value, every other parameter kept, the old
-    /// value dead.
+    /// `regenerate` / `RegenerateToken`: a new value, every other parameter kept (allowed
+    /// networks included). The previous value stops working at once, or with a grace window
+    /// at its end (or the token's expiry, if sooner); a previous value still in an earlier
+    /// window stops now. The audit entry names both values by [`value_id`].
     pub fn regenerate(
         &mut self,
         actor: &Actor,
@@ -621,11 +752,43 @@ impl<'a> Ops<'a> {
         let (token, built) = self.store.write(|tx| {
             Self::still_confirmed(tx, actor, confirmed)?;
             let mut row = tokens::require(tx, &actor.account, plan.id)?;
+            let at = now();
+            let ended = row
+                .old_value
+                .zip(row.old_value_until(at))
+                .map(|(old, end)| (old.hash, end));
+            let previous = row.hash;
+            let old_until = plan
+                .grace
+                .map(|g| at.saturating_add(g.0))
+                .map(|end| row.expires_at.map_or(end, |e| e.min(end)))
+                .filter(|&end| end > at);
+            row.old_value = old_until.map(|until| tokens::OldValue {
+                hash: previous,
+                until,
+            });
             row.hash = value.hash();
             row.expires_at = plan.expiry.0;
-            row.regenerated_at = Some(now());
+            row.regenerated_at = Some(at);
             tokens::update(tx, &row)?;
-            actor.record(tx, "token.regenerate", Some(row.id), &describe(&row))?;
+            let mut detail = format!(
+                "value {} replaced by {}; {}",
+                value_id(&previous),
+                value_id(&row.hash),
+                match row.old_value_until(at) {
+                    Some(end) => format!("the old value works until {}", rfc3339(end)),
+                    None => "the old value stops working now".to_string(),
+                }
+            );
+            if let Some((hash, end)) = ended {
+                detail.push_str(&format!(
+                    "; the earlier old value {} (until {}) stops working now",
+                    value_id(&hash),
+                    rfc3339(end)
+                ));
+            }
+            detail.push_str(&format!("; {}", describe(&row)));
+            actor.record(tx, "token.regenerate", Some(row.id), &detail)?;
             Ok((row, snapshot::after_change(tx, &dir)?))
         })?;
         Ok(Issued {
@@ -653,6 +816,7 @@ impl<'a> Ops<'a> {
                 methods: source.methods.clone(),
             },
             expiry,
+            networks: Networks(source.networks.clone()),
             copy_of: Some(source.id),
         })
     }
@@ -690,14 +854,28 @@ impl<'a> Ops<'a> {
             if removal.ids.is_empty() {
                 return Ok(None);
             }
+            let at = now();
             for &id in &removal.ids {
+                let old = tokens::get(tx, &actor.account, id)?.and_then(|t| {
+                    t.old_value
+                        .zip(t.old_value_until(at))
+                        .map(|(o, end)| (o.hash, end))
+                });
                 if !tokens::delete(tx, &actor.account, id)? {
                     return Err(Error::NoSuchToken {
                         user: actor.account.clone(),
                         id,
                     });
                 }
-                actor.record(tx, "token.remove", Some(id), "removed")?;
+                let detail = match old {
+                    Some((hash, end)) => format!(
+                        "removed; its old value {} (until {}) stops working with it",
+                        value_id(&hash),
+                        rfc3339(end)
+                    ),
+                    None => "removed".to_string(),
+                };
+                actor.record(tx, "token.remove", Some(id), &detail)?;
             }
             snapshot::after_change(tx, &dir)
         })?;
@@ -731,11 +909,23 @@ pub fn still_confirmed(tx: &Connection, user: &str, confirmed_hash: &str) -> Res
 /// Audit details of a token's parameters (never its value).
 pub fn describe(t: &tokens::Token) -> String {
     format!(
-        "description {:?}; scope {}; expires {}",
+        "description {:?}; scope {}; expires {}; allowed IPs {}",
         t.description,
         t.scope_set.clone().unwrap_or_else(|| t.methods.join(",")),
-        t.expires_at.map_or("never".to_string(), last_day)
+        t.expires_at.map_or("never".to_string(), last_day),
+        if t.networks.is_empty() {
+            "any".to_string()
+        } else {
+            tokens::networks_text(&t.networks).replace(' ', ",")
+        }
     )
+}
+
+/// A value's public id in the audit log: `sha256:` and the first 12 hex digits of its
+/// SHA-256 (the store keeps only the hash; this says which value without being one).
+pub fn value_id(hash: &TokenHash) -> String {
+    let hex: String = hash.0[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ use std::path::Path;
 
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
+use pat_core::net::Network;
 use pat_core::snapshot::{Base, Kind, SnapshotBuilder, StateOf, TokenSpec};
 use pat_core::token::TokenHash;
 use rusqlite::Connection;
@@ -242,11 +243,12 @@ fn build_error(e: pat_core::snapshot::BuildError) -> Error {
     Error::Internal(format!("cannot build the snapshot: {e}"))
 }
 
-/// Adds stored tokens to a builder, parsing each distinct scope once (scopes repeat across
-/// tokens).
+/// Adds stored records to a builder, parsing each distinct scope and network list once
+/// (they repeat across tokens).
 #[derive(Default)]
 struct Adder {
     parsed: HashMap<String, Vec<MethodName>>,
+    networks: HashMap<String, Vec<Network>>,
 }
 
 impl Adder {
@@ -262,9 +264,23 @@ impl Adder {
                 })?;
             self.parsed.insert(t.methods.to_string(), methods);
         }
+        if !t.networks.is_empty() && !self.networks.contains_key(t.networks) {
+            let networks = tokens::parse_networks(t.networks).map_err(|e| {
+                Error::Internal(format!(
+                    "token {} has an invalid stored network list: {e}",
+                    t.id
+                ))
+            })?;
+            self.networks.insert(t.networks.to_string(), networks);
+        }
         let scope = self
             .parsed
             .get(t.methods)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let networks = self
+            .networks
+            .get(t.networks)
             .map(Vec::as_slice)
             .unwrap_or_default();
         builder
@@ -274,7 +290,7 @@ impl Adder {
                 user: t.user,
                 expires_at: t.expires_at,
                 scope,
-                networks: &[],
+                networks,
             })
             .map_err(build_error)
     }
@@ -457,7 +473,8 @@ fn build_delta_in(
             builder.remove(&hash);
         }
     };
-    // The changed tokens as they are now: added (or replaced) when active, else removed.
+    // The changed tokens' records as they are now (the current value, and a previous one in
+    // its grace window): added (or replaced) when active, else removed.
     let mut now_in_state = Vec::new();
     for &id in &changed {
         tokens::for_one_published(tx, id, |t| {
@@ -469,21 +486,23 @@ fn build_delta_in(
             } else {
                 remove(&mut builder, hash);
             }
-            now_in_state.push((t.id, active));
+            now_in_state.push((t.id, t.old, active));
             Ok(())
         })?;
     }
-    for (id, active) in now_in_state {
-        tokens::set_in_state(tx, id, active)?;
+    for (id, old, active) in now_in_state {
+        tokens::set_in_state(tx, id, old, active)?;
     }
-    // Values that died: deleted tokens, regenerated tokens' old values.
+    // Values that died: deleted tokens, regenerated tokens' old values (at once, or when a
+    // later regeneration or a removal ended their grace window).
     for old in &dead {
         let hash = stored_hash(0, old)?;
         if !added.contains(&hash.prefix()) {
             remove(&mut builder, hash);
         }
     }
-    // Unchanged tokens that were in the base's state and have expired since.
+    // Records of unchanged tokens that were in the base's state and have expired since (a
+    // previous value whose grace window ended among them).
     let changed: HashSet<i64> = changed.into_iter().collect();
     tokens::for_each_expired_in_state(tx, at, |t| {
         if !changed.contains(&t.id) {

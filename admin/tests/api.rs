@@ -736,9 +736,10 @@ fn sessions_are_hashed_expire_and_end() {
     admin.run(&["config", "set", "session-idle", "2m"]).ok();
     admin
         .db()
-        .execute("UPDATE sessions SET last_used_at = last_used_at - 119", [])
+        .execute("UPDATE sessions SET last_used_at = last_used_at - 100", [])
         .expect("age it");
-    assert!(ok(&s), "119 s idle is within 2 minutes");
+    // A margin: on a loaded machine seconds pass between the update and the call.
+    assert!(ok(&s), "100 s idle is within 2 minutes");
     admin
         .db()
         .execute("UPDATE sessions SET last_used_at = last_used_at - 121", [])

@@ -65,7 +65,10 @@ fn every_subcommand_has_help() {
         (&["generate"], "shown exactly once"),
         (&["list"], "Tokens: one account's, or every account's"),
         (&["show"], "One token in detail"),
-        (&["edit"], "Change a token's description, expiry or scope"),
+        (
+            &["edit"],
+            "Change a token's description, expiry, scope or allowed client networks",
+        ),
         (&["regenerate"], "Give a token a new value"),
         (&["copy"], "Create a new token with the parameters"),
         (&["remove"], "Remove tokens"),
@@ -114,11 +117,37 @@ fn change_commands_document_their_flags() {
         "--output",
         "--password-stdin",
         "--no-publish",
+        "--allow-ip <CIDR>",
     ] {
         assert!(generate.contains(flag), "{flag} in {generate}");
     }
     let edit = admin.run(&["edit", "--help"]).ok().to_string();
-    assert!(edit.contains("--no-expiry"), "{edit}");
+    for flag in ["--no-expiry", "--allow-ip <CIDR>", "--no-ip-limit"] {
+        assert!(edit.contains(flag), "{flag} in {edit}");
+    }
+    let regenerate = admin.run(&["regenerate", "--help"]).ok().to_string();
+    let flat = regenerate.split_whitespace().collect::<Vec<_>>().join(" ");
+    for phrase in [
+        "--grace <DURATION>",
+        "Keep the old value working",
+        "max-grace",
+    ] {
+        assert!(flat.contains(phrase), "{phrase} in {regenerate}");
+    }
+    // The two edit flags exclude each other.
+    let err = admin
+        .run(&[
+            "edit",
+            "--user",
+            "alice",
+            "1",
+            "--allow-ip",
+            "10.0.0.0/8",
+            "--no-ip-limit",
+        ])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("cannot be used with"), "{err}");
 }
 
 #[test]

@@ -167,7 +167,8 @@ fn config_show_and_set() {
             "push_deadline_secs": 30,
             "last_version": null,
             "session_idle_secs": 1800,
-            "session_lifetime_secs": 43200
+            "session_lifetime_secs": 43200,
+            "max_grace_secs": 604800
         })
     );
     // The API's login session lifetimes: durations within their ranges.

@@ -31,6 +31,8 @@ fn list_shows_every_token_with_its_columns() {
             "ID",
             "DESCRIPTION",
             "SCOPE",
+            "ALLOWED",
+            "IPS",
             "EXPIRES",
             "EXPIRES",
             "IN",

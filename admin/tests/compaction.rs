@@ -44,6 +44,8 @@ fn changes(admin: &Admin, count: usize, per_change: usize) -> Vec<String> {
                             regenerated_at: None,
                             last_used_at: None,
                             last_used_ip: None,
+                            networks: Vec::new(),
+                            old_value: None,
                         },
                     )?;
                 }

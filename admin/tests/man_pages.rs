@@ -37,5 +37,19 @@ fn man_pages_are_written_for_every_command() {
         generate.contains("pat\\-admin key generate"),
         "how it is typed"
     );
+    // The token parameters of issue 14: allowed networks and grace windows.
+    for (page, flags) in [
+        ("pat-admin-generate.1", &["\\-\\-allow\\-ip"][..]),
+        (
+            "pat-admin-edit.1",
+            &["\\-\\-allow\\-ip", "\\-\\-no\\-ip\\-limit"],
+        ),
+        ("pat-admin-regenerate.1", &["\\-\\-grace", "max\\-grace"]),
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).expect(page);
+        for flag in flags {
+            assert!(text.contains(flag), "{flag} in {page}");
+        }
+    }
     assert!(!admin.store().exists(), "needs no store");
 }

@@ -1,8 +1,9 @@
-//! A store written by the previous pat-admin (schema 4: one full snapshot per version, in
-//! snapshot format 2) is migrated in place to schema 5: accounts, keys, tokens, sessions
-//! and the version counter survive; the old snapshots, which no edge accepts any more, are
-//! dropped; tokens get "last used" (none yet); and the next document is a full snapshot
-//! above every version handed out before, after which changes are deltas.
+//! A store written by an earlier pat-admin (schema 4: one full snapshot per version, in
+//! snapshot format 2) is migrated in place to schema 5 and on to the current one: accounts,
+//! keys, tokens, sessions and the version counter survive; the old snapshots, which no edge
+//! accepts any more, are dropped; tokens get "last used" (none yet); and the next document
+//! is a full snapshot above every version handed out before, after which changes are
+//! deltas.
 
 mod support;
 
@@ -118,7 +119,7 @@ fn a_schema_4_store_is_migrated_and_signed_anew_then_changes_are_deltas() {
     let shown = admin.run(&["--json", "config", "show"]);
     shown.ok();
     assert_eq!(shown.json()["last_version"], 7, "the counter survives");
-    assert_eq!(count(&admin, "PRAGMA user_version"), 5);
+    assert_eq!(count(&admin, "PRAGMA user_version"), schema::VERSION);
     assert_eq!(
         count(&admin, "SELECT count(*) FROM snapshots"),
         0,
@@ -169,7 +170,7 @@ fn a_schema_4_store_that_published_nothing_waits_for_a_first_document() {
     let admin = Admin::new();
     v4_store(&admin, false);
     admin.run(&["config", "show"]).ok();
-    assert_eq!(count(&admin, "PRAGMA user_version"), 5);
+    assert_eq!(count(&admin, "PRAGMA user_version"), schema::VERSION);
     assert_eq!(
         count(
             &admin,
@@ -196,11 +197,11 @@ fn a_newer_schema_is_refused() {
     v4_store(&admin, false);
     admin
         .db()
-        .pragma_update(None, "user_version", 6)
+        .pragma_update(None, "user_version", schema::VERSION + 1)
         .expect("from the future");
     let err = admin.run(&["config", "show"]).fails(1).to_string();
     assert!(
-        err.contains("schema version 6") && err.contains("newer"),
+        err.contains(&format!("schema version {}", schema::VERSION + 1)) && err.contains("newer"),
         "{err}"
     );
 }

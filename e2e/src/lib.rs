@@ -100,8 +100,34 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, for a server a test starts.
+///
+/// Taken below the kernel's ephemeral range when there is room: a port the kernel handed
+/// out for `:0` can be given to another test's outgoing connection before the server binds
+/// it (seen as an Envoy that exits at start); ports below the range are never used that way.
+/// Tests run in parallel processes, so the choice starts at a place of this process's own.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    const FIRST: u32 = 10_000;
+    if low > FIRST + 1_000 {
+        let span = low - FIRST;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos);
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = FIRST + start.wrapping_add(step.wrapping_mul(104_729)) % span;
+            let port = u16::try_from(port).expect("below the ephemeral range");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -231,8 +257,8 @@ impl Stack {
         stack.start_origin();
         // serve creates (or migrates) the store before it listens: until then, another
         // process opening it could find a half-made database.
-        wait_for_port(ports.origin);
-        wait_for_port(ports.api);
+        stack.wait_for_origin(ports.origin);
+        stack.wait_for_origin(ports.api);
         let key = stack.admin_ok(&["--json", "key", "generate"], "");
         stack.public_key = key["public_key"].as_str().expect("public key").to_string();
         stack.admin_ok(
@@ -286,6 +312,27 @@ impl Stack {
     /// The origin's log so far (`pat-admin serve`'s stderr, every start).
     pub fn origin_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default()
+    }
+
+    /// Waits (a minute at most: a loaded machine) until `pat-admin serve` listens on `port`;
+    /// fails at once, with its log, if it exited.
+    pub fn wait_for_origin(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log =
+                || std::fs::read_to_string(self.dir.path().join("origin.log")).unwrap_or_default();
+            if let Some(origin) = self.origin.as_mut()
+                && let Ok(Some(status)) = origin.child.try_wait()
+            {
+                panic!("pat-admin serve exited ({status}): {}", log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pat-admin serve does not listen on port {port} after a minute: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the origin (SIGKILL): edges keep what they hold and retry.
@@ -404,17 +451,36 @@ impl Stack {
                 .stdout(Stdio::null())
                 .stderr(log_file(self.dir.path(), &format!("{name}.log"))),
         );
-        let edge = Edge {
+        let mut edge = Edge {
             proc,
             public,
             control,
             admin,
         };
-        let ready = within(Duration::from_secs(30), || {
+        // What went wrong, not the whole start-up log.
+        let log = || {
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).map(|text| {
+                text.lines()
+                    .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        };
+        let ready = within(Duration::from_secs(60), || {
+            if let Ok(Some(status)) = edge.proc.child.try_wait() {
+                panic!(
+                    "Envoy {name} exited ({status}): {}",
+                    log().unwrap_or_default()
+                );
+            }
             reqwest::blocking::get(format!("http://127.0.0.1:{admin}/ready"))
                 .is_ok_and(|r| r.status().is_success())
         });
-        assert!(ready.is_some(), "Envoy {name} did not become ready");
+        assert!(
+            ready.is_some(),
+            "Envoy {name} did not become ready: {}",
+            log().unwrap_or_default()
+        );
         if pushed {
             self.admin_ok(&["edge", "add", &edge.control_url()], "");
         }
@@ -458,8 +524,16 @@ impl Stack {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::blocking::Client::new();
         loop {
-            if let Some(envoy) = self.envoy.as_mut() {
-                envoy.assert_running();
+            if let Some(envoy) = self.envoy.as_mut()
+                && let Ok(Some(status)) = envoy.child.try_wait()
+            {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("{log}.err")))
+                    .unwrap_or_default();
+                let errors: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+                    .collect();
+                panic!("Envoy exited ({status}):\n{}", errors.join("\n"));
             }
             let ready = client
                 .get(format!("http://127.0.0.1:{}/ready", self.ports.admin))

@@ -298,18 +298,18 @@ fn step2_the_list_the_tools_and_selection_with_shift_and_ctrl() {
         let rows = b.rows();
         assert_eq!(
             rows[0]["cells"],
-            json!([t1.to_string(), "CI deploys", "IDE Plugins", expires, "never", "active"])
+            json!([t1.to_string(), "CI deploys", "IDE Plugins", "any", expires, "never", "active"])
         );
         assert_eq!(
             rows[1]["cells"],
-            json!([t2.to_string(), "stop/start", "Custom, 2 methods", "never", "never", "active"])
+            json!([t2.to_string(), "stop/start", "Custom, 2 methods", "any", "never", "never", "active"])
         );
         assert_eq!(rows[2]["cells"][2], "Marketplace");
-        assert_eq!(rows[2]["cells"][5], "expired");
+        assert_eq!(rows[2]["cells"][6], "expired");
         // The column headers and exactly these tools.
         assert_eq!(
             b.js("return [...document.querySelectorAll('#token-table th')].map((th) => th.textContent);", vec![]),
-            json!(["ID", "Description", "API", "Expires", "Last used", "Status"])
+            json!(["ID", "Description", "API", "Allowed IPs", "Expires", "Last used", "Status"])
         );
         assert_eq!(
             b.js("return [...document.querySelector('[role=toolbar]').querySelectorAll('button')].map((x) => x.textContent);", vec![]),
@@ -464,7 +464,7 @@ fn step3_the_form_generate_edit_copy_and_regenerate() {
         assert_eq!(methods(custom), ["environment.Control.StartEnv", "environment.Control.StopEnv"]);
         b.wait_rows(&[template_id, custom_id]);
         assert_eq!(b.rows()[1]["cells"][2], "Custom, 2 methods");
-        assert_eq!(b.rows()[1]["cells"][3], format!("20-07-{year}"));
+        assert_eq!(b.rows()[1]["cells"][4], format!("20-07-{year}"));
 
         // Edit: pre-filled; change the description and drop a method.
         b.click(&b.row(custom_id));
@@ -652,6 +652,186 @@ fn step5_a_new_value_is_shown_once_with_copy_and_download() {
         b.wait_dialog("value-dialog", false);
         assert_no_value_in_page(b, &second);
         b.shot("closed");
+    });
+}
+
+/// A platform call through Envoy with `token`, from a client bound to `from` (127.0.0.x).
+fn platform_from(stack: &Stack, token: &str, from: &str) -> Value {
+    let client = reqwest::blocking::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().expect("ip"))
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let body = client
+        .get(stack.url(&format!("{STOPENV}?envName=e2e&session={token}")))
+        .send()
+        .and_then(|r| r.text())
+        .expect("answered");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// Waits until `token` gets `code` from `from` (0: allowed), then checks a few more times.
+fn eventually_from(stack: &Stack, token: &str, from: &str, code: i64) {
+    within(Duration::from_secs(15), || {
+        platform_from(stack, token, from)["result"] == code
+    })
+    .unwrap_or_else(|| panic!("from {from}: {}", platform_from(stack, token, from)));
+    for _ in 0..6 {
+        let answer = platform_from(stack, token, from);
+        assert_eq!(answer["result"], code, "from {from}: {answer}");
+    }
+}
+
+#[test]
+fn the_allowed_ips_field_and_the_grace_choice_when_regenerating() {
+    let (stack, b) = start("allowed_ips_and_grace", Screen::Desktop);
+    b.check(|b| {
+        b.sign_in(&stack.public_base(), "alice", PASSWORD);
+        // Generate: the Allowed IPs field, checked before the password is asked.
+        open_form(b, "Generate");
+        b.field("Allowed IPs");
+        assert!(
+            b.text_of("f-allowed-ips-hint")
+                .contains("Empty: any address")
+        );
+        b.fill("Description", "office only");
+        check_method(b, "stopenv", "environment.Control.StopEnv");
+        b.fill("Allowed IPs", "127.0.0.2, <b>office</b>");
+        b.click_button("Apply");
+        let error = b.wait_text("form-error", "is not an IP network");
+        assert!(
+            error.contains("\"<b>office</b>\""),
+            "shown as text: {error}"
+        );
+        assert!(!b.dialog_open("confirm-dialog"), "no password asked");
+        assert_eq!(
+            b.js(
+                "return document.getElementById('f-allowed-ips').getAttribute('aria-invalid');",
+                vec![]
+            ),
+            json!("true")
+        );
+        assert_eq!(b.focused_id(), "f-allowed-ips");
+        b.shot("allowed-ips-invalid");
+        // Host bits pass the page's light check; the service refuses them, changing nothing.
+        b.fill("Allowed IPs", "127.0.0.1/24");
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        let error = b.wait_text("form-error", "host bits");
+        assert!(error.contains("127.0.0.0/24"), "{error}");
+        assert!(api_tokens(&stack).is_empty(), "nothing created");
+        b.fill("Allowed IPs", "127.0.0.2, ::1");
+        b.shot("allowed-ips-filled");
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        let value = b.token_value();
+        close_value(b, &value);
+        let token = api_tokens(&stack)[0].clone();
+        let id = token["id"].as_i64().expect("id");
+        assert_eq!(token["allowedIps"], json!(["127.0.0.2/32", "::1/128"]));
+        b.wait_rows(&[id]);
+        assert_eq!(b.rows()[0]["cells"][3], "127.0.0.2/32, ::1/128");
+        eventually_from(&stack, &value, "127.0.0.2", 0);
+        eventually_from(&stack, &value, "127.0.0.1", 702);
+
+        // Copy keeps the list (pre-filled).
+        b.click(&b.row(id));
+        open_form(b, "Copy");
+        assert_eq!(
+            b.js(
+                "return arguments[0].value;",
+                vec![json!(b.field("Allowed IPs"))]
+            ),
+            json!("127.0.0.2/32, ::1/128")
+        );
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        let copy_value = b.token_value();
+        close_value(b, &copy_value);
+        let copy = api_tokens(&stack)[1].clone();
+        assert_eq!(copy["allowedIps"], token["allowedIps"]);
+        eventually_from(&stack, &copy_value, "127.0.0.1", 702);
+
+        // Edit: emptied, the token works from anywhere again.
+        b.click(&b.row(id));
+        open_form(b, "Edit");
+        assert_eq!(
+            b.js(
+                "return arguments[0].value;",
+                vec![json!(b.field("Allowed IPs"))]
+            ),
+            json!("127.0.0.2/32, ::1/128")
+        );
+        b.fill("Allowed IPs", "");
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        b.wait_dialog("form-dialog", false);
+        b.wait_text("status", &format!("Token {id} saved"));
+        b.wait_until("the row says any", || b.rows()[0]["cells"][3] == "any");
+        assert_eq!(api_tokens(&stack)[0]["allowedIps"], json!([]));
+        eventually_from(&stack, &value, "127.0.0.1", 0);
+
+        // Regenerate with the old value kept working for 1 hour.
+        b.click(&b.row(id));
+        open_form(b, "Edit");
+        let grace = b.field("Keep the old value working for");
+        assert_eq!(
+            b.js(
+                "return [...arguments[0].options].map((o) => o.textContent);",
+                vec![json!(grace)]
+            ),
+            json!(["none: it stops at once", "1 hour", "1 day", "7 days"])
+        );
+        assert_eq!(
+            b.js("return arguments[0].value;", vec![json!(grace)]),
+            json!("0")
+        );
+        b.choose("Keep the old value working for", "1 hour");
+        b.shot("grace-choice");
+        b.click_button("Regenerate");
+        b.wait_text("confirm-text", "keeps working for 1 hour");
+        b.confirm(PASSWORD);
+        let regenerated = b.token_value();
+        assert_ne!(regenerated, value);
+        let status = b.wait_text("status", &format!("Token {id} regenerated"));
+        assert!(status.contains("the old value works until"), "{status}");
+        close_value(b, &regenerated);
+        let listed = api_tokens(&stack)[0].clone();
+        let until = listed["oldKeyExpiresAt"].as_str().expect("until when");
+        // `yyyy-MM-dd HH:mm` of it, as the page writes `dd-mm-yyyy HH:MM UTC`.
+        let (date, clock) = until.split_once(' ').expect("date and time");
+        let parts: Vec<&str> = date.split('-').collect();
+        let shown = format!("{}-{}-{} {} UTC", parts[2], parts[1], parts[0], &clock[..5]);
+        b.wait_until("the list says until when", || {
+            b.rows()[0]["cells"][6]
+                .as_str()
+                .is_some_and(|c| c == format!("active old value works until {shown}"))
+        });
+        b.shot("old-value-until");
+        eventually(&stack, STOPENV, &value, 0);
+        eventually(&stack, STOPENV, &regenerated, 0);
+        // The Edit form says so too; regenerating with "none" ends the window at once.
+        open_form(b, "Edit");
+        assert!(
+            b.text_of("f-old-value").contains(&shown),
+            "{}",
+            b.text_of("f-old-value")
+        );
+        b.click_button("Regenerate");
+        b.wait_text("confirm-text", "stops working");
+        b.confirm(PASSWORD);
+        let third = b.token_value();
+        b.wait_text("status", "the old value no longer works");
+        close_value(b, &third);
+        eventually(&stack, STOPENV, &value, 701);
+        eventually(&stack, STOPENV, &regenerated, 701);
+        eventually(&stack, STOPENV, &third, 0);
+        b.wait_until("no old value in the list", || {
+            b.rows()[0]["cells"][6] == "active"
+        });
+        assert_eq!(b.text_of("banner-text"), "", "no error along the way");
     });
 }
 

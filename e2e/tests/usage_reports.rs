@@ -128,7 +128,7 @@ fn uses_are_reported_as_last_used_and_a_failed_report_changes_no_answer() {
 
     // Back up: later uses are reported again (the failed report was dropped, not retried).
     stack.start_origin();
-    pat_e2e::wait_for_port(stack.ports.origin);
+    stack.wait_for_origin(stack.ports.origin);
     std::thread::sleep(Duration::from_millis(1_100));
     let again_from = unix_now();
     assert!((0..PROBES).all(|_| client.get(&url, &[]).is_ok()));

@@ -168,11 +168,38 @@
     const date = instant(token.expiresAt);
     return date !== null && date.getTime() <= Date.now();
   }
+  const instantLabel = (date) => `${dayText(date)} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())} UTC`;
   function lastUsedLabel(token) {
     const date = instant(token.lastUsed);
-    if (!date) return 'never';
-    return `${dayText(date)} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())} UTC`;
+    return date ? instantLabel(date) : 'never';
   }
+  // Until when a regenerated token's previous value still works (null when it does not).
+  function oldValueUntil(token) {
+    const date = instant(token.oldKeyExpiresAt);
+    return date && date.getTime() > Date.now() ? date : null;
+  }
+  function oldValueLabel(token) {
+    const date = oldValueUntil(token);
+    return date ? `old value works until ${instantLabel(date)}` : '';
+  }
+  const allowedIps = (token) => (Array.isArray(token.allowedIps) ? token.allowedIps.map(String) : []);
+  function ipsLabel(token) {
+    const list = allowedIps(token);
+    if (!list.length) return 'any';
+    if (list.length <= 2) return list.join(', ');
+    return `${list.slice(0, 2).join(', ')} +${list.length - 2} more`;
+  }
+  // A light check of one Allowed IPs entry (the service checks it fully, host bits too).
+  function looksLikeNetwork(text) {
+    const parts = text.split('/');
+    if (parts.length > 2) return false;
+    const [addr, prefix] = parts;
+    if (prefix !== undefined && !/^\d{1,3}$/.test(prefix)) return false;
+    const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
+    if (v4) return v4.slice(1).every((o) => Number(o) <= 255) && (prefix === undefined || Number(prefix) <= 32);
+    return addr.includes(':') && /^[0-9A-Fa-f:.]+$/.test(addr) && (prefix === undefined || Number(prefix) <= 128);
+  }
+  const networksOf = (text) => text.split(/[\s,;]+/).filter(Boolean);
   function apiLabel(token) {
     if (token.tokenTemplate && token.tokenTemplate.name) return String(token.tokenTemplate.name);
     const n = Array.isArray(token.apiListItems) ? token.apiListItems.length : 0;
@@ -317,14 +344,20 @@
     const rows = tokens.map((t) => {
       const cell = (className, ...content) => el('td', { className }, ...content);
       const status = isExpired(t) ? 'expired' : 'active';
+      const old = oldValueLabel(t);
+      const state = [el('span', { className: `badge ${status}` }, status)];
+      if (old) state.push(' ', el('span', { className: 'grace' }, old));
+      const ips = cell('ips', ipsLabel(t));
+      if (allowedIps(t).length) ips.title = `Accepted only from ${allowedIps(t).join(', ')}`;
       const row = el('tr', {},
         cell('id', String(t.id)),
         cell('description', String(t.description ?? '')),
         cell('api', apiLabel(t)),
+        ips,
         cell('expires', expiresLabel(t)),
         cell('last-used', lastUsedLabel(t)),
-        cell('state', el('span', { className: `badge ${status}` }, status)));
-      for (const [i, label] of ['ID', 'Description', 'API', 'Expires', 'Last used', 'Status'].entries()) {
+        cell('state', ...state));
+      for (const [i, label] of ['ID', 'Description', 'API', 'Allowed IPs', 'Expires', 'Last used', 'Status'].entries()) {
         row.cells[i].dataset.label = label;
         row.cells[i].setAttribute('role', 'gridcell');
       }
@@ -526,6 +559,7 @@
       expires: token && token.expiresAt ? dayText(lastDay(instant(token.expiresAt) || new Date())) : '',
       api: token ? template || 'custom' : (templates[0] ? String(templates[0].id) : 'custom'),
       methods: new Set(methods),
+      ips: token ? allowedIps(token) : [],
     };
     form = { mode, token, initial };
     $('form-title').textContent = {
@@ -535,6 +569,11 @@
     }[mode];
     $('f-description').value = initial.description;
     $('f-expires').value = initial.expires;
+    $('f-allowed-ips').value = initial.ips.join(', ');
+    $('f-grace').value = '0';
+    const until = token && mode === 'edit' ? oldValueUntil(token) : null;
+    $('f-old-value').textContent = until ? `Its previous value still works until ${instantLabel(until)}; regenerating again ends that at once.` : '';
+    $('f-old-value').hidden = !until;
     syncPicker();
     renderChoices(initial.api);
     renderMethods(initial.methods);
@@ -542,7 +581,7 @@
     $('f-only-checked').checked = false;
     filterMethods();
     showApi();
-    for (const id of ['f-description', 'f-expires']) $(id).removeAttribute('aria-invalid');
+    for (const id of ['f-description', 'f-expires', 'f-allowed-ips']) $(id).removeAttribute('aria-invalid');
     showError($('form-error'), '');
     $('form-regenerate-row').hidden = mode !== 'edit';
     $('form-dialog').showModal();
@@ -653,11 +692,15 @@
 
   // The parameters of the form's change, checked; null (with the error shown) when invalid.
   function formParams() {
-    for (const id of ['f-description', 'f-expires']) $(id).removeAttribute('aria-invalid');
+    for (const id of ['f-description', 'f-expires', 'f-allowed-ips']) $(id).removeAttribute('aria-invalid');
     const description = $('f-description').value.trim();
     if (!description) return invalid('f-description', 'Enter a description.');
     const expires = $('f-expires').value.trim();
     if (expires && !parseDay(expires)) return invalid('f-expires', 'Expires At: write the date as dd-mm-yyyy (for example 31-12-2026), or leave it empty.');
+    const ips = networksOf($('f-allowed-ips').value);
+    const bad = ips.find((ip) => !looksLikeNetwork(ip));
+    if (bad !== undefined) return invalid('f-allowed-ips', `Allowed IPs: "${bad}" is not an IP network. Write networks such as 203.0.113.0/24 or 2001:db8::/32 (or single addresses), comma-separated, or leave it empty for any address.`);
+    if (ips.length > 32) return invalid('f-allowed-ips', `Allowed IPs: ${ips.length} networks, more than the 32 a token may have. Use wider networks.`);
     const api = chosenApi();
     if (!api) return invalid('f-api-custom', 'Choose the API the token may call.');
     const methods = checkedMethods();
@@ -667,7 +710,7 @@
       return null;
     }
     const scope = api === 'custom' ? { apiList: methods.join(',') } : { tokenTemplate: templates.find((t) => String(t.id) === api).name };
-    if (form.mode !== 'edit') return { description, ...(expires ? { expiresAt: expires } : {}), ...scope };
+    if (form.mode !== 'edit') return { description, ...(expires ? { expiresAt: expires } : {}), ...(ips.length ? { allowedIps: ips.join(',') } : {}), ...scope };
     // Edit: only what changed (an unchanged expiry keeps its exact instant).
     const initial = form.initial;
     const params = { id: form.token.id };
@@ -675,6 +718,8 @@
     if (expires !== initial.expires) params.expiresAt = expires; // empty: no expiry
     const sameMethods = methods.length === initial.methods.size && methods.every((m) => initial.methods.has(methodKey(m)));
     if (api !== initial.api || (api === 'custom' && !sameMethods)) Object.assign(params, scope);
+    const sameIps = ips.length === initial.ips.length && [...ips].sort().every((ip, i) => ip === [...initial.ips].sort()[i]);
+    if (!sameIps) params.allowedIps = ips.join(','); // empty: any address again
     return params;
   }
 
@@ -711,12 +756,20 @@
   $('form-regenerate').addEventListener('click', () => {
     if (!form || form.mode !== 'edit') return;
     const { token } = form;
-    confirmChange(`Regenerate token ${token.id}? It gets a new value and the current one stops working.`, 'Regenerating and publishing to the edges…',
-      (password) => call('RegenerateToken', { id: token.id, password }),
+    const choice = $('f-grace');
+    const grace = Number(choice.value) || 0;
+    const period = choice.selectedOptions.length ? choice.selectedOptions[0].textContent : '';
+    const question = grace
+      ? `Regenerate token ${token.id}? It gets a new value; the current one keeps working for ${period}.`
+      : `Regenerate token ${token.id}? It gets a new value and the current one stops working.`;
+    confirmChange(question, 'Regenerating and publishing to the edges…',
+      (password) => call('RegenerateToken', { id: token.id, password, ...(grace ? { grace: String(grace) } : {}) }),
       (answer) => {
         $('form-dialog').close();
         form = null;
-        newValue(answer, `Token ${token.id} regenerated: the old value no longer works; ${describePublish(answer.publish)}`);
+        const old = answer.token ? oldValueLabel(answer.token) : '';
+        const what = old ? `the ${old}` : 'the old value no longer works';
+        newValue(answer, `Token ${token.id} regenerated: ${what}; ${describePublish(answer.publish)}`);
       });
   });
 

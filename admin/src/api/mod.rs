@@ -13,6 +13,11 @@
 //! (bounded by `push-timeout`/`push-deadline`), with a `publish` object saying whether every
 //! edge accepted it (clients ignore fields they do not know).
 //!
+//! Beyond the platform's parameters, each optional (its own clients do not send them):
+//! `allowedIps` on `CreateToken`/`EditToken` (the client networks a token is accepted
+//! from; empty on `EditToken`: any address) and `grace` on `RegenerateToken` (seconds the
+//! old value keeps working); tokens in answers carry `allowedIps` and `oldKeyExpiresAt`.
+//!
 //! This is the standalone mode: pat-admin's own accounts are the authority, so `Signin`
 //! makes login sessions ([`crate::store::sessions`]): random, stored hashed, with idle and
 //! absolute lifetimes (`config set session-idle`, `session-lifetime`), ended by `Signout`
@@ -38,8 +43,8 @@ use crate::catalogue::{Catalogue, docs_url};
 use crate::error::Error;
 use crate::expiry::{ExpiryError, api_instant};
 use crate::ops::{
-    self, Actor, ChangePublish, Description, Edit, EditPlan, NewToken, Ops, PublishPlan, Scope,
-    Selection,
+    self, Actor, ChangePublish, Description, Edit, EditPlan, Networks, NewToken, Ops, PublishPlan,
+    Scope, Selection,
 };
 use crate::password;
 use crate::publish;
@@ -449,6 +454,16 @@ impl Api {
         Ok(params.one(name)?.map(Description::parse).transpose()?)
     }
 
+    /// `allowedIps`: CIDRs separated by commas, semicolons, spaces or newlines (or a list,
+    /// as for `apiList`); `None` when the parameter is absent, "any address" when empty.
+    fn networks(params: &Params) -> Result<Option<Networks>, ApiError> {
+        if !params.has("allowedIps") {
+            return Ok(None);
+        }
+        let items = params::list_items(params.all("allowedIps"));
+        Ok(Some(Networks::parse(&items, "allowedIps")?))
+    }
+
     fn create(&self, store: &mut Store, actor: &Actor, params: &Params) -> Result<Value, ApiError> {
         let description = Self::description(params, "description")?
             .ok_or_else(|| ApiError::invalid("the parameter `description` is required"))?;
@@ -457,11 +472,16 @@ impl Api {
                 "choose the token's scope: tokenTemplate (see GetTokenTemplates) or apiList (see GetTokenApiList)",
             )
         })?;
+        let networks = Self::networks(params)?.unwrap_or_default();
         let mut ops = Ops::new(store, self.catalogue);
         let expiry = ops.expiry_api(params.optional("expiresAt")?)?;
         let password = params.required("password")?;
         let confirmed = ops.confirm(actor, password, |_, _| {})?;
-        let issued = ops.generate(actor, &confirmed, NewToken::new(description, scope, expiry))?;
+        let issued = ops.generate(
+            actor,
+            &confirmed,
+            NewToken::new(description, scope, expiry).with_networks(networks),
+        )?;
         let token = self.token_json(&issued.token, Some(issued.value.expose()));
         let publish = self.publish(store, issued.built);
         Ok(json!({ "result": code::OK, "token": token, "publish": publish }))
@@ -471,6 +491,7 @@ impl Api {
         let id = one_id(params, &["id"])?;
         let description = Self::description(params, "description")?;
         let scope = self.scope(params)?;
+        let networks = Self::networks(params)?;
         let mut ops = Ops::new(store, self.catalogue);
         let expiry = if params.has("expiresAt") {
             // Present but empty: no expiry.
@@ -482,10 +503,11 @@ impl Api {
             description,
             scope,
             expiry,
+            networks,
         };
         if edit.is_empty() {
             return Err(ApiError::invalid(
-                "nothing to change: give description, tokenTemplate, apiList or expiresAt",
+                "nothing to change: give description, tokenTemplate, apiList, expiresAt or allowedIps",
             ));
         }
         let plan = ops.prepare_edit(actor, id, &edit)?;
@@ -517,7 +539,25 @@ impl Api {
             .optional("expiresAt")?
             .map(|text| ops.expiry_api(Some(text)))
             .transpose()?;
-        let plan = ops.prepare_regenerate(actor, id, given)?;
+        let grace = match params.optional("grace")? {
+            Some(text) => {
+                let text = text.trim();
+                let secs = text
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| text.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "`grace`: `{}` is not a whole number of seconds (how long the old value keeps working; 0 or absent: it stops at once)",
+                            text.chars().take(32).collect::<String>()
+                        ))
+                    })?;
+                ops.grace(actor, secs, "grace")?
+            }
+            None => None,
+        };
+        let plan = ops.prepare_regenerate(actor, id, given, grace)?;
         let password = params.required("password")?;
         let confirmed = ops.confirm(actor, password, |_, _| {})?;
         let issued = ops.regenerate(actor, &confirmed, plan)?;
@@ -620,7 +660,10 @@ impl Api {
             .collect()
     }
 
-    /// A token in the platform's shape; `key` only when a value was just issued.
+    /// A token in the platform's shape; `key` only when a value was just issued. Beyond the
+    /// platform's fields (its clients ignore them): `allowedIps`, the client networks it is
+    /// accepted from (`[]`: any), and `oldKeyExpiresAt`, until when its previous value still
+    /// works after a regeneration with a grace window (`null`: it does not).
     fn token_json(&self, t: &tokens::Token, key: Option<&str>) -> Value {
         let mut v = json!({
             "id": t.id,
@@ -630,6 +673,8 @@ impl Api {
             "isSystem": false,
             "createdAt": api_instant(t.created_at),
             "apiListItems": self.items(&t.methods),
+            "allowedIps": t.networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "oldKeyExpiresAt": t.old_value_until(now()).map(api_instant),
         });
         if let Some(set) = t
             .scope_set

@@ -9,6 +9,10 @@
 //! and looked up by its hash (the `hash` column is UNIQUE); the stored hash is compared
 //! with the computed one in constant time. Values are never printed, stored or logged:
 //! output and the audit log show `pate_…` and the last four characters.
+//!
+//! A regenerated token's previous value, while it still works in its grace window, is that
+//! token's: `lookup` says so (`old_value`), and `revoke-leaked` removes the token (the
+//! previous value with it).
 
 use std::io::{IsTerminal, Read};
 
@@ -21,6 +25,7 @@ use crate::cli::{Confirm, LookupArgs, RevokeLeakedArgs};
 use crate::error::{Error, Result, exit};
 use crate::output;
 use crate::snapshot;
+use crate::store::tokens::Which;
 use crate::store::{audit, now, tokens};
 
 /// The most stdin is read for values (a scanner's batch, not a file dump).
@@ -83,9 +88,12 @@ fn read_values() -> Result<Vec<Leaked>> {
     Ok(values)
 }
 
-/// The token a value belongs to, if any.
-fn find(ctx: &Ctx, value: &Leaked) -> Result<Option<tokens::Token>> {
-    Ok(tokens::by_hash(ctx.store.conn(), &value.hash)?.filter(|t| t.hash.ct_eq(&value.hash)))
+/// The token a value belongs to, if any (its current value, or its previous one while that
+/// still works in a grace window), and which of the two it is.
+fn find(conn: &rusqlite::Connection, value: &Leaked) -> Result<Option<(tokens::Token, Which)>> {
+    let at = now();
+    Ok(tokens::by_hash(conn, &value.hash, at)?
+        .and_then(|t| t.has_value(&value.hash, at).map(|which| (t, which))))
 }
 
 /// What `lookup` says about one value.
@@ -100,6 +108,11 @@ struct Found {
     description: Option<String>,
     /// `active`, `expired`, or `null` when not found.
     status: Option<&'static str>,
+    /// `true` when it is the token's previous value, still working in a regeneration's
+    /// grace window (until `old_value_expires_at`).
+    old_value: bool,
+    /// RFC 3339: when that previous value stops working; `null` otherwise.
+    old_value_expires_at: Option<String>,
     /// RFC 3339, `null` = never or not found.
     expires_at: Option<String>,
 }
@@ -111,9 +124,9 @@ pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
     let at = now();
     let mut report = Vec::new();
     for value in &values {
-        let token = find(ctx, value)?;
+        let token = find(ctx.store.conn(), value)?;
         report.push(match token {
-            Some(t) => Found {
+            Some((t, which)) => Found {
                 value: value.masked.clone(),
                 found: true,
                 id: Some(t.id),
@@ -124,6 +137,10 @@ pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
                 } else {
                     "active"
                 }),
+                old_value: which == Which::Old,
+                old_value_expires_at: (which == Which::Old)
+                    .then(|| t.old_value_until(at).map(crate::expiry::rfc3339))
+                    .flatten(),
                 expires_at: t.expires_at.map(crate::expiry::rfc3339),
             },
             None => Found {
@@ -133,6 +150,8 @@ pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
                 user: None,
                 description: None,
                 status: None,
+                old_value: false,
+                old_value_expires_at: None,
                 expires_at: None,
             },
         });
@@ -148,10 +167,14 @@ pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
                         f.id.map(|id| id.to_string()).unwrap_or_default(),
                         f.user.clone().unwrap_or_default(),
                         f.description.clone().unwrap_or_default(),
-                        match f.status {
-                            Some("active") => output::paint(output::BAD, "active"),
-                            Some(other) => other.to_string(),
-                            None => "not found".into(),
+                        match (f.status, &f.old_value_expires_at) {
+                            (Some("active"), Some(end)) => output::paint(
+                                output::BAD,
+                                &format!("active (its old value, until {end})"),
+                            ),
+                            (Some("active"), None) => output::paint(output::BAD, "active"),
+                            (Some(other), _) => other.to_string(),
+                            (None, _) => "not found".into(),
                         },
                     ]
                 })
@@ -199,8 +222,8 @@ pub fn revoke(ctx: &mut Ctx, args: RevokeLeakedArgs) -> Result<u8> {
         let mut revoked = Vec::new();
         let mut unknown = Vec::new();
         for value in &values {
-            let token = tokens::by_hash(tx, &value.hash)?.filter(|t| t.hash.ct_eq(&value.hash));
-            let Some(t) = token else {
+            // A previous value still in its grace window is its token's: the token goes.
+            let Some((t, _)) = find(tx, value)? else {
                 unknown.push(value.masked.clone());
                 continue;
             };

@@ -24,6 +24,8 @@ struct Settings {
     session_idle_secs: u64,
     /// How long an API login session lives at most, seconds.
     session_lifetime_secs: u64,
+    /// The longest grace window `regenerate --grace` may give, seconds (0: none).
+    max_grace_secs: u64,
 }
 
 /// An audit entry as shown.
@@ -101,6 +103,20 @@ fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>
             }
             Ok((name, Some(secs.to_string()), duration::text(secs)))
         }
+        "max-grace" => {
+            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
+            if secs > settings::MAX_MAX_GRACE {
+                return Err(Error::Invalid(format!(
+                    "{key}: {value} is outside the allowed range, 0s (no grace windows) to {}",
+                    duration::text(settings::MAX_MAX_GRACE)
+                )));
+            }
+            Ok((
+                settings::MAX_GRACE,
+                Some(secs.to_string()),
+                duration::text(secs),
+            ))
+        }
         other => Err(Error::Invalid(format!("unknown setting {other}"))),
     }
 }
@@ -130,6 +146,7 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
         last_version: settings::get(conn, settings::LAST_VERSION)?.and_then(|v| v.parse().ok()),
         session_idle_secs: settings::session_idle(conn)?,
         session_lifetime_secs: settings::session_lifetime(conn)?,
+        max_grace_secs: settings::max_grace(conn)?,
     };
     ctx.emit(&current, || {
         table(
@@ -180,6 +197,17 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                         "{} (an API login session ends this long after Signin)",
                         duration::text(current.session_lifetime_secs)
                     ),
+                ],
+                vec![
+                    "max-grace".into(),
+                    if current.max_grace_secs == 0 {
+                        "0s (regenerate --grace is refused)".to_string()
+                    } else {
+                        format!(
+                            "{} (the longest regenerate --grace)",
+                            duration::text(current.max_grace_secs)
+                        )
+                    },
                 ],
                 vec![
                     "last snapshot version".into(),

@@ -23,7 +23,7 @@ use crate::cli::{
 };
 use crate::error::{Error, Result, exit};
 use crate::expiry::{last_day, rfc3339};
-use crate::ops::{self, Description, Edit, EditPlan, NewToken, Selection};
+use crate::ops::{self, Description, Edit, EditPlan, Networks, NewToken, Selection};
 use crate::password::Source;
 use crate::store::{now, tokens};
 
@@ -50,6 +50,11 @@ pub struct View {
     pub last_used_at: Option<String>,
     /// The client address of that use, if the edge knew it.
     pub last_used_ip: Option<String>,
+    /// The client networks it is accepted from (CIDRs); empty: any address.
+    pub allowed_ips: Vec<String>,
+    /// Until when its previous value still works (a regeneration's grace window), RFC 3339;
+    /// `null` when no previous value works.
+    pub old_value_expires_at: Option<String>,
     /// `active` or `expired`.
     pub status: &'static str,
 }
@@ -91,6 +96,8 @@ impl View {
             regenerated_at: t.regenerated_at.map(rfc3339),
             last_used_at: t.last_used_at.map(rfc3339),
             last_used_ip: t.last_used_ip.clone(),
+            allowed_ips: t.networks.iter().map(ToString::to_string).collect(),
+            old_value_expires_at: t.old_value_until(at).map(rfc3339),
             status: if t.is_expired(at) {
                 "expired"
             } else {
@@ -115,6 +122,23 @@ impl View {
             (None, [one]) => format!("{one} (1 method)"),
             (None, many) => plural(many.len(), "method"),
             (Some(name), methods) => format!("{name} ({})", plural(methods.len(), "method")),
+        }
+    }
+
+    /// `any`, `127.0.0.2/32`, `10.0.0.0/8 +2`.
+    fn ips_summary(&self) -> String {
+        match self.allowed_ips.as_slice() {
+            [] => "any".into(),
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} +{}", rest.len()),
+        }
+    }
+
+    /// The status, with the previous value's end when one still works.
+    fn status_detail(&self) -> String {
+        match &self.old_value_expires_at {
+            Some(end) => format!("{}; old value until {end}", status_cell(self.status)),
+            None => status_cell(self.status),
         }
     }
 
@@ -190,7 +214,7 @@ fn deliver(
     claimed: Option<(PathBuf, File)>,
     verb: &str,
 ) -> Result<Issued> {
-    let headline = format!(
+    let mut headline = format!(
         "Token {} {verb} for {} ({}, {}).",
         view.id,
         view.user,
@@ -199,6 +223,15 @@ fn deliver(
             .as_deref()
             .map_or("no expiry".to_string(), |d| format!("valid through {d}"))
     );
+    if !view.allowed_ips.is_empty() {
+        headline.push_str(&format!(
+            "\nAccepted only from {}.",
+            view.allowed_ips.join(", ")
+        ));
+    }
+    if let Some(end) = &view.old_value_expires_at {
+        headline.push_str(&format!("\nThe old value keeps working until {end}."));
+    }
     match claimed {
         Some((path, mut file)) => {
             writeln!(file, "{}", value.expose())
@@ -266,6 +299,7 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
         Error::Invalid("choose a scope: --api SET or --method NAME (see pat-admin methods)".into())
     })?;
     let expiry = ctx.ops().expiry_day(args.expires_at.as_deref())?;
+    let networks = Networks::parse(&args.allow_ip, "--allow-ip")?;
     let actor = ctx.actor(&args.user)?;
     let claimed = claim_output(args.output.as_deref())?;
     let outcome = (|| {
@@ -274,7 +308,7 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
         ctx.ops().generate(
             &actor,
             &confirmed,
-            NewToken::new(description, scope, expiry),
+            NewToken::new(description, scope, expiry).with_networks(networks),
         )
     })();
     issue(ctx, outcome, claimed, &args.confirm, "created")
@@ -359,6 +393,7 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
         header.extend([
             "DESCRIPTION",
             "SCOPE",
+            "ALLOWED IPS",
             "EXPIRES",
             "EXPIRES IN",
             "CREATED",
@@ -382,6 +417,7 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
                     row.extend([
                         v.description.clone(),
                         v.scope_summary(),
+                        v.ips_summary(),
                         v.valid_through.clone().unwrap_or_else(|| "never".into()),
                         if soon {
                             crate::output::paint(crate::output::WARN, &expires_in)
@@ -390,7 +426,7 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
                         },
                         v.created_at.clone(),
                         v.last_used_at.clone().unwrap_or_else(|| "never".into()),
-                        status_cell(v.status),
+                        v.status_detail(),
                     ]);
                     row
                 })
@@ -430,44 +466,59 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
     let t = ctx.ops().show(&actor, args.id)?;
     let view = View::of(ctx, &t, now());
     ctx.emit(&view, || {
-        let mut text = table(
-            &["FIELD", "VALUE"],
+        let mut rows: Vec<Vec<String>> = vec![
+            vec!["id".into(), view.id.to_string()],
+            vec!["user".into(), view.user.clone()],
+            vec!["description".into(), view.description.clone()],
+            vec!["scope".into(), view.scope_detail()],
             vec![
-                vec!["id".into(), view.id.to_string()],
-                vec!["user".into(), view.user.clone()],
-                vec!["description".into(), view.description.clone()],
-                vec!["scope".into(), view.scope_detail()],
-                vec![
-                    "expires".into(),
-                    match view.valid_through.as_deref() {
-                        None => "never".into(),
-                        Some(d) => format!(
-                            "{d} (end of day, UTC; {})",
-                            match view.expires_in(t.expires_at, now()).as_str() {
-                                "expired" => "expired".to_string(),
-                                left => format!("in {left}"),
-                            }
-                        ),
-                    },
-                ],
-                vec!["created".into(), view.created_at.clone()],
-                vec![
-                    "regenerated".into(),
-                    view.regenerated_at
-                        .clone()
-                        .unwrap_or_else(|| "never".into()),
-                ],
-                vec![
-                    "last used".into(),
-                    match (&view.last_used_at, &view.last_used_ip) {
-                        (None, _) => "never".into(),
-                        (Some(at), None) => at.clone(),
-                        (Some(at), Some(ip)) => format!("{at} from {ip}"),
-                    },
-                ],
-                vec!["status".into(), status_cell(view.status)],
+                "allowed IPs".into(),
+                if view.allowed_ips.is_empty() {
+                    "any address".into()
+                } else {
+                    view.allowed_ips.join(", ")
+                },
             ],
-        );
+            vec![
+                "expires".into(),
+                match view.valid_through.as_deref() {
+                    None => "never".into(),
+                    Some(d) => format!(
+                        "{d} (end of day, UTC; {})",
+                        match view.expires_in(t.expires_at, now()).as_str() {
+                            "expired" => "expired".to_string(),
+                            left => format!("in {left}"),
+                        }
+                    ),
+                },
+            ],
+            vec!["created".into(), view.created_at.clone()],
+            vec![
+                "regenerated".into(),
+                view.regenerated_at
+                    .clone()
+                    .unwrap_or_else(|| "never".into()),
+            ],
+            vec![
+                "last used".into(),
+                match (&view.last_used_at, &view.last_used_ip) {
+                    (None, _) => "never".into(),
+                    (Some(at), None) => at.clone(),
+                    (Some(at), Some(ip)) => format!("{at} from {ip}"),
+                },
+            ],
+            vec!["status".into(), status_cell(view.status)],
+        ];
+        if let (Some(end), Some(at)) = (&view.old_value_expires_at, t.old_value_until(now())) {
+            rows.push(vec![
+                "old value".into(),
+                format!(
+                    "works until {end} (in {})",
+                    remaining(at.saturating_sub(now()))
+                ),
+            ]);
+        }
+        let mut text = table(&["FIELD", "VALUE"], rows);
         text.push_str("\nMethods:\n");
         for m in &view.scope.methods {
             text.push_str(&format!("  {m}\n"));
@@ -477,7 +528,8 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// `edit`: description, expiry and scope; the value stays the same.
+/// `edit`: description, expiry, scope and allowed networks; the value stays the same (a
+/// previous value in its grace window too).
 pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     let description = args
         .description
@@ -490,14 +542,22 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
         (None, true) => Some(ctx.ops().expiry_day(None)?),
         (None, false) => None,
     };
+    let networks = if args.no_ip_limit {
+        Some(Networks::any())
+    } else if args.allow_ip.is_empty() {
+        None
+    } else {
+        Some(Networks::parse(&args.allow_ip, "--allow-ip")?)
+    };
     let edit = Edit {
         description,
         scope,
         expiry,
+        networks,
     };
     if edit.is_empty() {
         return Err(Error::Invalid(
-            "nothing to change: give --description, --expires-at, --no-expiry, --api or --method"
+            "nothing to change: give --description, --expires-at, --no-expiry, --api, --method, --allow-ip or --no-ip-limit"
                 .into(),
         ));
     }
@@ -537,7 +597,8 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     )
 }
 
-/// `regenerate`: a new value, every other parameter kept, the old value dead.
+/// `regenerate`: a new value, every other parameter kept; the old value stops working at
+/// once, or at the end of `--grace`.
 pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
     let actor = ctx.actor(&args.token.user)?;
     // The token must exist before its new date is judged (a missing token says so).
@@ -547,7 +608,17 @@ pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
         .as_deref()
         .map(|text| ctx.ops().expiry_day(Some(text)))
         .transpose()?;
-    let plan = ctx.ops().prepare_regenerate(&actor, args.token.id, given)?;
+    let grace = match args.grace.as_deref() {
+        Some(text) => {
+            let secs = crate::duration::parse(text)
+                .map_err(|e| Error::Invalid(format!("--grace: {e}")))?;
+            ctx.ops().grace(&actor, secs, "--grace")?
+        }
+        None => None,
+    };
+    let plan = ctx
+        .ops()
+        .prepare_regenerate(&actor, args.token.id, given, grace)?;
     let claimed = claim_output(args.output.as_deref())?;
     let outcome = (|| {
         let mut source = Source::new(args.confirm.password_stdin);

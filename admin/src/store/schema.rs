@@ -28,11 +28,20 @@
 //!   document's state holds (so a delta removes exactly the ones that expired since). Tokens
 //!   get `last_used_at` and `last_used_ip`, merged from the edges' usage reports, and
 //!   `edge_keys` holds the public keys those reports are signed with.
+//! - **6**: per-token client networks and regeneration grace windows. `tokens.networks`
+//!   holds the allowed client networks (normalized CIDRs, sorted, space-separated; empty:
+//!   any address). A token regenerated with a grace window keeps its previous value's hash
+//!   in `tokens.old_hash` until `tokens.old_until` (a second record of the same token in
+//!   every document, ending at the earlier of that instant and the token's own expiry);
+//!   `tokens.old_in_state` says whether the latest document's state holds it, as
+//!   `in_state` does for the current value. Existing tokens get no limit and no old value;
+//!   the documents stored stay valid (snapshot format 3 already carried networks), so the
+//!   next change is a delta on the latest one.
 
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// Version 1 of the schema, frozen: the starting point of every migration.
 pub const V1: &str = "
@@ -185,6 +194,17 @@ CREATE TABLE edge_keys (
 ) STRICT;
 ";
 
+/// Version 5 to 6 (see the module documentation).
+const V5_TO_V6: &str = "
+ALTER TABLE tokens ADD COLUMN networks TEXT NOT NULL DEFAULT '';  -- allowed client networks, space-separated
+ALTER TABLE tokens ADD COLUMN old_hash BLOB;      -- SHA-256 of the previous value, during its grace window
+ALTER TABLE tokens ADD COLUMN old_until INTEGER;  -- exclusive end of that window, Unix seconds
+-- 1 while the previous value is in the state the latest document describes.
+ALTER TABLE tokens ADD COLUMN old_in_state INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX tokens_by_old_hash ON tokens(old_hash) WHERE old_hash IS NOT NULL;
+CREATE INDEX tokens_old_in_state_by_end ON tokens(old_until) WHERE old_in_state = 1;
+";
+
 /// Brings the schema up to [`VERSION`]. Refuses a store written by a newer pat-admin.
 pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     migrate_to(tx, VERSION)
@@ -219,6 +239,10 @@ pub fn migrate_to(tx: &Transaction<'_>, target: i64) -> Result<(), String> {
     if current < 5 && target >= 5 {
         tx.execute_batch(V4_TO_V5)
             .map_err(|e| format!("cannot migrate the schema from version 4 to 5: {e}"))?;
+    }
+    if current < 6 && target >= 6 {
+        tx.execute_batch(V5_TO_V6)
+            .map_err(|e| format!("cannot migrate the schema from version 5 to 6: {e}"))?;
     }
     tx.pragma_update(None, "user_version", target.max(current))
         .map_err(|e| e.to_string())?;

@@ -33,6 +33,14 @@ pub const SESSION_IDLE_RANGE: (u64, u64) = (60, 24 * 3600);
 /// Allowed absolute lifetimes: 5 minutes to 30 days.
 pub const SESSION_LIFETIME_RANGE: (u64, u64) = (5 * 60, 30 * 24 * 3600);
 
+/// The longest grace window a regeneration may give the previous value, seconds (absent:
+/// [`DEFAULT_MAX_GRACE`]; 0: no grace windows).
+pub const MAX_GRACE: &str = "max_grace_secs";
+/// The default longest grace window: 7 days.
+pub const DEFAULT_MAX_GRACE: u64 = 7 * 24 * 3600;
+/// The largest `max-grace` setting: 30 days.
+pub const MAX_MAX_GRACE: u64 = 30 * 24 * 3600;
+
 /// The default snapshot lifetime: 24 hours.
 pub const DEFAULT_SNAPSHOT_LIFETIME: u64 = 24 * 3600;
 /// The shortest snapshot lifetime: 60 seconds.
@@ -83,6 +91,11 @@ fn seconds_in(conn: &Connection, key: &str, default: u64, (min, max): (u64, u64)
     Ok(get(conn, key)?
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(default, |v| v.clamp(min, max)))
+}
+
+/// The longest grace window a regeneration may give, seconds (0: none allowed).
+pub fn max_grace(conn: &Connection) -> Result<u64> {
+    seconds_in(conn, MAX_GRACE, DEFAULT_MAX_GRACE, (0, MAX_MAX_GRACE))
 }
 
 /// The idle lifetime of API login sessions, seconds (a stored value outside the allowed

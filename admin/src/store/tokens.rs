@@ -1,4 +1,11 @@
-//! Tokens: public id, account, description, SHA-256 of the value, scope, dates.
+//! Tokens: public id, account, description, SHA-256 of the value, scope, allowed client
+//! networks, dates, and the previous value during a regeneration's grace window.
+//!
+//! A token is one or two **records** in a document: its current value, and (while a grace
+//! window is open) its previous value ([`OldValue`]), which ends at the earlier of the
+//! window's end and the token's own expiry. The functions that feed documents
+//! ([`for_each_published`], [`for_one_published`], ...) yield records; `in_state` and
+//! `old_in_state` say which of them the latest document's state holds.
 //!
 //! Every function that changes a token also records the change ([`snapshots::record_change`]:
 //! the token, and the hash that stops being valid) and counts it in the token state serial,
@@ -8,6 +15,7 @@
 //! "Last used" ([`merge_use`]) comes from the edges' usage reports; it is not a token change
 //! (edges do not need it), so it moves no serial.
 
+use pat_core::net::Network;
 use pat_core::token::TokenHash;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -39,6 +47,20 @@ pub struct Token {
     pub last_used_at: Option<u64>,
     /// The client address of that use, if the edge knew it.
     pub last_used_ip: Option<String>,
+    /// The client networks it may be used from (normalized, sorted, no duplicates); empty:
+    /// any address.
+    pub networks: Vec<Network>,
+    /// The previous value, still valid during a regeneration's grace window.
+    pub old_value: Option<OldValue>,
+}
+
+/// A regenerated token's previous value during its grace window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OldValue {
+    /// SHA-256 of the previous value.
+    pub hash: TokenHash,
+    /// The window's exclusive end, Unix seconds (the token's own expiry may end it sooner).
+    pub until: u64,
 }
 
 impl Token {
@@ -46,13 +68,55 @@ impl Token {
     pub fn is_expired(&self, now: u64) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
     }
+
+    /// When the previous value stops working (exclusive, Unix seconds): the earlier of its
+    /// window's end and the token's expiry; `None` when there is none, or it has ended by
+    /// `now`.
+    pub fn old_value_until(&self, now: u64) -> Option<u64> {
+        let old = self.old_value?;
+        let end = self.expires_at.map_or(old.until, |e| e.min(old.until));
+        (end > now).then_some(end)
+    }
 }
 
-const COLUMNS: &str = "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip";
+/// The allowed networks as stored: normalized CIDRs, space-separated.
+pub fn networks_text(networks: &[Network]) -> String {
+    networks
+        .iter()
+        .map(Network::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The stored networks back (an entry that does not parse is an error: the store was
+/// changed behind pat-admin's back).
+pub fn parse_networks(text: &str) -> std::result::Result<Vec<Network>, String> {
+    text.split_whitespace()
+        .map(|n| n.parse::<Network>().map_err(|e| e.to_string()))
+        .collect()
+}
+
+const COLUMNS: &str = "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip, networks, old_hash, old_until";
+
+/// The previous value's end as SQL: the earlier of its window's end and the token's expiry.
+const OLD_END: &str = "(CASE WHEN expires_at IS NOT NULL AND expires_at < old_until THEN expires_at ELSE old_until END)";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
     let hash: Vec<u8> = row.get(3)?;
     let methods: String = row.get(5)?;
+    let networks: String = row.get(11)?;
+    let networks = parse_networks(&networks).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, e.into())
+    })?;
+    let old_hash: Option<Vec<u8>> = row.get(12)?;
+    let old_until: Option<i64> = row.get(13)?;
+    let old_value = match (old_hash, old_until) {
+        (Some(hash), Some(until)) => Some(OldValue {
+            hash: TokenHash(hash.try_into().unwrap_or([0; 32])),
+            until: until as u64,
+        }),
+        _ => None,
+    };
     Ok(Token {
         id: row.get(0)?,
         user: row.get(1)?,
@@ -65,14 +129,16 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
         regenerated_at: row.get::<_, Option<i64>>(8)?.map(|v| v as u64),
         last_used_at: row.get::<_, Option<i64>>(9)?.map(|v| v as u64),
         last_used_ip: row.get(10)?,
+        networks,
+        old_value,
     })
 }
 
 /// Inserts a token (its `id` is assigned) and returns the id.
 pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
     conn.execute(
-        "INSERT INTO tokens (user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO tokens (user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, networks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             token.user,
             token.description,
@@ -82,6 +148,7 @@ pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
             token.created_at as i64,
             token.expires_at.map(|v| v as i64),
             token.regenerated_at.map(|v| v as i64),
+            networks_text(&token.networks),
         ],
     )?;
     let id = conn.last_insert_rowid();
@@ -89,16 +156,45 @@ pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
     Ok(id)
 }
 
+/// A row's hashes as stored: current, previous, and their in-state flags.
+type Hashes = (Vec<u8>, Option<Vec<u8>>, i64, i64);
+
 /// Rewrites every field of an existing token (except "last used", which only usage reports
-/// move).
+/// move), its previous value included. The hashes that stop being valid — the current one
+/// replaced without a grace window, a previous value whose window a regeneration ends — are
+/// recorded for the next delta to remove. A hash that moves from current to previous keeps
+/// its place in the state (`in_state` moves to `old_in_state`).
 pub fn update(conn: &Connection, token: &Token) -> Result<()> {
-    let old: Option<Vec<u8>> = conn
-        .query_row("SELECT hash FROM tokens WHERE id = ?1", [token.id], |row| {
-            row.get(0)
-        })
+    let before: Option<Hashes> = conn
+        .query_row(
+            "SELECT hash, old_hash, in_state, old_in_state FROM tokens WHERE id = ?1",
+            [token.id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
         .optional()?;
+    let new_old = token.old_value.map(|o| o.hash.0.to_vec());
+    // Which in-state flag each record of the new row inherits: a hash keeps its own.
+    let (in_state, old_in_state) = match &before {
+        Some((hash, old, in_state, old_in_state)) => {
+            let flag_of = |h: &[u8]| {
+                if h == hash.as_slice() {
+                    *in_state
+                } else if old.as_deref() == Some(h) {
+                    *old_in_state
+                } else {
+                    0
+                }
+            };
+            (
+                flag_of(token.hash.0.as_slice()),
+                new_old.as_deref().map_or(0, flag_of),
+            )
+        }
+        None => (0, 0),
+    };
     conn.execute(
-        "UPDATE tokens SET description = ?2, hash = ?3, scope_set = ?4, scope_methods = ?5, expires_at = ?6, regenerated_at = ?7
+        "UPDATE tokens SET description = ?2, hash = ?3, scope_set = ?4, scope_methods = ?5, expires_at = ?6, regenerated_at = ?7,
+             networks = ?8, old_hash = ?9, old_until = ?10, in_state = ?11, old_in_state = ?12
          WHERE id = ?1",
         params![
             token.id,
@@ -108,11 +204,29 @@ pub fn update(conn: &Connection, token: &Token) -> Result<()> {
             token.methods.join(" "),
             token.expires_at.map(|v| v as i64),
             token.regenerated_at.map(|v| v as i64),
+            networks_text(&token.networks),
+            new_old,
+            token.old_value.map(|o| o.until as i64),
+            in_state,
+            old_in_state,
         ],
     )?;
-    // A regenerated token's old value dies: the next delta removes its hash.
-    let dead = old.filter(|old| old.as_slice() != token.hash.0.as_slice());
-    snapshots::record_change(conn, token.id, dead.as_deref())?;
+    let still = |h: &[u8]| h == token.hash.0.as_slice() || new_old.as_deref() == Some(h);
+    let dead: Vec<Vec<u8>> = before
+        .map(|(hash, old, _, _)| {
+            [Some(hash), old]
+                .into_iter()
+                .flatten()
+                .filter(|h| !still(h))
+                .collect()
+        })
+        .unwrap_or_default();
+    if dead.is_empty() {
+        snapshots::record_change(conn, token.id, None)?;
+    }
+    for hash in &dead {
+        snapshots::record_change(conn, token.id, Some(hash))?;
+    }
     Ok(())
 }
 
@@ -151,15 +265,53 @@ pub fn list_all(conn: &Connection) -> Result<Vec<Token>> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// The token whose value hashes to `hash`, if any (`hash` is UNIQUE: an index lookup).
-pub fn by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<Token>> {
-    Ok(conn
+/// The token whose value hashes to `hash`, if any: its current value, or its previous one
+/// while that still works at `now` (both UNIQUE: index lookups). The caller compares the
+/// hash in constant time ([`Token::has_value`]).
+pub fn by_hash(conn: &Connection, hash: &TokenHash, now: u64) -> Result<Option<Token>> {
+    if let Some(t) = conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM tokens WHERE hash = ?1"),
             [hash.0.as_slice()],
             from_row,
         )
-        .optional()?)
+        .optional()?
+    {
+        return Ok(Some(t));
+    }
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE old_hash = ?1"),
+            [hash.0.as_slice()],
+            from_row,
+        )
+        .optional()?
+        .filter(|t| t.old_value_until(now).is_some()))
+}
+
+/// Which of a token's values `hash` is, compared in constant time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Its current value.
+    Current,
+    /// Its previous value (in a grace window).
+    Old,
+}
+
+impl Token {
+    /// Whether `hash` is this token's current value or its previous one (constant-time
+    /// comparisons; the previous one only while it works at `now`).
+    pub fn has_value(&self, hash: &TokenHash, now: u64) -> Option<Which> {
+        if self.hash.ct_eq(hash) {
+            return Some(Which::Current);
+        }
+        match self.old_value {
+            Some(old) if old.hash.ct_eq(hash) && self.old_value_until(now).is_some() => {
+                Some(Which::Old)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// How many tokens an account has.
@@ -172,18 +324,21 @@ pub fn count(conn: &Connection, user: &str) -> Result<u32> {
     Ok(n as u32)
 }
 
-/// Deletes a token; false if it did not exist.
+/// Deletes a token (its previous value, if any, dies with it); false if it did not exist.
 pub fn delete(conn: &Connection, user: &str, id: i64) -> Result<bool> {
-    let hash: Option<Vec<u8>> = conn
+    let hashes: Option<(Vec<u8>, Option<Vec<u8>>)> = conn
         .query_row(
-            "DELETE FROM tokens WHERE user = ?1 AND id = ?2 RETURNING hash",
+            "DELETE FROM tokens WHERE user = ?1 AND id = ?2 RETURNING hash, old_hash",
             params![user, id],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    match hash {
-        Some(hash) => {
+    match hashes {
+        Some((hash, old)) => {
             snapshots::record_change(conn, id, Some(&hash))?;
+            if let Some(old) = old {
+                snapshots::record_change(conn, id, Some(&old))?;
+            }
             Ok(true)
         }
         None => Ok(false),
@@ -204,17 +359,22 @@ pub fn merge_use(conn: &Connection, id: i64, at: u64, ip: Option<&str>) -> Resul
         == 1)
 }
 
-/// How many tokens are not expired at `now`: what a snapshot built now would hold.
+/// How many records are not expired at `now` (tokens, and previous values in their grace
+/// windows): what a snapshot built now would hold.
 pub fn count_active(conn: &Connection, now: u64) -> Result<u64> {
     let n: i64 = conn.query_row(
-        "SELECT count(*) FROM tokens WHERE expires_at IS NULL OR expires_at > ?1",
+        &format!(
+            "SELECT (SELECT count(*) FROM tokens WHERE expires_at IS NULL OR expires_at > ?1)
+                  + (SELECT count(*) FROM tokens WHERE old_hash IS NOT NULL AND {OLD_END} > ?1)"
+        ),
         [now as i64],
         |row| row.get(0),
     )?;
     Ok(n as u64)
 }
 
-/// What a snapshot needs of one token, borrowed from the row being read.
+/// What a snapshot needs of one record (a token's current value, or its previous one in a
+/// grace window), borrowed from the row being read.
 #[derive(Debug, Clone, Copy)]
 pub struct Published<'a> {
     /// Public id.
@@ -225,12 +385,17 @@ pub struct Published<'a> {
     pub hash: &'a [u8],
     /// Canonical method names, space-separated.
     pub methods: &'a str,
-    /// Exclusive end, Unix seconds.
+    /// Allowed client networks as stored, space-separated ("": any).
+    pub networks: &'a str,
+    /// Exclusive end, Unix seconds (a previous value: the end of its window, or the
+    /// token's expiry when that is sooner).
     pub expires_at: Option<u64>,
+    /// The previous value's record, not the current one's.
+    pub old: bool,
 }
 
-/// Calls `each` with the snapshot fields of every token not expired at `now`, straight from
-/// the rows being read: a 1,000,000-token publish copies nothing it does not sign.
+/// Calls `each` with the snapshot fields of every record not expired at `now`, straight
+/// from the rows being read: a 1,000,000-token publish copies nothing it does not sign.
 pub fn for_each_published(
     conn: &Connection,
     now: u64,
@@ -239,31 +404,33 @@ pub fn for_each_published(
     for_each_where(
         conn,
         "expires_at IS NULL OR expires_at > ?1",
+        &format!("{OLD_END} > ?1"),
         params![now as i64],
         each,
     )
 }
 
-/// Calls `each` with the snapshot fields of token `id` if it exists (expired or not).
+/// Calls `each` with the snapshot fields of token `id`'s records if it exists (expired or
+/// not): its current value, and its previous one if it has one.
 pub fn for_one_published(
     conn: &Connection,
     id: i64,
     each: impl FnMut(Published<'_>) -> Result<()>,
 ) -> Result<()> {
-    for_each_where(conn, "id = ?1", params![id], each)
+    for_each_where(conn, "id = ?1", "id = ?1", params![id], each)
 }
 
-/// Calls `each` with the snapshot fields of every token in the latest document's state
-/// (`in_state`; expired since or not).
+/// Calls `each` with the snapshot fields of every record in the latest document's state
+/// (`in_state`, `old_in_state`; expired since or not).
 pub fn for_each_in_state(
     conn: &Connection,
     each: impl FnMut(Published<'_>) -> Result<()>,
 ) -> Result<()> {
-    for_each_where(conn, "in_state = 1", params![], each)
+    for_each_where(conn, "in_state = 1", "old_in_state = 1", params![], each)
 }
 
-/// Calls `each` with the snapshot fields of every token in the latest document's state that
-/// is expired at `at` (Unix seconds): what the next delta removes besides the changes.
+/// Calls `each` with the snapshot fields of every record in the latest document's state
+/// that is expired at `at` (Unix seconds): what the next delta removes besides the changes.
 pub fn for_each_expired_in_state(
     conn: &Connection,
     at: u64,
@@ -272,38 +439,50 @@ pub fn for_each_expired_in_state(
     for_each_where(
         conn,
         "in_state = 1 AND expires_at <= ?1",
+        &format!("old_in_state = 1 AND {OLD_END} <= ?1"),
         params![at as i64],
         each,
     )
 }
 
-/// How many tokens the latest document's state holds.
+/// How many records the latest document's state holds.
 pub fn count_in_state(conn: &Connection) -> Result<u64> {
     let n: i64 = conn.query_row(
-        "SELECT count(*) FROM tokens WHERE in_state = 1",
+        "SELECT (SELECT count(*) FROM tokens WHERE in_state = 1)
+              + (SELECT count(*) FROM tokens WHERE old_in_state = 1)",
         [],
         |row| row.get(0),
     )?;
     Ok(n as u64)
 }
 
-/// Marks whether token `id` is in the state of the document being built.
-pub fn set_in_state(conn: &Connection, id: i64, in_state: bool) -> Result<()> {
-    conn.prepare_cached("UPDATE tokens SET in_state = ?2 WHERE id = ?1 AND in_state != ?2")?
+/// Marks whether a record of token `id` (`old`: its previous value's) is in the state of
+/// the document being built.
+pub fn set_in_state(conn: &Connection, id: i64, old: bool, in_state: bool) -> Result<()> {
+    let sql = if old {
+        "UPDATE tokens SET old_in_state = ?2 WHERE id = ?1 AND old_in_state != ?2"
+    } else {
+        "UPDATE tokens SET in_state = ?2 WHERE id = ?1 AND in_state != ?2"
+    };
+    conn.prepare_cached(sql)?
         .execute(params![id, i64::from(in_state)])?;
     Ok(())
 }
 
-/// Marks the tokens in the state that are expired at `at` as no longer in it.
+/// Marks the records in the state that are expired at `at` as no longer in it.
 pub fn leave_state_expired(conn: &Connection, at: u64) -> Result<()> {
     conn.execute(
         "UPDATE tokens SET in_state = 0 WHERE in_state = 1 AND expires_at <= ?1",
         [at as i64],
     )?;
+    conn.execute(
+        &format!("UPDATE tokens SET old_in_state = 0 WHERE old_in_state = 1 AND {OLD_END} <= ?1"),
+        [at as i64],
+    )?;
     Ok(())
 }
 
-/// Marks exactly the tokens not expired at `at` as in the state (a full snapshot built at
+/// Marks exactly the records not expired at `at` as in the state (a full snapshot built at
 /// `at` holds them).
 pub fn set_state_active_at(conn: &Connection, at: u64) -> Result<()> {
     conn.execute(
@@ -311,17 +490,30 @@ pub fn set_state_active_at(conn: &Connection, at: u64) -> Result<()> {
          WHERE in_state != (CASE WHEN expires_at IS NULL OR expires_at > ?1 THEN 1 ELSE 0 END)",
         [at as i64],
     )?;
+    conn.execute(
+        &format!(
+            "UPDATE tokens SET old_in_state = 1 - old_in_state
+             WHERE old_hash IS NOT NULL AND old_in_state != (CASE WHEN {OLD_END} > ?1 THEN 1 ELSE 0 END)"
+        ),
+        [at as i64],
+    )?;
     Ok(())
 }
 
+/// Every record matching: current values where `condition` holds, previous values where
+/// `old_condition` does (both see the same numbered parameters).
 fn for_each_where(
     conn: &Connection,
     condition: &str,
+    old_condition: &str,
     args: impl rusqlite::Params,
     mut each: impl FnMut(Published<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT id, user, hash, scope_methods, expires_at FROM tokens WHERE {condition}"
+        "SELECT id, user, hash, scope_methods, networks, expires_at, 0 FROM tokens WHERE {condition}
+         UNION ALL
+         SELECT id, user, old_hash, scope_methods, networks, {OLD_END}, 1 FROM tokens
+             WHERE old_hash IS NOT NULL AND ({old_condition})"
     ))?;
     let stored = |e: rusqlite::types::FromSqlError| {
         Error::Internal(format!("a stored token has an unexpected value: {e}"))
@@ -333,7 +525,9 @@ fn for_each_where(
             user: row.get_ref(1)?.as_str().map_err(stored)?,
             hash: row.get_ref(2)?.as_blob().map_err(stored)?,
             methods: row.get_ref(3)?.as_str().map_err(stored)?,
-            expires_at: row.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+            networks: row.get_ref(4)?.as_str().map_err(stored)?,
+            expires_at: row.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+            old: row.get::<_, i64>(6)? == 1,
         })?;
     }
     Ok(())

@@ -851,3 +851,65 @@ impl Server {
         answer["session"].as_str().expect("session").to_string()
     }
 }
+
+// ---- Helpers for allowed networks and grace windows. ----
+
+impl Admin {
+    /// The latest stored document — the highest version and, at that version, the delta
+    /// rather than a compaction of it — opened with `key` as an edge opens it.
+    pub fn latest_document(&self, key: &str) -> pat_core::snapshot::Document {
+        let bytes: Vec<u8> = self
+            .db()
+            .query_row(
+                "SELECT bytes FROM snapshots ORDER BY version DESC, kind = 'delta' DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("a stored document");
+        pat_core::snapshot::open::open(bytes, &trusted(key)).expect("a document edges accept")
+    }
+
+    /// The state an edge that holds nothing reaches from the stored documents (the latest
+    /// full snapshot and the deltas after it).
+    pub fn served(&self, key: &str) -> Served {
+        Served::from_bundle(self.stored_bundle(), key)
+    }
+
+    /// The token state serial (how many token changes were committed).
+    pub fn state_serial(&self) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'state_serial'), 0)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("serial")
+    }
+}
+
+/// The `{"error", "exit_code"}` line a failed `--json` command wrote on stderr, checked to
+/// carry `code`; its message.
+pub fn json_failure(run: &Run, code: i32) -> String {
+    let stderr = run.fails(code);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"error\""))
+        .unwrap_or_else(|| panic!("no JSON error on stderr: {stderr}"));
+    let error: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+    assert_eq!(error["exit_code"], code, "{line}");
+    error["error"].as_str().expect("error text").to_string()
+}
+
+/// Percent-encodes a query parameter value.
+pub fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

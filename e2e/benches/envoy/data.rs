@@ -95,6 +95,43 @@ fn real_spec<'a>(tokens: &Tokens, scope: &'a [MethodName]) -> TokenSpec<'a> {
     }
 }
 
+/// A signed full snapshot like [`snapshot`] whose real token may only be used from
+/// 127.0.0.1/32 (where the benchmark's client is), among a few other networks.
+pub(crate) fn snapshot_address_limited(tokens: &Tokens, version: u64, fillers: usize) -> Vec<u8> {
+    let mut built = SnapshotBuilder::new();
+    let (stop, other) = scopes();
+    for i in 0..fillers {
+        built
+            .add(TokenSpec {
+                hash: TokenHash::of(&format!("filler-{i}")),
+                id: 1000 + i as u64,
+                user: "user@example.com",
+                expires_at: None,
+                scope: if i % 2 == 0 { &stop } else { &other },
+                networks: &[],
+            })
+            .expect("filler");
+    }
+    let networks: Vec<pat_core::net::Network> = ["203.0.113.0/24", "2001:db8::/32", "127.0.0.1/32"]
+        .iter()
+        .map(|n| n.parse().expect("network"))
+        .collect();
+    built
+        .add(TokenSpec {
+            networks: &networks,
+            ..real_spec(tokens, &stop)
+        })
+        .expect("real");
+    built
+        .build(
+            Stamp::lasting(version, now(), 86_400),
+            StateOf::Genesis,
+            &tokens.key,
+        )
+        .expect("build")
+        .bytes
+}
+
 /// A signed full snapshot's bytes: see [`full`].
 pub(crate) fn snapshot(
     tokens: &Tokens,
@@ -199,6 +236,8 @@ pub(crate) fn seed_admin_store(store_dir: &Path, count: usize) -> String {
                         regenerated_at: None,
                         last_used_at: None,
                         last_used_ip: None,
+                        networks: Vec::new(),
+                        old_value: None,
                     },
                 )?;
             }

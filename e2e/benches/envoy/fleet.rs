@@ -48,17 +48,17 @@ pub(crate) fn run(report: &mut String) {
     ];
     let _ = writeln!(
         report,
-        "## One origin, {EDGES} Envoys (1 worker each)\n\nOne `pat-admin serve` (origin and token API, release build) and {EDGES} Envoys from `envoy.yaml` on this machine. Each change is a `CreateToken` (then a `DeleteTokens` of that token) by POST to the token API, timed from the call until a request with the token on every edge is allowed (then denied), polled every 5 ms; {changes} of each. Bytes: what all edges received per change (pushes at the control listeners, pulls from the `pat_origin` cluster, HTTP headers included, the periodic signed-head checks too).\n"
+        "## One origin, {EDGES} Envoys (1 worker each)\n\nOne `pat-admin serve` (origin and token API, release build) and {EDGES} Envoys from `envoy.yaml` on this machine. Each change is a `CreateToken` (then a `DeleteTokens` of that token) by POST to the token API, timed from the call until a request with the token on every edge is allowed (then denied), polled every 5 ms; {changes} of each. Bytes: what the origin sent to all edges per change, as the edges' own counters see it (pushes at the control listeners, pulls from the `pat_origin` cluster; HTTP headers included, and the signed-head checks every edge makes each second in between).\n"
     );
     let _ = writeln!(
         report,
-        "| fleet | API call p50 ms | create → on every edge p50 / max ms | delete → off every edge p50 / max ms | bytes pushed per change | bytes pulled per change |"
+        "| fleet | API call p50 ms | create → on every edge p50 / max ms | delete → off every edge p50 / max ms | origin → edges bytes per change: pushed + pulled = total |"
     );
-    let _ = writeln!(report, "| --- | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(report, "| --- | ---: | ---: | ---: | ---: |");
     for f in &fleets {
         let _ = writeln!(
             report,
-            "| {} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} |",
+            "| {} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} + {:.0} = {:.0} |",
             f.label,
             median(f.call_ms.clone()),
             median(f.created_ms.clone()),
@@ -67,6 +67,7 @@ pub(crate) fn run(report: &mut String) {
             percentile(f.deleted_ms.clone(), 100.0),
             f.pushed_bytes,
             f.pulled_bytes,
+            f.pushed_bytes + f.pulled_bytes,
         );
     }
     let _ = writeln!(report);
@@ -81,7 +82,12 @@ fn fleet(pushed: usize, changes: usize, label: &str) -> Fleet {
     let edges: Vec<Edge> = (0..EDGES)
         .map(|i| {
             stack.start_edge(&format!("edge-{i}"), 1, i < pushed, |config| {
-                config.replace("\"interval_ms\": 10000", "\"interval_ms\": 1000")
+                // The origin block's interval (the usage block keeps its own).
+                config.replacen(
+                    "\"authority\": \"pat-origin\",\n                        \"interval_ms\": 10000",
+                    "\"authority\": \"pat-origin\",\n                        \"interval_ms\": 1000, \"retry_ms\": 500",
+                    1,
+                )
             })
         })
         .collect();

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::data::snapshot;
+use crate::data::{snapshot, snapshot_address_limited};
 use crate::envoys::Filter;
 use crate::measure::{Counted, instructions_per_request, setting};
 use crate::{Bench, PATH, get};
@@ -69,6 +69,14 @@ pub(crate) fn run(bench: &Bench, report: &mut String) {
                 label: "4. pat-edge, 1,000,000 tokens, GET, usage recording on",
                 filter: Filter::PatUsage(public_key.clone(), bench.edge_key.clone()),
                 snapshot: Some(one_m.clone()),
+                path: get(token),
+                form: None,
+                expect: ok,
+            },
+            Counted {
+                label: "4. pat-edge, 1,000,000 tokens, GET, token limited to 3 client networks",
+                filter: pat.clone(),
+                snapshot: Some(snapshot_address_limited(tokens, 1, 999_999)),
                 path: get(token),
                 form: None,
                 expect: ok,
@@ -160,6 +168,11 @@ pub(crate) fn run(bench: &Bench, report: &mut String) {
             report,
             "\nUsage recording (for `lastUsed`: the time and, once per report window, the client address of every allowed request, kept in the VM's memory): {:+.0} instructions per allowed request (target ≤ 1,500).\n",
             counts[5] - counts[4]
+        );
+        let _ = writeln!(
+            report,
+            "A token limited to client networks (the client address read, one property call, and matched against 3 networks): {:+.0} instructions per allowed request; tokens without a list do not read it.\n",
+            counts[6] - counts[4]
         );
 
         // What each call the filter makes per request costs: the probe filter with one

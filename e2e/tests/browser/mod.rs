@@ -362,6 +362,13 @@ impl Browser {
         }
     }
 
+    /// Chooses the option with the visible text `option` in the `<select>` labelled
+    /// `label` (WebDriver clicks the option, as a user does).
+    pub fn choose(&self, label: &str, option: &str) {
+        let select = self.field(label);
+        self.run("choose an option", select.select_by_label(option));
+    }
+
     /// Types `keys` (text or [`Key`]s) into the focused element.
     pub fn keys(&self, keys: &str) {
         let active = self.run("active element", self.c().active_element());
@@ -477,7 +484,7 @@ impl Browser {
         );
     }
 
-    /// The list's rows: `{id, cells: [..6 texts], selected}`.
+    /// The list's rows: `{id, cells: [..7 texts], selected}`.
     pub fn rows(&self) -> Vec<Value> {
         self.js(
             "return [...document.querySelectorAll('#token-rows tr')].map((r) => ({
