@@ -147,6 +147,9 @@ pub(crate) struct Counted<'a> {
     pub(crate) snapshot: Option<Vec<u8>>,
     pub(crate) path: String,
     pub(crate) form: Option<String>,
+    /// Request headers sent besides reqwest's own (`host`, and `accept: */*` unless this
+    /// sets one), in this order.
+    pub(crate) headers: &'a [(&'a str, &'a str)],
     pub(crate) expect: &'a str,
 }
 
@@ -184,6 +187,10 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
                     .body(body.clone()),
                 None => client.get(&url),
             };
+            let request = what
+                .headers
+                .iter()
+                .fold(request, |request, (name, value)| request.header(*name, *value));
             let body = request.send().and_then(|r| r.text()).expect("answered");
             assert!(body.contains(what.expect), "{}: {body}", what.label);
         }
@@ -210,10 +217,10 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
         if !file.starts_with(&format!("{name}.out")) {
             continue;
         }
-        for line in std::fs::read_to_string(entry.path())
-            .unwrap_or_default()
-            .lines()
-        {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        // Profiles are large and there are many counts in a run: only the total is kept.
+        let _ = std::fs::remove_file(entry.path());
+        for line in text.lines() {
             if let Some(count) = line
                 .strip_prefix("summary:")
                 .or_else(|| line.strip_prefix("totals:"))
