@@ -19,6 +19,7 @@
 //!   slot that lets one VM at a time fetch.
 //! - [`usage`]: what each VM saw let through ("last used"), for the origin's reports.
 //! - [`reply`]: the JSON bodies.
+//! - [`header_map`]: the request's headers as the host serializes them, read in one call.
 //! - [`request`]: one request through the filter, a state machine over these modules behind
 //!   a host trait ([`request::RequestHost`]): headers, bodies, the verdict applied, the
 //!   control endpoint and pushes.
@@ -27,7 +28,9 @@
 //! root context (configuration, ticks, origin fetches, usage reports), the HTTP context that
 //! forwards its callbacks to a [`request::Request`] with a [`request::RequestHost`] over the
 //! host calls, this VM's state (its snapshot, usage log and number), metrics, and the
-//! [`shared::SharedStore`] implementation over proxy-wasm shared data.
+//! [`shared::SharedStore`] implementation over proxy-wasm shared data. Its one `unsafe`
+//! block (`glue::pairs`) makes the header-map call the SDK only offers with a
+//! deserialization that allocates twice per header.
 //!
 //! A trap kills the worker's VM, so `unwrap`, `expect`, `panic!` and unchecked indexing are
 //! denied outside tests; Envoy must run the filter with `failure_policy: FAIL_RELOAD`.
@@ -49,6 +52,7 @@ pub mod control;
 pub mod decide;
 pub mod edge;
 pub mod floor;
+pub mod header_map;
 pub mod multipart;
 pub mod origin;
 pub mod push_lease;

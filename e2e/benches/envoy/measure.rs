@@ -187,10 +187,9 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
                     .body(body.clone()),
                 None => client.get(&url),
             };
-            let request = what
-                .headers
-                .iter()
-                .fold(request, |request, (name, value)| request.header(*name, *value));
+            let request = what.headers.iter().fold(request, |request, (name, value)| {
+                request.header(*name, *value)
+            });
             let body = request.send().and_then(|r| r.text()).expect("answered");
             assert!(body.contains(what.expect), "{}: {body}", what.label);
         }

@@ -235,13 +235,13 @@ mod filter {
                     }
                     Op::Pairs => {
                         let pairs = hostcalls::get_map_bytes(headers).unwrap_or_default();
-                        sink += needed(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())))
-                            .sink();
+                        sink +=
+                            needed(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).sink();
                     }
                     Op::PairsString => {
                         let pairs = hostcalls::get_map(headers).unwrap_or_default();
-                        sink += needed(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
-                            .sink();
+                        sink +=
+                            needed(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).sink();
                     }
                     Op::PairsRaw => {
                         let serialized = raw::header_map_pairs(headers);

@@ -9,13 +9,14 @@ use proxy_wasm::types::{Action as HostAction, LogLevel};
 use super::host::{
     HostShared, add_request_header, debug_enabled, drain_request_body, log, now_micros, now_millis,
     property, remove_request_header, replace_request_body_prefix, request_body, request_clock,
-    request_header, send_json, set_request_header, vm_memory_bytes,
+    send_json, set_request_header, vm_memory_bytes,
 };
 use super::metrics::Metrics;
 use super::vm::{self, EDGE, refresh};
 use crate::config::Config;
 use crate::control::CONTROL_SOURCE;
 use crate::edge::Edge;
+use crate::header_map::HeaderMap;
 use crate::reply::error_body;
 use crate::request::{Action, Event, Level, Request, RequestHost};
 use crate::usage::UsageLog;
@@ -51,8 +52,8 @@ struct Host<'a> {
 impl RequestHost for Host<'_> {
     type Store = HostShared;
 
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        request_header(name)
+    fn request_headers(&self) -> Option<HeaderMap> {
+        super::pairs::request_headers()
     }
 
     fn add_header(&self, name: &str, value: &[u8]) {

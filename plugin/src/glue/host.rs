@@ -101,13 +101,6 @@ pub(crate) fn now_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// A request header's value as bytes (never the string getter: it panics on non-UTF-8).
-pub(crate) fn request_header(name: &str) -> Option<Vec<u8>> {
-    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
-}
-
 /// Adds a request header value (after removing any, so it is the only one). Cheaper in
 /// Envoy than a replace.
 pub(crate) fn add_request_header(name: &str, value: &[u8]) {

@@ -14,11 +14,13 @@
 //!   log, whether it serves requests, its number.
 //! - `host`: small adapters over the host calls, and shared data as a
 //!   [`crate::shared::SharedStore`].
+//! - `pairs`: the request's headers in one call, read in place (the one `unsafe` block).
 //! - `metrics`: the metric ids and what they count.
 
 mod filter;
 mod host;
 mod metrics;
+mod pairs;
 mod root;
 mod vm;
 

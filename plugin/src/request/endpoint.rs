@@ -4,7 +4,7 @@
 
 use super::host::{Event, Level};
 use super::push::PushState;
-use super::{Action, Request, RequestHost, Stage, content_length};
+use super::{Action, Request, RequestHost, Stage};
 use crate::config::PushConfig;
 use crate::control::{CONTROL_SOURCE, is_internal_address};
 use crate::floor::{self, Floor};
@@ -19,7 +19,6 @@ impl Request {
         end_of_stream: bool,
     ) -> Action {
         self.stage = Stage::Done;
-        let method = host.header(":method").unwrap_or_default();
         let listener = host
             .property(&["destination", "address"])
             .unwrap_or_default();
@@ -36,13 +35,13 @@ impl Request {
             );
             return Action::Pause;
         }
-        match method.as_slice() {
+        match self.method.as_slice() {
             b"GET" | b"HEAD" => {
                 host.send_json(200, &status(host).body(), &[]);
                 Action::Pause
             }
             b"PUT" => {
-                let announced = content_length(host);
+                let announced = self.content_length;
                 if announced.is_some_and(|len| len > push.max_bytes) {
                     host.count(Event::Push { accepted: false });
                     control_error(

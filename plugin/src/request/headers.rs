@@ -1,5 +1,6 @@
-//! The request headers: identity headers removed, the control path sent to the endpoint,
-//! the query's `session` found, and the body to read chosen by its content type.
+//! The request headers, read at once: identity headers removed, the control path sent to
+//! the endpoint, the query's `session` found, and the body to read chosen by its content
+//! type.
 
 use super::verdict::{BodyStrip, Strip};
 use super::{Action, Request, RequestHost, Stage};
@@ -15,9 +16,40 @@ impl Request {
         config: &Config,
         end_of_stream: bool,
     ) -> Action {
-        strip_header(host, &config.identity.token_id);
-        strip_header(host, &config.identity.user);
-        self.path = host.header(":path").unwrap_or_default();
+        // Every header in one host call: cheaper in Envoy than reading `:path` and looking
+        // for each identity header one by one.
+        let Some(headers) = host.request_headers() else {
+            // Fail closed: without its headers nothing about the request can be checked.
+            let unreadable =
+                SessionFinding::Unparseable("its headers could not be read from the proxy");
+            return self.conclude_now(host, config, unreadable, Strip::default());
+        };
+        let mut content_type = None;
+        let (mut claims_token_id, mut claims_user) = (false, false);
+        for (name, value) in headers.iter() {
+            match name {
+                b":path" => self.path = value.to_vec(),
+                b":method" => self.method = value.to_vec(),
+                b"content-type" => content_type = Some(value),
+                b"content-length" => {
+                    self.content_length = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok());
+                }
+                _ if name == config.identity.token_id.as_bytes() => claims_token_id = true,
+                _ if name == config.identity.user.as_bytes() => claims_user = true,
+                _ => {}
+            }
+        }
+        // Identity a client claims is removed from every request (a remove takes every value
+        // of the header). A client rarely sends these: knowing from the map that they are
+        // absent saves two calls per request.
+        if claims_token_id {
+            host.remove_header(&config.identity.token_id);
+        }
+        if claims_user {
+            host.remove_header(&config.identity.user);
+        }
         let (path, query) = split_path(&self.path);
         if let Some(push) = &config.push
             && path == push.path.as_bytes()
@@ -35,8 +67,7 @@ impl Request {
         if finding.is_refusal() || end_of_stream {
             return self.conclude_now(host, config, finding, strip);
         }
-        let content_type = host.header("content-type");
-        let content_type = content_type.as_deref().map(String::from_utf8_lossy);
+        let content_type = content_type.map(String::from_utf8_lossy);
         match classify(content_type.as_deref()) {
             // Opaque bodies (JSON, text, none) are not parsed: the query decides.
             Ok(BodyKind::Opaque) => self.conclude_now(host, config, finding, strip),
@@ -58,13 +89,5 @@ impl Request {
                 Strip::default(),
             ),
         }
-    }
-}
-
-/// Removes every value of a request header if there is one. Looking first is cheaper in
-/// Envoy than an unconditional remove, and a client rarely sends these headers.
-fn strip_header(host: &impl RequestHost, name: &str) {
-    if host.header(name).is_some() {
-        host.remove_header(name);
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::decide::Reason;
 use crate::edge::Edge;
+use crate::header_map::HeaderMap;
 use crate::shared::SharedStore;
 use crate::usage::UsageLog;
 
@@ -53,9 +54,9 @@ pub trait RequestHost {
     /// The VM's shared data.
     type Store: SharedStore;
 
-    /// A request header's value as bytes (`:path`, `:method` and other pseudo-headers
-    /// too), `None` when absent.
-    fn header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Every request header (pseudo-headers too) in one call; `None` when the host could not
+    /// give them or gave a map that does not add up (the request is then refused).
+    fn request_headers(&self) -> Option<HeaderMap>;
     /// Adds a request header value.
     fn add_header(&self, name: &str, value: &[u8]);
     /// Replaces a request header's values with one.

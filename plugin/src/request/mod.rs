@@ -2,7 +2,7 @@
 //! ([`RequestHost`]): `glue` forwards the proxy-wasm callbacks to a [`Request`] and
 //! implements the trait over the host calls; the unit tests drive it with a fake host.
 //!
-//! Headers: identity headers are removed from every request first. A control-path request
+//! Headers (read in one host call): identity headers are removed from every request first. A control-path request
 //! goes to the control endpoint. Otherwise the `session` is looked for in the query, and
 //! token-format values anywhere else in the path or query refuse the request. When the body
 //! can carry fields (form or multipart), the headers are held and the body is read too,
@@ -75,6 +75,11 @@ pub struct Request {
     context_id: u32,
     stage: Stage,
     path: Vec<u8>,
+    /// `:method` (read for the control endpoint).
+    method: Vec<u8>,
+    /// The request's `content-length`, when present and numeric (kept up to date when the
+    /// filter changes the body).
+    content_length: Option<usize>,
     /// Request body bytes buffered so far (from the last body callback).
     buffered: usize,
 }
@@ -86,6 +91,8 @@ impl Request {
             context_id,
             stage: Stage::Headers,
             path: Vec::new(),
+            method: Vec::new(),
+            content_length: None,
             buffered: 0,
         }
     }
@@ -149,10 +156,4 @@ impl Request {
             Stage::Headers | Stage::Done => Action::Continue,
         }
     }
-}
-
-/// The request's `content-length`, when present and numeric.
-fn content_length(host: &impl RequestHost) -> Option<usize> {
-    let value = host.header("content-length")?;
-    std::str::from_utf8(&value).ok()?.trim().parse().ok()
 }

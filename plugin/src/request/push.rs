@@ -6,7 +6,7 @@ use pat_core::snapshot::announced_len;
 
 use super::endpoint::control_error;
 use super::host::{Event, Level};
-use super::{Action, Request, RequestHost, Stage, content_length};
+use super::{Action, Request, RequestHost, Stage};
 use crate::config::{Config, PushConfig};
 use crate::control::{CONTROL_SOURCE, rejection_status};
 use crate::edge::{Clock, PUSH_HEAD_LEN, PushRejection, kind_word};
@@ -125,7 +125,7 @@ impl Request {
                     host.store(),
                     &config.keys,
                     head,
-                    content_length(host).map(|n| n as u64),
+                    self.content_length.map(|n| n as u64),
                     clock,
                 )
             })?;
@@ -149,7 +149,7 @@ impl Request {
             state.checked = true;
             state.announced = announced;
             // One allocation for the whole snapshot (a growing vector would double it).
-            let expected = announced.or_else(|| content_length(host).map(|n| n as u64));
+            let expected = announced.or_else(|| self.content_length.map(|n| n as u64));
             if let Some(expected) = expected {
                 let missing = usize::try_from(expected.min(max).saturating_sub(total)).unwrap_or(0);
                 state.received.reserve_exact(missing);

@@ -14,6 +14,7 @@ use super::{Action, Event, Level, Request, RequestHost};
 use crate::config::Config;
 use crate::decide::Reason;
 use crate::edge::{Clock, Edge, PUSH_HEAD_LEN};
+use crate::header_map::HeaderMap;
 use crate::push_lease::LEASE_KEY;
 use crate::shared::ensure_pointer;
 use crate::shared::tests::MemoryStore;
@@ -169,6 +170,11 @@ struct Fake<'a> {
     source: &'static str,
     destination: &'static str,
     property_reads: Cell<usize>,
+    /// Calls for the header map, and whether it fails.
+    header_reads: Cell<usize>,
+    unreadable_headers: bool,
+    /// Header removals, by name.
+    removed: RefCell<Vec<String>>,
     replies: RefCell<Vec<Reply>>,
 }
 
@@ -190,12 +196,23 @@ impl<'a> Fake<'a> {
             source: "192.0.2.7:50123",
             destination: "127.0.0.1:10001",
             property_reads: Cell::new(0),
+            header_reads: Cell::new(0),
+            unreadable_headers: false,
+            removed: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
         }
     }
 
     fn get(vm: &'a Vm, path: &str) -> Self {
         Self::new(vm, "GET", path, &[])
+    }
+
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        self.headers
+            .borrow()
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn header_text(&self, name: &str) -> Option<String> {
@@ -268,12 +285,15 @@ struct Run {
 impl RequestHost for Fake<'_> {
     type Store = MemoryStore;
 
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        self.headers
-            .borrow()
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+    fn request_headers(&self) -> Option<HeaderMap> {
+        self.header_reads.set(self.header_reads.get() + 1);
+        if self.unreadable_headers {
+            return None;
+        }
+        let headers = self.headers.borrow();
+        Some(HeaderMap::serialize(
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+        ))
     }
 
     fn add_header(&self, name: &str, value: &[u8]) {
@@ -283,11 +303,12 @@ impl RequestHost for Fake<'_> {
     }
 
     fn set_header(&self, name: &str, value: &[u8]) {
-        self.remove_header(name);
+        self.headers.borrow_mut().retain(|(k, _)| k != name);
         self.add_header(name, value);
     }
 
     fn remove_header(&self, name: &str) {
+        self.removed.borrow_mut().push(name.to_string());
         self.headers.borrow_mut().retain(|(k, _)| k != name);
     }
 
@@ -460,6 +481,82 @@ fn an_allowed_get_carries_the_identity_and_nothing_the_client_claimed() {
     host.run(&mut Request::new(2), &config, &[]);
     assert_eq!(vm.refreshes.get(), 1);
     assert_eq!(vm.events(), [Event::Allowed, Event::Allowed]);
+}
+
+#[test]
+fn the_headers_are_read_once_and_only_claimed_identity_is_removed() {
+    let vm = Vm::new();
+    let config = vm.config("");
+    let t = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&t]));
+    let path = with_session(STOPENV, t.value());
+    // No identity claimed: one read of the map, no removal.
+    let host = Fake::get(&vm, &path);
+    host.run(&mut Request::new(1), &config, &[]);
+    assert_eq!(host.header_reads.get(), 1);
+    assert!(host.removed.borrow().is_empty(), "{:?}", host.removed);
+    // Both claimed, one of them twice: each name removed once, every value gone.
+    let host = Fake::new(
+        &vm,
+        "GET",
+        &path,
+        &[
+            ("x-pat-token-id", "1"),
+            ("x-pat-user", "mallory"),
+            ("x-pat-token-id", "2"),
+        ],
+    );
+    host.run(&mut Request::new(2), &config, &[]);
+    assert_eq!(host.header_reads.get(), 1);
+    assert_eq!(*host.removed.borrow(), ["x-pat-token-id", "x-pat-user"]);
+    assert_eq!(host.header_text("x-pat-token-id").as_deref(), Some("5"));
+    assert_eq!(host.header_count("x-pat-token-id"), 1);
+    // Configured names are the ones looked for.
+    let config = vm.config(r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#);
+    let host = Fake::new(
+        &vm,
+        "GET",
+        &path,
+        &[("x-who", "mallory"), ("x-pat-user", "a")],
+    );
+    host.run(&mut Request::new(3), &config, &[]);
+    assert_eq!(*host.removed.borrow(), ["x-who"]);
+    assert_eq!(host.header_text("x-who").as_deref(), Some("alice"));
+    assert_eq!(
+        host.header_text("x-pat-user").as_deref(),
+        Some("a"),
+        "not an identity header here"
+    );
+}
+
+#[test]
+fn a_request_whose_headers_cannot_be_read_is_refused() {
+    let vm = Vm::new();
+    let config = vm.config("");
+    let t = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&t]));
+    for path in [with_session(STOPENV, t.value()), STOPENV.to_string()] {
+        let mut host = Fake::get(&vm, &path);
+        host.unreadable_headers = true;
+        let run = host.run(&mut Request::new(1), &config, &[]);
+        assert_eq!(run.headers, Some(Action::Pause), "{path}");
+        let reply = host.reply().expect("a denial");
+        assert!(
+            reply.body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("headers could not be read")),
+            "{:?}",
+            reply.body
+        );
+        assert_eq!(host.header_count("x-pat-user"), 0);
+    }
+    assert_eq!(
+        vm.events(),
+        [
+            Event::Denied(Reason::UnparseableBody),
+            Event::Denied(Reason::UnparseableBody)
+        ]
+    );
 }
 
 #[test]

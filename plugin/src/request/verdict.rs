@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::host::{Event, Level};
-use super::{Action, Request, RequestHost, Stage, content_length};
+use super::{Action, Request, RequestHost, Stage};
 use crate::config::Config;
 use crate::decide::{Category, Denial, Policy, Verdict, decide};
 use crate::edge::Clock;
@@ -121,7 +121,7 @@ impl Request {
     }
 
     /// Removes the token from what is forwarded.
-    fn strip(&self, host: &impl RequestHost, strip: Strip) {
+    fn strip(&mut self, host: &impl RequestHost, strip: Strip) {
         if strip.query
             && let Some(path) = strip_from_path(&self.path)
         {
@@ -135,7 +135,7 @@ impl Request {
                 };
                 if let Some(stripped) = strip_pairs(&body) {
                     host.replace_body_prefix(body.len(), &stripped);
-                    set_content_length(host, body.len(), stripped.len());
+                    self.set_content_length(host, body.len(), stripped.len());
                 }
             }
             BodyStrip::Multipart(ranges) => {
@@ -146,8 +146,8 @@ impl Request {
                 let stripped = remove_ranges(&head, &ranges);
                 if stripped.len() != head.len() {
                     host.replace_body_prefix(head.len(), &stripped);
-                    if let Some(total) = content_length(host) {
-                        set_content_length(
+                    if let Some(total) = self.content_length {
+                        self.set_content_length(
                             host,
                             total,
                             total.saturating_sub(head.len() - stripped.len()),
@@ -207,10 +207,13 @@ pub(super) fn deny(host: &impl RequestHost, config: &Config, denial: &Denial) {
     );
 }
 
-/// Adjusts `content-length` after the body shrank from `before` to `after` bytes.
-fn set_content_length(host: &impl RequestHost, before: usize, after: usize) {
-    if before != after && content_length(host).is_some() {
-        host.set_header("content-length", after.to_string().as_bytes());
+impl Request {
+    /// Adjusts `content-length` after the body shrank from `before` to `after` bytes.
+    fn set_content_length(&mut self, host: &impl RequestHost, before: usize, after: usize) {
+        if before != after && self.content_length.is_some() {
+            host.set_header("content-length", after.to_string().as_bytes());
+            self.content_length = Some(after);
+        }
     }
 }
 
