@@ -145,38 +145,79 @@ pub enum PathError {
 /// path another component might normalize into a *different* method is refused rather than
 /// guessed at.
 pub fn resolve_path(path_and_query: &str) -> Result<MethodName, PathError> {
-    // This runs on every token request at the edge: one pass over the path for ambiguity,
-    // one to split it, one allocation for the name.
+    // This runs on every token request at the edge: one pass over the path finds both
+    // whether it is ambiguous and where its segments are; one allocation for the name.
     let path = path_and_query
-        .split_once('?')
-        .map_or(path_and_query, |(path, _)| path);
-    if let Some(reason) = ambiguity(path) {
+        .as_bytes()
+        .iter()
+        .position(|&b| b == b'?')
+        .and_then(|end| path_and_query.get(..end))
+        .unwrap_or(path_and_query);
+    let scan = scan(path);
+    if let Some(reason) = scan.ambiguity {
         return Err(PathError::Ambiguous(reason));
     }
-    let mut seg = path.split('/');
-    // Tuple fields are evaluated left to right, so this reads the segments in order.
-    let (Some(""), Some(API_VERSION), Some(group), Some(class), Some(rest), Some(method), None) = (
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-    ) else {
+    // `/1.0/group/class/rest/method`: exactly five slashes, the first at the start.
+    let [0, version, group, class, rest] = scan.slashes else {
         return Err(PathError::NotAnApiPath);
     };
-    if rest.eq_ignore_ascii_case("rest") && [group, class, method].iter().all(|p| is_name_part(p)) {
+    if scan.count != 5 {
+        return Err(PathError::NotAnApiPath);
+    }
+    let segment = |from: usize, to: usize| path.get(from + 1..to).unwrap_or_default();
+    let (group, class, rest, method) = (
+        segment(version, group),
+        segment(group, class),
+        segment(class, rest),
+        segment(rest, path.len()),
+    );
+    if segment(0, version) == API_VERSION
+        && rest.eq_ignore_ascii_case("rest")
+        && [group, class, method].iter().all(|p| is_name_part(p))
+    {
         Ok(MethodName::from_parts(group, class, method))
     } else {
         Err(PathError::NotAnApiPath)
     }
 }
 
+/// What one pass over a path finds.
+struct Scan {
+    /// The first reason it is ambiguous, if any.
+    ambiguity: Option<&'static str>,
+    /// Where its first five slashes are (0 past the last one found), and how many it has.
+    slashes: [usize; 5],
+    count: usize,
+}
+
+/// Scans a path (without its query) for ambiguity and slashes.
+fn scan(path: &str) -> Scan {
+    let mut slashes = [0; 5];
+    let mut count = 0;
+    let ambiguity = ambiguity_noting(path, |at| {
+        if let Some(slot) = slashes.get_mut(count) {
+            *slot = at;
+        }
+        count += 1;
+    });
+    Scan {
+        ambiguity,
+        slashes,
+        count,
+    }
+}
+
+#[cfg(test)]
+fn ambiguity(path: &str) -> Option<&'static str> {
+    ambiguity_noting(path, |_| {})
+}
+
 /// The first reason a path is ambiguous, if any. In order of precedence: a leading
 /// character other than `/`; the first suspicious character; duplicate slashes; a trailing
 /// slash; dot-segments.
-fn ambiguity(path: &str) -> Option<&'static str> {
+///
+/// `slash` is told where each slash is, until a suspicious character ends the scan.
+fn ambiguity_noting(path: &str, mut slash: impl FnMut(usize)) -> Option<&'static str> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Some("it does not start with /");
@@ -186,13 +227,14 @@ fn ambiguity(path: &str) -> Option<&'static str> {
     // Length of the current segment so far and whether it is all dots.
     let (mut segment_len, mut all_dots) = (0usize, true);
     let mut previous = 0u8;
-    for &b in bytes {
+    for (at, &b) in bytes.iter().enumerate() {
         match b {
             b'%' => return Some("percent-encoded characters"),
             b';' => return Some("path parameters"),
             b'\\' => return Some("backslashes"),
             b'#' => return Some("a fragment"),
             b'/' => {
+                slash(at);
                 duplicate_slashes |= previous == b'/';
                 dot_segment |= all_dots && (segment_len == 1 || segment_len == 2);
                 (segment_len, all_dots) = (0, true);
@@ -398,7 +440,39 @@ mod tests {
         );
     }
 
+    /// The straightforward rules `resolve_path` implements in one pass.
+    fn reference_resolve(path_and_query: &str) -> Result<MethodName, PathError> {
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(p, _)| p);
+        if let Some(reason) = reference_ambiguity(path) {
+            return Err(PathError::Ambiguous(reason));
+        }
+        let seg: Vec<&str> = path.split('/').collect();
+        match seg.as_slice() {
+            ["", API_VERSION, group, class, rest, method]
+                if rest.eq_ignore_ascii_case("rest")
+                    && [group, class, method].iter().all(|p| is_name_part(p)) =>
+            {
+                Ok(MethodName::from_parts(group, class, method))
+            }
+            _ => Err(PathError::NotAnApiPath),
+        }
+    }
+
     proptest! {
+        #[test]
+        fn one_pass_resolution_matches_the_reference(
+            parts in prop::collection::vec(prop_oneof![
+                Just("/".to_string()), Just("1.0".to_string()), Just("rest".to_string()),
+                Just("REST".to_string()), Just("env".to_string()), Just("?".to_string()),
+                Just(".".to_string()), "[a-zA-Z0-9_%;#. -]{0,6}",
+            ], 0..14),
+        ) {
+            let path = parts.concat();
+            prop_assert_eq!(resolve_path(&path), reference_resolve(&path), "{}", path);
+        }
+
         #[test]
         fn resolve_never_panics_and_yields_canonical_names(path in "[/a-zA-Z0-9.%;_?#\\\\-]{0,64}") {
             if let Ok(m) = resolve_path(&path) {
