@@ -26,14 +26,18 @@ impl HeaderMap {
     /// Checks a serialized map (an empty buffer is an empty map: what the SDK's own getter
     /// makes of a null answer).
     pub fn parse(bytes: Vec<u8>) -> Result<Self, MalformedHeaderMap> {
-        if !bytes.is_empty() {
-            let mut pairs = Pairs::new(&bytes)?;
-            for _ in pairs.by_ref() {}
-            if !pairs.complete() {
-                return Err(MalformedHeaderMap);
-            }
-        }
+        Self::read(&bytes, |_, _| {})?;
         Ok(Self { bytes })
+    }
+
+    /// A map as the host gave it, not checked yet: [`Self::read`] checks it while reading.
+    pub fn unchecked(bytes: Vec<u8>) -> Self {
+        Self { bytes }
+    }
+
+    /// The serialized bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Serializes `pairs` as the host would (for hosts that are not Envoy: tests, fakes).
@@ -53,6 +57,28 @@ impl HeaderMap {
             bytes.push(0);
         }
         Self { bytes }
+    }
+
+    /// Takes a serialized map and calls `each` with every (name, value) pair in the host's
+    /// order, checking the layout as it goes: one pass instead of [`Self::parse`] then
+    /// [`Self::iter`]. On `Err` the map did not add up, and what `each` was told must be
+    /// thrown away.
+    pub fn read<'a>(
+        bytes: &'a [u8],
+        mut each: impl FnMut(&'a [u8], &'a [u8]),
+    ) -> Result<(), MalformedHeaderMap> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut pairs = Pairs::new(bytes)?;
+        for (name, value) in pairs.by_ref() {
+            each(name, value);
+        }
+        if pairs.complete() {
+            Ok(())
+        } else {
+            Err(MalformedHeaderMap)
+        }
     }
 
     /// Every (name, value) pair, in the host's order.
@@ -235,7 +261,11 @@ mod tests {
 
         #[test]
         fn any_bytes_parse_or_are_refused_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut seen = 0;
+            let read = HeaderMap::read(&bytes, |_, _| seen += 1);
+            prop_assert_eq!(read.is_ok(), HeaderMap::parse(bytes.clone()).is_ok());
             if let Ok(map) = HeaderMap::parse(bytes) {
+                prop_assert_eq!(map.iter().count(), seen);
                 let _ = map.iter().count();
                 let _ = map.get(":path");
             }

@@ -19,6 +19,8 @@ pub(crate) enum Filter {
     /// allowed request is recorded. Reports go out once an hour, so that only the recording
     /// is counted, and to a cluster that does not exist: none is sent during a benchmark.
     PatUsage(String, String),
+    /// pat-edge carrying the identity in one combined header (`identity_headers.combined`).
+    PatOneHeader(String),
     /// The probe filter making these host calls (see `e2e/probe-filter`).
     Probe(&'static str),
 }
@@ -97,12 +99,18 @@ pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
               - query: session"#
             )
         }
-        Filter::Pat(public_key) | Filter::PatUsage(public_key, _) => {
+        Filter::Pat(public_key)
+        | Filter::PatUsage(public_key, _)
+        | Filter::PatOneHeader(public_key) => {
             let configuration = if control {
                 format!(r#"{{"public_keys":["{public_key}"],"push":{{"path":"/_pat/snapshot"}}}}"#)
             } else if matches!(filter, Filter::PatUsage(..)) {
                 format!(
                     r#"{{"public_keys":["{public_key}"],"usage":{{"cluster":"pat_origin_absent","interval_ms":3600000}}}}"#
+                )
+            } else if matches!(filter, Filter::PatOneHeader(_)) {
+                format!(
+                    r#"{{"public_keys":["{public_key}"],"identity_headers":{{"combined":"x-pat-identity"}}}}"#
                 )
             } else {
                 format!(r#"{{"public_keys":["{public_key}"]}}"#)
@@ -209,7 +217,10 @@ pub(crate) fn start_envoy(
         &http_filters(filter, false),
         r#"200, body: { inline_string: '{"result":0}' }"#,
     ));
-    if matches!(filter, Filter::Pat(_) | Filter::PatUsage(..)) {
+    if matches!(
+        filter,
+        Filter::Pat(_) | Filter::PatUsage(..) | Filter::PatOneHeader(_)
+    ) {
         config.push_str(&control_listener(control, &http_filters(filter, true)));
         config.push_str(
             "\n  clusters:\n  - name: pat_control_unrouted\n    type: STATIC\n    load_assignment: { cluster_name: pat_control_unrouted, endpoints: [] }\n",

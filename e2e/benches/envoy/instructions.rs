@@ -90,6 +90,15 @@ pub(crate) fn run(bench: &Bench, report: &mut String) -> Option<f64> {
                 expect: ok,
             },
             Counted {
+                label: "4. pat-edge, 1,000,000 tokens, GET, one combined identity header",
+                filter: Filter::PatOneHeader(public_key.clone()),
+                snapshot: Some(one_m.clone()),
+                path: get(token),
+                form: None,
+                headers: &[],
+                expect: ok,
+            },
+            Counted {
                 label: "5. pat-edge, 1,000,000 tokens, POST form",
                 filter: pat.clone(),
                 snapshot: Some(one_m.clone()),

@@ -6,6 +6,7 @@ use super::verdict::{BodyStrip, Strip};
 use super::{Action, Request, RequestHost, Stage};
 use crate::config::Config;
 use crate::content_type::{BodyKind, classify};
+use crate::header_map::HeaderMap;
 use crate::multipart::Scanner;
 use crate::session::{SessionFinding, find_in_pairs, path_carries_token, split_path};
 
@@ -18,37 +19,37 @@ impl Request {
     ) -> Action {
         // Every header in one host call: cheaper in Envoy than reading `:path` and looking
         // for each identity header one by one.
+        let unreadable =
+            SessionFinding::Unparseable("its headers could not be read from the proxy");
         let Some(headers) = host.request_headers() else {
             // Fail closed: without its headers nothing about the request can be checked.
-            let unreadable =
-                SessionFinding::Unparseable("its headers could not be read from the proxy");
             return self.conclude_now(host, config, unreadable, Strip::default());
         };
         let mut content_type = None;
-        let (mut claims_token_id, mut claims_user) = (false, false);
-        for (name, value) in headers.iter() {
-            match name {
-                b":path" => self.path = value.to_vec(),
-                b":method" => self.method = value.to_vec(),
-                b"content-type" => content_type = Some(value),
-                b"content-length" => {
-                    self.content_length = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.trim().parse().ok());
-                }
-                _ if name == config.identity.token_id.as_bytes() => claims_token_id = true,
-                _ if name == config.identity.user.as_bytes() => claims_user = true,
-                _ => {}
+        // Identity headers the client sent, by name (at most three are configured).
+        let mut claimed: Vec<&[u8]> = Vec::new();
+        let read = HeaderMap::read(headers.as_bytes(), |name, value| match name {
+            b":path" => self.path = value.to_vec(),
+            b":method" => self.method = value.to_vec(),
+            b"content-type" => content_type = Some(value),
+            b"content-length" => {
+                self.content_length = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
             }
+            _ if config.identity.is_identity(name) && !claimed.contains(&name) => {
+                claimed.push(name);
+            }
+            _ => {}
+        });
+        if read.is_err() {
+            return self.conclude_now(host, config, unreadable, Strip::default());
         }
         // Identity a client claims is removed from every request (a remove takes every value
         // of the header). A client rarely sends these: knowing from the map that they are
-        // absent saves two calls per request.
-        if claims_token_id {
-            host.remove_header(&config.identity.token_id);
-        }
-        if claims_user {
-            host.remove_header(&config.identity.user);
+        // absent saves a call per header and request.
+        for name in claimed {
+            host.remove_header(&String::from_utf8_lossy(name));
         }
         let (path, query) = split_path(&self.path);
         if let Some(push) = &config.push

@@ -55,7 +55,7 @@ pub trait RequestHost {
     type Store: SharedStore;
 
     /// Every request header (pseudo-headers too) in one call; `None` when the host could not
-    /// give them or gave a map that does not add up (the request is then refused).
+    /// give them. The request is refused then, and when the map does not add up.
     fn request_headers(&self) -> Option<HeaderMap>;
     /// Adds a request header value.
     fn add_header(&self, name: &str, value: &[u8]);

@@ -154,6 +154,15 @@ impl Minted {
     }
 }
 
+/// How a fake host fails to give the request's headers.
+#[derive(Debug, Clone, Copy)]
+enum Unreadable {
+    /// The call fails.
+    Refused,
+    /// The map it returns does not add up.
+    Truncated,
+}
+
 /// A local reply.
 #[derive(Debug, Clone)]
 struct Reply {
@@ -172,9 +181,10 @@ struct Fake<'a> {
     property_reads: Cell<usize>,
     /// Calls for the header map, and whether it fails.
     header_reads: Cell<usize>,
-    unreadable_headers: bool,
-    /// Header removals, by name.
+    unreadable_headers: Option<Unreadable>,
+    /// Header removals and additions, by name.
     removed: RefCell<Vec<String>>,
+    added: RefCell<Vec<String>>,
     replies: RefCell<Vec<Reply>>,
 }
 
@@ -197,8 +207,9 @@ impl<'a> Fake<'a> {
             destination: "127.0.0.1:10001",
             property_reads: Cell::new(0),
             header_reads: Cell::new(0),
-            unreadable_headers: false,
+            unreadable_headers: None,
             removed: RefCell::new(Vec::new()),
+            added: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
         }
     }
@@ -287,16 +298,21 @@ impl RequestHost for Fake<'_> {
 
     fn request_headers(&self) -> Option<HeaderMap> {
         self.header_reads.set(self.header_reads.get() + 1);
-        if self.unreadable_headers {
-            return None;
-        }
         let headers = self.headers.borrow();
-        Some(HeaderMap::serialize(
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
-        ))
+        let map = HeaderMap::serialize(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        match self.unreadable_headers {
+            None => Some(map),
+            Some(Unreadable::Refused) => None,
+            // The last value's terminator missing: every pair but the last one reads.
+            Some(Unreadable::Truncated) => {
+                let bytes = map.as_bytes();
+                Some(HeaderMap::unchecked(bytes[..bytes.len() - 1].to_vec()))
+            }
+        }
     }
 
     fn add_header(&self, name: &str, value: &[u8]) {
+        self.added.borrow_mut().push(name.to_string());
         self.headers
             .borrow_mut()
             .push((name.to_string(), value.to_vec()));
@@ -530,16 +546,53 @@ fn the_headers_are_read_once_and_only_claimed_identity_is_removed() {
 }
 
 #[test]
+fn one_combined_identity_header_when_configured() {
+    let vm = Vm::new();
+    let config = vm.config(r#""identity_headers":{"combined":"x-pat-identity"}"#);
+    let t = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&t]));
+    let path = with_session(STOPENV, t.value());
+    let host = Fake::new(
+        &vm,
+        "GET",
+        &path,
+        &[
+            ("x-pat-identity", "id=1, user=\"mallory\""),
+            ("x-pat-user", "mallory"),
+        ],
+    );
+    let run = host.run(&mut Request::new(1), &config, &[]);
+    assert_eq!(run.headers, Some(Action::Continue));
+    assert_eq!(
+        host.header_text("x-pat-identity").as_deref(),
+        Some(r#"id=5, user="alice""#)
+    );
+    assert_eq!(host.header_count("x-pat-identity"), 1);
+    // The two-header form is neither added nor let through from the client.
+    assert_eq!(host.header_count("x-pat-user"), 0);
+    assert_eq!(host.header_count("x-pat-token-id"), 0);
+    // A passed-through request loses a claimed combined header too.
+    let host = Fake::new(&vm, "GET", STOPENV, &[("x-pat-identity", "id=1")]);
+    host.run(&mut Request::new(2), &config, &[]);
+    assert!(host.reply().is_none());
+    assert_eq!(host.header_count("x-pat-identity"), 0);
+    assert_eq!(vm.events(), [Event::Allowed, Event::PassedThrough]);
+}
+
+#[test]
 fn a_request_whose_headers_cannot_be_read_is_refused() {
     let vm = Vm::new();
     let config = vm.config("");
     let t = Minted::new(5, "environment.Control.StopEnv");
     vm.publish_elsewhere(vm.snapshot(1, &[&t]));
-    for path in [with_session(STOPENV, t.value()), STOPENV.to_string()] {
-        let mut host = Fake::get(&vm, &path);
-        host.unreadable_headers = true;
+    let paths = [with_session(STOPENV, t.value()), STOPENV.to_string()];
+    let cases = [Unreadable::Refused, Unreadable::Truncated];
+    for (path, how) in paths.iter().flat_map(|p| cases.map(|c| (p, c))) {
+        // The forged identity header comes last: a truncated map never shows it.
+        let mut host = Fake::new(&vm, "GET", path, &[("x-pat-user", "mallory")]);
+        host.unreadable_headers = Some(how);
         let run = host.run(&mut Request::new(1), &config, &[]);
-        assert_eq!(run.headers, Some(Action::Pause), "{path}");
+        assert_eq!(run.headers, Some(Action::Pause), "{path} {how:?}");
         let reply = host.reply().expect("a denial");
         assert!(
             reply.body["error"]
@@ -548,15 +601,12 @@ fn a_request_whose_headers_cannot_be_read_is_refused() {
             "{:?}",
             reply.body
         );
-        assert_eq!(host.header_count("x-pat-user"), 0);
+        assert!(
+            host.added.borrow().is_empty(),
+            "nothing forwarded, no identity added"
+        );
     }
-    assert_eq!(
-        vm.events(),
-        [
-            Event::Denied(Reason::UnparseableBody),
-            Event::Denied(Reason::UnparseableBody)
-        ]
-    );
+    assert_eq!(vm.events(), [Event::Denied(Reason::UnparseableBody); 4]);
 }
 
 #[test]

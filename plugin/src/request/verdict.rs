@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::host::{Event, Level};
 use super::{Action, Request, RequestHost, Stage};
-use crate::config::Config;
+use crate::config::{Config, IdentityHeaders};
 use crate::decide::{Category, Denial, Policy, Verdict, decide};
 use crate::edge::Clock;
 use crate::multipart::remove_ranges;
@@ -87,12 +87,16 @@ impl Request {
                 if config.usage.is_some() {
                     record_use(host, grant.token_id, now);
                 }
-                // Both were stripped in `headers`: adding makes each the only value.
-                host.add_header(
-                    &config.identity.token_id,
-                    grant.token_id.to_string().as_bytes(),
-                );
-                host.add_header(&config.identity.user, grant.user.as_bytes());
+                // Identity headers were stripped in `headers`: adding makes each the only
+                // value.
+                let identity = &config.identity;
+                if let Some(combined) = &identity.combined {
+                    let value = IdentityHeaders::combined_value(grant.token_id, &grant.user);
+                    host.add_header(combined, value.as_bytes());
+                } else {
+                    host.add_header(&identity.token_id, grant.token_id.to_string().as_bytes());
+                    host.add_header(&identity.user, grant.user.as_bytes());
+                }
                 if config.strip_token {
                     self.strip(host, strip);
                 }
