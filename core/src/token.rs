@@ -97,16 +97,19 @@ pub fn mask(session: &str) -> String {
     if rest.len() < 16 {
         return format!("{prefix}…");
     }
-    let tail: String = rest
-        .chars()
+    // The last MASK_TAIL characters, of which the alphanumeric ones are shown (denials
+    // format this on every request they answer: one allocation).
+    let tail_start = rest
+        .char_indices()
         .rev()
-        .take(MASK_TAIL)
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("{prefix}…{tail}")
+        .nth(MASK_TAIL - 1)
+        .map_or(0, |(at, _)| at);
+    let tail = rest.get(tail_start..).unwrap_or_default();
+    let mut masked = String::with_capacity(prefix.len() + '…'.len_utf8() + MASK_TAIL);
+    masked.push_str(prefix);
+    masked.push('…');
+    masked.extend(tail.chars().filter(char::is_ascii_alphanumeric));
+    masked
 }
 
 /// SHA-256 of a token string: the only form in which a token is stored or published.
@@ -283,6 +286,19 @@ mod tests {
             changed.replace_range(pos..pos + 1, &c);
             prop_assume!(changed != token.expose());
             prop_assert_eq!(validate(&changed), Err(TokenFormatError::BadChecksum));
+        }
+
+        #[test]
+        fn mask_matches_its_definition(s in "(pate_)?\\PC{0,40}") {
+            let (prefix, rest) = s.strip_prefix(PREFIX).map_or(("", s.as_str()), |r| (PREFIX, r));
+            let expected = if rest.len() < 16 {
+                format!("{prefix}…")
+            } else {
+                let last: Vec<char> = rest.chars().rev().take(MASK_TAIL).collect();
+                let tail: String = last.into_iter().rev().filter(char::is_ascii_alphanumeric).collect();
+                format!("{prefix}…{tail}")
+            };
+            prop_assert_eq!(mask(&s), expected);
         }
 
         #[test]

@@ -96,11 +96,14 @@ impl Default for IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    /// Whether `name` is one of the identity headers (removed from every request).
-    pub fn is_identity(&self, name: &[u8]) -> bool {
-        name == self.token_id.as_bytes()
-            || name == self.user.as_bytes()
-            || self.combined.as_ref().is_some_and(|c| name == c.as_bytes())
+    /// The identity headers' names (removed from every request): `token_id`, `user` and
+    /// `combined` when set.
+    pub fn names(&self) -> [Option<&str>; 3] {
+        [
+            Some(&self.token_id),
+            Some(&self.user),
+            self.combined.as_deref(),
+        ]
     }
 
     /// The combined header's value for a token id and account name.

@@ -35,7 +35,7 @@ impl Request {
             );
             return Action::Pause;
         }
-        match self.method.as_slice() {
+        match self.method() {
             b"GET" | b"HEAD" => {
                 host.send_json(200, &status(host).body(), &[]);
                 Action::Pause

@@ -25,33 +25,46 @@ impl Request {
             // Fail closed: without its headers nothing about the request can be checked.
             return self.conclude_now(host, config, unreadable, Strip::default());
         };
-        let mut content_type = None;
-        // Identity headers the client sent, by name (at most three are configured).
-        let mut claimed: Vec<&[u8]> = Vec::new();
+        // Where a value is in the map, to read it there later.
+        let base = headers.as_bytes().as_ptr() as usize;
+        let at = |value: &[u8]| {
+            let start = (value.as_ptr() as usize).saturating_sub(base);
+            start..start + value.len()
+        };
+        let (mut path, mut method, mut content_type) = (0..0, 0..0, None);
+        let mut content_length = None;
+        // Which identity headers the client sent.
+        let identity = config.identity.names();
+        let mut claimed = [false; 3];
         let read = HeaderMap::read(headers.as_bytes(), |name, value| match name {
-            b":path" => self.path = value.to_vec(),
-            b":method" => self.method = value.to_vec(),
-            b"content-type" => content_type = Some(value),
+            b":path" => path = at(value),
+            b":method" => method = at(value),
+            b"content-type" => content_type = Some(at(value)),
             b"content-length" => {
-                self.content_length = std::str::from_utf8(value)
+                content_length = std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.trim().parse().ok());
             }
-            _ if config.identity.is_identity(name) && !claimed.contains(&name) => {
-                claimed.push(name);
+            _ => {
+                for (claims, known) in claimed.iter_mut().zip(identity) {
+                    *claims |= known.is_some_and(|known| known.as_bytes() == name);
+                }
             }
-            _ => {}
         });
         if read.is_err() {
             return self.conclude_now(host, config, unreadable, Strip::default());
         }
+        (self.path, self.method, self.content_length) = (path, method, content_length);
+        self.headers = headers;
         // Identity a client claims is removed from every request (a remove takes every value
         // of the header). A client rarely sends these: knowing from the map that they are
         // absent saves a call per header and request.
-        for name in claimed {
-            host.remove_header(&String::from_utf8_lossy(name));
+        for (claims, name) in claimed.into_iter().zip(identity) {
+            if let Some(name) = name.filter(|_| claims) {
+                host.remove_header(name);
+            }
         }
-        let (path, query) = split_path(&self.path);
+        let (path, query) = split_path(self.path());
         if let Some(push) = &config.push
             && path == push.path.as_bytes()
         {
@@ -68,8 +81,11 @@ impl Request {
         if finding.is_refusal() || end_of_stream {
             return self.conclude_now(host, config, finding, strip);
         }
-        let content_type = content_type.map(String::from_utf8_lossy);
-        match classify(content_type.as_deref()) {
+        let content_type = content_type
+            .and_then(|at| self.headers.as_bytes().get(at))
+            .map(String::from_utf8_lossy);
+        let kind = classify(content_type.as_deref());
+        match kind {
             // Opaque bodies (JSON, text, none) are not parsed: the query decides.
             Ok(BodyKind::Opaque) => self.conclude_now(host, config, finding, strip),
             Ok(BodyKind::Form) => {

@@ -36,7 +36,10 @@ mod tests;
 
 pub use host::{Event, Level, RequestHost};
 
+use std::ops::Range;
+
 use crate::config::Config;
+use crate::header_map::HeaderMap;
 use crate::multipart::Scanner;
 use crate::session::SessionFinding;
 
@@ -74,9 +77,11 @@ pub struct Request {
     /// The HTTP context's id (with the VM's number, a push lease holder).
     context_id: u32,
     stage: Stage,
-    path: Vec<u8>,
-    /// `:method` (read for the control endpoint).
-    method: Vec<u8>,
+    /// The request headers as the host gave them, and where `:path` and `:method` are in
+    /// them (read in place, not copied).
+    headers: HeaderMap,
+    path: Range<usize>,
+    method: Range<usize>,
     /// The request's `content-length`, when present and numeric (kept up to date when the
     /// filter changes the body).
     content_length: Option<usize>,
@@ -90,11 +95,28 @@ impl Request {
         Self {
             context_id,
             stage: Stage::Headers,
-            path: Vec::new(),
-            method: Vec::new(),
+            headers: HeaderMap::default(),
+            path: 0..0,
+            method: 0..0,
             content_length: None,
             buffered: 0,
         }
+    }
+
+    /// `:path` (empty before the headers, or when there is none).
+    fn path(&self) -> &[u8] {
+        self.headers
+            .as_bytes()
+            .get(self.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// `:method`.
+    fn method(&self) -> &[u8] {
+        self.headers
+            .as_bytes()
+            .get(self.method.clone())
+            .unwrap_or_default()
     }
 
     /// The request headers arrived.

@@ -53,7 +53,7 @@ impl Request {
         strip: Strip,
     ) -> Applied {
         self.stage = Stage::Done;
-        let path = text(&self.path);
+        let path = text(self.path());
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
             && host.edge(|edge| edge.state().is_none())
         {
@@ -94,7 +94,8 @@ impl Request {
                     let value = IdentityHeaders::combined_value(grant.token_id, &grant.user);
                     host.add_header(combined, value.as_bytes());
                 } else {
-                    host.add_header(&identity.token_id, grant.token_id.to_string().as_bytes());
+                    let mut digits = [0; 20];
+                    host.add_header(&identity.token_id, decimal(grant.token_id, &mut digits));
                     host.add_header(&identity.user, grant.user.as_bytes());
                 }
                 if config.strip_token {
@@ -127,7 +128,7 @@ impl Request {
     /// Removes the token from what is forwarded.
     fn strip(&mut self, host: &impl RequestHost, strip: Strip) {
         if strip.query
-            && let Some(path) = strip_from_path(&self.path)
+            && let Some(path) = strip_from_path(self.path())
         {
             host.set_header(":path", &path);
         }
@@ -221,9 +222,30 @@ impl Request {
     }
 }
 
+/// `n` in decimal, written into `buf` (no allocation: this runs on every allowed request).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        start -= 1;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(start..).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::client_ip;
+    use super::{client_ip, decimal};
+
+    #[test]
+    fn decimal_token_ids() {
+        for n in [0, 5, 10, 4_294_967_296, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn client_ip_of_envoys_source_address() {
