@@ -171,9 +171,11 @@ pub fn resolve_path(path_and_query: &str) -> Result<MethodName, PathError> {
         segment(class, rest),
         segment(rest, path.len()),
     );
+    // Segments 2, 3 and 5 (group, class, method) must be name parts.
+    let names = (1 << 2) | (1 << 3) | (1 << 5);
     if segment(0, version) == API_VERSION
         && rest.eq_ignore_ascii_case("rest")
-        && [group, class, method].iter().all(|p| is_name_part(p))
+        && scan.names & names == names
     {
         Ok(MethodName::from_parts(group, class, method))
     } else {
@@ -188,75 +190,129 @@ struct Scan {
     /// Where its first five slashes are (0 past the last one found), and how many it has.
     slashes: [usize; 5],
     count: usize,
+    /// Bit `i`: segment `i` (the text before the first slash is segment 0) is a name part
+    /// (see [`is_name_part`]), for the first eight segments.
+    names: u8,
 }
 
-/// Scans a path (without its query) for ambiguity and slashes.
-fn scan(path: &str) -> Scan {
-    let mut slashes = [0; 5];
-    let mut count = 0;
-    let ambiguity = ambiguity_noting(path, |at| {
-        if let Some(slot) = slashes.get_mut(count) {
-            *slot = at;
-        }
-        count += 1;
-    });
-    Scan {
-        ambiguity,
-        slashes,
-        count,
+// What each byte is to the scan: a name character, another printable one, `.`, `/`, or a
+// reason for the path to be ambiguous (the index into `SUSPICIOUS`).
+const NAME: u8 = 0;
+const PRINTABLE: u8 = 1;
+const DOT: u8 = 2;
+const SLASH: u8 = 3;
+const FIRST_SUSPICIOUS: u8 = 4;
+const SUSPICIOUS: [&str; 5] = [
+    "percent-encoded characters",
+    "path parameters",
+    "backslashes",
+    "a fragment",
+    "spaces, control or non-ASCII characters",
+];
+
+/// Every byte's class (a table: the scan runs on every token request at the edge).
+const CLASSES: [u8; 256] = classes();
+
+#[allow(clippy::indexing_slicing)] // evaluated at compile time: an index out of range fails the build
+const fn classes() -> [u8; 256] {
+    let mut table = [FIRST_SUSPICIOUS + 4; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        table[b] = if (b as u8).is_ascii_alphanumeric() || b == b'_' as usize {
+            NAME
+        } else {
+            PRINTABLE
+        };
+        b += 1;
     }
+    table[b'.' as usize] = DOT;
+    table[b'/' as usize] = SLASH;
+    table[b'%' as usize] = FIRST_SUSPICIOUS;
+    table[b';' as usize] = FIRST_SUSPICIOUS + 1;
+    table[b'\\' as usize] = FIRST_SUSPICIOUS + 2;
+    table[b'#' as usize] = FIRST_SUSPICIOUS + 3;
+    table
 }
 
 #[cfg(test)]
 fn ambiguity(path: &str) -> Option<&'static str> {
-    ambiguity_noting(path, |_| {})
+    scan(path).ambiguity
 }
 
-/// The first reason a path is ambiguous, if any. In order of precedence: a leading
+/// Scans a path (without its query): where its slashes are, which segments are name parts,
+/// and the first reason it is ambiguous, if any. In order of precedence: a leading
 /// character other than `/`; the first suspicious character; duplicate slashes; a trailing
 /// slash; dot-segments.
-///
-/// `slash` is told where each slash is, until a suspicious character ends the scan.
-fn ambiguity_noting(path: &str, mut slash: impl FnMut(usize)) -> Option<&'static str> {
+fn scan(path: &str) -> Scan {
+    let mut scan = Scan {
+        ambiguity: None,
+        slashes: [0; 5],
+        count: 0,
+        names: 0,
+    };
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
-        return Some("it does not start with /");
+        scan.ambiguity = Some("it does not start with /");
+        return scan;
     }
     let mut duplicate_slashes = false;
     let mut dot_segment = false;
-    // Length of the current segment so far and whether it is all dots.
-    let (mut segment_len, mut all_dots) = (0usize, true);
-    let mut previous = 0u8;
+    // The current segment: its length so far, whether it is all dots, all name characters.
+    let (mut segment_len, mut all_dots, mut all_name) = (0usize, true, true);
+    let mut after_slash = false;
     for (at, &b) in bytes.iter().enumerate() {
-        match b {
-            b'%' => return Some("percent-encoded characters"),
-            b';' => return Some("path parameters"),
-            b'\\' => return Some("backslashes"),
-            b'#' => return Some("a fragment"),
-            b'/' => {
-                slash(at);
-                duplicate_slashes |= previous == b'/';
+        let class = CLASSES
+            .get(usize::from(b))
+            .copied()
+            .unwrap_or(FIRST_SUSPICIOUS + 4);
+        match class {
+            SLASH => {
+                if let Some(slot) = scan.slashes.get_mut(scan.count) {
+                    *slot = at;
+                }
+                if all_name && segment_len > 0 && scan.count < 8 {
+                    scan.names |= 1 << scan.count;
+                }
+                scan.count += 1;
+                duplicate_slashes |= after_slash;
                 dot_segment |= all_dots && (segment_len == 1 || segment_len == 2);
-                (segment_len, all_dots) = (0, true);
+                (segment_len, all_dots, all_name) = (0, true, true);
             }
-            0x21..=0x7e => {
+            NAME => {
                 segment_len += 1;
-                all_dots &= b == b'.';
+                all_dots = false;
             }
-            _ => return Some("spaces, control or non-ASCII characters"),
+            DOT => {
+                segment_len += 1;
+                all_name = false;
+            }
+            PRINTABLE => {
+                segment_len += 1;
+                all_dots = false;
+                all_name = false;
+            }
+            suspicious => {
+                let reason = SUSPICIOUS.get(usize::from(suspicious - FIRST_SUSPICIOUS));
+                scan.ambiguity = Some(reason.copied().unwrap_or("a suspicious character"));
+                return scan;
+            }
         }
-        previous = b;
+        after_slash = class == SLASH;
+    }
+    if all_name && segment_len > 0 && scan.count < 8 {
+        scan.names |= 1 << scan.count;
     }
     dot_segment |= all_dots && (segment_len == 1 || segment_len == 2);
-    if duplicate_slashes {
+    scan.ambiguity = if duplicate_slashes {
         Some("duplicate slashes")
-    } else if previous == b'/' && bytes.len() > 1 {
+    } else if after_slash && bytes.len() > 1 {
         Some("a trailing slash")
     } else if dot_segment {
         Some("dot-segments")
     } else {
         None
-    }
+    };
+    scan
 }
 
 #[cfg(test)]
@@ -471,6 +527,19 @@ mod tests {
         ) {
             let path = parts.concat();
             prop_assert_eq!(resolve_path(&path), reference_resolve(&path), "{}", path);
+        }
+
+        #[test]
+        fn api_shaped_paths_resolve_as_the_reference_says(
+            version in prop_oneof![Just("1.0"), Just("1.1"), Just("")],
+            segments in prop::collection::vec("[a-zA-Z0-9_.~-]{0,6}", 4),
+            rest in prop_oneof![Just("rest"), Just("REST"), Just("rst")],
+            query in prop_oneof![Just(""), Just("?a=b"), Just("?x/y")],
+        ) {
+            let path = format!("/{version}/{}/{}/{rest}/{}{query}", segments[0], segments[1], segments[2]);
+            prop_assert_eq!(resolve_path(&path), reference_resolve(&path), "{}", path);
+            let deeper = format!("{path}/{}", segments[3]);
+            prop_assert_eq!(resolve_path(&deeper), reference_resolve(&deeper), "{}", deeper);
         }
 
         #[test]
