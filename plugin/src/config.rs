@@ -79,7 +79,8 @@ pub struct IdentityHeaders {
     pub user: String,
     /// When set, allowed requests carry the identity in this one header instead of the two,
     /// as an RFC 8941 dictionary (`id=5, user="alice@example.com"`; account names never need
-    /// escaping): one header write per request instead of two. The two headers are still
+    /// escaping, and token ids are the store's sequential ids, far below the format's
+    /// 15-digit integers): one header write per request instead of two. The two headers are still
     /// removed from every request, so an upstream that trusted them before cannot be fooled
     /// after the switch.
     pub combined: Option<String>,
@@ -307,6 +308,16 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+    /// An identity header named like a header the filter reads or HTTP framing uses.
+    #[error(
+        "identity_headers.{field}: `{value}` is a standard header (the filter or HTTP itself reads it): use a header of your own, such as x-pat-user"
+    )]
+    ReservedHeader {
+        /// Which field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
     /// Two identity headers have the same name.
     #[error("identity_headers: token_id, user and combined must be different headers")]
     SameHeaders,
@@ -417,10 +428,15 @@ fn check_identity(headers: &IdentityHeaders) -> Result<(), ConfigError> {
         ("combined", headers.combined.as_ref()),
     ];
     for (field, value) in fields {
-        if let Some(value) = value
-            && !is_header_name(value)
-        {
+        let Some(value) = value else { continue };
+        if !is_header_name(value) {
             return Err(ConfigError::HeaderName {
+                field,
+                value: value.clone(),
+            });
+        }
+        if RESERVED_HEADERS.contains(&value.as_str()) {
+            return Err(ConfigError::ReservedHeader {
                 field,
                 value: value.clone(),
             });
@@ -608,6 +624,25 @@ fn in_range(value: u64, min: u64, max: u64) -> Option<usize> {
 }
 
 /// A lowercase HTTP header name that is not a pseudo-header.
+/// Headers an identity header may not be named as: those the filter reads on every request,
+/// and those HTTP framing and Envoy give a meaning of their own.
+const RESERVED_HEADERS: [&str; 14] = [
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "cookie",
+    "authorization",
+    "x-forwarded-for",
+    "x-request-id",
+];
+
 fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -705,6 +740,14 @@ mod tests {
             (
                 with_key(r#","identity_headers":{"combined":"x-pat-user"}"#),
                 "must be different",
+            ),
+            (
+                with_key(r#","identity_headers":{"user":"content-type"}"#),
+                "identity_headers.user: `content-type` is a standard header",
+            ),
+            (
+                with_key(r#","identity_headers":{"combined":"content-length"}"#),
+                "identity_headers.combined: `content-length` is a standard header",
             ),
             (
                 with_key(r#","identity_headers":{"user":"x-pat-token-id"}"#),

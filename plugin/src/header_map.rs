@@ -6,9 +6,11 @@
 //!
 //! The serialization (proxy-wasm ABI v0.2.1): the number of pairs as a little-endian `u32`,
 //! then each pair's name length and value length (`u32` each), then each name and value,
-//! each followed by a NUL byte. [`HeaderMap::parse`] checks the whole layout once; a map
-//! that does not add up is refused rather than read in part, so a header can never be
-//! missed because an earlier one was garbled.
+//! each followed by a NUL byte. [`HeaderMap::read`] (which the filter uses) and
+//! [`HeaderMap::parse`] check the whole layout; a map that does not add up is refused rather
+//! than read in part, so a header can never be missed because an earlier one was garbled.
+//! [`HeaderMap::iter`] and [`HeaderMap::get`] are for maps that were checked: on a
+//! malformed one they stop early.
 
 /// A serialized header map that was checked to be well formed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +32,8 @@ impl HeaderMap {
         Ok(Self { bytes })
     }
 
-    /// A map as the host gave it, not checked yet: [`Self::read`] checks it while reading.
+    /// A map as the host gave it, not checked yet: read it with [`Self::read`], which checks
+    /// it while reading.
     pub fn unchecked(bytes: Vec<u8>) -> Self {
         Self { bytes }
     }

@@ -28,8 +28,8 @@
 //! root context (configuration, ticks, origin fetches, usage reports), the HTTP context that
 //! forwards its callbacks to a [`request::Request`] with a [`request::RequestHost`] over the
 //! host calls, this VM's state (its snapshot, usage log and number), metrics, and the
-//! [`shared::SharedStore`] implementation over proxy-wasm shared data. Its one `unsafe`
-//! block (`glue::pairs`) makes the header-map call the SDK only offers with a
+//! [`shared::SharedStore`] implementation over proxy-wasm shared data. Its only `unsafe`
+//! code (`glue::pairs`) makes the header-map call the SDK only offers with a
 //! deserialization that allocates twice per header.
 //!
 //! A trap kills the worker's VM, so `unwrap`, `expect`, `panic!` and unchecked indexing are

@@ -42,7 +42,7 @@ impl Request {
             }
             b"PUT" => {
                 let announced = self.content_length;
-                if announced.is_some_and(|len| len > push.max_bytes) {
+                if announced.is_some_and(|len| len > push.max_bytes as u64) {
                     host.count(Event::Push { accepted: false });
                     control_error(
                         host,

@@ -32,28 +32,38 @@ impl Request {
             start..start + value.len()
         };
         let (mut path, mut method, mut content_type) = (0..0, 0..0, None);
-        let mut content_length = None;
-        // Which identity headers the client sent.
+        let (mut content_types, mut content_length) = (0usize, None);
+        // Which identity headers the client sent (names compared as Envoy's remove does,
+        // ignoring case, although Envoy's maps are lower-case).
         let identity = config.identity.names();
         let mut claimed = [false; 3];
-        let read = HeaderMap::read(headers.as_bytes(), |name, value| match name {
-            b":path" => path = at(value),
-            b":method" => method = at(value),
-            b"content-type" => content_type = Some(at(value)),
-            b"content-length" => {
-                content_length = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.trim().parse().ok());
+        let read = HeaderMap::read(headers.as_bytes(), |name, value| {
+            for (claims, known) in claimed.iter_mut().zip(identity) {
+                *claims |= known.is_some_and(|known| known.as_bytes().eq_ignore_ascii_case(name));
             }
-            _ => {
-                for (claims, known) in claimed.iter_mut().zip(identity) {
-                    *claims |= known.is_some_and(|known| known.as_bytes() == name);
+            match name {
+                b":path" => path = at(value),
+                b":method" => method = at(value),
+                b"content-type" => {
+                    content_types += 1;
+                    content_type = Some(at(value));
                 }
+                // Envoy refuses requests whose content-length values differ: the first is
+                // the one.
+                b"content-length" if content_length.is_none() => {
+                    content_length = Some(
+                        std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|v| v.trim().parse::<u64>().ok()),
+                    );
+                }
+                _ => {}
             }
         });
         if read.is_err() {
             return self.conclude_now(host, config, unreadable, Strip::default());
         }
+        let content_length = content_length.flatten();
         (self.path, self.method, self.content_length) = (path, method, content_length);
         self.headers = headers;
         // Identity a client claims is removed from every request (a remove takes every value
@@ -80,6 +90,12 @@ impl Request {
         };
         if finding.is_refusal() || end_of_stream {
             return self.conclude_now(host, config, finding, strip);
+        }
+        if content_types > 1 {
+            // Which one would the platform read? The filter must read the body the way the
+            // platform will, so it does not guess.
+            let twice = SessionFinding::Unparseable("it has more than one content-type header");
+            return self.conclude_now(host, config, twice, Strip::default());
         }
         let content_type = content_type
             .and_then(|at| self.headers.as_bytes().get(at))

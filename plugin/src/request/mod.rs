@@ -84,7 +84,7 @@ pub struct Request {
     method: Range<usize>,
     /// The request's `content-length`, when present and numeric (kept up to date when the
     /// filter changes the body).
-    content_length: Option<usize>,
+    content_length: Option<u64>,
     /// Request body bytes buffered so far (from the last body callback).
     buffered: usize,
 }

@@ -121,13 +121,7 @@ impl Request {
                 .unwrap_or(&state.received);
             let is_bundle = pat_core::snapshot::bundle::is_bundle(head);
             let header = host.edge(|edge| {
-                edge.precheck_push(
-                    host.store(),
-                    &config.keys,
-                    head,
-                    self.content_length.map(|n| n as u64),
-                    clock,
-                )
+                edge.precheck_push(host.store(), &config.keys, head, self.content_length, clock)
             })?;
             // A single document announces its length in its signed header.
             let announced = (!is_bundle).then(|| announced_len(&header));
@@ -149,7 +143,7 @@ impl Request {
             state.checked = true;
             state.announced = announced;
             // One allocation for the whole snapshot (a growing vector would double it).
-            let expected = announced.or_else(|| self.content_length.map(|n| n as u64));
+            let expected = announced.or_else(|| self.content_length);
             if let Some(expected) = expected {
                 let missing = usize::try_from(expected.min(max).saturating_sub(total)).unwrap_or(0);
                 state.received.reserve_exact(missing);

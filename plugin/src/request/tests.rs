@@ -324,8 +324,11 @@ impl RequestHost for Fake<'_> {
     }
 
     fn remove_header(&self, name: &str) {
+        // Envoy's remove ignores case.
         self.removed.borrow_mut().push(name.to_string());
-        self.headers.borrow_mut().retain(|(k, _)| k != name);
+        self.headers
+            .borrow_mut()
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
     }
 
     fn body(&self, start: usize, len: usize) -> Option<Vec<u8>> {
@@ -577,6 +580,43 @@ fn one_combined_identity_header_when_configured() {
     assert!(host.reply().is_none());
     assert_eq!(host.header_count("x-pat-identity"), 0);
     assert_eq!(vm.events(), [Event::Allowed, Event::PassedThrough]);
+}
+
+#[test]
+fn identity_is_found_whatever_its_case_and_two_content_types_are_refused() {
+    let vm = Vm::new();
+    let config = vm.config("");
+    let t = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&t]));
+    let host = Fake::new(&vm, "GET", STOPENV, &[("X-Pat-User", "mallory")]);
+    host.run(&mut Request::new(1), &config, &[]);
+    assert!(host.reply().is_none(), "passed through");
+    assert_eq!(*host.removed.borrow(), ["x-pat-user"]);
+    assert_eq!(host.header_count("X-Pat-User"), 0);
+
+    // Which content type would the platform read? Neither is guessed.
+    let body = format!("envName=x&session={}", t.value());
+    let host = Fake::new(
+        &vm,
+        "POST",
+        STOPENV,
+        &[("content-type", "application/json"), ("content-type", FORM)],
+    );
+    let run = host.run(&mut Request::new(2), &config, &[body.as_bytes()]);
+    assert_eq!(run.headers, Some(Action::Pause));
+    let reply = host.reply().expect("a denial");
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("more than one content-type")),
+        "{:?}",
+        reply.body
+    );
+    assert!(run.forwarded.is_empty());
+    assert_eq!(
+        vm.events(),
+        [Event::PassedThrough, Event::Denied(Reason::UnparseableBody)]
+    );
 }
 
 #[test]

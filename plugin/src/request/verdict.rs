@@ -140,7 +140,7 @@ impl Request {
                 };
                 if let Some(stripped) = strip_pairs(&body) {
                     host.replace_body_prefix(body.len(), &stripped);
-                    self.set_content_length(host, body.len(), stripped.len());
+                    self.set_content_length(host, body.len() as u64, stripped.len() as u64);
                 }
             }
             BodyStrip::Multipart(ranges) => {
@@ -152,11 +152,8 @@ impl Request {
                 if stripped.len() != head.len() {
                     host.replace_body_prefix(head.len(), &stripped);
                     if let Some(total) = self.content_length {
-                        self.set_content_length(
-                            host,
-                            total,
-                            total.saturating_sub(head.len() - stripped.len()),
-                        );
+                        let removed = (head.len() - stripped.len()) as u64;
+                        self.set_content_length(host, total, total.saturating_sub(removed));
                     }
                 }
             }
@@ -214,7 +211,7 @@ pub(super) fn deny(host: &impl RequestHost, config: &Config, denial: &Denial) {
 
 impl Request {
     /// Adjusts `content-length` after the body shrank from `before` to `after` bytes.
-    fn set_content_length(&mut self, host: &impl RequestHost, before: usize, after: usize) {
+    fn set_content_length(&mut self, host: &impl RequestHost, before: u64, after: u64) {
         if before != after && self.content_length.is_some() {
             host.set_header("content-length", after.to_string().as_bytes());
             self.content_length = Some(after);
