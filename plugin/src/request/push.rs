@@ -143,7 +143,7 @@ impl Request {
             state.checked = true;
             state.announced = announced;
             // One allocation for the whole snapshot (a growing vector would double it).
-            let expected = announced.or_else(|| self.content_length);
+            let expected = announced.or(self.content_length);
             if let Some(expected) = expected {
                 let missing = usize::try_from(expected.min(max).saturating_sub(total)).unwrap_or(0);
                 state.received.reserve_exact(missing);
