@@ -56,10 +56,7 @@ fn digest(heads: &[&[u8]]) -> String {
     for head in heads {
         hasher.update(head);
     }
-    hasher.finalize().as_bytes()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    pat_core::hex::encode(&hasher.finalize().as_bytes()[..8])
 }
 
 fn bundle_len(lens: impl Iterator<Item = u64>) -> u64 {

@@ -335,12 +335,7 @@ pub fn etag(version: u64, bytes: &[u8]) -> String {
         .get(..pat_core::snapshot::HEADER_LEN)
         .and_then(|h| h.try_into().ok())
         .and_then(|h| pat_core::snapshot::Header::decode(h).ok())
-        .map(|h| {
-            h.body_digest[..8]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        });
+        .map(|h| pat_core::hex::encode(&h.body_digest[..8]));
     format!("\"{version}-{}\"", digest.unwrap_or_default())
 }
 

@@ -9,6 +9,7 @@
 //! - [`user`]: which account names are safe to forward in a header.
 //! - [`net`]: client networks (CIDRs) a token may be limited to.
 //! - [`report`]: signed usage reports from edges ("last used").
+//! - [`hex`]: lowercase hex, for every crate.
 //! - [`keys`]: Ed25519 signing and public keys and their text forms.
 //! - [`snapshot`]: the signed documents — full snapshots and deltas: building and signing,
 //!   verifying and opening, allocation-free lookups, and the state an edge holds (a snapshot
@@ -28,6 +29,7 @@
     )
 )]
 
+pub mod hex;
 pub mod keys;
 pub mod method;
 pub mod net;

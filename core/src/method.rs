@@ -145,76 +145,174 @@ pub enum PathError {
 /// path another component might normalize into a *different* method is refused rather than
 /// guessed at.
 pub fn resolve_path(path_and_query: &str) -> Result<MethodName, PathError> {
-    // This runs on every token request at the edge: one pass over the path for ambiguity,
-    // one to split it, one allocation for the name.
+    // This runs on every token request at the edge: one pass over the path finds both
+    // whether it is ambiguous and where its segments are; one allocation for the name.
     let path = path_and_query
-        .split_once('?')
-        .map_or(path_and_query, |(path, _)| path);
-    if let Some(reason) = ambiguity(path) {
+        .as_bytes()
+        .iter()
+        .position(|&b| b == b'?')
+        .and_then(|end| path_and_query.get(..end))
+        .unwrap_or(path_and_query);
+    let scan = scan(path);
+    if let Some(reason) = scan.ambiguity {
         return Err(PathError::Ambiguous(reason));
     }
-    let mut seg = path.split('/');
-    // Tuple fields are evaluated left to right, so this reads the segments in order.
-    let (Some(""), Some(API_VERSION), Some(group), Some(class), Some(rest), Some(method), None) = (
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-        seg.next(),
-    ) else {
+    // `/1.0/group/class/rest/method`: exactly five slashes, the first at the start.
+    let [0, version, group, class, rest] = scan.slashes else {
         return Err(PathError::NotAnApiPath);
     };
-    if rest.eq_ignore_ascii_case("rest") && [group, class, method].iter().all(|p| is_name_part(p)) {
+    if scan.count != 5 {
+        return Err(PathError::NotAnApiPath);
+    }
+    let segment = |from: usize, to: usize| path.get(from + 1..to).unwrap_or_default();
+    let (group, class, rest, method) = (
+        segment(version, group),
+        segment(group, class),
+        segment(class, rest),
+        segment(rest, path.len()),
+    );
+    // Segments 2, 3 and 5 (group, class, method) must be name parts.
+    let names = (1 << 2) | (1 << 3) | (1 << 5);
+    if segment(0, version) == API_VERSION
+        && rest.eq_ignore_ascii_case("rest")
+        && scan.names & names == names
+    {
         Ok(MethodName::from_parts(group, class, method))
     } else {
         Err(PathError::NotAnApiPath)
     }
 }
 
-/// The first reason a path is ambiguous, if any. In order of precedence: a leading
+/// What one pass over a path finds.
+struct Scan {
+    /// The first reason it is ambiguous, if any.
+    ambiguity: Option<&'static str>,
+    /// Where its first five slashes are (0 past the last one found), and how many it has.
+    slashes: [usize; 5],
+    count: usize,
+    /// Bit `i`: segment `i` (the text before the first slash is segment 0) is a name part
+    /// (see [`is_name_part`]), for the first eight segments.
+    names: u8,
+}
+
+// What each byte is to the scan: a name character, another printable one, `.`, `/`, or a
+// reason for the path to be ambiguous (the index into `SUSPICIOUS`).
+const NAME: u8 = 0;
+const PRINTABLE: u8 = 1;
+const DOT: u8 = 2;
+const SLASH: u8 = 3;
+const FIRST_SUSPICIOUS: u8 = 4;
+const SUSPICIOUS: [&str; 5] = [
+    "percent-encoded characters",
+    "path parameters",
+    "backslashes",
+    "a fragment",
+    "spaces, control or non-ASCII characters",
+];
+
+/// Every byte's class (a table: the scan runs on every token request at the edge).
+const CLASSES: [u8; 256] = classes();
+
+#[allow(clippy::indexing_slicing)] // evaluated at compile time: an index out of range fails the build
+const fn classes() -> [u8; 256] {
+    let mut table = [FIRST_SUSPICIOUS + 4; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        table[b] = if (b as u8).is_ascii_alphanumeric() || b == b'_' as usize {
+            NAME
+        } else {
+            PRINTABLE
+        };
+        b += 1;
+    }
+    table[b'.' as usize] = DOT;
+    table[b'/' as usize] = SLASH;
+    table[b'%' as usize] = FIRST_SUSPICIOUS;
+    table[b';' as usize] = FIRST_SUSPICIOUS + 1;
+    table[b'\\' as usize] = FIRST_SUSPICIOUS + 2;
+    table[b'#' as usize] = FIRST_SUSPICIOUS + 3;
+    table
+}
+
+#[cfg(test)]
+fn ambiguity(path: &str) -> Option<&'static str> {
+    scan(path).ambiguity
+}
+
+/// Scans a path (without its query): where its slashes are, which segments are name parts,
+/// and the first reason it is ambiguous, if any. In order of precedence: a leading
 /// character other than `/`; the first suspicious character; duplicate slashes; a trailing
 /// slash; dot-segments.
-fn ambiguity(path: &str) -> Option<&'static str> {
+fn scan(path: &str) -> Scan {
+    let mut scan = Scan {
+        ambiguity: None,
+        slashes: [0; 5],
+        count: 0,
+        names: 0,
+    };
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
-        return Some("it does not start with /");
+        scan.ambiguity = Some("it does not start with /");
+        return scan;
     }
     let mut duplicate_slashes = false;
     let mut dot_segment = false;
-    // Length of the current segment so far and whether it is all dots.
-    let (mut segment_len, mut all_dots) = (0usize, true);
-    let mut previous = 0u8;
-    for &b in bytes {
-        match b {
-            b'%' => return Some("percent-encoded characters"),
-            b';' => return Some("path parameters"),
-            b'\\' => return Some("backslashes"),
-            b'#' => return Some("a fragment"),
-            b'/' => {
-                duplicate_slashes |= previous == b'/';
+    // The current segment: its length so far, whether it is all dots, all name characters.
+    let (mut segment_len, mut all_dots, mut all_name) = (0usize, true, true);
+    let mut after_slash = false;
+    for (at, &b) in bytes.iter().enumerate() {
+        let class = CLASSES
+            .get(usize::from(b))
+            .copied()
+            .unwrap_or(FIRST_SUSPICIOUS + 4);
+        match class {
+            SLASH => {
+                if let Some(slot) = scan.slashes.get_mut(scan.count) {
+                    *slot = at;
+                }
+                if all_name && segment_len > 0 && scan.count < 8 {
+                    scan.names |= 1 << scan.count;
+                }
+                scan.count += 1;
+                duplicate_slashes |= after_slash;
                 dot_segment |= all_dots && (segment_len == 1 || segment_len == 2);
-                (segment_len, all_dots) = (0, true);
+                (segment_len, all_dots, all_name) = (0, true, true);
             }
-            0x21..=0x7e => {
+            NAME => {
                 segment_len += 1;
-                all_dots &= b == b'.';
+                all_dots = false;
             }
-            _ => return Some("spaces, control or non-ASCII characters"),
+            DOT => {
+                segment_len += 1;
+                all_name = false;
+            }
+            PRINTABLE => {
+                segment_len += 1;
+                all_dots = false;
+                all_name = false;
+            }
+            suspicious => {
+                let reason = SUSPICIOUS.get(usize::from(suspicious - FIRST_SUSPICIOUS));
+                scan.ambiguity = Some(reason.copied().unwrap_or("a suspicious character"));
+                return scan;
+            }
         }
-        previous = b;
+        after_slash = class == SLASH;
+    }
+    if all_name && segment_len > 0 && scan.count < 8 {
+        scan.names |= 1 << scan.count;
     }
     dot_segment |= all_dots && (segment_len == 1 || segment_len == 2);
-    if duplicate_slashes {
+    scan.ambiguity = if duplicate_slashes {
         Some("duplicate slashes")
-    } else if previous == b'/' && bytes.len() > 1 {
+    } else if after_slash && bytes.len() > 1 {
         Some("a trailing slash")
     } else if dot_segment {
         Some("dot-segments")
     } else {
         None
-    }
+    };
+    scan
 }
 
 #[cfg(test)]
@@ -398,7 +496,52 @@ mod tests {
         );
     }
 
+    /// The straightforward rules `resolve_path` implements in one pass.
+    fn reference_resolve(path_and_query: &str) -> Result<MethodName, PathError> {
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(p, _)| p);
+        if let Some(reason) = reference_ambiguity(path) {
+            return Err(PathError::Ambiguous(reason));
+        }
+        let seg: Vec<&str> = path.split('/').collect();
+        match seg.as_slice() {
+            ["", API_VERSION, group, class, rest, method]
+                if rest.eq_ignore_ascii_case("rest")
+                    && [group, class, method].iter().all(|p| is_name_part(p)) =>
+            {
+                Ok(MethodName::from_parts(group, class, method))
+            }
+            _ => Err(PathError::NotAnApiPath),
+        }
+    }
+
     proptest! {
+        #[test]
+        fn one_pass_resolution_matches_the_reference(
+            parts in prop::collection::vec(prop_oneof![
+                Just("/".to_string()), Just("1.0".to_string()), Just("rest".to_string()),
+                Just("REST".to_string()), Just("env".to_string()), Just("?".to_string()),
+                Just(".".to_string()), "[a-zA-Z0-9_%;#. -]{0,6}",
+            ], 0..14),
+        ) {
+            let path = parts.concat();
+            prop_assert_eq!(resolve_path(&path), reference_resolve(&path), "{}", path);
+        }
+
+        #[test]
+        fn api_shaped_paths_resolve_as_the_reference_says(
+            version in prop_oneof![Just("1.0"), Just("1.1"), Just("")],
+            segments in prop::collection::vec("[a-zA-Z0-9_.~-]{0,6}", 4),
+            rest in prop_oneof![Just("rest"), Just("REST"), Just("rst")],
+            query in prop_oneof![Just(""), Just("?a=b"), Just("?x/y")],
+        ) {
+            let path = format!("/{version}/{}/{}/{rest}/{}{query}", segments[0], segments[1], segments[2]);
+            prop_assert_eq!(resolve_path(&path), reference_resolve(&path), "{}", path);
+            let deeper = format!("{path}/{}", segments[3]);
+            prop_assert_eq!(resolve_path(&deeper), reference_resolve(&deeper), "{}", deeper);
+        }
+
         #[test]
         fn resolve_never_panics_and_yields_canonical_names(path in "[/a-zA-Z0-9.%;_?#\\\\-]{0,64}") {
             if let Ok(m) = resolve_path(&path) {

@@ -97,16 +97,19 @@ pub fn mask(session: &str) -> String {
     if rest.len() < 16 {
         return format!("{prefix}…");
     }
-    let tail: String = rest
-        .chars()
+    // The last MASK_TAIL characters, of which the alphanumeric ones are shown (denials
+    // format this on every request they answer: one allocation).
+    let tail_start = rest
+        .char_indices()
         .rev()
-        .take(MASK_TAIL)
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("{prefix}…{tail}")
+        .nth(MASK_TAIL - 1)
+        .map_or(0, |(at, _)| at);
+    let tail = rest.get(tail_start..).unwrap_or_default();
+    let mut masked = String::with_capacity(prefix.len() + '…'.len_utf8() + MASK_TAIL);
+    masked.push_str(prefix);
+    masked.push('…');
+    masked.extend(tail.chars().filter(char::is_ascii_alphanumeric));
+    masked
 }
 
 /// SHA-256 of a token string: the only form in which a token is stored or published.
@@ -121,7 +124,7 @@ impl TokenHash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex_encode(&self.0)
+        crate::hex::encode(&self.0)
     }
 
     /// Parses 64 hex characters.
@@ -132,8 +135,8 @@ impl TokenHash {
         }
         let mut out = [0u8; 32];
         for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let hi = hex_value(*pair.first()?)?;
-            let lo = hex_value(*pair.get(1)?)?;
+            let hi = crate::hex::digit(*pair.first()?)?;
+            let lo = crate::hex::digit(*pair.get(1)?)?;
             *slot = (hi << 4) | lo;
         }
         Some(Self(out))
@@ -158,28 +161,6 @@ impl TokenHash {
 impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TokenHash({})", self.to_hex())
-    }
-}
-
-pub(crate) fn hex_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            out.push(char::from(
-                HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
-            ));
-        }
-    }
-    out
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -305,6 +286,19 @@ mod tests {
             changed.replace_range(pos..pos + 1, &c);
             prop_assume!(changed != token.expose());
             prop_assert_eq!(validate(&changed), Err(TokenFormatError::BadChecksum));
+        }
+
+        #[test]
+        fn mask_matches_its_definition(s in "(pate_)?\\PC{0,40}") {
+            let (prefix, rest) = s.strip_prefix(PREFIX).map_or(("", s.as_str()), |r| (PREFIX, r));
+            let expected = if rest.len() < 16 {
+                format!("{prefix}…")
+            } else {
+                let last: Vec<char> = rest.chars().rev().take(MASK_TAIL).collect();
+                let tail: String = last.into_iter().rev().filter(char::is_ascii_alphanumeric).collect();
+                format!("{prefix}…{tail}")
+            };
+            prop_assert_eq!(mask(&s), expected);
         }
 
         #[test]

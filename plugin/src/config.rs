@@ -77,6 +77,13 @@ pub struct IdentityHeaders {
     pub token_id: String,
     /// Carries the account name.
     pub user: String,
+    /// When set, allowed requests carry the identity in this one header instead of the two,
+    /// as an RFC 8941 dictionary (`id=5, user="alice@example.com"`; account names never need
+    /// escaping, and token ids are the store's sequential ids, far below the format's
+    /// 15-digit integers): one header write per request instead of two. The two headers are still
+    /// removed from every request, so an upstream that trusted them before cannot be fooled
+    /// after the switch.
+    pub combined: Option<String>,
 }
 
 impl Default for IdentityHeaders {
@@ -84,7 +91,25 @@ impl Default for IdentityHeaders {
         Self {
             token_id: "x-pat-token-id".into(),
             user: "x-pat-user".into(),
+            combined: None,
         }
+    }
+}
+
+impl IdentityHeaders {
+    /// The identity headers' names (removed from every request): `token_id`, `user` and
+    /// `combined` when set.
+    pub fn names(&self) -> [Option<&str>; 3] {
+        [
+            Some(&self.token_id),
+            Some(&self.user),
+            self.combined.as_deref(),
+        ]
+    }
+
+    /// The combined header's value for a token id and account name.
+    pub fn combined_value(token_id: u64, user: &str) -> String {
+        format!("id={token_id}, user=\"{user}\"")
     }
 }
 
@@ -283,8 +308,18 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
-    /// Both identity headers have the same name.
-    #[error("identity_headers: token_id and user must be different headers")]
+    /// An identity header named like a header the filter reads or HTTP framing uses.
+    #[error(
+        "identity_headers.{field}: `{value}` is a standard header (the filter or HTTP itself reads it): use a header of your own, such as x-pat-user"
+    )]
+    ReservedHeader {
+        /// Which field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Two identity headers have the same name.
+    #[error("identity_headers: token_id, user and combined must be different headers")]
     SameHeaders,
     /// A status Envoy cannot send.
     #[error("deny.http_status: {0} is not an HTTP status (200-599)")]
@@ -317,111 +352,26 @@ pub enum ConfigError {
 impl Config {
     /// Parses the plugin configuration. `env` looks up environment variables (the VM's, in
     /// the filter). Empty configuration means all defaults (keys then come from the env).
+    /// Sections are checked in the order they are listed here; the first error is returned.
     pub fn parse(json: &[u8], env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw: RawConfig = if json.iter().all(u8::is_ascii_whitespace) {
             RawConfig::default()
         } else {
             serde_json::from_slice(json).map_err(|e| ConfigError::Json(e.to_string()))?
         };
-
-        let mut keys = Vec::new();
-        for (i, text) in raw.public_keys.iter().enumerate() {
-            keys.push(
-                text.parse::<PublicKey>()
-                    .map_err(|source| ConfigError::PublicKey {
-                        place: format!("public_keys[{i}]"),
-                        source,
-                    })?,
-            );
-        }
-        if let Some(list) = env(&raw.public_keys_env) {
-            let from_env =
-                TrustedKeys::parse_list(&list).map_err(|source| ConfigError::PublicKey {
-                    place: raw.public_keys_env.clone(),
-                    source,
-                })?;
-            keys.extend(from_env.iter().cloned());
-        }
-        let keys = TrustedKeys::new(keys);
-        if keys.is_empty() {
-            return Err(ConfigError::NoKeys(raw.public_keys_env));
-        }
-
-        for (field, value) in [
-            ("token_id", &raw.identity_headers.token_id),
-            ("user", &raw.identity_headers.user),
-        ] {
-            if !is_header_name(value) {
-                return Err(ConfigError::HeaderName {
-                    field,
-                    value: value.clone(),
-                });
-            }
-        }
-        if raw.identity_headers.token_id == raw.identity_headers.user {
-            return Err(ConfigError::SameHeaders);
-        }
-        if !(200..=599).contains(&raw.deny.http_status) {
-            return Err(ConfigError::HttpStatus(raw.deny.http_status));
-        }
-        for (field, code) in [
-            ("unauthenticated", raw.deny.codes.unauthenticated),
-            ("forbidden", raw.deny.codes.forbidden),
-            ("invalid_request", raw.deny.codes.invalid_request),
-        ] {
-            if code == 0 {
-                return Err(ConfigError::ZeroCode(field));
-            }
-        }
-        if raw.deny.source.is_empty()
-            || raw.deny.source.len() > 64
-            || !raw.deny.source.bytes().all(|b| (0x20..0x7f).contains(&b))
-        {
-            return Err(ConfigError::Source);
-        }
-        let max_body_bytes = in_range(raw.max_body_bytes, 1024, 64 * 1024 * 1024).ok_or(ConfigError::Range {
-            field: "max_body_bytes",
-            message: "use 1024 to 67108864 bytes (and keep it within the listener's buffer limit)",
-        })?;
-        let refresh_ms =
-            in_range(raw.refresh_interval_ms, 10, 60_000).ok_or(ConfigError::Range {
-                field: "refresh_interval_ms",
-                message: "use 10 to 60000 milliseconds",
-            })?;
-        let max_snapshot_age_ms =
-            in_range(raw.max_snapshot_age_ms, 1_000, 90 * 86_400_000).ok_or(ConfigError::Range {
-                field: "max_snapshot_age_ms",
-                message: "use 1000 to 7776000000 milliseconds (90 days)",
-            })? as u64;
+        let keys = parse_keys(&raw.public_keys, &raw.public_keys_env, &env)?;
+        check_identity(&raw.identity_headers)?;
+        check_deny(&raw.deny)?;
+        let limits = parse_limits(&raw)?;
         let push = match raw.push {
-            Some(push) if push.enabled => {
-                if !push.path.starts_with('/')
-                    || push
-                        .path
-                        .bytes()
-                        .any(|b| matches!(b, b'?' | b'#' | b'%') || !(0x21..0x7f).contains(&b))
-                {
-                    return Err(ConfigError::ControlPath(push.path));
-                }
-                let max_bytes = in_range(push.max_bytes, 1024, 1024 * 1024 * 1024).ok_or(ConfigError::Range {
-                    field: "push.max_bytes",
-                    message: "use 1024 to 1073741824 bytes (a 1,000,000-token snapshot is about 57 MB)",
-                })?;
-                Some(PushConfig {
-                    path: push.path,
-                    max_bytes,
-                    allow_public_listener: push.allow_public_listener,
-                })
-            }
+            Some(push) if push.enabled => Some(parse_push(push)?),
             _ => None,
         };
-
         let origin = raw.origin.map(parse_origin).transpose()?;
         let usage = match raw.usage {
             Some(usage) => parse_usage(usage, &env)?,
             None => None,
         };
-
         Ok(Self {
             keys,
             ordinary_sessions: raw.ordinary_sessions,
@@ -429,14 +379,151 @@ impl Config {
             strip_token: raw.strip_token,
             identity: raw.identity_headers,
             deny: raw.deny,
-            max_body_bytes,
-            refresh_interval: Duration::from_millis(refresh_ms as u64),
-            max_snapshot_age_ms,
+            max_body_bytes: limits.max_body_bytes,
+            refresh_interval: limits.refresh_interval,
+            max_snapshot_age_ms: limits.max_snapshot_age_ms,
             push,
             origin,
             usage,
         })
     }
+}
+
+/// `public_keys` and the keys in the environment variable `public_keys_env` names: at least
+/// one in all.
+fn parse_keys(
+    listed: &[String],
+    env_name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<TrustedKeys, ConfigError> {
+    let mut keys = Vec::new();
+    for (i, text) in listed.iter().enumerate() {
+        keys.push(
+            text.parse::<PublicKey>()
+                .map_err(|source| ConfigError::PublicKey {
+                    place: format!("public_keys[{i}]"),
+                    source,
+                })?,
+        );
+    }
+    if let Some(list) = env(env_name) {
+        let from_env = TrustedKeys::parse_list(&list).map_err(|source| ConfigError::PublicKey {
+            place: env_name.to_string(),
+            source,
+        })?;
+        keys.extend(from_env.iter().cloned());
+    }
+    let keys = TrustedKeys::new(keys);
+    if keys.is_empty() {
+        return Err(ConfigError::NoKeys(env_name.to_string()));
+    }
+    Ok(keys)
+}
+
+/// `identity_headers`: different valid header names.
+fn check_identity(headers: &IdentityHeaders) -> Result<(), ConfigError> {
+    let fields = [
+        ("token_id", Some(&headers.token_id)),
+        ("user", Some(&headers.user)),
+        ("combined", headers.combined.as_ref()),
+    ];
+    for (field, value) in fields {
+        let Some(value) = value else { continue };
+        if !is_header_name(value) {
+            return Err(ConfigError::HeaderName {
+                field,
+                value: value.clone(),
+            });
+        }
+        if RESERVED_HEADERS.contains(&value.as_str()) {
+            return Err(ConfigError::ReservedHeader {
+                field,
+                value: value.clone(),
+            });
+        }
+    }
+    let combined = headers.combined.as_ref();
+    if headers.token_id == headers.user
+        || combined.is_some_and(|c| *c == headers.token_id || *c == headers.user)
+    {
+        return Err(ConfigError::SameHeaders);
+    }
+    Ok(())
+}
+
+/// `deny`: a status Envoy can send, non-zero codes, a plain `source`.
+fn check_deny(deny: &DenyStyle) -> Result<(), ConfigError> {
+    if !(200..=599).contains(&deny.http_status) {
+        return Err(ConfigError::HttpStatus(deny.http_status));
+    }
+    for (field, code) in [
+        ("unauthenticated", deny.codes.unauthenticated),
+        ("forbidden", deny.codes.forbidden),
+        ("invalid_request", deny.codes.invalid_request),
+    ] {
+        if code == 0 {
+            return Err(ConfigError::ZeroCode(field));
+        }
+    }
+    if deny.source.is_empty()
+        || deny.source.len() > 64
+        || !deny.source.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
+        return Err(ConfigError::Source);
+    }
+    Ok(())
+}
+
+/// The top-level numbers.
+struct Limits {
+    max_body_bytes: usize,
+    refresh_interval: Duration,
+    max_snapshot_age_ms: u64,
+}
+
+/// `max_body_bytes`, `refresh_interval_ms` and `max_snapshot_age_ms`, each in its range.
+fn parse_limits(raw: &RawConfig) -> Result<Limits, ConfigError> {
+    let max_body_bytes =
+        in_range(raw.max_body_bytes, 1024, 64 * 1024 * 1024).ok_or(ConfigError::Range {
+            field: "max_body_bytes",
+            message: "use 1024 to 67108864 bytes (and keep it within the listener's buffer limit)",
+        })?;
+    let refresh_ms = in_range(raw.refresh_interval_ms, 10, 60_000).ok_or(ConfigError::Range {
+        field: "refresh_interval_ms",
+        message: "use 10 to 60000 milliseconds",
+    })?;
+    let max_snapshot_age_ms =
+        in_range(raw.max_snapshot_age_ms, 1_000, 90 * 86_400_000).ok_or(ConfigError::Range {
+            field: "max_snapshot_age_ms",
+            message: "use 1000 to 7776000000 milliseconds (90 days)",
+        })? as u64;
+    Ok(Limits {
+        max_body_bytes,
+        refresh_interval: Duration::from_millis(refresh_ms as u64),
+        max_snapshot_age_ms,
+    })
+}
+
+/// An enabled `push` section: a plain absolute path and a size limit in range.
+fn parse_push(raw: RawPush) -> Result<PushConfig, ConfigError> {
+    if !raw.path.starts_with('/')
+        || raw
+            .path
+            .bytes()
+            .any(|b| matches!(b, b'?' | b'#' | b'%') || !(0x21..0x7f).contains(&b))
+    {
+        return Err(ConfigError::ControlPath(raw.path));
+    }
+    let max_bytes =
+        in_range(raw.max_bytes, 1024, 1024 * 1024 * 1024).ok_or(ConfigError::Range {
+            field: "push.max_bytes",
+            message: "use 1024 to 1073741824 bytes (a 1,000,000-token snapshot is about 57 MB)",
+        })?;
+    Ok(PushConfig {
+        path: raw.path,
+        max_bytes,
+        allow_public_listener: raw.allow_public_listener,
+    })
 }
 
 /// The `usage` section; `None` (reports off) when its key variable is unset or empty.
@@ -485,6 +572,7 @@ fn parse_usage(
     }))
 }
 
+/// The `origin` section.
 fn parse_origin(raw: RawOrigin) -> Result<OriginConfig, ConfigError> {
     if raw.cluster.is_empty() || raw.authority.is_empty() {
         return Err(ConfigError::Origin(
@@ -536,6 +624,25 @@ fn in_range(value: u64, min: u64, max: u64) -> Option<usize> {
 }
 
 /// A lowercase HTTP header name that is not a pseudo-header.
+/// Headers an identity header may not be named as: those the filter reads on every request,
+/// and those HTTP framing and Envoy give a meaning of their own.
+const RESERVED_HEADERS: [&str; 14] = [
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "cookie",
+    "authorization",
+    "x-forwarded-for",
+    "x-request-id",
+];
+
 fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -625,6 +732,22 @@ mod tests {
             (
                 with_key(r#","identity_headers":{"user":"X-User"}"#),
                 "identity_headers.user",
+            ),
+            (
+                with_key(r#","identity_headers":{"combined":"X-Identity"}"#),
+                "identity_headers.combined",
+            ),
+            (
+                with_key(r#","identity_headers":{"combined":"x-pat-user"}"#),
+                "must be different",
+            ),
+            (
+                with_key(r#","identity_headers":{"user":"content-type"}"#),
+                "identity_headers.user: `content-type` is a standard header",
+            ),
+            (
+                with_key(r#","identity_headers":{"combined":"content-length"}"#),
+                "identity_headers.combined: `content-length` is a standard header",
             ),
             (
                 with_key(r#","identity_headers":{"user":"x-pat-token-id"}"#),

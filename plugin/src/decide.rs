@@ -106,44 +106,109 @@ pub enum Category {
     InvalidRequest,
 }
 
-impl Denial {
-    /// Every reason's metric suffix, for defining metrics up front.
-    pub const REASONS: [&'static str; 15] = [
-        "missing_session",
-        "ordinary_session",
-        "malformed_token",
-        "no_snapshot",
-        "unknown_token",
-        "expired_token",
-        "forbidden_method",
-        "out_of_scope",
-        "address_not_allowed",
-        "not_an_api_method",
-        "ambiguous_path",
-        "conflicting_sessions",
-        "stray_token",
-        "unparseable_body",
-        "body_too_large",
+/// What a denial is, without its details: the metric suffix and log word ([`Self::name`]),
+/// and an index into per-reason tables ([`Self::index`]) so that counting a denial needs
+/// no lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// [`Denial::MissingSession`].
+    MissingSession,
+    /// [`Denial::OrdinarySession`].
+    OrdinarySession,
+    /// [`Denial::MalformedToken`].
+    MalformedToken,
+    /// [`Denial::NoSnapshot`].
+    NoSnapshot,
+    /// [`Denial::UnknownToken`].
+    UnknownToken,
+    /// [`Denial::ExpiredToken`].
+    ExpiredToken,
+    /// [`Denial::ForbiddenMethod`].
+    ForbiddenMethod,
+    /// [`Denial::OutOfScope`].
+    OutOfScope,
+    /// [`Denial::AddressNotAllowed`].
+    AddressNotAllowed,
+    /// [`Denial::NotAnApiMethod`].
+    NotAnApiMethod,
+    /// [`Denial::AmbiguousPath`].
+    AmbiguousPath,
+    /// [`Denial::ConflictingSessions`].
+    ConflictingSessions,
+    /// [`Denial::StrayToken`].
+    StrayToken,
+    /// [`Denial::UnparseableBody`].
+    UnparseableBody,
+    /// [`Denial::BodyTooLarge`].
+    BodyTooLarge,
+}
+
+impl Reason {
+    /// Every reason, in [`Self::index`] order (for defining metrics up front).
+    pub const ALL: [Self; 15] = [
+        Self::MissingSession,
+        Self::OrdinarySession,
+        Self::MalformedToken,
+        Self::NoSnapshot,
+        Self::UnknownToken,
+        Self::ExpiredToken,
+        Self::ForbiddenMethod,
+        Self::OutOfScope,
+        Self::AddressNotAllowed,
+        Self::NotAnApiMethod,
+        Self::AmbiguousPath,
+        Self::ConflictingSessions,
+        Self::StrayToken,
+        Self::UnparseableBody,
+        Self::BodyTooLarge,
     ];
 
-    /// The metric suffix and log word for this reason (one of [`Self::REASONS`]).
-    pub fn reason(&self) -> &'static str {
+    /// Its position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The metric suffix and log word.
+    pub fn name(self) -> &'static str {
         match self {
             Self::MissingSession => "missing_session",
             Self::OrdinarySession => "ordinary_session",
-            Self::MalformedToken { .. } => "malformed_token",
+            Self::MalformedToken => "malformed_token",
             Self::NoSnapshot => "no_snapshot",
-            Self::UnknownToken { .. } => "unknown_token",
-            Self::ExpiredToken { .. } => "expired_token",
-            Self::ForbiddenMethod { .. } => "forbidden_method",
-            Self::OutOfScope { .. } => "out_of_scope",
-            Self::AddressNotAllowed { .. } => "address_not_allowed",
+            Self::UnknownToken => "unknown_token",
+            Self::ExpiredToken => "expired_token",
+            Self::ForbiddenMethod => "forbidden_method",
+            Self::OutOfScope => "out_of_scope",
+            Self::AddressNotAllowed => "address_not_allowed",
             Self::NotAnApiMethod => "not_an_api_method",
-            Self::AmbiguousPath(_) => "ambiguous_path",
+            Self::AmbiguousPath => "ambiguous_path",
             Self::ConflictingSessions => "conflicting_sessions",
             Self::StrayToken => "stray_token",
-            Self::UnparseableBody(_) => "unparseable_body",
+            Self::UnparseableBody => "unparseable_body",
             Self::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+impl Denial {
+    /// Its reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::MissingSession => Reason::MissingSession,
+            Self::OrdinarySession => Reason::OrdinarySession,
+            Self::MalformedToken { .. } => Reason::MalformedToken,
+            Self::NoSnapshot => Reason::NoSnapshot,
+            Self::UnknownToken { .. } => Reason::UnknownToken,
+            Self::ExpiredToken { .. } => Reason::ExpiredToken,
+            Self::ForbiddenMethod { .. } => Reason::ForbiddenMethod,
+            Self::OutOfScope { .. } => Reason::OutOfScope,
+            Self::AddressNotAllowed { .. } => Reason::AddressNotAllowed,
+            Self::NotAnApiMethod => Reason::NotAnApiMethod,
+            Self::AmbiguousPath(_) => Reason::AmbiguousPath,
+            Self::ConflictingSessions => Reason::ConflictingSessions,
+            Self::StrayToken => Reason::StrayToken,
+            Self::UnparseableBody(_) => Reason::UnparseableBody,
+            Self::BodyTooLarge => Reason::BodyTooLarge,
         }
     }
 
@@ -518,7 +583,7 @@ mod tests {
         for (verdict, reason, category) in cases {
             let denial = denied(verdict);
             assert_eq!(
-                (denial.reason(), denial.category()),
+                (denial.reason().name(), denial.category()),
                 (reason, category),
                 "{denial:?}"
             );
@@ -549,7 +614,7 @@ mod tests {
         }
         for outside in ["127.0.0.1", "127.0.0.3", "2001:db9::1", "::1", "10.0.0.2"] {
             let denial = denied(from(outside));
-            assert_eq!(denial.reason(), "address_not_allowed", "{outside}");
+            assert_eq!(denial.reason().name(), "address_not_allowed", "{outside}");
             assert_eq!(denial.category(), Category::Forbidden);
             let message = denial.message();
             assert!(
@@ -559,7 +624,7 @@ mod tests {
         }
         // An address the edge cannot tell is not one of the token's.
         let unknown = denied(decide(PASS, s, STOP, &found(v), NOW, || None));
-        assert_eq!(unknown.reason(), "address_not_allowed");
+        assert_eq!(unknown.reason().name(), "address_not_allowed");
         assert!(
             unknown.message().contains("unknown"),
             "{}",
@@ -569,7 +634,9 @@ mod tests {
         let elsewhere = || Some("127.0.0.1".parse().expect("ip"));
         let forbidden = "/1.0/users/authentication/rest/createtoken";
         assert_eq!(
-            denied(decide(PASS, s, forbidden, &found(v), NOW, elsewhere)).reason(),
+            denied(decide(PASS, s, forbidden, &found(v), NOW, elsewhere))
+                .reason()
+                .name(),
             "address_not_allowed"
         );
     }
@@ -604,11 +671,14 @@ mod tests {
                 &SessionFinding::Absent,
                 NOW
             ))
-            .reason(),
+            .reason()
+            .name(),
             "missing_session"
         );
         assert_eq!(
-            denied(decide_unlimited(strict, s, STOP, &found("legacy"), NOW)).reason(),
+            denied(decide_unlimited(strict, s, STOP, &found("legacy"), NOW))
+                .reason()
+                .name(),
             "ordinary_session"
         );
     }
@@ -630,17 +700,20 @@ mod tests {
                 NOW,
             ));
             assert_eq!(
-                (denial.reason(), denial.category()),
+                (denial.reason().name(), denial.category()),
                 (reason, Category::InvalidRequest)
             );
         }
     }
 
     #[test]
-    fn reasons_are_listed_once() {
-        let mut sorted = Denial::REASONS.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(sorted.len(), Denial::REASONS.len());
+    fn reasons_are_indexed_and_named_once() {
+        for (i, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+        let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Reason::ALL.len());
     }
 }

@@ -195,6 +195,14 @@ pub struct HeadSeen {
 /// prefix and its first document's head.
 pub const PUSH_HEAD_LEN: usize = bundle::PREFIX_LEN + BODY_OFFSET;
 
+/// How a document kind reads in logs.
+pub fn kind_word(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Full => "full snapshot",
+        Kind::Delta => "delta",
+    }
+}
+
 /// Reloading after a pointer race: the pointer can move between reading it and fetching the
 /// keys it names; a few retries always catch up.
 const LOAD_ATTEMPTS: usize = 3;

@@ -19,9 +19,18 @@
 //!   slot that lets one VM at a time fetch.
 //! - [`usage`]: what each VM saw let through ("last used"), for the origin's reports.
 //! - [`reply`]: the JSON bodies.
+//! - [`header_map`]: the request's headers as the host serializes them, read in one call.
+//! - [`request`]: one request through the filter, a state machine over these modules behind
+//!   a host trait ([`request::RequestHost`]): headers, bodies, the verdict applied, the
+//!   control endpoint and pushes.
 //!
-//! The host glue is `glue` (wasm32 only): root and HTTP contexts, metrics, and the
-//! [`shared::SharedStore`] implementation over proxy-wasm shared data.
+//! The host glue is `glue` (wasm32 only), the only code that makes proxy-wasm calls: the
+//! root context (configuration, ticks, origin fetches, usage reports), the HTTP context that
+//! forwards its callbacks to a [`request::Request`] with a [`request::RequestHost`] over the
+//! host calls, this VM's state (its snapshot, usage log and number), metrics, and the
+//! [`shared::SharedStore`] implementation over proxy-wasm shared data. Its only `unsafe`
+//! code (`glue::pairs`) makes the header-map call the SDK only offers with a
+//! deserialization that allocates twice per header.
 //!
 //! A trap kills the worker's VM, so `unwrap`, `expect`, `panic!` and unchecked indexing are
 //! denied outside tests; Envoy must run the filter with `failure_policy: FAIL_RELOAD`.
@@ -43,10 +52,12 @@ pub mod control;
 pub mod decide;
 pub mod edge;
 pub mod floor;
+pub mod header_map;
 pub mod multipart;
 pub mod origin;
 pub mod push_lease;
 pub mod reply;
+pub mod request;
 pub mod session;
 pub mod shared;
 pub mod stray;
@@ -54,8 +65,3 @@ pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
-
-/// Lowercase hex of some bytes (ids in logs and shared-data keys).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}

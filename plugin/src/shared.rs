@@ -24,9 +24,8 @@
 //! creates the pointer (as version 0) when it starts, before its listeners take traffic,
 //! so publishers always move an existing pointer with a real CAS.
 
+use pat_core::hex;
 use pat_core::snapshot::{Document, Header, Snapshot};
-
-use crate::hex;
 
 /// The pointer key.
 pub const POINTER_KEY: &str = "pat_edge.v3.current";
@@ -186,7 +185,7 @@ impl Pointer {
 fn full_key(version: u64, digest: &[u8; 32]) -> String {
     format!(
         "pat_edge.v3.full.{version}.{}",
-        hex(digest.get(..8).unwrap_or_default())
+        hex::encode(digest.get(..8).unwrap_or_default())
     )
 }
 
@@ -194,7 +193,7 @@ fn full_key(version: u64, digest: &[u8; 32]) -> String {
 pub fn delta_key(version: u64, base_state_id: &[u8; 32]) -> String {
     format!(
         "pat_edge.v3.delta.{version}.{}",
-        hex(base_state_id.get(..8).unwrap_or_default())
+        hex::encode(base_state_id.get(..8).unwrap_or_default())
     )
 }
 

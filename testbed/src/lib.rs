@@ -84,7 +84,9 @@
 //! * `metrics` — counters, gauges, histograms.
 //! * `http` — [`Headers`], [`Request`], [`Response`], [`HttpMessage`].
 //! * `exchange` — the [`Exchange`] handle and what it records.
-//! * `stream` — the per-request state machine (Envoy's filter-manager order).
+//! * `stream` — one HTTP stream in Envoy's filter-manager order: `stream::half`, each
+//!   direction as pure transitions (what to deliver next, what the filter's answer does),
+//!   and `stream::pump`, which calls the guest and feeds the answers back.
 //! * `vm` — one instance: store, guest exports, start sequence, trap capture.
 //! * `abi/*` — the host functions, one module per hostcall family, plus guest
 //!   memory access (`abi::memory`) and the header-map wire format (`abi::pairs`).

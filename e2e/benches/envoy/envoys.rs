@@ -19,15 +19,21 @@ pub(crate) enum Filter {
     /// allowed request is recorded. Reports go out once an hour, so that only the recording
     /// is counted, and to a cluster that does not exist: none is sent during a benchmark.
     PatUsage(String, String),
+    /// pat-edge carrying the identity in one combined header (`identity_headers.combined`).
+    PatOneHeader(String),
     /// The probe filter making these host calls (see `e2e/probe-filter`).
     Probe(&'static str),
 }
 
-/// A release wasm artifact of this workspace.
+/// A release wasm artifact of this workspace;
+/// `PAT_BENCH_WASM_DIR` points elsewhere (another build of the filters, to compare two
+/// builds with the same benchmark binary).
 pub(crate) fn wasm(name: &str) -> PathBuf {
-    let path = root()
-        .join("target/wasm32-wasip1/release")
-        .join(format!("{name}.wasm"));
+    let dir = std::env::var_os("PAT_BENCH_WASM_DIR").map_or_else(
+        || root().join("target/wasm32-wasip1/release"),
+        PathBuf::from,
+    );
+    let path = dir.join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build it (scripts/bench does)",
@@ -37,7 +43,7 @@ pub(crate) fn wasm(name: &str) -> PathBuf {
 }
 
 /// The `http_filters` list for a filter (the control listener's pat-edge enables push).
-pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
+pub(crate) fn http_filters(filter: &Filter, control: bool, ticks: Ticks) -> String {
     let router = r#"
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}"#;
@@ -97,15 +103,30 @@ pub(crate) fn http_filters(filter: &Filter, control: bool) -> String {
               - query: session"#
             )
         }
-        Filter::Pat(public_key) | Filter::PatUsage(public_key, _) => {
+        Filter::Pat(public_key)
+        | Filter::PatUsage(public_key, _)
+        | Filter::PatOneHeader(public_key) => {
+            let refresh = match ticks {
+                Ticks::Default => String::new(),
+                Ticks::Seldom => r#","refresh_interval_ms":1000"#.to_string(),
+            };
             let configuration = if control {
                 format!(r#"{{"public_keys":["{public_key}"],"push":{{"path":"/_pat/snapshot"}}}}"#)
             } else if matches!(filter, Filter::PatUsage(..)) {
                 format!(
                     r#"{{"public_keys":["{public_key}"],"usage":{{"cluster":"pat_origin_absent","interval_ms":3600000}}}}"#
                 )
+            } else if matches!(filter, Filter::PatOneHeader(_)) {
+                format!(
+                    r#"{{"public_keys":["{public_key}"],"identity_headers":{{"combined":"x-pat-identity"}}}}"#
+                )
             } else {
                 format!(r#"{{"public_keys":["{public_key}"]}}"#)
+            };
+            // Every configuration above is a JSON object: the refresh setting goes last.
+            let configuration = match configuration.strip_suffix('}') {
+                Some(open) => format!("{open}{refresh}}}"),
+                None => configuration,
             };
             wasm_filter(
                 if control { "pat_control" } else { "pat" },
@@ -187,6 +208,20 @@ pub(crate) enum Launch {
     /// Under callgrind with instrumentation off until `callgrind_control -i on`; the
     /// profile goes to this file.
     Callgrind(PathBuf),
+    /// Under callgrind as above, with the default refresh interval (for counting an idle
+    /// edge's ticks).
+    CallgrindIdle(PathBuf),
+}
+
+/// How often pat-edge's VMs tick (refresh from shared data, read the clock).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ticks {
+    /// The configuration's default (`refresh_interval_ms` 20).
+    Default,
+    /// Once a second. Under callgrind Envoy runs ~50× slower, so with the default a counted
+    /// request would be charged ~50× the ticks it shares a second with on a loaded edge: ticks
+    /// cost per second, not per request, and are counted on their own (an idle edge).
+    Seldom,
 }
 
 /// Starts an Envoy with `filter` on a public listener (and pat-edge's control listener) and
@@ -199,6 +234,10 @@ pub(crate) fn start_envoy(
     launch: Launch,
 ) -> Envoy {
     let (public, control, admin) = (free_port(), free_port(), free_port());
+    let ticks = match launch {
+        Launch::Callgrind(_) => Ticks::Seldom,
+        Launch::CallgrindIdle(_) | Launch::Free | Launch::Pinned(_) => Ticks::Default,
+    };
     let mut config = format!(
         "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}\nstatic_resources:\n  listeners:"
     );
@@ -206,11 +245,17 @@ pub(crate) fn start_envoy(
         "public",
         public,
         1 << 20,
-        &http_filters(filter, false),
+        &http_filters(filter, false, ticks),
         r#"200, body: { inline_string: '{"result":0}' }"#,
     ));
-    if matches!(filter, Filter::Pat(_) | Filter::PatUsage(..)) {
-        config.push_str(&control_listener(control, &http_filters(filter, true)));
+    if matches!(
+        filter,
+        Filter::Pat(_) | Filter::PatUsage(..) | Filter::PatOneHeader(_)
+    ) {
+        config.push_str(&control_listener(
+            control,
+            &http_filters(filter, true, ticks),
+        ));
         config.push_str(
             "\n  clusters:\n  - name: pat_control_unrouted\n    type: STATIC\n    load_assignment: { cluster_name: pat_control_unrouted, endpoints: [] }\n",
         );
@@ -225,7 +270,7 @@ pub(crate) fn start_envoy(
             c.args(["-c", cpu]).arg(envoy());
             c
         }
-        Launch::Callgrind(profile) => {
+        Launch::Callgrind(profile) | Launch::CallgrindIdle(profile) => {
             let mut c = Command::new("valgrind");
             c.args([
                 "--tool=callgrind",
@@ -251,7 +296,7 @@ pub(crate) fn start_envoy(
         .stderr(std::fs::File::create(&log).expect("log"));
     let proc = Proc::spawn("envoy", &mut cmd);
     let client = reqwest::blocking::Client::new();
-    let startup = if matches!(launch, Launch::Callgrind(_)) {
+    let startup = if matches!(launch, Launch::Callgrind(_) | Launch::CallgrindIdle(_)) {
         900
     } else {
         60

@@ -5,7 +5,8 @@
 //! `PAT_BENCH_CONNECTIONS` (default 16), `PAT_BENCH_REVOCATIONS` (default 10),
 //! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts),
 //! `PAT_BENCH_ONLY` (comma-separated sections to run: `throughput`, `instructions`,
-//! `effective`, `attacks`, `admin`, `fleet`; default all).
+//! `probes`, `effective`, `attacks`, `admin`, `fleet`; default all), `PAT_BENCH_WASM_DIR` (the
+//! `.wasm` files to run, default `target/wasm32-wasip1/release`).
 //!
 //! Throughput runs: every configuration is its own Envoy with one worker, all pinned to CPU 0;
 //! wrk (one thread) is pinned to CPU 1; the upstream is a `direct_response`, so only Envoy and
@@ -103,8 +104,12 @@ fn main() {
     if wanted("throughput") {
         rss_growth_kib = Some(throughput::run(&bench, &mut report));
     }
+    let mut overhead = None;
     if wanted("instructions") {
-        instructions::run(&bench, &mut report);
+        overhead = instructions::run(&bench, &mut report);
+    }
+    if wanted("probes") {
+        instructions::probe_costs(&bench, overhead, &mut report);
     }
     if wanted("effective") {
         effective::run(&bench, rss_growth_kib, &mut report);

@@ -147,6 +147,9 @@ pub(crate) struct Counted<'a> {
     pub(crate) snapshot: Option<Vec<u8>>,
     pub(crate) path: String,
     pub(crate) form: Option<String>,
+    /// Request headers sent besides reqwest's own (`host`, and `accept: */*` unless this
+    /// sets one), in this order.
+    pub(crate) headers: &'a [(&'a str, &'a str)],
     pub(crate) expect: &'a str,
 }
 
@@ -184,6 +187,9 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
                     .body(body.clone()),
                 None => client.get(&url),
             };
+            let request = what.headers.iter().fold(request, |request, (name, value)| {
+                request.header(*name, *value)
+            });
             let body = request.send().and_then(|r| r.text()).expect("answered");
             assert!(body.contains(what.expect), "{}: {body}", what.label);
         }
@@ -203,17 +209,24 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
     control(&["-i", "off"]);
     control(&["-d"]);
     drop(envoy);
-    // The dump is `<profile>.1` (the total collected while instrumentation was on).
+    let total = collected(dir, &name);
+    assert!(total > 0, "{}: callgrind collected nothing", what.label);
+    total as f64 / n as f64
+}
+
+/// The instructions callgrind collected for the Envoy named `name` (its dumps are
+/// `<profile>.1`, …: the totals collected while instrumentation was on). The profiles are
+/// removed: they are large and a run makes many.
+fn collected(dir: &Path, name: &str) -> u64 {
     let mut total = 0u64;
     for entry in std::fs::read_dir(dir).expect("dir").filter_map(|e| e.ok()) {
         let file = entry.file_name().to_string_lossy().to_string();
         if !file.starts_with(&format!("{name}.out")) {
             continue;
         }
-        for line in std::fs::read_to_string(entry.path())
-            .unwrap_or_default()
-            .lines()
-        {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let _ = std::fs::remove_file(entry.path());
+        for line in text.lines() {
             if let Some(count) = line
                 .strip_prefix("summary:")
                 .or_else(|| line.strip_prefix("totals:"))
@@ -224,6 +237,50 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
             }
         }
     }
-    assert!(total > 0, "{}: callgrind collected nothing", what.label);
-    total as f64 / n as f64
+    total
+}
+
+/// Envoy's instructions per second with no traffic (all threads, the default refresh
+/// interval), counted by callgrind over `seconds` after `snapshot` was pushed: what the
+/// filter's ticks cost, whatever the load.
+pub(crate) fn idle_instructions_per_second(
+    dir: &Path,
+    label: &str,
+    filter: &Filter,
+    snapshot: Option<Vec<u8>>,
+    seconds: u64,
+) -> f64 {
+    let name = format!(
+        "callgrind-idle-{}",
+        label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    let profile = dir.join(format!("{name}.out"));
+    let envoy = start_envoy(dir, &name, filter, 1, Launch::CallgrindIdle(profile));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("client");
+    if let Some(bytes) = snapshot {
+        push(&client, &envoy, bytes);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let control = |args: &[&str]| {
+        let status = Command::new("callgrind_control")
+            .args(args)
+            .arg(envoy.proc.pid().to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("callgrind_control");
+        assert!(status.success(), "callgrind_control {args:?} failed");
+    };
+    let started = std::time::Instant::now();
+    control(&["-i", "on"]);
+    std::thread::sleep(Duration::from_secs(seconds));
+    control(&["-i", "off"]);
+    let elapsed = started.elapsed().as_secs_f64();
+    control(&["-d"]);
+    drop(envoy);
+    let total = collected(dir, &name);
+    assert!(total > 0, "{label}: callgrind collected nothing");
+    total as f64 / elapsed
 }

@@ -101,31 +101,10 @@ pub(crate) fn now_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// A request header's value as bytes (never the string getter: it panics on non-UTF-8).
-pub(crate) fn request_header(name: &str) -> Option<Vec<u8>> {
-    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
-}
-
-/// The request's `content-length`, when present and numeric.
-pub(crate) fn content_length() -> Option<usize> {
-    let value = request_header("content-length")?;
-    std::str::from_utf8(&value).ok()?.trim().parse().ok()
-}
-
-/// Adds a request header value (after [`strip_request_header`], so it is the only one).
-/// Cheaper in Envoy than a replace.
+/// Adds a request header value (after removing any, so it is the only one). Cheaper in
+/// Envoy than a replace.
 pub(crate) fn add_request_header(name: &str, value: &[u8]) {
     let _ = hostcalls::add_map_value_bytes(MapType::HttpRequestHeaders, name, value);
-}
-
-/// Removes every value of a request header if there is one. Looking first is cheaper in
-/// Envoy than an unconditional remove, and a client rarely sends these headers.
-pub(crate) fn strip_request_header(name: &str) {
-    if request_header(name).is_some() {
-        remove_request_header(name);
-    }
 }
 
 /// Sets (replaces) a request header.

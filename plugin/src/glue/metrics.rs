@@ -4,7 +4,7 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-use crate::decide::Denial;
+use crate::decide::Reason;
 use crate::origin::Fetched;
 
 /// Metric ids of this VM.
@@ -12,7 +12,7 @@ pub(crate) struct Metrics {
     allowed: Option<u32>,
     passed_through: Option<u32>,
     denied_total: Option<u32>,
-    denied: [Option<u32>; Denial::REASONS.len()],
+    denied: [Option<u32>; Reason::ALL.len()],
     snapshot_version: Option<u32>,
     snapshot_tokens: Option<u32>,
     snapshot_apply_ms: Option<u32>,
@@ -41,8 +41,8 @@ impl Metrics {
             allowed: counter("pat_edge.requests.allowed"),
             passed_through: counter("pat_edge.requests.passed_through"),
             denied_total: counter("pat_edge.requests.denied"),
-            denied: Denial::REASONS
-                .map(|reason| counter(&format!("pat_edge.requests.denied.{reason}"))),
+            denied: Reason::ALL
+                .map(|reason| counter(&format!("pat_edge.requests.denied.{}", reason.name()))),
             snapshot_version: gauge("pat_edge.snapshot.version"),
             snapshot_tokens: gauge("pat_edge.snapshot.tokens"),
             snapshot_apply_ms: gauge("pat_edge.snapshot.apply_ms"),
@@ -79,10 +79,9 @@ impl Metrics {
         Self::increment(self.passed_through);
     }
 
-    pub(crate) fn denied(&self, denial: &Denial) {
+    pub(crate) fn denied(&self, reason: Reason) {
         Self::increment(self.denied_total);
-        let index = Denial::REASONS.iter().position(|r| *r == denial.reason());
-        Self::increment(index.and_then(|i| self.denied.get(i).copied().flatten()));
+        Self::increment(self.denied.get(reason.index()).copied().flatten());
     }
 
     pub(crate) fn snapshot(&self, version: u64, tokens: u64, apply_ms: Option<u64>) {

@@ -7,12 +7,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
-use super::filter::Filter;
+use super::filter::{Filter, Setup};
 use super::host::{self, HostShared, log, now_millis};
 use super::metrics::Metrics;
 use super::vm::{self, EDGE, refresh};
 use crate::config::{Config, Unmatched};
-use crate::edge::{Clock, PushRejection};
+use crate::edge::{Clock, PushRejection, kind_word};
 use crate::floor;
 use crate::origin::{self, Fetch, Fetched, OriginConfig};
 use crate::shared;
@@ -20,8 +20,8 @@ use crate::shared;
 /// One configured filter instance in this VM.
 #[derive(Default)]
 pub(crate) struct Root {
-    config: Option<Rc<Config>>,
-    metrics: Option<Rc<Metrics>>,
+    /// `None` until configured (and when the configuration was refused).
+    setup: Option<Rc<Setup>>,
     /// The origin fetch this root dispatched and is waiting for.
     in_flight: Option<(u32, Fetch)>,
     /// The usage report this root dispatched and is waiting for.
@@ -159,7 +159,7 @@ impl Root {
                                 "pat-edge: caught up with the origin: version {} ({} tokens, the last document a {})",
                                 accepted.version,
                                 accepted.tokens,
-                                super::filter::kind_word(accepted.kind)
+                                kind_word(accepted.kind)
                             ),
                         );
                         fetched
@@ -247,9 +247,10 @@ impl Context for Root {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
+        let Some(setup) = self.setup.clone() else {
             return;
         };
+        let (config, metrics) = (&setup.config, &setup.metrics);
         if self.report_in_flight.take_if(|t| *t == token_id).is_some() {
             let status = (num_headers > 0)
                 .then(|| response_header(":status"))
@@ -282,11 +283,9 @@ impl Context for Root {
             response_header(":status")
         };
         let outcome = match fetch {
-            Fetch::Head => {
-                self.head_answer(&config, &metrics, origin, status.as_deref(), body_size)
-            }
+            Fetch::Head => self.head_answer(config, metrics, origin, status.as_deref(), body_size),
             Fetch::Snapshot { .. } => {
-                self.snapshot_answer(&config, &metrics, origin, status.as_deref(), body_size)
+                self.snapshot_answer(config, metrics, origin, status.as_deref(), body_size)
             }
         };
         if let Err(e) = origin::finish(&HostShared, now_millis(), &outcome, origin) {
@@ -452,43 +451,38 @@ impl RootContext for Root {
                 word(config.missing_session),
             ),
         );
-        let config = Rc::new(config);
-        let metrics = Rc::new(Metrics::define());
+        let metrics = Metrics::define();
         if vm::is_active() {
             refresh(&config, &metrics);
         }
-        self.config = Some(config);
-        self.metrics = Some(metrics);
+        self.setup = Some(Rc::new(Setup { config, metrics }));
         true
     }
 
     fn on_tick(&mut self) {
         host::on_tick();
-        let (Some(config), Some(metrics)) = (self.config.clone(), self.metrics.clone()) else {
+        let Some(setup) = self.setup.clone() else {
             return;
         };
+        let (config, metrics) = (&setup.config, &setup.metrics);
         if vm::is_active() {
-            refresh(&config, &metrics);
+            refresh(config, metrics);
             if let Some(usage) = &config.usage {
-                self.report_if_due(usage, &metrics);
+                self.report_if_due(usage, metrics);
             }
         }
         if let Some(origin) = &config.origin {
-            self.fetch_if_due(origin, &metrics);
+            self.fetch_if_due(origin, metrics);
         }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // The control listener's filter runs in a VM of its own (envoy.yaml): it publishes
         // pushes to shared data and never holds a snapshot itself.
-        if self.config.as_ref().is_some_and(|c| c.push.is_none()) {
+        if self.setup.as_ref().is_some_and(|s| s.config.push.is_none()) {
             vm::activate();
         }
-        Some(Box::new(Filter::new(
-            context_id,
-            self.config.clone(),
-            self.metrics.clone(),
-        )))
+        Some(Box::new(Filter::new(context_id, self.setup.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -72,7 +72,7 @@ fn view_mut(host: &mut HostState, kind: u32) -> Option<&mut Headers> {
     if kind.is_multiple_of(2) {
         return half.headers_open.then_some(&mut half.headers);
     }
-    if !half.trailers_open && half.in_body && half.body_eos && half.trailers.is_none() {
+    if !half.trailers_open && half.in_last_body() && half.trailers.is_none() {
         half.trailers = Some(Headers::new());
         half.trailers_open = true;
     }
