@@ -658,6 +658,11 @@ impl Stack {
             .expect("stats")
     }
 
+    /// The log of the extra Envoy named `name` ([`Stack::start_edge`]).
+    pub fn edge_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
     /// Every log line Envoy wrote so far (all generations).
     pub fn envoy_logs(&self) -> String {
         let mut text = String::new();
