@@ -195,15 +195,7 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
         }
     };
     send(300);
-    let control = |args: &[&str]| {
-        let status = Command::new("callgrind_control")
-            .args(args)
-            .arg(envoy.proc.pid().to_string())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("callgrind_control");
-        assert!(status.success(), "callgrind_control {args:?} failed");
-    };
+    let control = |args: &[&str]| callgrind_control(envoy.proc.pid(), args);
     control(&["-i", "on"]);
     send(n);
     control(&["-i", "off"]);
@@ -264,15 +256,7 @@ pub(crate) fn idle_instructions_per_second(
         push(&client, &envoy, bytes);
     }
     std::thread::sleep(Duration::from_secs(2));
-    let control = |args: &[&str]| {
-        let status = Command::new("callgrind_control")
-            .args(args)
-            .arg(envoy.proc.pid().to_string())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("callgrind_control");
-        assert!(status.success(), "callgrind_control {args:?} failed");
-    };
+    let control = |args: &[&str]| callgrind_control(envoy.proc.pid(), args);
     let started = std::time::Instant::now();
     control(&["-i", "on"]);
     std::thread::sleep(Duration::from_secs(seconds));
@@ -283,4 +267,15 @@ pub(crate) fn idle_instructions_per_second(
     let total = collected(dir, &name);
     assert!(total > 0, "{label}: callgrind collected nothing");
     total as f64 / elapsed
+}
+
+/// Runs `callgrind_control ARGS PID` (instrumentation on or off, a dump).
+fn callgrind_control(pid: u32, args: &[&str]) {
+    let status = Command::new("callgrind_control")
+        .args(args)
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("callgrind_control");
+    assert!(status.success(), "callgrind_control {args:?} failed");
 }
