@@ -438,17 +438,9 @@ impl Edge {
             // Never two full snapshots in memory.
             self.state = None;
         }
+        // Whether a chain that starts with a delta applies to the current state is checked
+        // where it is published, against the pointer as it is then.
         let outcome = Self::open_chain(raw, keys).and_then(|docs| {
-            if let Some(Document::Delta(first)) = docs.first() {
-                let h = first.header();
-                if h.base_version != pointer.version || h.base_state_id != pointer.state_id {
-                    return Err(PushRejection::DoesNotApply {
-                        base: h.base_version,
-                        offered: h.version,
-                        current: pointer.version,
-                    });
-                }
-            }
             shared::publish_chain(store, &docs)?;
             Ok(docs)
         });
