@@ -1,13 +1,12 @@
 //! `edge add|remove|list`, `edge key generate|list|remove`, `publish`, `status`.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use pat_core::keys::SigningKey;
 use serde::Serialize;
 
-use super::{Ctx, build_and_push, runtime, table};
+use super::{Ctx, build_and_push, create_secret_file, runtime, table};
 use crate::cli::{EdgeCommand, EdgeKeyCommand, PublishArgs, PushOpts, StatusArgs};
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
@@ -94,18 +93,7 @@ fn edge_name(name: &str) -> Result<String> {
 
 /// Writes `secret` to a new file (0600, created exclusively: never overwritten).
 fn write_secret(path: &Path, secret: &SigningKey) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::FileExists(path.to_path_buf())
-            } else {
-                Error::io(path, e)
-            }
-        })?;
+    let mut file = create_secret_file(path)?;
     let written = file
         .write_all(secret.to_secret_text().as_bytes())
         .and_then(|()| file.sync_all());

@@ -1,12 +1,12 @@
 //! `key generate`, `key list`, `key activate`.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 
 use pat_core::keys::SigningKey;
 use serde::Serialize;
 
-use super::{Ctx, table};
+use super::{Ctx, create_secret_file, table};
 use crate::cli::KeyCommand;
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
@@ -94,18 +94,7 @@ fn generate(ctx: &mut Ctx, inactive: bool) -> Result<u8> {
         .map_err(|e| Error::io(&dir, e))?;
     let relative = format!("{KEYS_DIR}/{id}.key");
     let path = ctx.store.dir().join(&relative);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::FileExists(path.clone())
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
+    let mut file = create_secret_file(&path)?;
     file.write_all(secret.to_secret_text().as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(&path, e))?;

@@ -10,7 +10,9 @@ pub mod methods;
 pub mod settings;
 pub mod tokens;
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -486,4 +488,21 @@ pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         .join("\n");
     text.push('\n');
     text
+}
+
+/// Creates `path` for a secret (a token, a signing or edge key): mode 0600, created
+/// exclusively, so an existing file is never overwritten (`Error::FileExists`).
+pub(crate) fn create_secret_file(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::FileExists(path.to_path_buf())
+            } else {
+                Error::io(path, e)
+            }
+        })
 }

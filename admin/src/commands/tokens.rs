@@ -9,15 +9,14 @@
 //! snapshot of the new state (when a signing key is active): what the origin serves is what
 //! was committed, even if the process dies before it pushes. The value is shown exactly once.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use pat_core::token::Token;
 use serde::Serialize;
 
-use super::{Changed, Ctx, table};
+use super::{Changed, Ctx, create_secret_file, table};
 use crate::cli::{
     CopyArgs, EditArgs, GenerateArgs, ListArgs, RegenerateArgs, RemoveArgs, Scope, TokenRef,
 };
@@ -181,18 +180,7 @@ fn resolve_scope(ctx: &Ctx, scope: &Scope) -> Result<Option<ops::Scope>> {
 /// Creates `path` exclusively with mode 0600, before anything is committed.
 fn claim_output(path: Option<&Path>) -> Result<Option<(PathBuf, File)>> {
     let Some(path) = path else { return Ok(None) };
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::FileExists(path.to_path_buf())
-            } else {
-                Error::io(path, e)
-            }
-        })?;
+    let file = create_secret_file(path)?;
     Ok(Some((path.to_path_buf(), file)))
 }
 
