@@ -432,22 +432,9 @@ impl Stack {
         let (public, control, admin) = (free_port(), free_port(), free_port());
         let config =
             self.envoy_config_for((public, control, admin), &format!("{name}.yaml"), patch);
-        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
         let proc = Proc::spawn(
             "envoy",
-            Command::new(envoy())
-                .current_dir(root())
-                .env("PAT_PUBLIC_KEYS", &self.public_key)
-                .env("PAT_EDGE_KEY", edge_key.trim())
-                .arg("-c")
-                .arg(&config)
-                .args([
-                    "--concurrency",
-                    &workers.to_string(),
-                    "--use-dynamic-base-id",
-                    "-l",
-                    "info",
-                ])
+            self.envoy_command(&config, workers)
                 .stdout(Stdio::null())
                 .stderr(log_file(self.dir.path(), &format!("{name}.log"))),
         );
@@ -502,21 +489,35 @@ impl Stack {
         .expect("the edge heard from the origin");
     }
 
+    /// Envoy with `config` and `workers` workers, trusting this stack's keys and holding its
+    /// edge key (the caller sets where its output goes).
+    fn envoy_command(&self, config: &Path, workers: u32) -> Command {
+        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
+        let mut command = Command::new(envoy());
+        command
+            .current_dir(root())
+            .env("PAT_PUBLIC_KEYS", &self.public_key)
+            .env("PAT_EDGE_KEY", edge_key.trim())
+            .arg("-c")
+            .arg(config)
+            .args([
+                "--concurrency",
+                &workers.to_string(),
+                "--use-dynamic-base-id",
+                "-l",
+                "info",
+            ]);
+        command
+    }
+
     /// Starts (or restarts) Envoy and returns as soon as it is live.
     pub fn start_envoy_unsettled(&mut self) {
         let config = self.envoy_config();
         self.generation += 1;
         let log = format!("envoy-{}.log", self.generation);
-        let edge_key = std::fs::read_to_string(&self.edge_key_file).expect("the edge key file");
         let proc = Proc::spawn(
             "envoy",
-            Command::new(envoy())
-                .current_dir(root())
-                .env("PAT_PUBLIC_KEYS", &self.public_key)
-                .env("PAT_EDGE_KEY", edge_key.trim())
-                .arg("-c")
-                .arg(&config)
-                .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
+            self.envoy_command(&config, 2)
                 .stdout(log_file(self.dir.path(), &log))
                 .stderr(log_file(self.dir.path(), &format!("{log}.err"))),
         );
