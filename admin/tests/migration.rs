@@ -5,64 +5,22 @@
 
 mod support;
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-
 use pat_admin::store::schema;
-use pat_core::keys::SigningKey;
 use pat_core::token::{Token, TokenHash};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use support::*;
 
 /// Writes a schema-1 store as the previous release left it; returns (public key, the two
 /// token values).
 fn v1_store(admin: &Admin, with_tokens: bool) -> (String, Vec<String>) {
-    let dir = admin.store();
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .expect("store dir");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(dir.join("keys"))
-        .expect("keys dir");
-    let db = dir.join("pat-admin.db");
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(&db)
-        .expect("db file");
-    let conn = Connection::open(&db).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .expect("wal");
+    let (dir, conn) = old_store::create(admin);
     conn.execute_batch(schema::V1).expect("schema 1");
     conn.pragma_update(None, "user_version", 1)
         .expect("version 1");
 
-    let secret = SigningKey::generate().expect("rng");
+    let secret = old_store::add_key_and_alice(&conn, &dir);
     let public = secret.public_key();
     let id = public.id().to_string();
-    let file = format!("keys/{id}.key");
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join(&file))
-        .expect("key file")
-        .write_all(secret.to_secret_text().as_bytes())
-        .expect("write key");
-    conn.execute(
-        "INSERT INTO signing_keys (id, public_key, file, created_at, active) VALUES (?1, ?2, ?3, 1, 1)",
-        params![id, public.to_string(), file],
-    )
-    .expect("key row");
-    let hash = pat_admin::password::hash(PASSWORD).expect("argon2");
-    conn.execute(
-        "INSERT INTO users (name, password_hash, created_at) VALUES ('alice', ?1, 1)",
-        [hash],
-    )
-    .expect("account");
     let mut values = Vec::new();
     if with_tokens {
         for i in 0..2 {

@@ -6,15 +6,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-
 use pat_admin::store::schema;
-use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
 use pat_core::snapshot::{Kind, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::{Token, TokenHash};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde_json::json;
 use support::*;
 
@@ -24,25 +20,7 @@ const VERSION: u64 = 41;
 /// Writes a schema-5 store as the previous release left it, with two tokens published in a
 /// full snapshot at [`VERSION`]; returns (public key, token values).
 fn v5_store(admin: &Admin) -> (String, Vec<String>) {
-    let dir = admin.store();
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .expect("store dir");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(dir.join("keys"))
-        .expect("keys dir");
-    let db = dir.join("pat-admin.db");
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(&db)
-        .expect("db file");
-    let mut conn = Connection::open(&db).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .expect("wal");
+    let (dir, mut conn) = old_store::create(admin);
     let tx = conn.transaction().expect("tx");
     schema::migrate_to(&tx, 5).expect("schema 5");
     let version: i64 = tx
@@ -50,29 +28,9 @@ fn v5_store(admin: &Admin) -> (String, Vec<String>) {
         .expect("version");
     assert_eq!(version, 5);
 
-    let secret = SigningKey::generate().expect("rng");
+    let secret = old_store::add_key_and_alice(&tx, &dir);
     let public = secret.public_key();
     let key_id = public.id().to_string();
-    let file = format!("keys/{key_id}.key");
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join(&file))
-        .expect("key file")
-        .write_all(secret.to_secret_text().as_bytes())
-        .expect("write key");
-    tx.execute(
-        "INSERT INTO signing_keys (id, public_key, file, created_at, active) VALUES (?1, ?2, ?3, 1, 1)",
-        params![key_id, public.to_string(), file],
-    )
-    .expect("key row");
-    let hash = pat_admin::password::hash(PASSWORD).expect("argon2");
-    tx.execute(
-        "INSERT INTO users (name, password_hash, created_at) VALUES ('alice', ?1, 1)",
-        [hash],
-    )
-    .expect("account");
 
     let scope = [MethodName::parse("environment.control.stopenv").expect("method")];
     let mut builder = SnapshotBuilder::new();

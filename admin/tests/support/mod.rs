@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod edge;
+pub mod old_store;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
