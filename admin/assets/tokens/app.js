@@ -399,16 +399,9 @@
     for (let i = a; i <= b; i++) selected.add(tokens[i].id);
   }
   const extends_ = (event) => event.ctrlKey || event.metaKey;
-
-  const tbody = $('token-rows');
-  tbody.addEventListener('mousedown', (event) => {
-    // Shift-click would select text; the row is focused by the click handler.
-    if (event.shiftKey || extends_(event)) event.preventDefault();
-  });
-  tbody.addEventListener('click', (event) => {
-    const row = event.target.closest('tr');
-    if (!row) return;
-    const id = Number(row.dataset.id);
+  // A click or Space on row `id`: Shift selects the range from the anchor, Ctrl/Cmd toggles
+  // the row, anything else selects it alone.
+  function choose(id, event) {
     if (event.shiftKey && anchor !== null) {
       selectRange(anchor, id, extends_(event));
     } else if (extends_(event)) {
@@ -419,6 +412,18 @@
       selected = new Set([id]);
       anchor = id;
     }
+  }
+
+  const tbody = $('token-rows');
+  tbody.addEventListener('mousedown', (event) => {
+    // Shift-click would select text; the row is focused by the click handler.
+    if (event.shiftKey || extends_(event)) event.preventDefault();
+  });
+  tbody.addEventListener('click', (event) => {
+    const row = event.target.closest('tr');
+    if (!row) return;
+    const id = Number(row.dataset.id);
+    choose(id, event);
     active = id;
     syncSelection();
     row.focus();
@@ -442,16 +447,7 @@
       case ' ':
       case 'Spacebar': {
         event.preventDefault();
-        const id = tokens[current].id;
-        if (event.shiftKey && anchor !== null) selectRange(anchor, id, extends_(event));
-        else if (extends_(event)) {
-          if (selected.has(id)) selected.delete(id);
-          else selected.add(id);
-          anchor = id;
-        } else {
-          selected = new Set([id]);
-          anchor = id;
-        }
+        choose(tokens[current].id, event);
         syncSelection();
         return;
       }
