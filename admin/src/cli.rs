@@ -19,7 +19,8 @@ use clap::{Args, Parser, Subcommand};
 3 wrong password, 4 not found, 5 refused by a rule (limit, duplicate, lifetime, no signing key), \
 6 an edge did not accept or could not be reached (a change was saved and signed), \
 7 a change was saved but not signed (no signing key; nothing was pushed), \
-8 list --expiring-within or --unused-for found tokens.\n\
+8 list --expiring-within or --unused-for found tokens, \
+9 too many attempts (another password check for the account is under way; retry in the seconds said).\n\
 Colour only on a terminal (NO_COLOR turns it off)."
 )]
 pub struct Opts {

@@ -11,6 +11,7 @@
 //! | 6 | an edge did not accept (publish, a change's push), could not be asked or is behind (status); a change was saved and signed |
 //! | 7 | a change was saved, but not signed or pushed: no signing key is active |
 //! | 8 | `list --expiring-within` / `--unused-for`: tokens expiring within the window, or unused for that long, were found |
+//! | 9 | too many attempts: another password check for the account is under way; nothing was checked or changed, retry in the seconds the message says |
 //!
 //! A closed standard output (`pat-admin methods | head -1`) ends the command quietly with 0.
 
@@ -39,6 +40,8 @@ pub mod exit {
     pub const UNSIGNED: u8 = 7;
     /// `list --expiring-within` / `--unused-for` found tokens.
     pub const EXPIRING: u8 = 8;
+    /// Another password check for the account is under way; nothing checked or changed.
+    pub const TOO_MANY_ATTEMPTS: u8 = 9;
 }
 
 /// Everything that can go wrong, with a message that says what failed, on what, and what to do.
@@ -78,6 +81,15 @@ pub enum Error {
     /// Wrong password.
     #[error("wrong password for {0}; nothing was changed")]
     WrongPassword(String),
+    /// Another password check for the account (or the client address) is waiting or
+    /// running: this one was refused without a check.
+    #[error(
+        "too many attempts: another password check for this account is under way; nothing was checked or changed, retry in {retry_after} s"
+    )]
+    TooManyAttempts {
+        /// Seconds until the check under way is expected to be over.
+        retry_after: u64,
+    },
     /// No password could be read.
     #[error("{0}")]
     Password(String),
@@ -150,6 +162,7 @@ impl Error {
                 exit::INVALID
             }
             Self::WrongPassword(_) => exit::AUTH,
+            Self::TooManyAttempts { .. } => exit::TOO_MANY_ATTEMPTS,
             Self::NoSuchUser(_)
             | Self::NoSuchToken { .. }
             | Self::NoSuchKey(_)

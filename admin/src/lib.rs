@@ -11,6 +11,8 @@
 //!   password confirmation, publishing after a change), shared by the CLI and the API;
 //!   the checked parameters they take (descriptions, scopes, expiries, allowed client
 //!   networks, regeneration grace windows).
+//! - [`attempts`]: every password check: one at a time per account and client address,
+//!   the back-off, the record of each result.
 //! - [`store`]: the SQLite store (WAL, immediate transactions, 0600/0700) and its tables.
 //! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
@@ -30,6 +32,7 @@
 //! - [`error`]: typed errors and the documented exit codes.
 
 pub mod api;
+pub mod attempts;
 pub mod catalogue;
 pub mod cli;
 pub mod commands;

@@ -29,6 +29,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::attempts::{self, Attempt, Purpose, Verdict};
 use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
 use crate::expiry::{self, last_day, rfc3339};
@@ -511,10 +512,11 @@ impl<'a> Ops<'a> {
         Ok(Some(Grace(secs)))
     }
 
-    /// Confirms the actor's password: waits the back-off its account's consecutive failures
-    /// call for (`before_wait` is told first, with the delay and the count), checks it, and
-    /// counts and audits a failure. The failure count is the account's, shared by every
-    /// channel.
+    /// Confirms the actor's password ([`attempts::check`]): one check at a time per account
+    /// (and, from the API, per client address), after the back-off their consecutive
+    /// failures call for (`before_wait` is told first, with the delay and the count); a
+    /// failure is counted and audited. The counts are the account's and the address's,
+    /// shared by every channel.
     pub fn confirm(
         &mut self,
         actor: &Actor,
@@ -522,32 +524,27 @@ impl<'a> Ops<'a> {
         before_wait: impl FnOnce(Duration, u32),
     ) -> Result<Confirmed> {
         let account = users::require(self.store.conn(), &actor.account)?;
-        let delay = password::delay_after(account.failed_attempts);
-        if !delay.is_zero() {
-            before_wait(delay, account.failed_attempts);
-        }
-        std::thread::sleep(delay);
-        if password::verify(password, &account.password_hash) {
-            if account.failed_attempts > 0 {
-                self.store
-                    .write(|tx| users::reset_failures(tx, &account.name))?;
-            }
-            Ok(Confirmed {
+        let audit_actor = actor.audit_actor();
+        let attempt = Attempt {
+            login: &account.name,
+            account: Some(&account.name),
+            client: match &actor.channel {
+                Channel::Cli => None,
+                Channel::Api { client } => Some(client),
+            },
+            actor: &audit_actor,
+            purpose: Purpose::Confirmation,
+        };
+        let hash = account.password_hash.as_str();
+        match attempts::check(self.store, &attempt, before_wait, || {
+            Ok(password::verify(password, hash))
+        })? {
+            Verdict::Right => Ok(Confirmed {
                 account: account.name,
                 hash: account.password_hash,
-            })
-        } else {
-            self.record_wrong_password(actor)?;
-            Err(Error::WrongPassword(account.name))
+            }),
+            Verdict::Wrong => Err(Error::WrongPassword(account.name)),
         }
-    }
-
-    /// Counts and audits a wrong password of the actor's account.
-    pub fn record_wrong_password(&mut self, actor: &Actor) -> Result<()> {
-        self.store.write(|tx| {
-            users::record_failure(tx, &actor.account, now())?;
-            actor.record(tx, "auth.failed", None, "wrong password")
-        })
     }
 
     /// Inside a change's transaction: `confirmed` is for this actor, and its password is

@@ -28,7 +28,7 @@ fn every_code_in_the_readme_is_what_the_binary_exits_with() {
     let codes = readme_codes();
     assert_eq!(
         codes.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
-        (0..=8).collect::<Vec<u8>>(),
+        (0..=9).collect::<Vec<u8>>(),
         "{codes:?}"
     );
     let meaning = |code: u8| codes[usize::from(code)].1.clone();
@@ -149,13 +149,34 @@ fn every_code_in_the_readme_is_what_the_binary_exits_with() {
         "none within a day"
     );
 
+    // 9: another password check for the account is under way (a slot held, as a check
+    // waiting out its back-off holds it, in this or another process).
+    let in_a_minute = now_ms() + 60_000;
+    admin
+        .db()
+        .execute(
+            "INSERT INTO password_checks (key, holder, ends_at, stale_at) VALUES ('login:alice', 1, ?1, ?1)",
+            [in_a_minute as i64],
+        )
+        .expect("a slot");
+    let err = admin
+        .confirmed(&["remove", "--user", "alice", "1"])
+        .fails(9)
+        .to_string();
+    assert!(err.contains("too many attempts"), "{err}");
+    assert!(
+        err.contains("retry in 60 s") || err.contains("retry in 59 s"),
+        "{err}"
+    );
+    assert!(meaning(9).contains("too many attempts"));
+
     let help = admin
         .run(&["--help"])
         .ok()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    for code in 0..=8 {
+    for code in 0..=9 {
         assert!(help.contains(&format!("{code} ")), "{code} in {help}");
     }
     assert!(
@@ -163,4 +184,5 @@ fn every_code_in_the_readme_is_what_the_binary_exits_with() {
         "{help}"
     );
     assert!(help.contains("8 list --expiring-within"), "{help}");
+    assert!(help.contains("9 too many attempts"), "{help}");
 }

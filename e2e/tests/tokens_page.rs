@@ -588,6 +588,28 @@ fn step4_every_change_asks_for_the_password_and_a_wrong_one_changes_nothing() {
             .filter(|e| e["action"] == "auth.failed")
             .count();
         assert_eq!(failed, 4, "each wrong password is audited");
+        // While another check of alice's password is under way (here: a slot held as one
+        // waiting out its back-off holds it), the right password is refused unchecked and the
+        // dialog says when to retry.
+        let db = rusqlite::Connection::open(stack.dir.path().join("store/pat-admin.db"))
+            .expect("the store");
+        let in_a_minute = (pat_e2e::unix_now() + 60) * 1000;
+        db.execute(
+            "INSERT INTO password_checks (key, holder, ends_at, stale_at) VALUES ('login:alice', 1, ?1, ?1)",
+            [in_a_minute as i64],
+        )
+        .expect("a slot");
+        b.click_button("Remove");
+        b.confirm(PASSWORD);
+        let error = b.wait_text("confirm-error", "too many attempts");
+        assert!(error.contains("retry in"), "{error}");
+        assert!(b.dialog_open("confirm-dialog"), "the dialog stays open");
+        b.shot("too-many-attempts");
+        assert_eq!(api_tokens(&stack), before, "nothing changed");
+        db.execute("DELETE FROM password_checks", [])
+            .expect("the slot given back");
+        b.click_button("Cancel");
+        b.wait_dialog("confirm-dialog", false);
         // The right password then works.
         b.click_button("Remove");
         b.confirm(PASSWORD);

@@ -846,6 +846,12 @@
         field.focus();
         return;
       }
+      if (failure.code === 714) {
+        // Too many attempts: nothing was checked; the dialog stays open to try again later.
+        showError($('confirm-error'), failure.message);
+        field.focus();
+        return;
+      }
       pending = null;
       $('confirm-dialog').close();
       if ($('form-dialog').open) showError($('form-error'), failure.message);

@@ -21,9 +21,12 @@
 //! This is the standalone mode: pat-admin's own accounts are the authority, so `Signin`
 //! makes login sessions ([`crate::store::sessions`]): random, stored hashed, with idle and
 //! absolute lifetimes (`config set session-idle`, `session-lifetime`), ended by `Signout`
-//! and by a password change. Failed sign-ins wait the back-off of the account and of the
-//! client address, whichever is longer; an unknown login is checked against a dummy argon2id
-//! hash and counted like an account, so it costs the same time as a wrong password.
+//! and by a password change. Every password check, `Signin`'s and a change's, goes through
+//! [`crate::attempts`]: one at a time per account (or unknown login) and per client
+//! address, the others refused at once ([`code::TOO_MANY_ATTEMPTS`]), after the back-off of
+//! the account and of the client address, whichever is longer; an unknown login is checked
+//! against a dummy argon2id hash and counted like an account, so it costs the same time as
+//! a wrong password.
 
 pub mod page;
 pub mod params;
@@ -39,6 +42,7 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::attempts::{self, Attempt, Purpose, Verdict};
 use crate::catalogue::{Catalogue, docs_url};
 use crate::error::Error;
 use crate::expiry::{ExpiryError, api_instant};
@@ -48,7 +52,7 @@ use crate::ops::{
 };
 use crate::password;
 use crate::publish;
-use crate::store::sessions::{self, FailureKey};
+use crate::store::sessions;
 use crate::store::snapshots::Published;
 use crate::store::{Open, Store, audit, now, settings, tokens, users};
 use params::{Ids, Params};
@@ -59,8 +63,6 @@ pub const PREFIX: &str = "/1.0/users/authentication/rest/";
 pub const MAX_BODY: usize = 64 * 1024;
 /// The `source` of every error this service answers.
 pub const SOURCE: &str = "pat-admin";
-/// How long failed sign-ins of a client address or unknown login are remembered, seconds.
-pub const FORGET_FAILURES: u64 = 3600;
 
 /// The `result` codes.
 pub mod code {
@@ -83,6 +85,10 @@ pub mod code {
     pub const REFUSED: i64 = 712;
     /// No such method in this service (with suggestions).
     pub const UNKNOWN_METHOD: i64 = 713;
+    /// Too many attempts: another password check for the account (or from the client
+    /// address) is waiting or running, so this one was not checked; nothing was changed.
+    /// The answer's `retryAfter` says in how many seconds that check should be over.
+    pub const TOO_MANY_ATTEMPTS: i64 = 714;
     /// The service failed (its store); the change, if any, was not made.
     pub const INTERNAL: i64 = 99;
 }
@@ -107,6 +113,8 @@ pub struct ApiError {
     pub code: i64,
     /// The `error` text (never a secret).
     pub message: String,
+    /// `retryAfter`, seconds: when trying again may be answered ([`code::TOO_MANY_ATTEMPTS`]).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -114,6 +122,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -128,7 +137,11 @@ impl ApiError {
 
     /// The JSON answer.
     pub fn to_json(&self) -> Value {
-        json!({ "result": self.code, "error": self.message, "source": SOURCE })
+        let mut answer = json!({ "result": self.code, "error": self.message, "source": SOURCE });
+        if let Some(secs) = self.retry_after {
+            answer["retryAfter"] = Value::from(secs);
+        }
+        answer
     }
 }
 
@@ -138,6 +151,13 @@ impl From<Error> for ApiError {
             Error::WrongPassword(_) => {
                 Self::new(code::WRONG_PASSWORD, "wrong password; nothing was changed")
             }
+            Error::TooManyAttempts { retry_after } => Self {
+                code: code::TOO_MANY_ATTEMPTS,
+                message: format!(
+                    "too many attempts: another password check for this account or from this address is under way; nothing was checked or changed, retry in {retry_after} s"
+                ),
+                retry_after: Some(retry_after),
+            },
             Error::NoSuchToken { id, .. } => {
                 Self::new(code::NOT_FOUND, format!("token {id} not found"))
             }
@@ -290,77 +310,40 @@ impl Api {
                 password::MAX_LEN
             )));
         }
-        let at = now();
         let account = users::get(store.conn(), &login)?;
-        let own = match &account {
-            Some(user) => user.failed_attempts,
-            None => {
-                sessions::failures(store.conn(), FailureKey::Login(&login), at, FORGET_FAILURES)?
-            }
-        };
-        let from_address = sessions::failures(
-            store.conn(),
-            FailureKey::Address(client),
-            at,
-            FORGET_FAILURES,
-        )?;
-        std::thread::sleep(password::delay_after(own.max(from_address)));
-        let verified = match &account {
-            Some(user) => password::verify(password, &user.password_hash),
-            None => {
-                // The same work as a real check, and always false.
-                let _ = password::verify(password, &self.dummy_hash);
-                false
-            }
-        };
         let actor = format!("api {client}");
-        let known = account.as_ref().map(|u| u.name.clone());
-        let Some(user) = account.filter(|_| verified) else {
-            store.write(|tx| {
-                sessions::record_failure(tx, FailureKey::Address(client), at, FORGET_FAILURES)?;
-                match &known {
-                    Some(name) => {
-                        users::record_failure(tx, name, at)?;
-                        audit::record_by(
-                            tx,
-                            &actor,
-                            Some(name),
-                            "auth.failed",
-                            None,
-                            "sign-in: wrong password",
-                        )
-                    }
+        let attempt = Attempt {
+            login: &login,
+            account: account.as_ref().map(|u| u.name.as_str()),
+            client: Some(client),
+            actor: &actor,
+            purpose: Purpose::SignIn,
+        };
+        let verdict = attempts::check(
+            store,
+            &attempt,
+            |_, _| {},
+            || {
+                Ok(match &account {
+                    Some(user) => password::verify(password, &user.password_hash),
                     None => {
-                        sessions::record_failure(
-                            tx,
-                            FailureKey::Login(&login),
-                            at,
-                            FORGET_FAILURES,
-                        )?;
-                        audit::record_by(
-                            tx,
-                            &actor,
-                            None,
-                            "auth.failed",
-                            None,
-                            &format!(
-                                "sign-in: no account named {:?}",
-                                login.chars().take(64).collect::<String>()
-                            ),
-                        )
+                        // The same work as a real check, and always false.
+                        let _ = password::verify(password, &self.dummy_hash);
+                        false
                     }
-                }
-            })?;
+                })
+            },
+        )?;
+        let (Verdict::Right, Some(user)) = (verdict, account) else {
             return Err(ApiError::new(
                 code::WRONG_PASSWORD,
                 "wrong login or password",
             ));
         };
+        let at = now();
         let value = sessions::new_value()?;
         let (idle, absolute) = Self::lifetimes(store)?;
         store.write(|tx| {
-            users::reset_failures(tx, &user.name)?;
-            sessions::reset_failures(tx, FailureKey::Address(client))?;
             sessions::prune(tx, at, idle, absolute)?;
             sessions::insert(tx, &sessions::hash(&value), &user.name, at, client)?;
             audit::record_by(

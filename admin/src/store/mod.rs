@@ -13,6 +13,7 @@
 //!   transaction.
 
 pub mod audit;
+pub mod checks;
 pub mod edge_keys;
 pub mod edges;
 pub mod keys;

@@ -37,11 +37,15 @@
 //!   `in_state` does for the current value. Existing tokens get no limit and no old value;
 //!   the documents stored stay valid (snapshot format 3 already carried networks), so the
 //!   next change is a delta on the latest one.
+//! - **7**: password checks under way (`password_checks`): a slot per account (or login
+//!   that names none) and per client address, so at most one check of each waits or runs
+//!   at a time, whichever process makes it ([`crate::store::checks`]), with how many attempts
+//!   each refused.
 
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// Version 1 of the schema, frozen: the starting point of every migration.
 pub const V1: &str = "
@@ -205,6 +209,18 @@ CREATE UNIQUE INDEX tokens_by_old_hash ON tokens(old_hash) WHERE old_hash IS NOT
 CREATE INDEX tokens_old_in_state_by_end ON tokens(old_until) WHERE old_in_state = 1;
 ";
 
+/// Version 6 to 7 (see the module documentation).
+const V6_TO_V7: &str = "
+CREATE TABLE password_checks (
+    key      TEXT PRIMARY KEY,     -- 'login:<name lowercased>' or 'address:<client address>'
+    holder   INTEGER NOT NULL,     -- random id of the check holding the slot
+    ends_at  INTEGER NOT NULL,     -- Unix ms: when that check is expected to be over
+    stale_at INTEGER NOT NULL,     -- Unix ms: from then on the slot no longer blocks (holder killed)
+    refused  INTEGER NOT NULL DEFAULT 0  -- attempts refused because of it (audited in sum)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX password_checks_by_holder ON password_checks(holder);
+";
+
 /// Brings the schema up to [`VERSION`]. Refuses a store written by a newer pat-admin.
 pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     migrate_to(tx, VERSION)
@@ -243,6 +259,10 @@ pub fn migrate_to(tx: &Transaction<'_>, target: i64) -> Result<(), String> {
     if current < 6 && target >= 6 {
         tx.execute_batch(V5_TO_V6)
             .map_err(|e| format!("cannot migrate the schema from version 5 to 6: {e}"))?;
+    }
+    if current < 7 && target >= 7 {
+        tx.execute_batch(V6_TO_V7)
+            .map_err(|e| format!("cannot migrate the schema from version 6 to 7: {e}"))?;
     }
     tx.pragma_update(None, "user_version", target.max(current))
         .map_err(|e| e.to_string())?;
