@@ -109,9 +109,10 @@ impl Request {
                 Action::Pause
             }
             Ok(BodyKind::Multipart { boundary }) => {
+                let scanner = Scanner::new(&boundary).beside_query(&finding);
                 self.stage = Stage::MultipartHead {
                     query: finding,
-                    scanner: Box::new(Scanner::new(&boundary)),
+                    scanner: Box::new(scanner),
                 };
                 Action::Pause
             }
