@@ -1,7 +1,8 @@
 //! Parameter pollution through real Envoy (`strip_token` on, as `envoy.yaml` runs it): two
 //! different sessions, `session` in another case beside a token, or a token anywhere but
 //! the decisive `session`, are refused, and the platform never receives a token value;
-//! client headers with underscores are dropped.
+//! client headers with underscores are dropped, and a client's identity headers (of either
+//! form) never reach the platform.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -304,4 +305,33 @@ fn session_in_another_case_beside_a_token_is_refused() {
     );
     assert_eq!(answer.json["user"], "legacy-user", "{answer:?}");
     assert_eq!(answer.json["params"], json!(["session", "Session"]));
+}
+
+#[test]
+fn a_clients_identity_headers_never_reach_the_platform() {
+    // envoy.yaml's configuration: the two identity headers, the combined one off.
+    let stack = Stack::start();
+    let (id, token) = stack.token(&["--api", "ide-plugins"]);
+    let client = Client::new();
+    let forged = [
+        ("x-pat-identity", "id=1, user=\"root\""),
+        ("x-pat-user", "root"),
+        ("x-pat-token-id", "1"),
+    ];
+    let answer = client.get(&stack.url(&format!("{STOPENV}?session={token}")), &forged);
+    assert!(answer.is_ok(), "{answer:?}");
+    assert_eq!(
+        answer.json["identity_headers"],
+        json!({"x-pat-user": ["alice"], "x-pat-token-id": [id.to_string()]}),
+        "only the edge's identity, in the configured form: {answer:?}"
+    );
+    // Passed through (an ordinary session, no session): none at all.
+    for path in [
+        format!("{STOPENV}?session={LEGACY_SESSION}"),
+        STOPENV.to_string(),
+    ] {
+        let answer = client.get(&stack.url(&path), &forged);
+        assert!(answer.json.get("token_id").is_none(), "{answer:?}");
+        assert_eq!(answer.json["identity_headers"], json!({}), "{answer:?}");
+    }
 }

@@ -530,7 +530,7 @@ fn the_headers_are_read_once_and_only_claimed_identity_is_removed() {
     assert_eq!(*host.removed.borrow(), ["x-pat-token-id", "x-pat-user"]);
     assert_eq!(host.header_text("x-pat-token-id").as_deref(), Some("5"));
     assert_eq!(host.header_count("x-pat-token-id"), 1);
-    // Configured names are the ones looked for.
+    // Configured names are looked for, and the documented ones still.
     let config = vm.config(r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#);
     let host = Fake::new(
         &vm,
@@ -539,13 +539,9 @@ fn the_headers_are_read_once_and_only_claimed_identity_is_removed() {
         &[("x-who", "mallory"), ("x-pat-user", "a")],
     );
     host.run(&mut Request::new(3), &config, &[]);
-    assert_eq!(*host.removed.borrow(), ["x-who"]);
+    assert_eq!(*host.removed.borrow(), ["x-who", "x-pat-user"]);
     assert_eq!(host.header_text("x-who").as_deref(), Some("alice"));
-    assert_eq!(
-        host.header_text("x-pat-user").as_deref(),
-        Some("a"),
-        "not an identity header here"
-    );
+    assert_eq!(host.header_count("x-pat-user"), 0);
 }
 
 #[test]
@@ -580,6 +576,88 @@ fn one_combined_identity_header_when_configured() {
     assert!(host.reply().is_none());
     assert_eq!(host.header_count("x-pat-identity"), 0);
     assert_eq!(vm.events(), [Event::Allowed, Event::PassedThrough]);
+}
+
+#[test]
+fn every_identity_header_the_filter_can_set_is_removed_whatever_the_configuration() {
+    let vm = Vm::new();
+    let t = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&t]));
+    let claimed = [
+        ("x-pat-identity", "id=1, user=\"mallory\""),
+        ("X-Pat-Token-Id", "1"),
+        ("x-pat-user", "mallory"),
+        ("x-id", "1"),
+        ("x-who", "mallory"),
+        ("x-both", "id=1"),
+    ];
+    let all = [
+        "x-pat-identity",
+        "x-pat-token-id",
+        "x-pat-user",
+        "x-id",
+        "x-who",
+        "x-both",
+    ];
+    // The configuration; the headers an allowed request gets; the client's it keeps (names
+    // the filter never sets with it).
+    for (fields, added, kept) in [
+        // The default: the combined header is off, and a client's still goes.
+        (
+            "",
+            &["x-pat-token-id", "x-pat-user"][..],
+            &["x-id", "x-who", "x-both"][..],
+        ),
+        (
+            r#""identity_headers":{"combined":"x-pat-identity"}"#,
+            &["x-pat-identity"],
+            &["x-id", "x-who", "x-both"],
+        ),
+        // Other names configured: the documented names of both forms go too.
+        (
+            r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#,
+            &["x-id", "x-who"],
+            &["x-both"],
+        ),
+        (
+            r#""identity_headers":{"token_id":"x-id","user":"x-who","combined":"x-both"}"#,
+            &["x-both"],
+            &[],
+        ),
+    ] {
+        let config = vm.config(fields);
+        for path in [with_session(STOPENV, t.value()), STOPENV.to_string()] {
+            let host = Fake::new(&vm, "GET", &path, &claimed);
+            host.run(&mut Request::new(1), &config, &[]);
+            assert!(host.reply().is_none(), "{fields}: {path}");
+            let allowed = path.contains("session");
+            for name in all {
+                let expected =
+                    usize::from(kept.contains(&name) || (allowed && added.contains(&name)));
+                assert_eq!(
+                    host.headers
+                        .borrow()
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .count(),
+                    expected,
+                    "{fields}: {path}: {name}"
+                );
+            }
+            // Each claimed name removed once; one read of the map.
+            assert_eq!(
+                host.removed.borrow().len(),
+                all.len() - kept.len(),
+                "{fields}"
+            );
+            assert_eq!(host.header_reads.get(), 1);
+        }
+    }
+    // Nothing claimed: no removal at all.
+    let config = vm.config(r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#);
+    let host = Fake::get(&vm, &with_session(STOPENV, t.value()));
+    host.run(&mut Request::new(2), &config, &[]);
+    assert!(host.removed.borrow().is_empty(), "{:?}", host.removed);
 }
 
 #[test]
