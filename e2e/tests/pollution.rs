@@ -1,12 +1,15 @@
 //! Parameter pollution through real Envoy (`strip_token` on, as `envoy.yaml` runs it): two
-//! different sessions, or a token anywhere but the decisive `session`, are refused, and the
-//! platform never receives a token value; client headers with underscores are dropped.
+//! different sessions, `session` in another case beside a token, or a token anywhere but
+//! the decisive `session`, are refused, and the platform never receives a token value;
+//! client headers with underscores are dropped, and a client's identity headers (of either
+//! form) never reach the platform.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use pat_e2e::{Client, Stack};
+use pat_e2e::{Client, LEGACY_SESSION, Stack};
+use serde_json::json;
 
 const STOPENV: &str = "/1.0/environment/control/rest/stopenv";
 const UPLOAD: &str = "/1.0/storage/uploader/rest/upload";
@@ -36,6 +39,14 @@ fn token_values_received(stack: &Stack) -> usize {
                 .ok()
         })
         .sum()
+}
+
+/// How many requests the platform stand-in has answered, by its log.
+fn platform_requests(stack: &Stack) -> usize {
+    let log = std::fs::read_to_string(stack.dir.path().join("standin.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.starts_with("platform-standin: ") && l.contains(" -> result "))
+        .count()
 }
 
 #[test]
@@ -199,4 +210,128 @@ fn client_headers_with_underscores_never_reach_the_platform() {
         serde_json::json!([]),
         "{answer:?}"
     );
+}
+
+#[test]
+fn session_in_another_case_beside_a_token_is_refused() {
+    let stack = Stack::start();
+    let scope = [
+        "--method",
+        "environment.Control.StopEnv,storage.Uploader.Upload",
+    ];
+    let (_, t) = stack.token(&scope);
+    let client = Client::new();
+    let answer = client.get(&stack.url(&format!("{STOPENV}?envName=x&session={t}")), &[]);
+    assert!(answer.is_ok(), "the token alone: {answer:?}");
+    let answered = platform_requests(&stack);
+    let conflicting = |answer: pat_e2e::Answer, what: &str| {
+        assert!(answer.denied_with(703), "{what}: {answer:?}");
+        assert!(
+            answer.json["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("several different session values")),
+            "{what}: {answer:?}"
+        );
+    };
+
+    // The query, whatever the other value (a login session, nothing, anything).
+    for query in [
+        format!("session={t}&Session={LEGACY_SESSION}"),
+        format!("session={t}&SESSION=x"),
+        format!("SESSION=&session={t}"),
+        format!("session={t}&sess%49on=x"),
+    ] {
+        conflicting(
+            client.get(&stack.url(&format!("{STOPENV}?{query}")), &[]),
+            &query,
+        );
+    }
+    // A form body, alone and merged with the query.
+    for (query, body) in [
+        (format!("?session={t}"), "envName=x&SESSION=x".to_string()),
+        (String::new(), format!("session={t}&Session=x")),
+        ("?Session=x".to_string(), format!("envName=x&session={t}")),
+    ] {
+        conflicting(
+            client.post(
+                &stack.url(&format!("{STOPENV}{query}")),
+                FORM,
+                body.clone().into_bytes(),
+            ),
+            &format!("{query} / {body}"),
+        );
+    }
+    // Multipart: before the file, and after 256 KiB of it (the head already forwarded).
+    let file = "z".repeat(256 << 10);
+    let upload = |parts: &[String]| {
+        let mut body = parts.concat();
+        body.push_str(&format!("--{BOUNDARY}--\r\n"));
+        body.into_bytes()
+    };
+    let multipart = format!("multipart/form-data; boundary={BOUNDARY}");
+    for (what, path, parts) in [
+        (
+            "before the file",
+            format!("{UPLOAD}?session={t}"),
+            vec![field("Session", "x"), file_head(), "BIN\r\n".into()],
+        ),
+        (
+            "after the file",
+            UPLOAD.to_string(),
+            vec![
+                field("session", &t),
+                file_head(),
+                format!("{file}\r\n"),
+                field("SESSION", "x"),
+            ],
+        ),
+    ] {
+        conflicting(
+            client.post(&stack.url(&path), &multipart, upload(&parts)),
+            what,
+        );
+    }
+    assert_eq!(
+        platform_requests(&stack),
+        answered,
+        "a refused request reached the platform"
+    );
+    assert_eq!(token_values_received(&stack), 0);
+
+    // Without a token the request is the platform's: both names reach it.
+    let answer = client.get(
+        &stack.url(&format!("{STOPENV}?session={LEGACY_SESSION}&Session=x")),
+        &[],
+    );
+    assert_eq!(answer.json["user"], "legacy-user", "{answer:?}");
+    assert_eq!(answer.json["params"], json!(["session", "Session"]));
+}
+
+#[test]
+fn a_clients_identity_headers_never_reach_the_platform() {
+    // envoy.yaml's configuration: the two identity headers, the combined one off.
+    let stack = Stack::start();
+    let (id, token) = stack.token(&["--api", "ide-plugins"]);
+    let client = Client::new();
+    let forged = [
+        ("x-pat-identity", "id=1, user=\"root\""),
+        ("x-pat-user", "root"),
+        ("x-pat-token-id", "1"),
+    ];
+    let answer = client.get(&stack.url(&format!("{STOPENV}?session={token}")), &forged);
+    assert!(answer.is_ok(), "{answer:?}");
+    assert_eq!(
+        answer.json["identity_headers"],
+        json!({"x-pat-user": ["alice"], "x-pat-token-id": [id.to_string()]}),
+        "only the edge's identity, in the configured form: {answer:?}"
+    );
+    // Passed through (an ordinary session, no session): none at all.
+    for path in [
+        format!("{STOPENV}?session={LEGACY_SESSION}"),
+        STOPENV.to_string(),
+    ] {
+        let answer = client.get(&stack.url(&path), &forged);
+        assert!(answer.json.get("token_id").is_none(), "{answer:?}");
+        assert_eq!(answer.json["identity_headers"], json!({}), "{answer:?}");
+    }
 }

@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_SNAPSHOT_AGE_MS: u64 = 86_400_000;
 pub const DEFAULT_EDGE_KEY_ENV: &str = "PAT_EDGE_KEY";
 /// Default control path for snapshot pushes and status.
 pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
+/// The documented identity header names: the two headers' defaults (`token_id`, `user`) and
+/// the combined header's (`combined`). Removed from every request whatever is configured.
+pub const DOCUMENTED_IDENTITY_HEADERS: [&str; 3] =
+    ["x-pat-token-id", "x-pat-user", "x-pat-identity"];
 
 /// What to do with requests that carry no token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -44,6 +48,8 @@ pub struct Config {
     pub strip_token: bool,
     /// Headers that carry the identity to the platform.
     pub identity: IdentityHeaders,
+    /// Header names removed from every request ([`IdentityHeaders::removed`]).
+    pub removed_headers: Vec<String>,
     /// How denials look.
     pub deny: DenyStyle,
     /// Largest request body inspected for a `session` field.
@@ -69,7 +75,8 @@ pub struct Usage {
     pub key: std::sync::Arc<pat_core::keys::SigningKey>,
 }
 
-/// Identity headers added on allowed requests and removed from every incoming request.
+/// Identity headers added on allowed requests. Removed from every incoming request, with the
+/// documented names of both forms whatever is configured ([`IdentityHeaders::removed`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityHeaders {
@@ -82,29 +89,43 @@ pub struct IdentityHeaders {
     /// escaping, and token ids are the store's sequential ids, far below the format's
     /// 15-digit integers): one header write per request instead of two. The two headers are still
     /// removed from every request, so an upstream that trusted them before cannot be fooled
-    /// after the switch.
+    /// after the switch; and a client's `x-pat-identity` is removed while this is unset.
     pub combined: Option<String>,
 }
 
 impl Default for IdentityHeaders {
     fn default() -> Self {
         Self {
-            token_id: "x-pat-token-id".into(),
-            user: "x-pat-user".into(),
+            token_id: DOCUMENTED_IDENTITY_HEADERS[0].into(),
+            user: DOCUMENTED_IDENTITY_HEADERS[1].into(),
             combined: None,
         }
     }
 }
 
 impl IdentityHeaders {
-    /// The identity headers' names (removed from every request): `token_id`, `user` and
-    /// `combined` when set.
-    pub fn names(&self) -> [Option<&str>; 3] {
-        [
-            Some(&self.token_id),
-            Some(&self.user),
+    /// Every header name the filter can set, removed from every request (so that what the
+    /// platform receives under them is the edge's or nothing), each once, at most six: the
+    /// configured `token_id`, `user` and `combined` (when set), and the documented names of
+    /// both forms ([`DOCUMENTED_IDENTITY_HEADERS`]) whatever is configured: an upstream set
+    /// up for the documented names, or for the other form, would trust them.
+    pub fn removed(&self) -> Vec<String> {
+        let configured = [
+            Some(self.token_id.as_str()),
+            Some(self.user.as_str()),
             self.combined.as_deref(),
-        ]
+        ];
+        let mut names: Vec<String> = Vec::with_capacity(6);
+        for name in configured
+            .into_iter()
+            .flatten()
+            .chain(DOCUMENTED_IDENTITY_HEADERS)
+        {
+            if !names.iter().any(|known| known.eq_ignore_ascii_case(name)) {
+                names.push(name.to_ascii_lowercase());
+            }
+        }
+        names
     }
 
     /// The combined header's value for a token id and account name.
@@ -377,6 +398,7 @@ impl Config {
             ordinary_sessions: raw.ordinary_sessions,
             missing_session: raw.missing_session,
             strip_token: raw.strip_token,
+            removed_headers: raw.identity_headers.removed(),
             identity: raw.identity_headers,
             deny: raw.deny,
             max_body_bytes: limits.max_body_bytes,
@@ -679,6 +701,40 @@ mod tests {
         assert_eq!(config.deny.source, "JEL");
         assert_eq!(config.refresh_interval, Duration::from_millis(20));
         assert!(config.push.is_none());
+    }
+
+    #[test]
+    fn every_identity_header_name_is_removed_once() {
+        let removed = |fields: &str| {
+            let k = key();
+            Config::parse(format!("{{{fields}}}").as_bytes(), |name| {
+                (name == "PAT_PUBLIC_KEYS").then(|| k.clone())
+            })
+            .expect("valid")
+            .removed_headers
+        };
+        let documented = ["x-pat-token-id", "x-pat-user", "x-pat-identity"];
+        // The default: the combined header is off, and still removed.
+        assert_eq!(removed(""), documented);
+        assert_eq!(
+            removed(r#""identity_headers":{"combined":"x-pat-identity"}"#),
+            documented
+        );
+        assert_eq!(
+            removed(r#""identity_headers":{"token_id":"x-id","user":"x-who","combined":"x-both"}"#),
+            [
+                "x-id",
+                "x-who",
+                "x-both",
+                "x-pat-token-id",
+                "x-pat-user",
+                "x-pat-identity"
+            ]
+        );
+        assert_eq!(
+            removed(r#""identity_headers":{"token_id":"x-pat-user","user":"x-pat-token-id"}"#),
+            ["x-pat-user", "x-pat-token-id", "x-pat-identity"]
+        );
     }
 
     #[test]

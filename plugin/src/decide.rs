@@ -283,7 +283,8 @@ pub fn decide(
     client: impl FnOnce() -> Option<IpAddr>,
 ) -> Verdict {
     let value = match session {
-        SessionFinding::Absent => {
+        // `session` in another case alone is no session: the platform's to judge.
+        SessionFinding::Absent | SessionFinding::OtherCase => {
             return unmatched(policy.missing_session, Denial::MissingSession);
         }
         SessionFinding::Conflicting => return Verdict::Deny(Denial::ConflictingSessions),
@@ -656,6 +657,23 @@ mod tests {
         assert_eq!(
             decide_unlimited(PASS, s, STOP, &found("0123456789abcdef"), NOW),
             Verdict::PassThrough
+        );
+        // `Session=x` alone is no session: as if there were none.
+        assert_eq!(
+            decide_unlimited(PASS, s, STOP, &SessionFinding::OtherCase, NOW),
+            Verdict::PassThrough
+        );
+        assert_eq!(
+            denied(decide_unlimited(
+                strict,
+                s,
+                STOP,
+                &SessionFinding::OtherCase,
+                NOW
+            ))
+            .reason()
+            .name(),
+            "missing_session"
         );
         // Ordinary sessions pass even with no snapshot (fail closed applies to tokens only)
         // and on any path.

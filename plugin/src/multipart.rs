@@ -16,15 +16,16 @@
 //!
 //! Refused as ambiguous (another parser could read them differently): a part with two
 //! `Content-Disposition` headers, an encoded `name*`, a `session` part with a filename, a
-//! `session` field that differs from another or hides a token, a token-format value in any
-//! other field, malformed delimiters or part headers.
+//! `session` field that differs from another (the query's included) or hides a token, a part
+//! named `session` in another case (`Session`, `SESSION`) beside a token in the head or the
+//! query, a token-format value in any other field, malformed delimiters or part headers.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use memchr::memmem;
 
-use crate::session::{SESSION_PARAM, SessionFinding};
+use crate::session::{SESSION_PARAM, SessionFinding, is_other_case};
 use crate::stray::{Spotter, hides_token};
 
 /// Longest header block of one part.
@@ -79,8 +80,10 @@ enum State {
 enum Part {
     /// The `session` field: its value is kept until the part ends.
     Session,
-    /// Another field: searched for tokens as it streams.
-    Field(Spotter),
+    /// Another field: searched for tokens as it streams. `other_case`: its name is
+    /// `session` in another case (judged when it ends, so that a token in it is reported as
+    /// stray, as in a query).
+    Field { spotter: Spotter, other_case: bool },
     /// A file: skipped.
     File,
 }
@@ -99,6 +102,8 @@ pub struct Scanner {
     search_from: usize,
     state: State,
     finding: SessionFinding,
+    /// The query's `session` value, which parts after the head must agree with too.
+    query: Option<String>,
     session_parts: Vec<Range<usize>>,
     decided: bool,
     reported: bool,
@@ -132,11 +137,23 @@ impl Scanner {
             search_from: 0,
             state: State::Preamble,
             finding: SessionFinding::Absent,
+            query: None,
             session_parts: Vec::new(),
             decided: false,
             reported: false,
             opening_checked: false,
         }
+    }
+
+    /// A scanner for the body of a request whose query carries `query`. The head's finding
+    /// is still the body's alone (the caller merges it with the query's); a part after the
+    /// head, which can no longer be merged, is judged against the query's `session` as well
+    /// as the head's.
+    pub fn beside_query(mut self, query: &SessionFinding) -> Self {
+        if let SessionFinding::Found(value) = query {
+            self.query = Some(value.clone());
+        }
+        self
     }
 
     /// Body bytes fed so far.
@@ -384,6 +401,10 @@ impl Scanner {
             }
         };
         let is_session = disposition.name.as_deref() == Some(SESSION_PARAM);
+        let other_case =
+            (disposition.name.as_deref()).is_some_and(|name| is_other_case(name.as_bytes()));
+        // Whether this part comes after the head (a file part is the head's end, not in it).
+        let late = self.decided;
         let kind = match (is_session, disposition.is_file) {
             (true, true) => return Err(unparseable("a session part with a filename")),
             (true, false) => Part::Session,
@@ -392,7 +413,10 @@ impl Scanner {
                 self.decided = true;
                 Part::File
             }
-            (false, false) => Part::Field(Spotter::default()),
+            (false, false) => Part::Field {
+                spotter: Spotter::default(),
+                other_case,
+            },
         };
         // A token in a part's name or filename is as stray as one in a field.
         let stray = |text: &Option<String>| {
@@ -401,6 +425,9 @@ impl Scanner {
         };
         if stray(&disposition.name) || stray(&disposition.filename) {
             return Err(Stop::Refused(SessionFinding::StrayToken));
+        }
+        if other_case && matches!(kind, Part::File) {
+            self.other_case(late)?;
         }
         self.at = end;
         self.search_from = end;
@@ -423,7 +450,7 @@ impl Scanner {
                     return Err(unparseable("the session field is too long"));
                 }
             }
-            Part::Field(spotter) => {
+            Part::Field { spotter, .. } => {
                 let piece = self.slice(self.at..content_end);
                 if spotter.feed(piece) {
                     return Err(Stop::Refused(SessionFinding::StrayToken));
@@ -441,8 +468,14 @@ impl Scanner {
             return Err(Stop::More);
         };
         let next_part = delimiter_at + 2;
-        if let Part::Session = kind {
-            self.session_value(part_start..next_part, content_start..delimiter_at)?;
+        match kind {
+            Part::Session => {
+                self.session_value(part_start..next_part, content_start..delimiter_at)?;
+            }
+            Part::Field {
+                other_case: true, ..
+            } => self.other_case(self.decided)?,
+            Part::Field { .. } | Part::File => {}
         }
         self.at = delimiter_at + len;
         self.search_from = self.at;
@@ -463,12 +496,13 @@ impl Scanner {
         }
         if self.decided {
             // After the head the value can no longer be stripped: any token there would
-            // reach the platform, and any other value must agree with the head's.
+            // reach the platform, and any other value must agree with the head's or the
+            // query's.
             if crate::stray::contains_token(raw) {
                 return Err(Stop::Refused(SessionFinding::StrayToken));
             }
-            return match &self.finding {
-                SessionFinding::Found(head) if head != text => {
+            return match self.decisive() {
+                Some(decisive) if decisive != text => {
                     Err(Stop::Refused(SessionFinding::Conflicting))
                 }
                 _ => Ok(()),
@@ -482,6 +516,30 @@ impl Scanner {
         }
         self.session_parts.push(part);
         Ok(())
+    }
+
+    /// A part named `session` in another case: beside a token, a conflict.
+    fn other_case(&mut self, late: bool) -> Result<(), Stop> {
+        let conflict = if late {
+            self.decisive().is_some_and(pat_core::token::is_token_like)
+        } else {
+            let finding = std::mem::replace(&mut self.finding, SessionFinding::Absent);
+            self.finding = finding.with_other_case();
+            self.finding == SessionFinding::Conflicting
+        };
+        if conflict {
+            return Err(Stop::Refused(SessionFinding::Conflicting));
+        }
+        Ok(())
+    }
+
+    /// The `session` value the request is decided on, as far as this scan knows: the
+    /// head's, else the query's.
+    fn decisive(&self) -> Option<&str> {
+        match &self.finding {
+            SessionFinding::Found(value) => Some(value),
+            _ => self.query.as_deref(),
+        }
     }
 }
 
@@ -826,6 +884,92 @@ mod tests {
             "--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"env\"\r\n\r\nTOKEN={t}\r\n"
         );
         assert_eq!(verdict(&[upload, end()].concat()), SessionFinding::Absent);
+    }
+
+    #[test]
+    fn session_in_another_case_beside_a_token_conflicts() {
+        let t = token();
+        for parts in [
+            // In the head, after or before the token.
+            vec![field("session", &t), field("Session", "x"), file("f")],
+            vec![field("SESSION", ""), field("session", &t), file("f")],
+            vec![field("session", &t), field("sessIon", "legacy")],
+            // After the file part, where it streams past.
+            vec![field("session", &t), file("f"), field("Session", "x")],
+            vec![field("session", &t), file("f"), field("SESSION", "")],
+            // A file part under that name.
+            vec![field("session", &t), file("Session")],
+            // What Java's case-insensitive comparisons also take for `session`.
+            vec![field("session", &t), field("ſession", "x")],
+        ] {
+            let body = [parts.concat(), end()].concat();
+            assert_eq!(verdict(&body), SessionFinding::Conflicting, "{body}");
+        }
+        // Without a token: nothing is refused.
+        for parts in [
+            vec![field("session", "legacy"), field("Session", "x"), file("f")],
+            vec![field("Session", "x"), file("f"), field("SESSION", "y")],
+            vec![field("session", "legacy"), file("f"), field("Session", "x")],
+        ] {
+            let body = [parts.concat(), end()].concat();
+            assert!(!verdict(&body).is_refusal(), "{body}");
+        }
+    }
+
+    #[test]
+    fn parts_after_the_head_are_judged_beside_the_querys_session() {
+        let t = token();
+        let head = [field("envName", "e"), file("f")].concat();
+        for (query, late, expected) in [
+            (
+                &t[..],
+                field("Session", "x"),
+                Outcome::Late(SessionFinding::Conflicting),
+            ),
+            (
+                &t,
+                field("session", "legacy"),
+                Outcome::Late(SessionFinding::Conflicting),
+            ),
+            (
+                &t,
+                field("session", &t),
+                Outcome::Late(SessionFinding::StrayToken),
+            ),
+            (&t, field("note", "fine"), Outcome::Streaming),
+            // Beside an ordinary session only a different session conflicts.
+            ("legacy", field("Session", "x"), Outcome::Streaming),
+            ("legacy", field("session", "legacy"), Outcome::Streaming),
+            (
+                "legacy",
+                field("session", "other"),
+                Outcome::Late(SessionFinding::Conflicting),
+            ),
+        ] {
+            let query = SessionFinding::Found(query.to_string());
+            let mut scanner = Scanner::new(B).beside_query(&query);
+            // The head's finding is the body's own: the caller merges it with the query's.
+            assert_eq!(
+                scanner.feed(head.as_bytes(), false),
+                Outcome::Decided {
+                    finding: SessionFinding::Absent,
+                    session_parts: Vec::new()
+                }
+            );
+            let tail = [late.clone(), end()].concat();
+            assert_eq!(scanner.feed(tail.as_bytes(), true), expected, "{late}");
+        }
+        // In the head, the name is noted for the caller's merge.
+        let body = [field("SESSION", "x"), file("f"), end()].concat();
+        let query = SessionFinding::Found(t.clone());
+        let Outcome::Decided { finding, .. } = Scanner::new(B)
+            .beside_query(&query)
+            .feed(body.as_bytes(), true)
+        else {
+            panic!("decides");
+        };
+        assert_eq!(finding, SessionFinding::OtherCase);
+        assert_eq!(query.merge(finding), SessionFinding::Conflicting);
     }
 
     #[test]

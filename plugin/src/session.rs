@@ -4,10 +4,13 @@
 //! Decoding follows the form-urlencoded rules servlet containers apply (`+` is a space,
 //! `%XX` escapes, names decoded too), so `sess%69on=…` is found like `session=…`.
 //! Several `session` values that differ are reported as a conflict: the edge cannot know
-//! which one the platform would use, so it refuses to guess. A value in token format
-//! anywhere else (another parameter, a differently spelled name such as `Session` or
-//! `session[]`, a value with a token inside, the path) is reported as a stray token: the
-//! platform could read it, and stripping could not remove it.
+//! which one the platform would use, so it refuses to guess. So is a parameter named
+//! `session` in another case (`Session`, `SESSION`, `sess%49on`; see [`is_other_case`])
+//! beside a token, whatever its value: a platform that reads names without regard to case
+//! could act on it instead of the token. Without a token such a parameter changes nothing.
+//! A value in token format anywhere else (another parameter, a differently spelled name
+//! such as `Session` or `session[]`, a value with a token inside, the path) is reported as a
+//! stray token: the platform could read it, and stripping could not remove it.
 
 use std::borrow::Cow;
 
@@ -23,6 +26,9 @@ pub enum SessionFinding {
     Absent,
     /// Exactly one value (possibly repeated identically).
     Found(String),
+    /// No `session`, but a parameter named `session` in another case ([`is_other_case`]):
+    /// nothing to decide on its own, a conflict beside a token found anywhere else.
+    OtherCase,
     /// Two or more different values.
     Conflicting,
     /// A token-format value outside the one decisive `session` value.
@@ -38,18 +44,33 @@ impl SessionFinding {
     pub(crate) fn add(self, value: Cow<'_, str>) -> Self {
         match self {
             Self::Absent => Self::Found(value.into_owned()),
+            Self::OtherCase => Self::Found(value.into_owned()).with_other_case(),
             Self::Found(previous) if previous == value => Self::Found(previous),
             Self::Found(_) => Self::Conflicting,
             other => other,
         }
     }
 
+    /// Folds in a parameter named `session` in another case: beside a token, a conflict.
+    /// Beside an ordinary session it changes nothing, and nothing needs remembering: a token
+    /// found later differs from that session, which conflicts anyway.
+    pub(crate) fn with_other_case(self) -> Self {
+        match self {
+            Self::Absent => Self::OtherCase,
+            Self::Found(value) if pat_core::token::is_token_like(&value) => Self::Conflicting,
+            other => other,
+        }
+    }
+
     /// Combines what two parts of one request carry (the query and the body): different
-    /// values conflict, and the first refusal wins.
+    /// values conflict, so does a token in one beside `session` in another case in the
+    /// other, and the first refusal wins.
     pub fn merge(self, other: Self) -> Self {
         match (self, other) {
             (Self::Absent, other) => other,
+            (Self::OtherCase, other) => other.with_other_case(),
             (found @ Self::Found(_), Self::Absent) => found,
+            (found @ Self::Found(_), Self::OtherCase) => found.with_other_case(),
             (Self::Found(a), Self::Found(b)) if a == b => Self::Found(a),
             (Self::Found(_), Self::Found(_)) => Self::Conflicting,
             (Self::Found(_), refusal) => refusal,
@@ -59,7 +80,7 @@ impl SessionFinding {
 
     /// A finding that refuses the request whatever else is found.
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, Self::Absent | Self::Found(_))
+        !matches!(self, Self::Absent | Self::OtherCase | Self::Found(_))
     }
 }
 
@@ -93,6 +114,12 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
             if stray {
                 return SessionFinding::StrayToken;
             }
+            if is_other_case(name) {
+                finding = finding.with_other_case();
+                if finding == SessionFinding::Conflicting {
+                    break;
+                }
+            }
             continue;
         }
         let value = if plain_name && !is_escaped(value) {
@@ -103,6 +130,12 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
                 Some((name, value)) => {
                     if contains_token(name.as_bytes()) || contains_token(value.as_bytes()) {
                         return SessionFinding::StrayToken;
+                    }
+                    if is_other_case(name.as_bytes()) {
+                        finding = finding.with_other_case();
+                        if finding == SessionFinding::Conflicting {
+                            break;
+                        }
                     }
                     continue;
                 }
@@ -118,6 +151,45 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
         }
     }
     finding
+}
+
+/// Is `name` (decoded, UTF-8) the `session` parameter's name in another case, as a platform
+/// that compares names without regard to case would take it?
+///
+/// Each letter in either ASCII case, and the non-ASCII letters Unicode's case mappings and
+/// case folding turn into them (`ſ` into `s`, `ß` and `ẞ` into `ss`, `ı` and `İ` into `i`):
+/// what Java's `equalsIgnoreCase` or `toUpperCase`, or a case fold, take for `session`. Not
+/// `session` itself.
+///
+/// This runs on every query pair: any name not 7 to 11 bytes long is decided by its length,
+/// an ASCII one by one comparison.
+pub fn is_other_case(name: &[u8]) -> bool {
+    if !(7..=11).contains(&name.len()) || name == SESSION_PARAM.as_bytes() {
+        return false;
+    }
+    if name.is_ascii() {
+        return name.eq_ignore_ascii_case(SESSION_PARAM.as_bytes());
+    }
+    // Non-ASCII letters take two bytes or more each (`ß`: two for two letters, `ẞ`: three).
+    std::str::from_utf8(name).is_ok_and(folds_to_session)
+}
+
+/// Whether `name`, each letter folded as [`is_other_case`] says, reads `session`.
+fn folds_to_session(name: &str) -> bool {
+    let mut want = SESSION_PARAM.bytes();
+    for c in name.chars() {
+        let matches = match c {
+            'ſ' => want.next() == Some(b's'),
+            'ß' | 'ẞ' => want.next() == Some(b's') && want.next() == Some(b's'),
+            'ı' | 'İ' => want.next() == Some(b'i'),
+            c if c.is_ascii() => want.next() == Some(c.to_ascii_lowercase() as u8),
+            _ => false,
+        };
+        if !matches {
+            return false;
+        }
+    }
+    want.next().is_none()
 }
 
 /// Does the path part of `:path` (before the `?`) carry a token-format value, as is or
@@ -248,6 +320,88 @@ mod tests {
     }
 
     #[test]
+    fn session_in_another_case_beside_a_token_conflicts() {
+        let t = pat_core::token::Token::generate().expect("rng");
+        let t = t.expose();
+        // Whatever its value, in either order, however it is encoded.
+        for raw in [
+            format!("session={t}&Session=x"),
+            format!("Session=x&session={t}"),
+            format!("session={t}&SESSION=x"),
+            format!("session={t}&SESSION="),
+            format!("session={t}&SESSION"),
+            format!("session={t}&sess%49on=x"),
+            format!("session={t}&%53ession=legacy"),
+            format!("sess%69on={t}&sEsSiOn=x"),
+            format!("session=pate%5F{}&Session=x", &t[5..]),
+            format!("session={t}&Session=a+b"),
+            // What Java's case-insensitive comparisons also take for `session`.
+            format!("session={t}&%C5%BFession=x"),
+            format!("session={t}&sess%C4%B1on=x"),
+            format!("session={t}&SESS%C4%B0ON=x"),
+            format!("session={t}&se%C3%9Fion=x"),
+        ] {
+            assert_eq!(
+                find_in_pairs(raw.as_bytes()),
+                SessionFinding::Conflicting,
+                "{raw}"
+            );
+        }
+        // In the other part of the request: the query and the body merged, both ways.
+        for other in [
+            &b"SESSION=x"[..],
+            b"envName=e&Session=",
+            b"sess%49on=legacy",
+        ] {
+            let other = find_in_pairs(other);
+            assert_eq!(
+                found(t).merge(other.clone()),
+                SessionFinding::Conflicting,
+                "{other:?}"
+            );
+            assert_eq!(other.merge(found(t)), SessionFinding::Conflicting);
+        }
+        // A token-format value under that name stays what it was: a stray token.
+        assert_eq!(
+            find_in_pairs(format!("session={t}&Session={t}").as_bytes()),
+            SessionFinding::StrayToken
+        );
+    }
+
+    #[test]
+    fn session_in_another_case_without_a_token_is_left_alone() {
+        // No token: nothing for the edge to authorize, so nothing is ambiguous.
+        assert_eq!(find_in_pairs(b"session=legacy&Session=x"), found("legacy"));
+        assert_eq!(find_in_pairs(b"SESSION=x&session=legacy"), found("legacy"));
+        assert_eq!(
+            find_in_pairs(b"session=legacy").merge(find_in_pairs(b"Session=x")),
+            found("legacy")
+        );
+        assert!(!find_in_pairs(b"Session=x").is_refusal());
+        assert!(
+            !find_in_pairs(b"Session=x")
+                .merge(SessionFinding::Absent)
+                .is_refusal()
+        );
+        // Names that only look alike are not the session in another case.
+        for raw in [
+            &b"session_=x"[..],
+            b"sessions=x",
+            b"se%C3%9F%C3%9Fion=x",
+            b"Sesion=x",
+        ] {
+            let t = pat_core::token::Token::generate().expect("rng");
+            let token = find_in_pairs(format!("session={}", t.expose()).as_bytes());
+            assert_eq!(
+                token.clone().merge(find_in_pairs(raw)),
+                token,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
     fn merging_query_and_body() {
         use SessionFinding::*;
         assert_eq!(Absent.merge(found("a")), found("a"));
@@ -261,9 +415,10 @@ mod tests {
 
     #[test]
     fn other_names_are_not_the_session() {
+        // The session in another case is noted, for a token found elsewhere.
+        assert_eq!(find_in_pairs(b"Session=abc"), SessionFinding::OtherCase);
         for raw in [
-            &b"Session=abc"[..],
-            b"session_=abc",
+            &b"session_=abc"[..],
             b"xsession=abc",
             b"session%00=abc",
             b"",
@@ -312,26 +467,45 @@ mod tests {
         assert_eq!(split_path(b"/p?q?r"), (&b"/p"[..], Some(&b"q?r"[..])));
     }
 
+    /// `session` in another case by Unicode's own mappings (full uppercase takes `ß` to
+    /// `SS`, `ſ` to `S`, `ı` to `I`), with `İ` and `ẞ` lowercased first as Java's simple
+    /// mapping and case folding do.
+    fn reference_other_case(name: &str) -> bool {
+        name != SESSION_PARAM
+            && name.replace('İ', "i").replace('ẞ', "ß").to_uppercase() == "SESSION"
+    }
+
     /// The plain `form_urlencoded` search the fast path must agree with: pairs in order,
-    /// the first refusal wins.
+    /// the first refusal wins; a conflict is two different values, or a token-like value
+    /// beside `session` in another case.
     fn reference_find(raw: &[u8]) -> SessionFinding {
-        let mut finding = SessionFinding::Absent;
+        let mut values: Vec<String> = Vec::new();
+        let mut other_case = false;
         for (name, value) in form_urlencoded::parse(raw) {
             if name != SESSION_PARAM {
                 if contains_token(name.as_bytes()) || contains_token(value.as_bytes()) {
                     return SessionFinding::StrayToken;
                 }
-                continue;
+                other_case |= reference_other_case(&name);
+            } else {
+                if hides_token(value.as_bytes()) {
+                    return SessionFinding::StrayToken;
+                }
+                values.push(value.into_owned());
             }
-            if hides_token(value.as_bytes()) {
-                return SessionFinding::StrayToken;
-            }
-            finding = finding.add(value);
-            if finding == SessionFinding::Conflicting {
-                break;
+            let differ = values.iter().any(|v| *v != values[0]);
+            let token = values
+                .first()
+                .is_some_and(|v| pat_core::token::is_token_like(v));
+            if differ || (token && other_case) {
+                return SessionFinding::Conflicting;
             }
         }
-        finding
+        match values.into_iter().next() {
+            Some(value) => SessionFinding::Found(value),
+            None if other_case => SessionFinding::OtherCase,
+            None => SessionFinding::Absent,
+        }
     }
 
     proptest! {
@@ -347,7 +521,10 @@ mod tests {
 
         #[test]
         fn fast_search_matches_form_urlencoded_on_session_pairs(
-            pairs in prop::collection::vec("(session|sess%69on|s)(=[a-z+%0-9]{0,6})?", 0..4)
+            pairs in prop::collection::vec(
+                "(session|sess%69on|s|Session|SESSION|sess%49on|se%C3%9Fion|sessIon)(=(pate_)?[a-z+%0-9]{0,6})?",
+                0..4,
+            )
         ) {
             let raw = pairs.join("&");
             prop_assert_eq!(find_in_pairs(raw.as_bytes()), reference_find(raw.as_bytes()));
@@ -356,7 +533,7 @@ mod tests {
         #[test]
         fn fast_search_matches_form_urlencoded_with_tokens(
             pairs in prop::collection::vec(
-                ("(session|Session|s|%73ession|x)", "(=|=%20|=\\+|=x|=pate%5F)?", any::<bool>()),
+                ("(session|Session|s|%73ession|x|SESSION|sess%49on|%C5%BFession)", "(=|=%20|=\\+|=x|=pate%5F)?", any::<bool>()),
                 0..5,
             )
         ) {
@@ -374,6 +551,16 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("&");
             prop_assert_eq!(find_in_pairs(raw.as_bytes()), reference_find(raw.as_bytes()), "{}", raw);
+        }
+
+        #[test]
+        fn other_case_names_agree_with_unicode(name in "[sSeEiIoOnNſßẞıİx]{5,9}") {
+            prop_assert_eq!(
+                is_other_case(name.as_bytes()),
+                reference_other_case(&name),
+                "{}",
+                name
+            );
         }
 
         #[test]

@@ -236,3 +236,126 @@ fn opaque_bodies_are_not_parsed() {
         assert_eq!(up.header("x-pat-user"), Some("alice"), "{content_type:?}");
     }
 }
+
+/// Denied as ambiguous for this reason, and the upload never completed upstream.
+fn conflicting(edge: &Edge, ex: &Exchange, what: &str) {
+    let body = assert_denied(edge, ex, "conflicting_sessions", INVALID);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("session")),
+        "{what}: {body}"
+    );
+    assert!(ex.forwarded().is_none(), "{what}: reached the platform");
+}
+
+#[test]
+fn session_in_another_case_beside_a_token_is_ambiguous_whatever_its_value() {
+    let (edge, t1, _) = polluted_edge();
+    let t = t1.value();
+    // The query: the requests, and the name decoded.
+    for query in [
+        format!("session={t}&Session=legacy-login"),
+        format!("session={t}&SESSION=x"),
+        format!("SESSION=&session={t}"),
+        format!("session={t}&sess%49on=x"),
+    ] {
+        let ex = edge
+            .tb
+            .vm(0)
+            .send(Request::get(format!("{STOPENV}?{query}")));
+        conflicting(&edge, &ex, &query);
+    }
+    // A form body, alone and merged with the query (both ways).
+    for (query, body) in [
+        (String::new(), format!("session={t}&Session=x")),
+        (format!("?session={t}"), "envName=x&SESSION=x".to_string()),
+        ("?Session=x".to_string(), format!("envName=x&session={t}")),
+    ] {
+        let ex = edge.tb.vm(1).send(
+            Request::post(format!("{STOPENV}{query}"))
+                .header("content-type", FORM)
+                .body(body.clone()),
+        );
+        conflicting(&edge, &ex, &format!("{query} / {body}"));
+    }
+    // Multipart: before the file part, and after it (the head already forwarded), with
+    // the token in the head or in the query; the exact name after the file beside the
+    // query's token is as ambiguous.
+    let big_file = "B".repeat(100_000);
+    let query = format!("{UPLOAD}?session={t}");
+    for (what, path, parts) in [
+        (
+            "head",
+            UPLOAD,
+            vec![
+                field("session", t),
+                field("Session", "x"),
+                file_part("file", "BIN"),
+            ],
+        ),
+        (
+            "head, token in the query",
+            &query,
+            vec![field("SESSION", "x"), file_part("file", "BIN")],
+        ),
+        (
+            "after the file",
+            UPLOAD,
+            vec![
+                field("session", t),
+                file_part("file", &big_file),
+                field("Session", "x"),
+            ],
+        ),
+        (
+            "after the file, token in the query",
+            &query,
+            vec![file_part("file", &big_file), field("SESSION", "")],
+        ),
+        (
+            "session after the file, token in the query",
+            &query,
+            vec![
+                file_part("file", &big_file),
+                field("session", "legacy-login"),
+            ],
+        ),
+    ] {
+        let parts = [parts, vec![end()]].concat();
+        let ex = edge.tb.vm(0).send(multipart(path, &parts, 16_384));
+        conflicting(&edge, &ex, what);
+    }
+    edge.assert_clean(&[t]);
+}
+
+#[test]
+fn session_in_another_case_without_a_token_is_the_platforms() {
+    let (edge, t1, _) = polluted_edge();
+    for query in [
+        "session=legacy-login&Session=x",
+        "Session=x",
+        "SESSION=x&session=legacy-login",
+    ] {
+        let path = format!("{STOPENV}?{query}");
+        let up = forwarded(&edge.tb.vm(0).send(Request::get(path.clone())));
+        assert_eq!(up.path(), Some(&*path), "untouched");
+        assert!(!up.headers.contains("x-pat-user"));
+    }
+    let ex = edge.tb.vm(1).send(
+        Request::post(STOPENV)
+            .header("content-type", FORM)
+            .body("session=legacy-login&SESSION=x"),
+    );
+    assert_eq!(forwarded(&ex).body_text(), "session=legacy-login&SESSION=x");
+    let parts = [
+        field("Session", "x"),
+        file_part("file", "BIN"),
+        field("SESSION", "y"),
+        end(),
+    ];
+    let up = forwarded(&edge.tb.vm(1).send(multipart(UPLOAD, &parts, 64)));
+    assert_eq!(up.body_text(), parts.concat());
+    assert_eq!(edge.tb.counter("pat_edge.requests.denied"), Some(0));
+    edge.assert_clean(&[t1.value()]);
+}

@@ -74,6 +74,67 @@ fn client_sent_identity_headers_are_removed_from_every_request() {
 }
 
 #[test]
+fn every_identity_header_name_is_removed_whatever_the_configuration() {
+    let t = Minted::new(7, "alice", &["environment.Control.StopEnv"]);
+    let forged = |r: Request| {
+        r.header("x-pat-identity", "id=1, user=\"root\"")
+            .header("x-pat-user", "root")
+            .header("X-Pat-Token-Id", "1")
+            .header("x-id", "1")
+            .header("x-who", "root")
+    };
+    // (configuration, what an allowed request carries, client headers let through)
+    for (fields, identity, kept) in [
+        // The default: the combined header is off, and a client's is still removed.
+        (
+            "",
+            &[("x-pat-token-id", "7"), ("x-pat-user", "alice")][..],
+            &["x-id", "x-who"][..],
+        ),
+        (
+            r#""identity_headers":{"combined":"x-pat-identity"}"#,
+            &[("x-pat-identity", "id=7, user=\"alice\"")],
+            &["x-id", "x-who"],
+        ),
+        // Other names: the documented ones of both forms are removed as well.
+        (
+            r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#,
+            &[("x-id", "7"), ("x-who", "alice")],
+            &[],
+        ),
+    ] {
+        let edge = edge().public(fields).build();
+        edge.publish(0, 1, &[&t]);
+        let allowed = Request::get(format!("{STOPENV}?session={}", t.value()));
+        for (request, allowed) in [
+            (allowed, true),
+            (Request::get(format!("{STOPENV}?session=legacy")), false),
+        ] {
+            let up = forwarded(&edge.tb.vm(1).send(forged(request)));
+            for name in [
+                "x-pat-identity",
+                "x-pat-user",
+                "x-pat-token-id",
+                "x-id",
+                "x-who",
+            ] {
+                let expected: Vec<&str> = match identity.iter().find(|(n, _)| *n == name) {
+                    Some((_, value)) if allowed => vec![value],
+                    _ if kept.contains(&name) => vec![if name == "x-id" { "1" } else { "root" }],
+                    _ => vec![],
+                };
+                assert_eq!(
+                    up.headers.get_all(name),
+                    expected,
+                    "{fields}: allowed {allowed}: {name}"
+                );
+            }
+        }
+        edge.assert_clean(&[t.value()]);
+    }
+}
+
+#[test]
 fn strip_token_removes_the_session_from_the_forwarded_query() {
     let edge = edge().public(r#""strip_token":true"#).build();
     let t = Minted::new(3, "alice", &["environment.Control.StopEnv"]);

@@ -12,6 +12,8 @@
 //!
 //! Session values are never logged or echoed in full. Every reply and log line counts the
 //! token values that reached it anywhere (`token_values_seen`): with `strip_token`, none may.
+//! Every reply also echoes the `x-pat-*` headers it received, every value
+//! (`identity_headers`), and the names of headers with `_` (`underscore_headers`).
 //!
 //! # Layout
 //! One file: [`main`] parses the options and serves; [`answer`] decides the reply.
@@ -115,6 +117,7 @@ async fn handle(
         .filter(|name| name.contains('_'))
         .collect();
     reply["underscore_headers"] = json!(underscored);
+    reply["identity_headers"] = identity_headers(&headers);
     eprintln!(
         "platform-standin: {method} {} -> result {}, {seen} token value(s) received",
         uri.path(),
@@ -126,6 +129,21 @@ async fn handle(
         reply.to_string(),
     )
         .into_response()
+}
+
+/// The `x-pat-*` headers received, each with every value (the edge's identity headers, and
+/// any a client sent that the edge let through): `{"x-pat-user": ["alice"], ...}`.
+fn identity_headers(headers: &HeaderMap) -> Value {
+    let mut received = serde_json::Map::new();
+    for name in headers.keys().filter(|n| n.as_str().starts_with("x-pat-")) {
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        received.insert(name.as_str().to_string(), json!(values));
+    }
+    Value::Object(received)
 }
 
 /// How many values in token format (prefix and valid checksum) `bytes` contains.
@@ -265,6 +283,19 @@ mod tests {
             (Some("alice"), Some("7"), Some("token"))
         );
         assert_eq!(reply["session_received"], false);
+        let mut map = HeaderMap::new();
+        for (k, v) in [
+            ("x-pat-user", "alice"),
+            ("x-pat-identity", "id=1"),
+            ("x-pat-identity", "id=2"),
+            ("accept", "*/*"),
+        ] {
+            map.append(k, v.parse().expect("header"));
+        }
+        assert_eq!(
+            identity_headers(&map),
+            json!({"x-pat-user": ["alice"], "x-pat-identity": ["id=1", "id=2"]})
+        );
     }
 
     #[test]

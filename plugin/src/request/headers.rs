@@ -1,5 +1,5 @@
-//! The request headers, read at once: identity headers removed, the control path sent to
-//! the endpoint, the query's `session` found, and the body to read chosen by its content
+//! The request headers, read at once: identity headers removed (every name the filter can
+//! set, [`crate::config::IdentityHeaders::removed`]), the control path sent to the endpoint, the query's `session` found, and the body to read chosen by its content
 //! type.
 
 use super::verdict::{BodyStrip, Strip};
@@ -33,13 +33,14 @@ impl Request {
         };
         let (mut path, mut method, mut content_type) = (0..0, 0..0, None);
         let (mut content_types, mut content_length) = (0usize, None);
-        // Which identity headers the client sent (names compared as Envoy's remove does,
-        // ignoring case, although Envoy's maps are lower-case).
-        let identity = config.identity.names();
-        let mut claimed = [false; 3];
+        // Which identity headers the client sent, of every name the filter can set (names
+        // compared as Envoy's remove does, ignoring case, although Envoy's maps are
+        // lower-case). At most six names; three with the default configuration.
+        let removed = &config.removed_headers;
+        let mut claimed = [false; 6];
         let read = HeaderMap::read(headers.as_bytes(), |name, value| {
-            for (claims, known) in claimed.iter_mut().zip(identity) {
-                *claims |= known.is_some_and(|known| known.as_bytes().eq_ignore_ascii_case(name));
+            for (claims, known) in claimed.iter_mut().zip(removed) {
+                *claims |= known.as_bytes().eq_ignore_ascii_case(name);
             }
             match name {
                 b":path" => path = at(value),
@@ -69,8 +70,8 @@ impl Request {
         // Identity a client claims is removed from every request (a remove takes every value
         // of the header). A client rarely sends these: knowing from the map that they are
         // absent saves a call per header and request.
-        for (claims, name) in claimed.into_iter().zip(identity) {
-            if let Some(name) = name.filter(|_| claims) {
+        for (claims, name) in claimed.into_iter().zip(removed) {
+            if claims {
                 host.remove_header(name);
             }
         }
@@ -109,9 +110,10 @@ impl Request {
                 Action::Pause
             }
             Ok(BodyKind::Multipart { boundary }) => {
+                let scanner = Scanner::new(&boundary).beside_query(&finding);
                 self.stage = Stage::MultipartHead {
                     query: finding,
-                    scanner: Box::new(Scanner::new(&boundary)),
+                    scanner: Box::new(scanner),
                 };
                 Action::Pause
             }

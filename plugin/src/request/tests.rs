@@ -530,7 +530,7 @@ fn the_headers_are_read_once_and_only_claimed_identity_is_removed() {
     assert_eq!(*host.removed.borrow(), ["x-pat-token-id", "x-pat-user"]);
     assert_eq!(host.header_text("x-pat-token-id").as_deref(), Some("5"));
     assert_eq!(host.header_count("x-pat-token-id"), 1);
-    // Configured names are the ones looked for.
+    // Configured names are looked for, and the documented ones still.
     let config = vm.config(r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#);
     let host = Fake::new(
         &vm,
@@ -539,13 +539,9 @@ fn the_headers_are_read_once_and_only_claimed_identity_is_removed() {
         &[("x-who", "mallory"), ("x-pat-user", "a")],
     );
     host.run(&mut Request::new(3), &config, &[]);
-    assert_eq!(*host.removed.borrow(), ["x-who"]);
+    assert_eq!(*host.removed.borrow(), ["x-who", "x-pat-user"]);
     assert_eq!(host.header_text("x-who").as_deref(), Some("alice"));
-    assert_eq!(
-        host.header_text("x-pat-user").as_deref(),
-        Some("a"),
-        "not an identity header here"
-    );
+    assert_eq!(host.header_count("x-pat-user"), 0);
 }
 
 #[test]
@@ -580,6 +576,88 @@ fn one_combined_identity_header_when_configured() {
     assert!(host.reply().is_none());
     assert_eq!(host.header_count("x-pat-identity"), 0);
     assert_eq!(vm.events(), [Event::Allowed, Event::PassedThrough]);
+}
+
+#[test]
+fn every_identity_header_the_filter_can_set_is_removed_whatever_the_configuration() {
+    let vm = Vm::new();
+    let t = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&t]));
+    let claimed = [
+        ("x-pat-identity", "id=1, user=\"mallory\""),
+        ("X-Pat-Token-Id", "1"),
+        ("x-pat-user", "mallory"),
+        ("x-id", "1"),
+        ("x-who", "mallory"),
+        ("x-both", "id=1"),
+    ];
+    let all = [
+        "x-pat-identity",
+        "x-pat-token-id",
+        "x-pat-user",
+        "x-id",
+        "x-who",
+        "x-both",
+    ];
+    // The configuration; the headers an allowed request gets; the client's it keeps (names
+    // the filter never sets with it).
+    for (fields, added, kept) in [
+        // The default: the combined header is off, and a client's still goes.
+        (
+            "",
+            &["x-pat-token-id", "x-pat-user"][..],
+            &["x-id", "x-who", "x-both"][..],
+        ),
+        (
+            r#""identity_headers":{"combined":"x-pat-identity"}"#,
+            &["x-pat-identity"],
+            &["x-id", "x-who", "x-both"],
+        ),
+        // Other names configured: the documented names of both forms go too.
+        (
+            r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#,
+            &["x-id", "x-who"],
+            &["x-both"],
+        ),
+        (
+            r#""identity_headers":{"token_id":"x-id","user":"x-who","combined":"x-both"}"#,
+            &["x-both"],
+            &[],
+        ),
+    ] {
+        let config = vm.config(fields);
+        for path in [with_session(STOPENV, t.value()), STOPENV.to_string()] {
+            let host = Fake::new(&vm, "GET", &path, &claimed);
+            host.run(&mut Request::new(1), &config, &[]);
+            assert!(host.reply().is_none(), "{fields}: {path}");
+            let allowed = path.contains("session");
+            for name in all {
+                let expected =
+                    usize::from(kept.contains(&name) || (allowed && added.contains(&name)));
+                assert_eq!(
+                    host.headers
+                        .borrow()
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .count(),
+                    expected,
+                    "{fields}: {path}: {name}"
+                );
+            }
+            // Each claimed name removed once; one read of the map.
+            assert_eq!(
+                host.removed.borrow().len(),
+                all.len() - kept.len(),
+                "{fields}"
+            );
+            assert_eq!(host.header_reads.get(), 1);
+        }
+    }
+    // Nothing claimed: no removal at all.
+    let config = vm.config(r#""identity_headers":{"token_id":"x-id","user":"x-who"}"#);
+    let host = Fake::get(&vm, &with_session(STOPENV, t.value()));
+    host.run(&mut Request::new(2), &config, &[]);
+    assert!(host.removed.borrow().is_empty(), "{:?}", host.removed);
 }
 
 #[test]
@@ -742,6 +820,133 @@ fn stray_tokens_in_the_path_or_query_are_refused_before_any_body() {
     assert!(run.body.is_empty(), "answered on the headers");
     assert_eq!(host.reply().expect("a denial").body["result"], 703);
     assert_eq!(vm.events(), [Event::Denied(Reason::StrayToken)]);
+}
+
+#[test]
+fn session_in_another_case_beside_a_token_is_refused_in_the_query() {
+    let vm = Vm::new();
+    let config = vm.config(r#""strip_token":true"#);
+    let t = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&t]));
+    let t = t.value();
+    for path in [
+        format!("{STOPENV}?session={t}&Session=x"),
+        format!("{STOPENV}?SESSION=x&envName=e&session={t}"),
+        format!("{STOPENV}?session={t}&sess%49on=legacy"),
+        format!("{STOPENV}?session={t}&Session="),
+    ] {
+        let host = Fake::get(&vm, &path);
+        let run = host.run(&mut Request::new(1), &config, &[]);
+        assert_eq!(run.headers, Some(Action::Pause), "{path}");
+        let reply = host.reply().expect("a denial");
+        assert_eq!(reply.body["result"], 703, "{path}");
+        assert_eq!(
+            vm.take_events(),
+            [Event::Denied(Reason::ConflictingSessions)],
+            "{path}"
+        );
+        assert_eq!(host.header_count("x-pat-user"), 0);
+    }
+    // Without a token the request is the platform's, untouched.
+    for path in [
+        format!("{STOPENV}?session=legacy&Session=x"),
+        format!("{STOPENV}?Session=x"),
+        format!("{STOPENV}?SESSION=x&session=legacy"),
+    ] {
+        let host = Fake::get(&vm, &path);
+        let run = host.run(&mut Request::new(1), &config, &[]);
+        assert_eq!(run.headers, Some(Action::Continue), "{path}");
+        assert!(host.reply().is_none(), "{path}");
+        assert_eq!(host.header_text(":path"), Some(path.clone()));
+        assert_eq!(vm.take_events(), [Event::PassedThrough], "{path}");
+    }
+}
+
+#[test]
+fn session_in_another_case_beside_a_token_is_refused_in_bodies() {
+    let vm = Vm::new();
+    let config = vm.config(r#""strip_token":true"#);
+    let up = Minted::new(6, "storage.Uploader.Upload");
+    let stop = Minted::new(5, "environment.Control.StopEnv");
+    vm.publish_elsewhere(vm.snapshot(1, &[&up, &stop]));
+    let (u, s) = (up.value(), stop.value());
+    let refused = |host: &Fake, run: &Run, what: &str| {
+        assert_eq!(
+            host.reply().expect("a denial").body["result"],
+            703,
+            "{what}"
+        );
+        assert_eq!(
+            vm.take_events().last(),
+            Some(&Event::Denied(Reason::ConflictingSessions)),
+            "{what}"
+        );
+        let forwarded = String::from_utf8_lossy(&run.forwarded);
+        assert!(!forwarded.contains("=\"Session\""), "{what}: {forwarded}");
+        assert!(!forwarded.contains("SESSION"), "{what}: {forwarded}");
+    };
+
+    // Form bodies: in the body beside a token, or merged with the query.
+    for (query, body) in [
+        (String::new(), format!("session={s}&SESSION=x")),
+        (format!("?session={s}"), "envName=e&SESSION=x".to_string()),
+        ("?Session=x".to_string(), format!("session={s}")),
+        (format!("?session={s}"), "sess%49on=legacy".to_string()),
+    ] {
+        let host = Fake::new(
+            &vm,
+            "POST",
+            &format!("{STOPENV}{query}"),
+            &[("content-type", FORM)],
+        );
+        let run = host.run(&mut Request::new(1), &config, &[body.as_bytes()]);
+        refused(&host, &run, &format!("{query} {body}"));
+        assert!(run.forwarded.is_empty());
+        assert_eq!(host.header_count("x-pat-user"), 0);
+    }
+
+    // Multipart: before and after the file part, with the token in the head or the query.
+    let file = vec![b'F'; 10_000];
+    for (query, head, late) in [
+        ("", vec![("session", u), ("Session", "x")], vec![]),
+        ("", vec![("SESSION", ""), ("session", u)], vec![]),
+        ("", vec![("session", u)], vec![("Session", "x")]),
+        ("?session=", vec![("Session", "x")], vec![]),
+        ("?session=", vec![], vec![("SESSION", "x")]),
+        // The exact name after the file, beside the query's token: as ambiguous.
+        ("?session=", vec![], vec![("session", "legacy")]),
+    ] {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("{query}{u}")
+        };
+        let body = multipart(&head, &file, &late);
+        let host = Fake::new(
+            &vm,
+            "POST",
+            &format!("{UPLOAD}{query}"),
+            &[("content-type", &multipart_type())],
+        );
+        let chunks: Vec<&[u8]> = body.chunks(1000).collect();
+        let run = host.run(&mut Request::new(1), &config, &chunks);
+        refused(&host, &run, &format!("{query} {head:?} {late:?}"));
+        assert!(run.forwarded.len() < body.len() - 100);
+    }
+
+    // Without a token: forwarded untouched.
+    let body = b"session=legacy&Session=x";
+    let host = Fake::new(&vm, "POST", STOPENV, &[("content-type", FORM)]);
+    let run = host.run(&mut Request::new(1), &config, &[body]);
+    assert_eq!(run.forwarded, body);
+    let body = multipart(&[("Session", "x")], &file, &[("SESSION", "y")]);
+    let host = Fake::new(&vm, "POST", UPLOAD, &[("content-type", &multipart_type())]);
+    let run = host.run(&mut Request::new(1), &config, &[&body]);
+    assert_eq!(run.forwarded, body);
+    assert_eq!(
+        vm.take_events(),
+        [Event::PassedThrough, Event::PassedThrough]
+    );
 }
 
 #[test]
