@@ -94,6 +94,7 @@ fn main() {
                         last_used_ip: None,
                         networks: Vec::new(),
                         old_value: None,
+                        suspended: false,
                     },
                 )?;
             }

@@ -146,8 +146,39 @@ pub enum UserCommand {
         #[command(flatten)]
         confirm: Confirm,
     },
-    /// List accounts with their token counts.
+    /// List accounts with their token counts (platform accounts with their uid and email),
+    /// and whether each is disabled.
     List,
+    /// Disable an account: every token of it leaves the edges at once, in one signed document
+    /// (the tokens stay in the store); it may not sign in or change tokens until it is
+    /// enabled. No password: the operator's action, audited. Name the account as `list`
+    /// shows it (`alice`, `uid:7`) or by a platform account's email. A platform runs this
+    /// when it suspends an account.
+    Disable {
+        /// The account.
+        user: String,
+        /// Why (kept in the audit log and shown by `user list`).
+        #[arg(long, default_value = "disabled by the operator")]
+        reason: String,
+        /// Do not push to the configured edges (`pat-admin serve` still hands it out).
+        #[arg(long)]
+        no_publish: bool,
+        /// Push timeouts.
+        #[command(flatten)]
+        push: PushOpts,
+    },
+    /// Enable a disabled account: its tokens (those not expired) are back on the edges in one
+    /// signed document.
+    Enable {
+        /// The account.
+        user: String,
+        /// Do not push to the configured edges (`pat-admin serve` still hands it out).
+        #[arg(long)]
+        no_publish: bool,
+        /// Push timeouts.
+        #[command(flatten)]
+        push: PushOpts,
+    },
 }
 
 /// A token's scope: a predefined set or a list of methods.
@@ -466,6 +497,12 @@ pub struct ServeArgs {
     /// when nothing but Envoy can reach the API address. Without it: the peer address.
     #[arg(long, value_name = "HEADER", requires = "api_listen")]
     pub client_address_header: Option<String>,
+    /// Platform mode: the platform API's base URL (http://HOST:PORT; e.g. the Envoy in front
+    /// of it on loopback). The token methods then take the platform's login sessions and the
+    /// platform checks passwords; Signin and Signout stay the platform's. Also `config set
+    /// platform-url URL` (this flag wins); without either, standalone mode.
+    #[arg(long, value_name = "URL", requires = "api_listen")]
+    pub platform_url: Option<String>,
 }
 
 /// `audit`.
@@ -492,9 +529,15 @@ pub enum ConfigCommand {
     /// default 30m) and session-lifetime DURATION (5m to 30d; default 12h): how long an API
     /// login session may go unused, and how long it lives at most; max-grace DURATION (0s to
     /// 30d; default 7d; 0s turns grace windows off): the longest `regenerate --grace`.
+    /// Platform mode: platform-url URL|none (the platform API, http://HOST:PORT; `serve
+    /// --platform-url` wins), platform-session-cache DURATION (0s to 60s; default 5s: how
+    /// long the platform's answer about a login session is reused), platform-timeout
+    /// DURATION (1s to 30s; default 5s: one call to the platform), platform-password-check
+    /// signin|check-password (default signin), platform-identity uid|email (default uid: what
+    /// edges forward for platform accounts' tokens; a change re-signs their tokens).
     Set {
         /// The setting.
-        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline", "session-idle", "session-lifetime", "max-grace"])]
+        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline", "session-idle", "session-lifetime", "max-grace", "platform-url", "platform-session-cache", "platform-timeout", "platform-password-check", "platform-identity"])]
         key: String,
         /// Its value.
         value: String,

@@ -140,6 +140,24 @@ pub enum Error {
         /// What went wrong (never key material).
         message: String,
     },
+    /// The account is disabled (by the operator, or because the platform says it is
+    /// suspended): it may not change tokens, and its tokens are on no edge.
+    #[error(
+        "{account} is disabled ({by}: {reason}); its tokens are on no edge and it may not change them{hint}"
+    )]
+    AccountDisabled {
+        /// The account as shown.
+        account: String,
+        /// `by the operator` / `the platform says it is suspended`.
+        by: String,
+        /// Why.
+        reason: String,
+        /// What to do.
+        hint: String,
+    },
+    /// The platform (platform mode) gave no usable answer.
+    #[error(transparent)]
+    Platform(#[from] crate::platform::PlatformError),
     /// Randomness was unavailable.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
@@ -155,7 +173,8 @@ impl Error {
             | Self::Signing { .. }
             | Self::NoStore(_)
             | Self::Internal(_)
-            | Self::Random(_) => exit::FAILURE,
+            | Self::Random(_)
+            | Self::Platform(_) => exit::FAILURE,
             Self::BrokenPipe => exit::OK,
             Self::Expiry(ExpiryError::TooFar { .. } | ExpiryError::Required(_)) => exit::REFUSED,
             Self::Invalid(_) | Self::Catalogue(_) | Self::Expiry(_) | Self::Password(_) => {
@@ -168,7 +187,7 @@ impl Error {
             | Self::NoSuchKey(_)
             | Self::NoSuchEdge(_)
             | Self::NotFound(_) => exit::NOT_FOUND,
-            Self::FileExists(_) | Self::Refused(_) => exit::REFUSED,
+            Self::FileExists(_) | Self::Refused(_) | Self::AccountDisabled { .. } => exit::REFUSED,
             Self::Edges(_) => exit::EDGE,
         }
     }

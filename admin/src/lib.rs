@@ -26,6 +26,8 @@
 //!   edge that lags) and asking them.
 //! - [`usage`]: the edges' usage reports, verified and merged into "last used".
 //! - [`serve`]: the snapshot origin (and usage reports) for edges, and the API's listener.
+//! - [`platform`]: platform mode: the platform's sessions and passwords, checked by the
+//!   platform (`GetUserInfo`, `Signin`/`Signout`, `CheckPassword`).
 //! - [`api`]: the platform's token API (`users.Authentication`: Signin, CreateToken, …).
 //! - [`output`]: stdout/stderr, JSON-only output with `--json`, colour on terminals only,
 //!   a closed stdout ending the command quietly.
@@ -43,6 +45,7 @@ pub mod ops;
 pub mod origin;
 pub mod output;
 pub mod password;
+pub mod platform;
 pub mod publish;
 pub mod serve;
 pub mod snapshot;

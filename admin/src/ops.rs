@@ -425,16 +425,34 @@ pub struct Removed {
     pub built: Option<Published>,
 }
 
+/// How a platform account's password is checked (platform mode): by the platform.
+pub trait PlatformPasswords {
+    /// Is `password` the password of the platform account with `email`? An error when the
+    /// platform gave no usable answer (nothing is counted then).
+    fn check(&self, email: &str, password: &str) -> Result<bool>;
+}
+
 /// The operations over one open store.
 pub struct Ops<'a> {
     store: &'a mut Store,
     catalogue: &'a Catalogue,
+    platform: Option<&'a dyn PlatformPasswords>,
 }
 
 impl<'a> Ops<'a> {
     /// The operations on `store` with `catalogue`.
     pub fn new(store: &'a mut Store, catalogue: &'a Catalogue) -> Self {
-        Self { store, catalogue }
+        Self {
+            store,
+            catalogue,
+            platform: None,
+        }
+    }
+
+    /// The same, confirming platform accounts' passwords with `platform`.
+    pub fn with_platform(mut self, platform: Option<&'a dyn PlatformPasswords>) -> Self {
+        self.platform = platform;
+        self
     }
 
     /// The catalogue.
@@ -524,6 +542,7 @@ impl<'a> Ops<'a> {
         before_wait: impl FnOnce(Duration, u32),
     ) -> Result<Confirmed> {
         let account = users::require(self.store.conn(), &actor.account)?;
+        refuse_disabled(&account)?;
         let audit_actor = actor.audit_actor();
         let attempt = Attempt {
             login: &account.name,
@@ -535,16 +554,241 @@ impl<'a> Ops<'a> {
             actor: &audit_actor,
             purpose: Purpose::Confirmation,
         };
-        let hash = account.password_hash.as_str();
-        match attempts::check(self.store, &attempt, before_wait, || {
-            Ok(password::verify(password, hash))
-        })? {
+        let platform = self.platform;
+        let verify = || match (&account.email, account.platform_uid) {
+            (_, None) => Ok(password::verify(password, &account.password_hash)),
+            (Some(email), Some(_)) => match platform {
+                Some(platform) => platform.check(email, password),
+                None => Err(Error::Refused(format!(
+                    "{} is a platform account: the platform checks its password, and none is configured (pat-admin config set platform-url URL)",
+                    account.display()
+                ))),
+            },
+            (None, Some(_)) => Err(Error::Internal(format!(
+                "platform account {} has no email",
+                account.name
+            ))),
+        };
+        match attempts::check(self.store, &attempt, before_wait, verify)? {
             Verdict::Right => Ok(Confirmed {
                 account: account.name,
                 hash: account.password_hash,
             }),
             Verdict::Wrong => Err(Error::WrongPassword(account.name)),
         }
+    }
+
+    /// The account `name` as an operator names it.
+    pub fn account(&self, name: &str) -> Result<users::User> {
+        users::require(self.store.conn(), name)
+    }
+
+    /// `user disable` (`disabled`), `user enable` (`None`), and the platform saying an account
+    /// is suspended or enabled again: every token of the account leaves the edges (or comes
+    /// back) in one document signed in the same transaction; disabling ends its API login
+    /// sessions. `actor` is the audit log's actor. Returns the account as it is now, how many
+    /// tokens changed, and the document (`None`: nothing changed, or no signing key).
+    pub fn set_disabled(
+        &mut self,
+        actor: &str,
+        name: &str,
+        disabled: Option<users::Disabled>,
+    ) -> Result<AccountChange> {
+        let dir = self.store.dir().to_path_buf();
+        self.store.write(|tx| {
+            let account = users::require(tx, name)?;
+            if account.disabled.is_some() == disabled.is_some() {
+                return Ok(AccountChange {
+                    account,
+                    tokens: 0,
+                    built: None,
+                    changed: false,
+                });
+            }
+            let ids = users::set_disabled(tx, &account.name, disabled.as_ref())?;
+            for &id in &ids {
+                crate::store::snapshots::record_change(tx, id, None)?;
+            }
+            let detail = match &disabled {
+                Some(d) => {
+                    let ended = sessions::end_all(tx, &account.name)?;
+                    format!(
+                        "disabled ({}): {}; {} token(s) leave the edges{}",
+                        match d.by {
+                            users::DisabledBy::Operator => "by the operator",
+                            users::DisabledBy::Platform => "the platform says it is suspended",
+                        },
+                        d.reason,
+                        ids.len(),
+                        if ended > 0 {
+                            format!("; {ended} login session(s) ended")
+                        } else {
+                            String::new()
+                        }
+                    )
+                }
+                None => format!("enabled; {} token(s) back on the edges", ids.len()),
+            };
+            audit::record_by(
+                tx,
+                actor,
+                Some(&account.name),
+                if disabled.is_some() {
+                    "user.disable"
+                } else {
+                    "user.enable"
+                },
+                None,
+                &detail,
+            )?;
+            let built = if ids.is_empty() {
+                None
+            } else {
+                snapshot::after_change(tx, &dir)?
+            };
+            Ok(AccountChange {
+                account: users::require(tx, name)?,
+                tokens: ids.len(),
+                built,
+                changed: true,
+            })
+        })
+    }
+
+    /// Platform mode: the store's account for what the platform says of a session's account,
+    /// made on first use (named `uid:<uid>`, no password), its email (and, with the `email`
+    /// identity, what edges forward) updated when it changed, and disabled when the platform
+    /// says it is not enabled (enabled again when it says so, unless an operator disabled
+    /// it). What edges forward follows the `platform-identity` setting as it is now. Every
+    /// change is audited (actor `actor`) and signed in one transaction.
+    pub fn platform_account(
+        &mut self,
+        actor: &str,
+        info: &crate::platform::UserInfo,
+    ) -> Result<AccountChange> {
+        let dir = self.store.dir().to_path_buf();
+        let at = now();
+        let (account, mut changes, mut changed) = self.store.write(|tx| {
+            // The setting as it is now (`config set platform-identity` may have changed it
+            // since this process started).
+            let wanted = crate::platform::Identity::from_store(tx)?.of(info.uid, &info.email);
+            let mut changes = Vec::new();
+            let mut changed = false;
+            let account = match users::get_platform(tx, info.uid)? {
+                None => {
+                    let account = users::add_platform(tx, info.uid, &info.email, &wanted, at)?;
+                    audit::record_by(
+                        tx,
+                        actor,
+                        Some(&account.name),
+                        "user.add",
+                        None,
+                        &format!(
+                            "platform account uid {} ({}) used for the first time",
+                            info.uid, info.email
+                        ),
+                    )?;
+                    changed = true;
+                    account
+                }
+                Some(account) => {
+                    if account.email.as_deref() != Some(info.email.as_str())
+                        || account.identity.as_deref() != Some(wanted.as_str())
+                    {
+                        users::set_email(tx, &account.name, &info.email, &wanted)?;
+                        if account.email.as_deref() != Some(info.email.as_str()) {
+                            audit::record_by(
+                                tx,
+                                actor,
+                                Some(&account.name),
+                                "user.email",
+                                None,
+                                &format!(
+                                    "the platform gives a new email: {} (was {})",
+                                    info.email,
+                                    account.email.as_deref().unwrap_or("none")
+                                ),
+                            )?;
+                        }
+                        if account.identity.as_deref() != Some(wanted.as_str()) {
+                            // What edges forward changed: every token's record changes.
+                            for t in tokens::list(tx, &account.name)? {
+                                crate::store::snapshots::record_change(tx, t.id, None)?;
+                                changes.push(t.id);
+                            }
+                        }
+                        changed = true;
+                    }
+                    users::require(tx, &account.name)?
+                }
+            };
+            Ok((account, changes, changed))
+        })?;
+        let mut built = None;
+        if !changes.is_empty() {
+            built = self.store.write(|tx| snapshot::after_change(tx, &dir))?;
+        }
+        let name = account.name.clone();
+        let status = match (&account.disabled, info.is_enabled()) {
+            (None, false) => Some(Some(users::Disabled {
+                at,
+                by: users::DisabledBy::Platform,
+                reason: format!("the platform says the account is {}", info.status),
+            })),
+            (Some(d), true) if d.by == users::DisabledBy::Platform => Some(None),
+            _ => None,
+        };
+        let account = match status {
+            Some(disabled) => {
+                let change = self.set_disabled(actor, &name, disabled)?;
+                changes.push(0);
+                changed = true;
+                if change.built.is_some() {
+                    built = change.built;
+                }
+                change.account
+            }
+            None => account,
+        };
+        Ok(AccountChange {
+            account,
+            tokens: changes.len(),
+            built,
+            changed,
+        })
+    }
+
+    /// `config set platform-identity`: what edges forward for every platform account's
+    /// tokens becomes `identity`; the tokens whose record changes are signed in one
+    /// document.
+    pub fn set_platform_identity(
+        &mut self,
+        identity: crate::platform::Identity,
+    ) -> Result<Option<Published>> {
+        let dir = self.store.dir().to_path_buf();
+        self.store.write(|tx| {
+            let mut changed = false;
+            for account in users::platform_accounts(tx)? {
+                let (Some(uid), Some(email)) = (account.platform_uid, &account.email) else {
+                    continue;
+                };
+                let wanted = identity.of(uid, email);
+                if account.identity.as_deref() == Some(wanted.as_str()) {
+                    continue;
+                }
+                users::set_identity(tx, &account.name, &wanted)?;
+                for t in tokens::list(tx, &account.name)? {
+                    crate::store::snapshots::record_change(tx, t.id, None)?;
+                    changed = true;
+                }
+            }
+            settings::set(tx, settings::PLATFORM_IDENTITY, identity.as_str())?;
+            if changed {
+                snapshot::after_change(tx, &dir)
+            } else {
+                Ok(None)
+            }
+        })
     }
 
     /// Inside a change's transaction: `confirmed` is for this actor, and its password is
@@ -616,6 +860,7 @@ impl<'a> Ops<'a> {
             last_used_ip: None,
             networks: new.networks.0,
             old_value: None,
+            suspended: false,
         };
         let dir = self.store.dir().to_path_buf();
         let (id, built) = self.store.write(|tx| {
@@ -892,10 +1137,48 @@ pub enum EditPlan {
     Change,
 }
 
+/// A disabled account may not change tokens.
+fn refuse_disabled(account: &users::User) -> Result<()> {
+    match &account.disabled {
+        None => Ok(()),
+        Some(d) => Err(Error::AccountDisabled {
+            account: account.display(),
+            by: match d.by {
+                users::DisabledBy::Operator => "by the operator".into(),
+                users::DisabledBy::Platform => "the platform says it is suspended".into(),
+            },
+            reason: d.reason.clone(),
+            hint: match d.by {
+                users::DisabledBy::Operator => {
+                    format!(" (pat-admin user enable {} enables it)", account.name)
+                }
+                users::DisabledBy::Platform => {
+                    " (it is enabled again when the platform says it is)".into()
+                }
+            },
+        }),
+    }
+}
+
+/// What an account change did.
+#[derive(Debug)]
+pub struct AccountChange {
+    /// The account as it is now.
+    pub account: users::User,
+    /// How many of its tokens' records changed at the edges.
+    pub tokens: usize,
+    /// The document that carries them (`None`: none changed, or no signing key).
+    pub built: Option<Published>,
+    /// Whether anything changed at all.
+    pub changed: bool,
+}
+
 /// Inside a change's transaction: the password confirmed earlier (its hash) is still the
-/// account's.
+/// account's, and the account is not disabled meanwhile.
 pub fn still_confirmed(tx: &Connection, user: &str, confirmed_hash: &str) -> Result<()> {
-    if users::require(tx, user)?.password_hash != confirmed_hash {
+    let account = users::require(tx, user)?;
+    refuse_disabled(&account)?;
+    if account.password_hash != confirmed_hash {
         return Err(Error::Refused(format!(
             "the password of {user} changed while this command ran; nothing was changed, run it again"
         )));

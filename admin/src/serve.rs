@@ -81,6 +81,7 @@ pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
             listen: Some(listen.to_string()),
             api_listen: None,
             client_address_header: None,
+            platform_url: None,
         },
     )
     .await
@@ -123,10 +124,13 @@ pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
                     })
                 })
                 .transpose()?;
+            let platform =
+                crate::platform::Settings::from_store(store.conn(), args.platform_url.as_deref())?;
             let service = crate::api::Api::new(
                 store_dir.clone(),
                 crate::api::Config {
                     client_address_header: header,
+                    platform,
                 },
             )?;
             Some((addr, bind(addr, "--api-listen").await?, service))
@@ -157,9 +161,10 @@ pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
         });
     }
     if let Some((addr, listener, service)) = api {
+        let mode = service.mode();
         let app = std::sync::Arc::new(service).router();
         eprintln!(
-            "pat-admin: serving the token API (users.Authentication) on http://{addr}{}<method>",
+            "pat-admin: serving the token API (users.Authentication) on http://{addr}{}<method>; {mode}",
             crate::api::PREFIX
         );
         servers.spawn(async move {

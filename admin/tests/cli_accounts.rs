@@ -1,6 +1,7 @@
 //! `user add`, `user passwd`, `user list` on the real binary.
 
 mod support;
+use serde_json::json;
 use support::*;
 
 #[test]
@@ -197,9 +198,22 @@ fn user_list_shows_accounts_with_token_counts() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(lines.len(), 3, "{human}");
-    assert_eq!(lines[0], ["USER", "TOKENS", "CREATED"]);
-    assert_eq!(lines[1][..2], ["alice", "1"], "sorted by name: {human}");
-    assert_eq!(lines[2][..2], ["bob_ci+x-1@example.com", "0"], "{human}");
+    assert_eq!(
+        lines[0],
+        ["USER", "EMAIL", "IDENTITY", "TOKENS", "CREATED", "STATUS"]
+    );
+    // A local account: no email; edges see its name.
+    assert_eq!(
+        lines[1][..4],
+        ["alice", "-", "alice", "1"],
+        "sorted by name: {human}"
+    );
+    assert_eq!(lines[1][5..], ["enabled"], "{human}");
+    assert_eq!(
+        lines[2][..4],
+        ["bob_ci+x-1@example.com", "-", "bob_ci+x-1@example.com", "0"],
+        "{human}"
+    );
 
     let json = admin.run(&["--json", "user", "list"]).json();
     let rows = json.as_array().expect("array");
@@ -212,4 +226,13 @@ fn user_list_shows_accounts_with_token_counts() {
     }));
     assert_eq!(rows[1]["name"], "bob_ci+x-1@example.com");
     assert_eq!(rows[1]["tokens"], 0);
+    assert_eq!(
+        (
+            &rows[0]["platform_uid"],
+            &rows[0]["email"],
+            &rows[0]["disabled"]
+        ),
+        (&json!(null), &json!(null), &json!(null))
+    );
+    assert_eq!(rows[0]["identity"], "alice");
 }

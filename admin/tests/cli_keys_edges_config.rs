@@ -168,6 +168,11 @@ fn config_show_and_set() {
             "last_version": null,
             "session_idle_secs": 1800,
             "session_lifetime_secs": 43200,
+            "platform_url": null,
+            "platform_session_cache_secs": 5,
+            "platform_timeout_secs": 5,
+            "platform_password_check": "signin",
+            "platform_identity": "uid",
             "max_grace_secs": 604800
         })
     );

@@ -46,6 +46,7 @@ fn changes(admin: &Admin, count: usize, per_change: usize) -> Vec<String> {
                             last_used_ip: None,
                             networks: Vec::new(),
                             old_value: None,
+                            suspended: false,
                         },
                     )?;
                 }

@@ -23,6 +23,15 @@ const CLIENT: &str = "x-test-client";
 /// Parallel attempts per round.
 const PARALLEL: usize = 20;
 
+/// The tests of this file run one at a time: each loads the machine with 20 parallel
+/// attempts (one of them 20 connections for 20 s), and their timing bounds are about one
+/// round, not about the others'.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serialized() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A token API request written but its last byte.
 struct Pending {
     stream: TcpStream,
@@ -185,6 +194,7 @@ fn sign_in_query(login: &str, password: &str) -> String {
 
 #[test]
 fn parallel_sign_ins_at_zero_back_off_get_one_check_at_a_time() {
+    let _serial = serialized();
     let admin = Admin::new();
     admin.user("alice");
     let server = admin.serve_api();
@@ -229,6 +239,7 @@ fn parallel_sign_ins_at_zero_back_off_get_one_check_at_a_time() {
 
 #[test]
 fn parallel_sign_ins_at_a_grown_back_off_check_one_and_refuse_the_right_password() {
+    let _serial = serialized();
     let admin = Admin::new();
     admin.user("alice");
     let server = admin.serve_api();
@@ -295,6 +306,7 @@ fn parallel_sign_ins_at_a_grown_back_off_check_one_and_refuse_the_right_password
 
 #[test]
 fn one_check_at_a_time_per_client_address_and_per_unknown_login() {
+    let _serial = serialized();
     let admin = Admin::new();
     admin.user("alice");
     let server = admin.serve_api();
@@ -367,6 +379,7 @@ fn description(admin: &Admin, id: i64) -> String {
 
 #[test]
 fn parallel_change_confirmations_get_one_check_at_a_time() {
+    let _serial = serialized();
     let (admin, server, session, id) = with_token();
     let port = server.api_port.expect("api");
     // At zero back-off: 19 wrong, the right one in the middle.
@@ -471,8 +484,8 @@ fn cli_edit(admin: &Admin, id: i64, description: &str) -> Child {
 
 /// Waits until the process blocks reading its standard input (Linux: `/proc/PID/syscall`
 /// names `read` (0 on x86-64, 63 on aarch64) on descriptor 0).
-fn wait_reading_stdin(child: &Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+fn wait_reading_stdin(child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let syscall =
             std::fs::read_to_string(format!("/proc/{}/syscall", child.id())).unwrap_or_default();
@@ -482,9 +495,16 @@ fn wait_reading_stdin(child: &Child) {
         if (number == "0" || number == "63") && fd == "0x0" {
             return;
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = err.read_to_string(&mut stderr);
+            }
+            panic!("pat-admin exited ({status}) before it read its password: {stderr}");
+        }
         assert!(
             Instant::now() < deadline,
-            "pat-admin never read its password"
+            "pat-admin never read its password: /proc says {syscall:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -501,7 +521,7 @@ fn parallel_cli_edits(
     let mut children: Vec<Child> = (0..n)
         .map(|i| cli_edit(admin, id, &format!("cli edit {i}")))
         .collect();
-    for child in &children {
+    for child in &mut children {
         wait_reading_stdin(child);
     }
     let released = Instant::now();
@@ -525,6 +545,7 @@ fn parallel_cli_edits(
 
 #[test]
 fn parallel_cli_confirmations_get_one_check_at_a_time() {
+    let _serial = serialized();
     let admin = Admin::new();
     admin.user("alice");
     let (id, _) = admin.token("alice", &["--api", "ide-plugins"]);
@@ -595,6 +616,7 @@ fn parallel_cli_confirmations_get_one_check_at_a_time() {
 /// connection waited out the back-off on its own: 20 at once, then 20 every 16 s.
 #[test]
 fn guesses_per_window_with_20_parallel_connections() {
+    let _serial = serialized();
     let window = std::env::var("PAT_ATTEMPTS_WINDOW")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())

@@ -26,6 +26,12 @@ use tempfile::TempDir;
 pub const PASSWORD: &str = "correct horse battery";
 /// An ordinary login session the stand-in knows (user `legacy-user`).
 pub const LEGACY_SESSION: &str = "legacy-session-0123456789";
+/// Platform mode: the platform's accounts in the stand-in (uid, email), all with
+/// [`PLATFORM_PASSWORD`]: alice and bob.
+pub const PLATFORM_ACCOUNTS: [(i64, &str); 2] =
+    [(1001, "alice@example.com"), (1002, "bob@example.com")];
+/// Platform mode: the password of the platform's accounts (pat-edge never stores it).
+pub const PLATFORM_PASSWORD: &str = "platform pass phrase 7";
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -207,10 +213,12 @@ pub struct Stack {
     edge_key_file: PathBuf,
     envoy: Option<Proc>,
     generation: u32,
-    _standin: Proc,
+    standin: Option<Proc>,
     origin: Option<Proc>,
     /// Changes this stack makes to `envoy.yaml` (besides ports and the wasm path).
     patch: Box<dyn Fn(String) -> String + Send + Sync>,
+    /// Platform mode: the platform (the stand-in) signs users in, `envoy-platform.yaml`.
+    platform_mode: bool,
 }
 
 impl Stack {
@@ -224,6 +232,22 @@ impl Stack {
     /// Like [`Stack::start`], with `patch` applied to `envoy.yaml` at every (re)start (e.g.
     /// to change the filter's configuration).
     pub fn start_with(patch: impl Fn(String) -> String + Send + Sync + 'static) -> Self {
+        Self::start_in(false, patch)
+    }
+
+    /// A stack in platform mode: the stand-in plays the platform's accounts
+    /// ([`PLATFORM_ACCOUNTS`], password [`PLATFORM_PASSWORD`]; sessions made by its Signin),
+    /// Envoy runs `envoy-platform.yaml` (only the token methods go to pat-admin), and
+    /// `pat-admin serve --platform-url` asks the stand-in about sessions and passwords, its
+    /// answers cached 1 s (`platform-session-cache`). No local account is made.
+    pub fn start_platform() -> Self {
+        Self::start_in(true, |config| config)
+    }
+
+    fn start_in(
+        platform_mode: bool,
+        patch: impl Fn(String) -> String + Send + Sync + 'static,
+    ) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let ports = Ports {
             public: free_port(),
@@ -233,11 +257,18 @@ impl Stack {
             origin: free_port(),
             api: free_port(),
         };
+        let mut standin = Command::new(binary("platform-standin"));
+        standin
+            .args(["--listen", &format!("127.0.0.1:{}", ports.platform)])
+            .args(["--session", &format!("{LEGACY_SESSION}=legacy-user")]);
+        for (uid, email) in PLATFORM_ACCOUNTS {
+            standin
+                .arg("--account")
+                .arg(format!("{uid}:{email}:{PLATFORM_PASSWORD}"));
+        }
         let standin = Proc::spawn(
             "platform-standin",
-            Command::new(binary("platform-standin"))
-                .args(["--listen", &format!("127.0.0.1:{}", ports.platform)])
-                .args(["--session", &format!("{LEGACY_SESSION}=legacy-user")])
+            standin
                 .stdout(Stdio::null())
                 .stderr(log_file(dir.path(), "standin.log")),
         );
@@ -249,11 +280,17 @@ impl Stack {
             edge_key_file,
             envoy: None,
             generation: 0,
-            _standin: standin,
+            standin: Some(standin),
             origin: None,
             patch: Box::new(patch),
+            platform_mode,
             dir,
         };
+        if platform_mode {
+            // Before serve starts (it reads the settings once): answers about sessions are
+            // reused for 1 s, so tests of sessions the platform ended wait little.
+            stack.admin_ok(&["config", "set", "platform-session-cache", "1s"], "");
+        }
         stack.start_origin();
         // serve creates (or migrates) the store before it listens: until then, another
         // process opening it could find a half-made database.
@@ -261,10 +298,12 @@ impl Stack {
         stack.wait_for_origin(ports.api);
         let key = stack.admin_ok(&["--json", "key", "generate"], "");
         stack.public_key = key["public_key"].as_str().expect("public key").to_string();
-        stack.admin_ok(
-            &["user", "add", "alice", "--password-stdin"],
-            &format!("{PASSWORD}\n"),
-        );
+        if !platform_mode {
+            stack.admin_ok(
+                &["user", "add", "alice", "--password-stdin"],
+                &format!("{PASSWORD}\n"),
+            );
+        }
         stack.admin_ok(&["edge", "add", &stack.control_url()], "");
         let edge_key = stack.admin_ok(
             &[
@@ -289,24 +328,58 @@ impl Stack {
     /// cluster, trusting the client address Envoy sets) on this stack's store.
     pub fn start_origin(&mut self) {
         let log = log_file_appending(self.dir.path(), "origin.log");
+        let mut serve = Command::new(binary("pat-admin"));
+        serve
+            .env_remove("PAT_ADMIN_STORE")
+            .arg("--store")
+            .arg(self.dir.path().join("store"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", self.ports.origin),
+                "--api-listen",
+                &format!("127.0.0.1:{}", self.ports.api),
+                "--client-address-header",
+                "x-pat-client-address",
+            ]);
+        if self.platform_mode {
+            serve.args(["--platform-url", &self.platform_base()]);
+        }
         self.origin = Some(Proc::spawn(
             "pat-admin serve",
-            Command::new(binary("pat-admin"))
-                .env_remove("PAT_ADMIN_STORE")
-                .arg("--store")
-                .arg(self.dir.path().join("store"))
-                .args([
-                    "serve",
-                    "--listen",
-                    &format!("127.0.0.1:{}", self.ports.origin),
-                    "--api-listen",
-                    &format!("127.0.0.1:{}", self.ports.api),
-                    "--client-address-header",
-                    "x-pat-client-address",
-                ])
-                .stdout(Stdio::null())
-                .stderr(log),
+            serve.stdout(Stdio::null()).stderr(log),
         ));
+    }
+
+    /// Stops the platform stand-in (SIGKILL): the platform is down.
+    pub fn kill_standin(&mut self) {
+        if let Some(mut standin) = self.standin.take() {
+            standin.kill();
+        }
+    }
+
+    /// The platform's (the stand-in's) base URL, behind Envoy's `platform_api` cluster.
+    pub fn platform_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.platform)
+    }
+
+    /// A test hook of the stand-in (`/_standin/account?uid=…&status=SUSPENDED`, `/_standin/mode?mode=garbage`,
+    /// `/_standin/calls`): its JSON answer.
+    pub fn standin(&self, path_and_query: &str) -> Value {
+        let client = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let url = format!("{}{path_and_query}", self.platform_base());
+        let response = if path_and_query.starts_with("/_standin/calls") {
+            client.get(url).send()
+        } else {
+            client.post(url).send()
+        };
+        let text = response
+            .and_then(reqwest::blocking::Response::text)
+            .expect("the stand-in answers");
+        serde_json::from_str(&text).expect("the stand-in answers JSON")
     }
 
     /// The origin's log so far (`pat-admin serve`'s stderr, every start).
@@ -393,7 +466,12 @@ impl Stack {
             target_dir().join("wasm32-wasip1/release/pat_plugin.wasm"),
             "build it with `cargo build --release --target wasm32-wasip1 -p pat-plugin`",
         );
-        let original = std::fs::read_to_string(root().join("envoy.yaml")).expect("envoy.yaml");
+        let source = if self.platform_mode {
+            "envoy-platform.yaml"
+        } else {
+            "envoy.yaml"
+        };
+        let original = std::fs::read_to_string(root().join(source)).expect(source);
         let mut config = original.replace(
             "target/wasm32-wasip1/release/pat_plugin.wasm",
             &wasm.display().to_string(),

@@ -8,7 +8,10 @@
 //! - with an ordinary `session` (query, form or multipart body) that it was told about
 //!   (`--session VALUE=USER`): `{"result": 0, ...}` for that user;
 //! - with an unknown session: the platform's own error, `{"result": 701, "error":
-//!   "session ... is not valid", "source": "JEL"}`; without any: `authentication required`.
+//!   "session ... is not valid", "source": "JEL"}`; without any: `authentication required`;
+//! - the platform's own accounts for pat-edge's platform mode (`--account
+//!   UID:EMAIL:PASSWORD[:STATUS]`): `Signin`, `Signout`, `GetUserInfo`, `CheckPassword`, and
+//!   the login sessions Signin makes, valid for every other method too ([`platform`]).
 //!
 //! Session values are never logged or echoed in full. Every reply and log line counts the
 //! token values that reached it anywhere (`token_values_seen`): with `strip_token`, none may.
@@ -16,7 +19,10 @@
 //! (`identity_headers`), and the names of headers with `_` (`underscore_headers`).
 //!
 //! # Layout
-//! One file: [`main`] parses the options and serves; [`answer`] decides the reply.
+//! [`main`] parses the options and serves; [`answer`] decides the reply; [`platform`] plays
+//! the platform's accounts and sessions.
+
+mod platform;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,10 +48,22 @@ struct Opts {
     /// An ordinary login session it accepts, as VALUE=USER (repeatable).
     #[arg(long = "session", value_name = "VALUE=USER")]
     sessions: Vec<String>,
+    /// A platform account (for pat-edge's platform mode), as UID:EMAIL:PASSWORD[:STATUS]
+    /// (STATUS: ENABLED, the default, or SUSPENDED; repeatable).
+    #[arg(long = "account", value_name = "UID:EMAIL:PASSWORD[:STATUS]")]
+    accounts: Vec<String>,
+    /// How long a login session made by Signin lasts, seconds.
+    #[arg(long, default_value_t = 3600)]
+    session_lifetime: u64,
 }
 
-/// Known ordinary sessions.
-type Sessions = Arc<HashMap<String, String>>;
+/// What the stand-in knows: sessions it was told about, and the platform's accounts.
+struct App {
+    sessions: HashMap<String, String>,
+    accounts: platform::Accounts,
+}
+
+type Shared = Arc<App>;
 
 fn main() -> std::process::ExitCode {
     let opts = Opts::parse();
@@ -57,6 +75,16 @@ fn main() -> std::process::ExitCode {
         };
         sessions.insert(value.to_string(), user.to_string());
     }
+    let accounts = match platform::Accounts::new(
+        &opts.accounts,
+        std::time::Duration::from_secs(opts.session_lifetime),
+    ) {
+        Ok(accounts) => accounts,
+        Err(e) => {
+            eprintln!("platform-standin: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -78,7 +106,7 @@ fn main() -> std::process::ExitCode {
         let app = Router::new()
             .fallback(handle)
             .layer(DefaultBodyLimit::max(1 << 30))
-            .with_state(Arc::new(sessions));
+            .with_state(Arc::new(App { sessions, accounts }));
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -95,13 +123,23 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn handle(
-    State(sessions): State<Sessions>,
+    State(app): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (status, mut reply) = answer(&sessions, &method, &uri, &headers, &body);
+    if let Some((status, text, delay)) = account_method(&app, &uri, &headers, &body) {
+        tokio::time::sleep(delay).await;
+        eprintln!("platform-standin: {method} {} -> HTTP {status}", uri.path());
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, "application/json")],
+            text,
+        )
+            .into_response();
+    }
+    let (status, mut reply) = answer(&app, &method, &uri, &headers, &body);
     // How many token values reached the platform at all (with strip_token: none should).
     let seen = token_values(uri.to_string().as_bytes())
         + headers
@@ -146,6 +184,37 @@ fn identity_headers(headers: &HeaderMap) -> Value {
     Value::Object(received)
 }
 
+/// The platform's account methods and the test hooks (see [`platform`]); `None` for every
+/// other request.
+fn account_method(
+    app: &App,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<platform::Answer> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let query = uri.query().unwrap_or_default().as_bytes().to_vec();
+    let body = if form { body.to_vec() } else { Vec::new() };
+    let param = move |name: &str| {
+        form_urlencoded::parse(&query)
+            .chain(form_urlencoded::parse(&body))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if uri.path().starts_with("/_standin/") {
+        return Some(app.accounts.admin(uri.path(), param));
+    }
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let method = resolve_path(path_and_query).ok()?;
+    app.accounts.answer(method.as_str(), param)
+}
+
 /// How many values in token format (prefix and valid checksum) `bytes` contains.
 fn token_values(bytes: &[u8]) -> usize {
     let prefix = pat_core::token::PREFIX.as_bytes();
@@ -162,7 +231,7 @@ fn token_values(bytes: &[u8]) -> usize {
 
 /// The reply to one request.
 fn answer(
-    sessions: &HashMap<String, String>,
+    app: &App,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -223,7 +292,12 @@ fn answer(
         return (StatusCode::OK, reply);
     }
     match session {
-        Some(value) => match sessions.get(&value) {
+        Some(value) => match app
+            .sessions
+            .get(&value)
+            .cloned()
+            .or_else(|| app.accounts.session_email(&value))
+        {
             Some(user) => {
                 reply["via"] = json!("session");
                 reply["user"] = json!(user);
@@ -250,13 +324,17 @@ mod tests {
     use super::*;
 
     fn ask(uri: &str, headers: &[(&'static str, &str)], body: &str) -> Value {
-        let sessions = HashMap::from([("demo-session".to_string(), "alice".to_string())]);
+        let app = App {
+            sessions: HashMap::from([("demo-session".to_string(), "alice".to_string())]),
+            accounts: platform::Accounts::new(&[], std::time::Duration::from_secs(60))
+                .expect("no accounts"),
+        };
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.insert(*k, v.parse().expect("header"));
         }
         answer(
-            &sessions,
+            &app,
             &Method::POST,
             &uri.parse().expect("uri"),
             &map,

@@ -51,6 +51,7 @@ use crate::ops::{
     Scope, Selection,
 };
 use crate::password;
+use crate::platform::{self, ApiPasswords, Platform, SessionAnswer, SessionCache};
 use crate::publish;
 use crate::store::sessions;
 use crate::store::snapshots::Published;
@@ -89,6 +90,12 @@ pub mod code {
     /// address) is waiting or running, so this one was not checked; nothing was changed.
     /// The answer's `retryAfter` says in how many seconds that check should be over.
     pub const TOO_MANY_ATTEMPTS: i64 = 714;
+    /// The account is disabled (by the operator, or the platform says it is suspended): it
+    /// may not change tokens, and its tokens are on no edge.
+    pub const ACCOUNT_DISABLED: i64 = 715;
+    /// Platform mode: the platform did not answer (down, too slow, or not its JSON); nothing
+    /// was changed.
+    pub const PLATFORM_UNAVAILABLE: i64 = 716;
     /// The service failed (its store); the change, if any, was not made.
     pub const INTERNAL: i64 = 99;
 }
@@ -145,6 +152,12 @@ impl ApiError {
     }
 }
 
+impl From<platform::PlatformError> for ApiError {
+    fn from(e: platform::PlatformError) -> Self {
+        Self::from(Error::Platform(e))
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
@@ -158,6 +171,14 @@ impl From<Error> for ApiError {
                 ),
                 retry_after: Some(retry_after),
             },
+            Error::AccountDisabled { .. } => Self::new(code::ACCOUNT_DISABLED, e.to_string()),
+            Error::Platform(e) => {
+                eprintln!("pat-admin serve: API: {e}");
+                Self::new(
+                    code::PLATFORM_UNAVAILABLE,
+                    format!("{e}; nothing was changed, try again later"),
+                )
+            }
             Error::NoSuchToken { id, .. } => {
                 Self::new(code::NOT_FOUND, format!("token {id} not found"))
             }
@@ -186,6 +207,14 @@ pub struct Config {
     /// A request header that carries the client's address (set by Envoy; the service then
     /// trusts it, so only use it when nothing but Envoy can reach the API's address).
     pub client_address_header: Option<HeaderName>,
+    /// Platform mode's settings (`None`: standalone mode).
+    pub platform: Option<platform::Settings>,
+}
+
+/// Platform mode: the calls to the platform and its answers about sessions.
+struct PlatformMode {
+    platform: Platform,
+    sessions: SessionCache,
 }
 
 /// The service: the store directory, a few open connections, the catalogue.
@@ -196,6 +225,63 @@ pub struct Api {
     dummy_hash: String,
     config: Config,
     runtime: tokio::runtime::Handle,
+    platform: Option<PlatformMode>,
+}
+
+/// Who calls: the account acting, and the login session it came with (platform mode's
+/// `CheckPassword` needs it; never stored).
+struct Caller<'p> {
+    actor: Actor,
+    session: &'p str,
+}
+
+/// The methods served, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenMethod {
+    Signin,
+    Signout,
+    CreateToken,
+    EditToken,
+    RegenerateToken,
+    DeleteTokens,
+    GetTokens,
+    GetTokenTemplates,
+    GetTokenApiList,
+}
+
+impl TokenMethod {
+    const ALL: [Self; 9] = [
+        Self::Signin,
+        Self::Signout,
+        Self::CreateToken,
+        Self::EditToken,
+        Self::RegenerateToken,
+        Self::DeleteTokens,
+        Self::GetTokens,
+        Self::GetTokenTemplates,
+        Self::GetTokenApiList,
+    ];
+
+    /// The method named `name` (any case).
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(name))
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Signin => "Signin",
+            Self::Signout => "Signout",
+            Self::CreateToken => "CreateToken",
+            Self::EditToken => "EditToken",
+            Self::RegenerateToken => "RegenerateToken",
+            Self::DeleteTokens => "DeleteTokens",
+            Self::GetTokens => "GetTokens",
+            Self::GetTokenTemplates => "GetTokenTemplates",
+            Self::GetTokenApiList => "GetTokenApiList",
+        }
+    }
 }
 
 /// A store connection borrowed from the pool; returned when dropped.
@@ -228,13 +314,49 @@ impl Api {
         // Unknown logins are checked against this, so they cost what a real check costs.
         let dummy = sessions::new_value()?;
         let dummy_hash = password::hash(&dummy)?;
+        let runtime = tokio::runtime::Handle::current();
+        let platform = match &config.platform {
+            Some(settings) => Some(PlatformMode {
+                sessions: SessionCache::new(settings.session_cache),
+                platform: Platform::new(settings.clone(), runtime.clone())?,
+            }),
+            None => None,
+        };
         Ok(Self {
             dir,
             catalogue,
             pool: Mutex::new(Vec::new()),
             dummy_hash,
             config,
-            runtime: tokio::runtime::Handle::current(),
+            runtime,
+            platform,
+        })
+    }
+
+    /// Which mode it runs in, for the log: standalone, or platform mode with the platform's
+    /// address.
+    pub fn mode(&self) -> String {
+        match &self.platform {
+            None => "standalone mode (pat-admin's accounts sign in here)".into(),
+            Some(mode) => {
+                let s = mode.platform.settings();
+                format!(
+                    "platform mode: sessions and passwords checked by the platform at {} (sessions cached {} s, calls time out after {} s, passwords confirmed by {}, edges see the {})",
+                    s.url,
+                    s.session_cache.as_secs(),
+                    s.timeout.as_secs(),
+                    s.password_check.as_str(),
+                    s.identity.as_str()
+                )
+            }
+        }
+    }
+
+    /// How platform accounts' passwords are confirmed for this caller (platform mode).
+    fn passwords<'s>(&'s self, caller: &Caller<'s>) -> Option<ApiPasswords<'s>> {
+        self.platform.as_ref().map(|mode| ApiPasswords {
+            platform: &mode.platform,
+            session: caller.session,
         })
     }
 
@@ -270,26 +392,35 @@ impl Api {
     }
 
     fn dispatch(&self, method: &str, params: &Params, client: &str) -> Result<Value, ApiError> {
-        let Some(&name) = METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)) else {
+        let Some(method) = TokenMethod::parse(method) else {
             return Err(unknown_method(method));
         };
         let mut pooled = self.store()?;
         let store = pooled.get();
-        match name {
-            "Signin" => self.signin(store, params, client),
-            "Signout" => self.signout(store, params),
-            other => {
-                let actor = self.authenticate(store, params, client)?;
-                match other {
-                    "CreateToken" => self.create(store, &actor, params),
-                    "EditToken" => self.edit(store, &actor, params),
-                    "RegenerateToken" => self.regenerate(store, &actor, params),
-                    "DeleteTokens" => self.delete(store, &actor, params),
-                    "GetTokens" => self.get_tokens(store, &actor, params),
-                    "GetTokenTemplates" => Ok(self.templates()),
-                    _ => self.api_list(params),
-                }
-            }
+        if self.platform.is_some() && matches!(method, TokenMethod::Signin | TokenMethod::Signout) {
+            return Err(ApiError::new(
+                code::UNKNOWN_METHOD,
+                format!(
+                    "users.Authentication.{} is the platform's own here (platform mode): Envoy routes it to the platform; sign in there and use that session",
+                    method.as_str()
+                ),
+            ));
+        }
+        match method {
+            TokenMethod::Signin => return self.signin(store, params, client),
+            TokenMethod::Signout => return self.signout(store, params),
+            _ => {}
+        }
+        let caller = self.authenticate(store, params, client)?;
+        match method {
+            TokenMethod::Signin | TokenMethod::Signout => unreachable_method(method),
+            TokenMethod::GetTokenApiList => self.api_list(params),
+            TokenMethod::GetTokenTemplates => Ok(self.templates()),
+            TokenMethod::CreateToken => self.create(store, &caller, params),
+            TokenMethod::EditToken => self.edit(store, &caller, params),
+            TokenMethod::RegenerateToken => self.regenerate(store, &caller, params),
+            TokenMethod::DeleteTokens => self.delete(store, &caller, params),
+            TokenMethod::GetTokens => self.get_tokens(store, &caller, params),
         }
     }
 
@@ -386,13 +517,17 @@ impl Api {
         Ok(json!({ "result": code::OK }))
     }
 
-    /// The account a valid login session names, as an actor from `client`.
-    fn authenticate(
+    /// The account a valid login session names, as an actor from `client`: pat-admin's own
+    /// session (standalone mode), or the platform's (platform mode).
+    fn authenticate<'p>(
         &self,
         store: &mut Store,
-        params: &Params,
+        params: &'p Params,
         client: &str,
-    ) -> Result<Actor, ApiError> {
+    ) -> Result<Caller<'p>, ApiError> {
+        if let Some(mode) = &self.platform {
+            return self.authenticate_with_platform(mode, store, params, client);
+        }
         let value = session_param(params)?;
         let hash = sessions::hash(value);
         let Some(found) = sessions::get(store.conn(), &hash)? else {
@@ -413,7 +548,66 @@ impl Api {
         if at.saturating_sub(found.last_used_at) >= sessions::TOUCH_EVERY {
             store.write(|tx| sessions::touch(tx, &hash, at))?;
         }
-        Ok(Actor::api(found.user, client.to_string()))
+        Ok(Caller {
+            actor: Actor::api(found.user, client.to_string()),
+            session: value,
+        })
+    }
+
+    /// Platform mode: whose the platform says the session is (`GetUserInfo`, its answer kept
+    /// a few seconds by the session's SHA-256), as the store's account for that uid (made on
+    /// first use, its email kept up to date, disabled while the platform says it is not
+    /// enabled: [`Ops::platform_account`]; a change of what the edges hold is pushed).
+    fn authenticate_with_platform<'p>(
+        &self,
+        mode: &PlatformMode,
+        store: &mut Store,
+        params: &'p Params,
+        client: &str,
+    ) -> Result<Caller<'p>, ApiError> {
+        let value = platform_session_param(params)?;
+        let hash = sessions::hash(value);
+        let info = match mode.sessions.get(&hash) {
+            Some(info) => info,
+            None => match mode.platform.user_info(value)? {
+                SessionAnswer::Valid(info) => {
+                    mode.sessions.put(hash, info.clone());
+                    info
+                }
+                SessionAnswer::Invalid(code) => {
+                    eprintln!(
+                        "pat-admin serve: API: the platform's GetUserInfo refused a session from {client} (result {code})"
+                    );
+                    return Err(ApiError::session(format!(
+                        "the session is not valid on the platform (its GetUserInfo answered result {code}): sign in with the platform's Signin"
+                    )));
+                }
+            },
+        };
+        let actor = format!("api {client}");
+        let change = Ops::new(store, self.catalogue).platform_account(&actor, &info)?;
+        if change.changed {
+            // An email or a status changed: later answers must come from the platform.
+            mode.sessions.forget_uid(info.uid);
+        }
+        if change.built.is_some() {
+            // What the edges hold changed (a suspension, an enabling, an identity): push it
+            // now, as a change does; the origin hands it out all the same.
+            self.publish(store, change.built);
+        }
+        if !info.is_enabled() {
+            return Err(ApiError::new(
+                code::ACCOUNT_DISABLED,
+                format!(
+                    "the platform says the account is {}: it may not manage tokens, and its tokens were taken off the edges",
+                    info.status
+                ),
+            ));
+        }
+        Ok(Caller {
+            actor: Actor::api(change.account.name, client.to_string()),
+            session: value,
+        })
     }
 
     /// `tokenTemplate` or `apiList`, checked; `None` when neither was given.
@@ -447,7 +641,13 @@ impl Api {
         Ok(Some(Networks::parse(&items, "allowedIps")?))
     }
 
-    fn create(&self, store: &mut Store, actor: &Actor, params: &Params) -> Result<Value, ApiError> {
+    fn create(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
         let description = Self::description(params, "description")?
             .ok_or_else(|| ApiError::invalid("the parameter `description` is required"))?;
         let scope = self.scope(params)?.ok_or_else(|| {
@@ -456,7 +656,9 @@ impl Api {
             )
         })?;
         let networks = Self::networks(params)?.unwrap_or_default();
-        let mut ops = Ops::new(store, self.catalogue);
+        let passwords = self.passwords(caller);
+        let mut ops =
+            Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
         let expiry = ops.expiry_api(params.optional("expiresAt")?)?;
         let password = params.required("password")?;
         let confirmed = ops.confirm(actor, password, |_, _| {})?;
@@ -470,12 +672,20 @@ impl Api {
         Ok(json!({ "result": code::OK, "token": token, "publish": publish }))
     }
 
-    fn edit(&self, store: &mut Store, actor: &Actor, params: &Params) -> Result<Value, ApiError> {
+    fn edit(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
         let id = one_id(params, &["id"])?;
         let description = Self::description(params, "description")?;
         let scope = self.scope(params)?;
         let networks = Self::networks(params)?;
-        let mut ops = Ops::new(store, self.catalogue);
+        let passwords = self.passwords(caller);
+        let mut ops =
+            Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
         let expiry = if params.has("expiresAt") {
             // Present but empty: no expiry.
             Some(ops.expiry_api(params.optional("expiresAt")?)?)
@@ -511,12 +721,15 @@ impl Api {
     fn regenerate(
         &self,
         store: &mut Store,
-        actor: &Actor,
+        caller: &Caller<'_>,
         params: &Params,
     ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
         // The spec names it `id`; py-jelastic sends `ids`.
         let id = one_id(params, &["id", "ids"])?;
-        let mut ops = Ops::new(store, self.catalogue);
+        let passwords = self.passwords(caller);
+        let mut ops =
+            Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
         ops.show(actor, id)?;
         let given = params
             .optional("expiresAt")?
@@ -549,12 +762,20 @@ impl Api {
         Ok(json!({ "result": code::OK, "token": token, "publish": publish }))
     }
 
-    fn delete(&self, store: &mut Store, actor: &Actor, params: &Params) -> Result<Value, ApiError> {
+    fn delete(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
         let selection = match params::ids("ids", params.required("ids")?, true)? {
             Ids::All => Selection::All,
             Ids::Some(ids) => Selection::Ids(ids),
         };
-        let mut ops = Ops::new(store, self.catalogue);
+        let passwords = self.passwords(caller);
+        let mut ops =
+            Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
         let removal = ops.prepare_remove(actor, selection)?;
         let password = params.required("password")?;
         let confirmed = ops.confirm(actor, password, |_, _| {})?;
@@ -569,9 +790,10 @@ impl Api {
     fn get_tokens(
         &self,
         store: &mut Store,
-        actor: &Actor,
+        caller: &Caller<'_>,
         params: &Params,
     ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
         let ops = Ops::new(store, self.catalogue);
         let rows = match params.optional("ids")? {
             None => ops.list(actor)?,
@@ -707,6 +929,30 @@ impl Api {
     }
 }
 
+/// Platform mode's `session` parameter: the platform's login session (opaque: not empty, at
+/// most 512 printable ASCII characters), never an access token.
+fn platform_session_param(params: &Params) -> Result<&str, ApiError> {
+    let value = params.optional("session")?.ok_or_else(|| {
+        ApiError::session(
+            "a login session is required: sign in with the platform's Signin and pass it as session",
+        )
+    })?;
+    if pat_core::token::is_token_like(value) {
+        return Err(ApiError::session(
+            "an access token cannot manage tokens: sign in with the platform's Signin and use that session",
+        ));
+    }
+    if value.is_empty()
+        || value.len() > platform::MAX_SESSION
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::session(
+            "the session is not valid: sign in with the platform's Signin",
+        ));
+    }
+    Ok(value)
+}
+
 /// The `session` parameter, which must be a login session (never an access token).
 fn session_param(params: &Params) -> Result<&str, ApiError> {
     let value = params.optional("session")?.ok_or_else(|| {
@@ -747,6 +993,14 @@ fn one_id(params: &Params, names: &[&str]) -> Result<i64, ApiError> {
 /// canonical name, unique across the catalogue (tested).
 pub fn method_id(canonical: &str) -> u32 {
     crc32fast::hash(canonical.as_bytes())
+}
+
+/// Signin and Signout are answered before a caller is authenticated.
+fn unreachable_method(method: TokenMethod) -> Result<Value, ApiError> {
+    Err(ApiError::new(
+        code::INTERNAL,
+        format!("{} was not answered", method.as_str()),
+    ))
 }
 
 fn unknown_method(method: &str) -> ApiError {

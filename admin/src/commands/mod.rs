@@ -68,17 +68,33 @@ impl Ctx {
     }
 
     /// Confirms the actor's password ([`Ops::confirm`]): reads it (prompt or
-    /// `--password-stdin`), announces the back-off on stderr when there is one, checks it.
+    /// `--password-stdin`), announces the back-off on stderr when there is one, checks it (a
+    /// platform account's with the platform: `config set platform-url`).
     pub fn confirm(&mut self, actor: &Actor, source: &mut Source) -> Result<Confirmed> {
-        let user = actor.account().to_string();
+        let account = users::require(self.store.conn(), actor.account())?;
+        let user = account.display();
         let password = source.read(&format!("Password for {user}: "))?;
         let out = self.out;
-        self.ops().confirm(actor, &password, |delay, failures| {
+        let announce = |delay: Duration, failures: u32| {
             out.note(&format!(
                 "Checking the password in {} s: {user} had {failures} wrong password(s) in a row.",
                 delay.as_secs_f64(),
             ));
-        })
+        };
+        if account.platform_uid.is_none() {
+            return self.ops().confirm(actor, &password, announce);
+        }
+        // A platform account: the platform checks its password.
+        let runtime = runtime()?;
+        let platform = crate::platform::Settings::from_store(self.store.conn(), None)?
+            .map(|settings| crate::platform::Platform::new(settings, runtime.handle().clone()))
+            .transpose()?;
+        let checker = platform
+            .as_ref()
+            .map(|p| p as &dyn crate::ops::PlatformPasswords);
+        Ops::new(&mut self.store, self.catalogue)
+            .with_platform(checker)
+            .confirm(actor, &password, announce)
     }
 
     /// The edge timeouts: the flags, else `PAT_ADMIN_PUSH_TIMEOUT` / `PAT_ADMIN_PUSH_DEADLINE`

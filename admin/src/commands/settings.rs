@@ -26,6 +26,16 @@ struct Settings {
     session_lifetime_secs: u64,
     /// The longest grace window `regenerate --grace` may give, seconds (0: none).
     max_grace_secs: u64,
+    /// Platform mode's platform API (`null`: standalone mode, unless `serve --platform-url`).
+    platform_url: Option<String>,
+    /// How long the platform's answer about a session is reused, seconds.
+    platform_session_cache_secs: u64,
+    /// How long one call to the platform may take, seconds.
+    platform_timeout_secs: u64,
+    /// `signin` or `check-password`.
+    platform_password_check: String,
+    /// What edges forward for platform accounts: `uid` or `email`.
+    platform_identity: String,
 }
 
 /// An audit entry as shown.
@@ -103,6 +113,60 @@ fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>
             }
             Ok((name, Some(secs.to_string()), duration::text(secs)))
         }
+        "platform-url" => {
+            if value == "none" {
+                return Ok((
+                    settings::PLATFORM_URL,
+                    None,
+                    "none (standalone mode)".into(),
+                ));
+            }
+            let url = crate::platform::parse_url(value)?;
+            Ok((
+                settings::PLATFORM_URL,
+                Some(url.to_string()),
+                url.to_string(),
+            ))
+        }
+        "platform-session-cache" | "platform-timeout" => {
+            let (name, (min, max)) = if key == "platform-timeout" {
+                (settings::PLATFORM_TIMEOUT, settings::PLATFORM_TIMEOUT_RANGE)
+            } else {
+                (
+                    settings::PLATFORM_SESSION_CACHE,
+                    settings::PLATFORM_SESSION_CACHE_RANGE,
+                )
+            };
+            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
+            if !(min..=max).contains(&secs) {
+                return Err(Error::Invalid(format!(
+                    "{key}: {value} is outside the allowed range, {} to {}",
+                    duration::text(min),
+                    duration::text(max)
+                )));
+            }
+            Ok((name, Some(secs.to_string()), duration::text(secs)))
+        }
+        "platform-password-check" => match crate::platform::PasswordCheck::parse(value) {
+            Some(check) => Ok((
+                settings::PLATFORM_PASSWORD_CHECK,
+                Some(check.as_str().into()),
+                check.as_str().into(),
+            )),
+            None => Err(Error::Invalid(format!(
+                "{key}: `{value}` is neither signin (the platform's Signin with the account's email, then Signout) nor check-password (its CheckPassword with the caller's session)"
+            ))),
+        },
+        "platform-identity" => match crate::platform::Identity::parse(value) {
+            Some(identity) => Ok((
+                settings::PLATFORM_IDENTITY,
+                Some(identity.as_str().into()),
+                identity.as_str().into(),
+            )),
+            None => Err(Error::Invalid(format!(
+                "{key}: `{value}` is neither uid nor email (what edges forward for a platform account's tokens)"
+            ))),
+        },
         "max-grace" => {
             let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
             if secs > settings::MAX_MAX_GRACE {
@@ -123,15 +187,37 @@ fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>
 
 /// Runs a `config` subcommand.
 pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
+    let mut code = exit::OK;
     if let ConfigCommand::Set { key, value } = &command {
         let (name, stored, shown) = parse_setting(key, value.trim())?;
-        ctx.store.write(|tx| {
-            match &stored {
-                Some(v) => settings::set(tx, name, v)?,
-                None => settings::unset(tx, name)?,
+        if name == settings::PLATFORM_IDENTITY {
+            // Every platform account's tokens carry the new identity to the edges: one
+            // signed document, published like a change.
+            let identity = stored
+                .as_deref()
+                .and_then(crate::platform::Identity::parse)
+                .unwrap_or(crate::platform::Identity::Uid);
+            let built = ctx.ops().set_platform_identity(identity)?;
+            ctx.store.write(|tx| {
+                audit::record(tx, None, "config.set", None, &format!("{key} = {shown}"))
+            })?;
+            if built.is_some() {
+                let confirm = crate::cli::Confirm {
+                    password_stdin: false,
+                    no_publish: false,
+                    push: crate::cli::PushOpts::default(),
+                };
+                code = ctx.publish_after_change(&confirm, built)?.1;
             }
-            audit::record(tx, None, "config.set", None, &format!("{key} = {shown}"))
-        })?;
+        } else {
+            ctx.store.write(|tx| {
+                match &stored {
+                    Some(v) => settings::set(tx, name, v)?,
+                    None => settings::unset(tx, name)?,
+                }
+                audit::record(tx, None, "config.set", None, &format!("{key} = {shown}"))
+            })?;
+        }
     }
     let conn = ctx.store.conn();
     let current = Settings {
@@ -147,6 +233,12 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
         session_idle_secs: settings::session_idle(conn)?,
         session_lifetime_secs: settings::session_lifetime(conn)?,
         max_grace_secs: settings::max_grace(conn)?,
+        platform_url: settings::get(conn, settings::PLATFORM_URL)?,
+        platform_session_cache_secs: settings::platform_session_cache(conn)?,
+        platform_timeout_secs: settings::platform_timeout(conn)?,
+        platform_password_check: settings::get(conn, settings::PLATFORM_PASSWORD_CHECK)?
+            .unwrap_or_else(|| "signin".into()),
+        platform_identity: crate::platform::Identity::from_store(conn)?.as_str().into(),
     };
     ctx.emit(&current, || {
         table(
@@ -210,6 +302,37 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                     },
                 ],
                 vec![
+                    "platform-url".into(),
+                    current.platform_url.clone().unwrap_or_else(|| {
+                        "none (standalone mode, unless serve --platform-url)".into()
+                    }),
+                ],
+                vec![
+                    "platform-session-cache".into(),
+                    format!(
+                        "{} (the platform's answer about a login session is reused this long)",
+                        duration::text(current.platform_session_cache_secs)
+                    ),
+                ],
+                vec![
+                    "platform-timeout".into(),
+                    format!(
+                        "{} (one call to the platform)",
+                        duration::text(current.platform_timeout_secs)
+                    ),
+                ],
+                vec![
+                    "platform-password-check".into(),
+                    current.platform_password_check.clone(),
+                ],
+                vec![
+                    "platform-identity".into(),
+                    format!(
+                        "{} (what edges forward for platform accounts' tokens)",
+                        current.platform_identity
+                    ),
+                ],
+                vec![
                     "last snapshot version".into(),
                     current
                         .last_version
@@ -218,7 +341,7 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
             ],
         )
     })?;
-    Ok(exit::OK)
+    Ok(code)
 }
 
 /// Runs `audit`.

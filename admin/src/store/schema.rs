@@ -41,11 +41,19 @@
 //!   that names none) and per client address, so at most one check of each waits or runs
 //!   at a time, whichever process makes it ([`crate::store::checks`]), with how many attempts
 //!   each refused.
+//! - **8**: platform accounts and disabled accounts. `users.platform_uid` (unique) and
+//!   `users.email` hold a platform account's uid and its email as the platform last said
+//!   (platform mode: accounts are keyed by uid, named `uid:<uid>`, and have no password here);
+//!   `users.identity` is what edges forward for the account's tokens when it is not the name
+//!   (the uid or the email, `config set platform-identity`). `users.disabled_at`, `_by`
+//!   (`operator` or `platform`) and `_reason` mark a disabled account, whose tokens carry
+//!   `tokens.suspended`: they stay in the store and leave every document until the account is
+//!   enabled again. Existing accounts stay local and enabled.
 
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 /// Version 1 of the schema, frozen: the starting point of every migration.
 pub const V1: &str = "
@@ -221,6 +229,20 @@ CREATE TABLE password_checks (
 CREATE INDEX password_checks_by_holder ON password_checks(holder);
 ";
 
+/// Version 7 to 8 (see the module documentation).
+const V7_TO_V8: &str = "
+ALTER TABLE users ADD COLUMN platform_uid INTEGER;   -- the platform's uid (platform accounts only)
+ALTER TABLE users ADD COLUMN email TEXT;             -- a platform account's email, as the platform last said
+ALTER TABLE users ADD COLUMN identity TEXT;          -- what edges forward when not the name
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;    -- Unix seconds; NULL: enabled
+ALTER TABLE users ADD COLUMN disabled_by TEXT;       -- 'operator' or 'platform'
+ALTER TABLE users ADD COLUMN disabled_reason TEXT;
+CREATE UNIQUE INDEX users_by_platform_uid ON users(platform_uid) WHERE platform_uid IS NOT NULL;
+CREATE INDEX users_by_email ON users(email COLLATE NOCASE) WHERE email IS NOT NULL;
+-- 1 while the token's account is disabled: no document holds it.
+ALTER TABLE tokens ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Brings the schema up to [`VERSION`]. Refuses a store written by a newer pat-admin.
 pub fn migrate(tx: &Transaction<'_>) -> Result<(), String> {
     migrate_to(tx, VERSION)
@@ -263,6 +285,10 @@ pub fn migrate_to(tx: &Transaction<'_>, target: i64) -> Result<(), String> {
     if current < 7 && target >= 7 {
         tx.execute_batch(V6_TO_V7)
             .map_err(|e| format!("cannot migrate the schema from version 6 to 7: {e}"))?;
+    }
+    if current < 8 && target >= 8 {
+        tx.execute_batch(V7_TO_V8)
+            .map_err(|e| format!("cannot migrate the schema from version 7 to 8: {e}"))?;
     }
     tx.pragma_update(None, "user_version", target.max(current))
         .map_err(|e| e.to_string())?;

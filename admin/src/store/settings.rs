@@ -113,3 +113,45 @@ pub fn session_lifetime(conn: &Connection) -> Result<u64> {
         SESSION_LIFETIME_RANGE,
     )
 }
+
+/// Platform mode: the platform API's base URL (`config set platform-url`; `serve
+/// --platform-url` wins).
+pub const PLATFORM_URL: &str = "platform_url";
+/// Platform mode: how long the platform's answer about a login session is reused, seconds.
+pub const PLATFORM_SESSION_CACHE: &str = "platform_session_cache_secs";
+/// The default: 5 seconds.
+pub const DEFAULT_PLATFORM_SESSION_CACHE: u64 = 5;
+/// Allowed: none (0 s) to a minute.
+pub const PLATFORM_SESSION_CACHE_RANGE: (u64, u64) = (0, 60);
+/// Platform mode: how long one call to the platform may take, seconds.
+pub const PLATFORM_TIMEOUT: &str = "platform_timeout_secs";
+/// The default: 5 seconds.
+pub const DEFAULT_PLATFORM_TIMEOUT: u64 = 5;
+/// Allowed: 1 to 30 seconds.
+pub const PLATFORM_TIMEOUT_RANGE: (u64, u64) = (1, 30);
+/// Platform mode: how a change's password is confirmed, `signin` (the default) or
+/// `check-password`.
+pub const PLATFORM_PASSWORD_CHECK: &str = "platform_password_check";
+/// Platform mode: what edges forward for a platform account's tokens, `uid` (the default)
+/// or `email`.
+pub const PLATFORM_IDENTITY: &str = "platform_identity";
+
+/// How long the platform's answer about a session is reused, seconds.
+pub fn platform_session_cache(conn: &Connection) -> Result<u64> {
+    seconds_in(
+        conn,
+        PLATFORM_SESSION_CACHE,
+        DEFAULT_PLATFORM_SESSION_CACHE,
+        PLATFORM_SESSION_CACHE_RANGE,
+    )
+}
+
+/// How long one call to the platform may take, seconds.
+pub fn platform_timeout(conn: &Connection) -> Result<u64> {
+    seconds_in(
+        conn,
+        PLATFORM_TIMEOUT,
+        DEFAULT_PLATFORM_TIMEOUT,
+        PLATFORM_TIMEOUT_RANGE,
+    )
+}

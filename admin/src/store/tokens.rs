@@ -52,6 +52,8 @@ pub struct Token {
     pub networks: Vec<Network>,
     /// The previous value, still valid during a regeneration's grace window.
     pub old_value: Option<OldValue>,
+    /// Its account is disabled: no document holds it until the account is enabled.
+    pub suspended: bool,
 }
 
 /// A regenerated token's previous value during its grace window.
@@ -96,10 +98,17 @@ pub fn parse_networks(text: &str) -> std::result::Result<Vec<Network>, String> {
         .collect()
 }
 
-const COLUMNS: &str = "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip, networks, old_hash, old_until";
+const COLUMNS: &str = "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip, networks, old_hash, old_until, suspended";
 
 /// The previous value's end as SQL: the earlier of its window's end and the token's expiry.
 const OLD_END: &str = "(CASE WHEN expires_at IS NOT NULL AND expires_at < old_until THEN expires_at ELSE old_until END)";
+/// Where a record must not be in any document: its account is disabled. A record read for
+/// a document then ends at 0 (expired since 1970), so a delta removes it.
+const LIVE: &str = "suspended = 0";
+/// A current value's end as documents see it.
+const END: &str = "(CASE WHEN suspended = 1 THEN 0 ELSE expires_at END)";
+/// A previous value's end as documents see it.
+const OLD_LIVE_END: &str = "(CASE WHEN suspended = 1 THEN 0 WHEN expires_at IS NOT NULL AND expires_at < old_until THEN expires_at ELSE old_until END)";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
     let hash: Vec<u8> = row.get(3)?;
@@ -131,6 +140,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
         last_used_ip: row.get(10)?,
         networks,
         old_value,
+        suspended: row.get::<_, i64>(14)? != 0,
     })
 }
 
@@ -360,12 +370,12 @@ pub fn merge_use(conn: &Connection, id: i64, at: u64, ip: Option<&str>) -> Resul
 }
 
 /// How many records are not expired at `now` (tokens, and previous values in their grace
-/// windows): what a snapshot built now would hold.
+/// windows) and not of a disabled account: what a snapshot built now would hold.
 pub fn count_active(conn: &Connection, now: u64) -> Result<u64> {
     let n: i64 = conn.query_row(
         &format!(
-            "SELECT (SELECT count(*) FROM tokens WHERE expires_at IS NULL OR expires_at > ?1)
-                  + (SELECT count(*) FROM tokens WHERE old_hash IS NOT NULL AND {OLD_END} > ?1)"
+            "SELECT (SELECT count(*) FROM tokens WHERE (expires_at IS NULL OR expires_at > ?1) AND {LIVE})
+                  + (SELECT count(*) FROM tokens WHERE old_hash IS NOT NULL AND {OLD_END} > ?1 AND {LIVE})"
         ),
         [now as i64],
         |row| row.get(0),
@@ -394,8 +404,9 @@ pub struct Published<'a> {
     pub old: bool,
 }
 
-/// Calls `each` with the snapshot fields of every record not expired at `now`, straight
-/// from the rows being read: a 1,000,000-token publish copies nothing it does not sign.
+/// Calls `each` with the snapshot fields of every record not expired at `now` (nor of a
+/// disabled account), straight from the rows being read: a 1,000,000-token publish copies
+/// nothing it does not sign.
 pub fn for_each_published(
     conn: &Connection,
     now: u64,
@@ -403,15 +414,16 @@ pub fn for_each_published(
 ) -> Result<()> {
     for_each_where(
         conn,
-        "expires_at IS NULL OR expires_at > ?1",
-        &format!("{OLD_END} > ?1"),
+        &format!("(expires_at IS NULL OR expires_at > ?1) AND {LIVE}"),
+        &format!("{OLD_END} > ?1 AND {LIVE}"),
         params![now as i64],
         each,
     )
 }
 
 /// Calls `each` with the snapshot fields of token `id`'s records if it exists (expired or
-/// not): its current value, and its previous one if it has one.
+/// not): its current value, and its previous one if it has one; a disabled account's end
+/// at 0 (expired).
 pub fn for_one_published(
     conn: &Connection,
     id: i64,
@@ -482,18 +494,20 @@ pub fn leave_state_expired(conn: &Connection, at: u64) -> Result<()> {
     Ok(())
 }
 
-/// Marks exactly the records not expired at `at` as in the state (a full snapshot built at
-/// `at` holds them).
+/// Marks exactly the records not expired at `at` (nor of a disabled account) as in the
+/// state (a full snapshot built at `at` holds them).
 pub fn set_state_active_at(conn: &Connection, at: u64) -> Result<()> {
     conn.execute(
-        "UPDATE tokens SET in_state = 1 - in_state
-         WHERE in_state != (CASE WHEN expires_at IS NULL OR expires_at > ?1 THEN 1 ELSE 0 END)",
+        &format!(
+            "UPDATE tokens SET in_state = 1 - in_state
+             WHERE in_state != (CASE WHEN (expires_at IS NULL OR expires_at > ?1) AND {LIVE} THEN 1 ELSE 0 END)"
+        ),
         [at as i64],
     )?;
     conn.execute(
         &format!(
             "UPDATE tokens SET old_in_state = 1 - old_in_state
-             WHERE old_hash IS NOT NULL AND old_in_state != (CASE WHEN {OLD_END} > ?1 THEN 1 ELSE 0 END)"
+             WHERE old_hash IS NOT NULL AND old_in_state != (CASE WHEN {OLD_END} > ?1 AND {LIVE} THEN 1 ELSE 0 END)"
         ),
         [at as i64],
     )?;
@@ -501,7 +515,10 @@ pub fn set_state_active_at(conn: &Connection, at: u64) -> Result<()> {
 }
 
 /// Every record matching: current values where `condition` holds, previous values where
-/// `old_condition` does (both see the same numbered parameters).
+/// `old_condition` does (both see the same numbered parameters). The account is what edges
+/// forward (its identity, when it has one besides its name: read from `users` only when some
+/// account does, so a store without platform accounts pays nothing for it), and a record
+/// of a disabled account ends at 0.
 fn for_each_where(
     conn: &Connection,
     condition: &str,
@@ -509,10 +526,18 @@ fn for_each_where(
     args: impl rusqlite::Params,
     mut each: impl FnMut(Published<'_>) -> Result<()>,
 ) -> Result<()> {
+    let identities: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE identity IS NOT NULL)")?
+        .query_row([], |row| row.get(0))?;
+    let user = if identities {
+        "coalesce((SELECT identity FROM users WHERE users.name = tokens.user), tokens.user)"
+    } else {
+        "user"
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT id, user, hash, scope_methods, networks, expires_at, 0 FROM tokens WHERE {condition}
+        "SELECT id, {user}, hash, scope_methods, networks, {END}, 0 FROM tokens WHERE {condition}
          UNION ALL
-         SELECT id, user, old_hash, scope_methods, networks, {OLD_END}, 1 FROM tokens
+         SELECT id, {user}, old_hash, scope_methods, networks, {OLD_LIVE_END}, 1 FROM tokens
              WHERE old_hash IS NOT NULL AND ({old_condition})"
     ))?;
     let stored = |e: rusqlite::types::FromSqlError| {

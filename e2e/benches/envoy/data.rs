@@ -238,6 +238,7 @@ pub(crate) fn seed_admin_store(store_dir: &Path, count: usize) -> String {
                         last_used_ip: None,
                         networks: Vec::new(),
                         old_value: None,
+                        suspended: false,
                     },
                 )?;
             }
