@@ -351,6 +351,11 @@ impl Stack {
         ));
     }
 
+    /// Whether this stack runs platform mode ([`Stack::start_platform`]).
+    pub fn is_platform_mode(&self) -> bool {
+        self.platform_mode
+    }
+
     /// Stops the platform stand-in (SIGKILL): the platform is down.
     pub fn kill_standin(&mut self) {
         if let Some(mut standin) = self.standin.take() {

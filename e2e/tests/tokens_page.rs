@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use browser::{Browser, Screen};
 use fantoccini::key::Key;
-use pat_e2e::{Answer, Client, PASSWORD, Stack, unix_now, within};
+use pat_e2e::{Answer, Client, PASSWORD, PLATFORM_PASSWORD, Stack, unix_now, within};
 use serde_json::{Value, json};
 
 const STOPENV: &str = "/1.0/environment/control/rest/stopenv";
@@ -23,12 +23,29 @@ fn start(name: &str, screen: Screen) -> (Stack, Browser) {
     (stack, browser)
 }
 
-/// A login session through the API (for checks from outside the page).
+/// alice's login and password, and the account the store names her by: pat-admin's own
+/// account, or in platform mode the platform's (which the stand-in plays).
+fn alice(stack: &Stack) -> (&'static str, &'static str, &'static str) {
+    if stack.is_platform_mode() {
+        ("alice@example.com", PLATFORM_PASSWORD, "uid:1001")
+    } else {
+        ("alice", PASSWORD, "alice")
+    }
+}
+
+/// A login session through Envoy's Signin route (pat-admin's, or in platform mode the
+/// platform's), for checks from outside the page.
 fn api_session(stack: &Stack) -> String {
+    let (login, password, _) = alice(stack);
     let answer = Client::new().post(
         &stack.api_url("Signin", ""),
         "application/x-www-form-urlencoded",
-        format!("login=alice&password={}", PASSWORD.replace(' ', "+")).into_bytes(),
+        format!(
+            "login={}&password={}",
+            login.replace('@', "%40"),
+            password.replace(' ', "+")
+        )
+        .into_bytes(),
     );
     assert_eq!(answer.json["result"], 0, "{answer:?}");
     answer.json["session"]
@@ -256,6 +273,50 @@ impl Displayed for fantoccini::elements::Element {
     fn is_displayed_now(&self, b: &Browser) -> bool {
         b.js("return arguments[0].checkVisibility();", vec![json!(self)]) == json!(true)
     }
+}
+
+/// Platform mode: the page signs in with the platform's own Signin (Envoy routes it to the
+/// platform) and signs out there; pat-admin keeps no session.
+#[test]
+fn step1_in_platform_mode_the_page_signs_in_with_the_platform() {
+    let stack = Stack::start_platform();
+    let b = Browser::start("step1_sign_in_platform", Screen::Desktop);
+    b.check(|b| {
+        b.goto(&stack.url("/tokens/"));
+        b.fill("Login", "alice@example.com");
+        b.fill("Password", "not the password");
+        b.click_button("Sign in");
+        // The platform's own answer, shown as the page shows any.
+        b.wait_text("signin-error", "wrong login or password");
+        assert_eq!(stack.standin("/_standin/calls")["Signin"], 1, "asked the platform");
+        b.fill("Password", PLATFORM_PASSWORD);
+        b.click_button("Sign in");
+        assert_eq!(
+            b.wait_text("whoami", "Signed in as"),
+            "Signed in as alice@example.com"
+        );
+        b.button("Generate");
+        b.wait_until("the list loaded", || {
+            b.js(
+                "return document.querySelector('#tool-refresh').getAttribute('aria-busy') === null;",
+                vec![],
+            ) == json!(true)
+        });
+        assert_eq!(b.text_of("banner-text"), "", "the token API took the platform's session");
+        b.shot("signed-in");
+        b.click_button("Sign out");
+        b.field("Login");
+        assert_eq!(stack.standin("/_standin/calls")["Signout"], 1, "signed out there");
+        // pat-admin kept no session of its own, and knows the account by its uid now.
+        let sessions: i64 = stack
+            .db()
+            .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+            .expect("sessions");
+        assert_eq!(sessions, 0);
+        let users = stack.admin_ok(&["--json", "user", "list"], "");
+        assert_eq!(users[0]["name"], "uid:1001", "{users}");
+        assert_eq!(users[0]["email"], "alice@example.com", "{users}");
+    });
 }
 
 #[test]
@@ -860,8 +921,23 @@ fn the_allowed_ips_field_and_the_grace_choice_when_regenerating() {
 #[test]
 fn the_flow_end_to_end() {
     let (stack, b) = start("flow_end_to_end", Screen::Desktop);
+    flow(&stack, &b);
+}
+
+/// The same flow in platform mode: signed in with the platform's account, every change
+/// confirmed with the platform password.
+#[test]
+fn the_flow_end_to_end_in_platform_mode() {
+    let stack = Stack::start_platform();
+    let b = Browser::start("flow_end_to_end_platform", Screen::Desktop);
+    flow(&stack, &b);
+}
+
+fn flow(stack: &Stack, b: &Browser) {
+    let stack = stack;
+    let (login, password, account) = alice(stack);
     b.check(|b| {
-        b.sign_in(&stack.public_base(), "alice", PASSWORD);
+        b.sign_in(&stack.public_base(), login, password);
         b.wait_rows(&[]);
         assert!(b.text_of("empty").contains("No tokens yet"));
         // A Custom token found through Search and Only Checked.
@@ -880,56 +956,56 @@ fn the_flow_end_to_end() {
         );
         b.shot("custom-checked");
         b.click_button("Apply");
-        b.confirm(PASSWORD);
+        b.confirm(password);
         let value = b.token_value();
         b.shot("value");
         close_value(b, &value);
-        let first = api_tokens(&stack)[0]["id"].as_i64().expect("id");
+        let first = api_tokens(stack)[0]["id"].as_i64().expect("id");
         // Used through Envoy: allowed in scope, denied out of it.
-        eventually(&stack, STOPENV, &value, 0);
-        eventually(&stack, DELETEENV, &value, 702);
+        eventually(stack, STOPENV, &value, 0);
+        eventually(stack, DELETEENV, &value, 702);
         // Edit it.
         b.click(&b.row(first));
         open_form(b, "Edit");
         b.fill("Description", "flow, edited");
         b.click_button("Apply");
-        b.confirm(PASSWORD);
+        b.confirm(password);
         b.wait_dialog("form-dialog", false);
         b.wait_until("the edited row", || {
             b.rows()[0]["cells"][1] == "flow, edited"
         });
-        eventually(&stack, STOPENV, &value, 0);
+        eventually(stack, STOPENV, &value, 0);
         // Regenerate it.
         open_form(b, "Edit");
         b.click_button("Regenerate");
-        b.confirm(PASSWORD);
+        b.confirm(password);
         let regenerated = b.token_value();
         close_value(b, &regenerated);
-        eventually(&stack, STOPENV, &value, 701);
-        eventually(&stack, STOPENV, &regenerated, 0);
+        eventually(stack, STOPENV, &value, 701);
+        eventually(stack, STOPENV, &regenerated, 0);
         // A second token; select both with Ctrl and remove them.
         open_form(b, "Generate");
         b.fill("Description", "second");
         b.click(&b.field("Maven Plugin"));
         b.click_button("Apply");
-        b.confirm(PASSWORD);
+        b.confirm(password);
         let second_value = b.token_value();
         close_value(b, &second_value);
-        let second = api_tokens(&stack)[1]["id"].as_i64().expect("id");
+        let second = api_tokens(stack)[1]["id"].as_i64().expect("id");
         b.wait_rows(&[first, second]);
         b.click(&b.row(first));
         b.modifier_click(&b.row(second), Key::Control);
         assert_eq!(b.selected(), [first, second]);
         b.shot("two-selected");
         b.click_button("Remove");
-        b.confirm(PASSWORD);
+        b.confirm(password);
         b.wait_rows(&[]);
         b.wait_text("status", &format!("Removed tokens {first}, {second}"));
-        assert!(api_tokens(&stack).is_empty());
-        eventually(&stack, STOPENV, &regenerated, 701);
+        assert!(api_tokens(stack).is_empty());
+        eventually(stack, STOPENV, &regenerated, 701);
         b.shot("all-removed");
         // Every change came from the page through Envoy, as the API's client.
-        let audit = stack.admin_ok(&["--json", "audit", "--user", "alice", "--limit", "50"], "");
+        let audit = stack.admin_ok(&["--json", "audit", "--user", account, "--limit", "50"], "");
         let by_page = |action: &str| {
             audit
                 .as_array()
