@@ -106,6 +106,7 @@ fn generate_normalizes_the_list_and_every_view_shows_it() {
             "allowed_ips",
             "created_at",
             "description",
+            "email",
             "expires_at",
             "id",
             "last_used_at",
@@ -444,7 +445,8 @@ fn the_api_takes_allowed_ips_on_create_and_edit_and_lists_them() {
             "id",
             "isSystem",
             "lastUsed",
-            "oldKeyExpiresAt"
+            "oldKeyExpiresAt",
+            "suspended"
         ]
     );
     assert_eq!(only["allowedIps"], token["allowedIps"]);

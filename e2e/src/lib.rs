@@ -852,8 +852,18 @@ impl Default for Client {
 impl Client {
     /// A client without connection reuse.
     pub fn new() -> Self {
+        Self::builder(reqwest::blocking::Client::builder())
+    }
+
+    /// The same, connecting from `address` (a loopback address other than 127.0.0.1: Envoy
+    /// then sees another client, as the client address rules do).
+    pub fn from_address(address: std::net::IpAddr) -> Self {
+        Self::builder(reqwest::blocking::Client::builder().local_address(address))
+    }
+
+    fn builder(builder: reqwest::blocking::ClientBuilder) -> Self {
         Self(
-            reqwest::blocking::Client::builder()
+            builder
                 .pool_max_idle_per_host(0)
                 .timeout(Duration::from_secs(20))
                 .no_proxy()

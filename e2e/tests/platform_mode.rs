@@ -456,3 +456,63 @@ fn user_disable_and_enable_in_platform_mode_and_a_suspension_seen_by_the_service
         "{answer}"
     );
 }
+
+/// The CLI acting for a platform account: its password is the platform's, checked by the
+/// platform named in the store (`config set platform-url`), with the same back-off.
+#[test]
+fn the_cli_confirms_a_platform_accounts_password_with_the_platform() {
+    let stack = Stack::start_platform();
+    // The account exists once it used the token API.
+    let session = platform_sign_in(&stack, "alice@example.com");
+    let (answer, _) = call(&stack, "GetTokens", &format!("session={session}"));
+    assert_eq!(answer["result"], 0, "{answer}");
+    let generate = |password: &str| {
+        stack.admin(
+            &[
+                "--json",
+                "generate",
+                "--user",
+                "alice@example.com",
+                "--description",
+                "from the CLI",
+                "--api",
+                "ide-plugins",
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    // No platform in the store's settings (serve got it as a flag): refused, nothing asked.
+    let out = generate(PLATFORM_PASSWORD);
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pat-admin config set platform-url"),
+        "{stderr}"
+    );
+    stack.admin_ok(
+        &["config", "set", "platform-url", &stack.platform_base()],
+        "",
+    );
+    let signins = stack.standin("/_standin/calls")["Signin"]
+        .as_u64()
+        .unwrap_or(0);
+    let out = generate("not the password");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let out = generate(PLATFORM_PASSWORD);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let created: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(created["user"], "uid:1001");
+    assert_eq!(created["email"], "alice@example.com");
+    assert_eq!(
+        stack.standin("/_standin/calls")["Signin"]
+            .as_u64()
+            .unwrap_or(0),
+        signins + 2,
+        "both passwords were the platform's to check"
+    );
+    let listed = stack.admin_ok(&["list", "--user", "uid:1001"], "");
+    assert!(listed.is_null(), "a table, not JSON");
+    let human = String::from_utf8_lossy(&stack.admin(&["list"], "").stdout).to_string();
+    assert!(human.contains("uid:1001 (alice@example.com)"), "{human}");
+}

@@ -343,7 +343,8 @@
   function renderList() {
     const rows = tokens.map((t) => {
       const cell = (className, ...content) => el('td', { className }, ...content);
-      const status = isExpired(t) ? 'expired' : 'active';
+      // A disabled account's tokens are on no edge until it is enabled again.
+      const status = t.suspended === true ? 'suspended' : isExpired(t) ? 'expired' : 'active';
       const old = oldValueLabel(t);
       const state = [el('span', { className: `badge ${status}` }, status)];
       if (old) state.push(' ', el('span', { className: 'grace' }, old));

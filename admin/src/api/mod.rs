@@ -867,8 +867,9 @@ impl Api {
 
     /// A token in the platform's shape; `key` only when a value was just issued. Beyond the
     /// platform's fields (its clients ignore them): `allowedIps`, the client networks it is
-    /// accepted from (`[]`: any), and `oldKeyExpiresAt`, until when its previous value still
-    /// works after a regeneration with a grace window (`null`: it does not).
+    /// accepted from (`[]`: any), `oldKeyExpiresAt`, until when its previous value still
+    /// works after a regeneration with a grace window (`null`: it does not), and `suspended`
+    /// (its account is disabled: the token is on no edge).
     fn token_json(&self, t: &tokens::Token, key: Option<&str>) -> Value {
         let mut v = json!({
             "id": t.id,
@@ -880,6 +881,7 @@ impl Api {
             "apiListItems": self.items(&t.methods),
             "allowedIps": t.networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "oldKeyExpiresAt": t.old_value_until(now()).map(api_instant),
+            "suspended": t.suspended,
         });
         if let Some(set) = t
             .scope_set

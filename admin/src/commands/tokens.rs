@@ -33,6 +33,8 @@ pub struct View {
     pub id: i64,
     /// Account.
     pub user: String,
+    /// A platform account's email, as the platform last said (`null`: a local account).
+    pub email: Option<String>,
     /// Description.
     pub description: String,
     /// Scope.
@@ -54,7 +56,7 @@ pub struct View {
     /// Until when its previous value still works (a regeneration's grace window), RFC 3339;
     /// `null` when no previous value works.
     pub old_value_expires_at: Option<String>,
-    /// `active` or `expired`.
+    /// `active`, `expired`, or `suspended` (its account is disabled: on no edge).
     pub status: &'static str,
 }
 
@@ -76,9 +78,14 @@ impl View {
             .as_deref()
             .and_then(|id| ctx.catalogue.set(id).ok())
             .map(|s| s.name.clone());
+        let email = crate::store::users::get(ctx.store.conn(), &t.user)
+            .ok()
+            .flatten()
+            .and_then(|u| u.email);
         Self {
             id: t.id,
             user: t.user.clone(),
+            email,
             description: t.description.clone(),
             scope: ScopeView {
                 set: t.scope_set.clone(),
@@ -97,7 +104,9 @@ impl View {
             last_used_ip: t.last_used_ip.clone(),
             allowed_ips: t.networks.iter().map(ToString::to_string).collect(),
             old_value_expires_at: t.old_value_until(at).map(rfc3339),
-            status: if t.is_expired(at) {
+            status: if t.suspended {
+                "suspended"
+            } else if t.is_expired(at) {
                 "expired"
             } else {
                 "active"
@@ -133,8 +142,19 @@ impl View {
         }
     }
 
+    /// The account as shown: the name, and a platform account's email.
+    fn user_detail(&self) -> String {
+        match &self.email {
+            Some(email) => format!("{} ({email})", self.user),
+            None => self.user.clone(),
+        }
+    }
+
     /// The status, with the previous value's end when one still works.
     fn status_detail(&self) -> String {
+        if self.status == "suspended" {
+            return status_cell("suspended (account disabled)");
+        }
         match &self.old_value_expires_at {
             Some(end) => format!("{}; old value until {end}", status_cell(self.status)),
             None => status_cell(self.status),
@@ -396,7 +416,7 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
                 .map(|(v, t)| {
                     let mut row = vec![v.id.to_string()];
                     if user.is_none() {
-                        row.push(v.user.clone());
+                        row.push(v.user_detail());
                     }
                     let expires_in = v.expires_in(t.expires_at, at);
                     let soon = t
@@ -456,7 +476,7 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
     ctx.emit(&view, || {
         let mut rows: Vec<Vec<String>> = vec![
             vec!["id".into(), view.id.to_string()],
-            vec!["user".into(), view.user.clone()],
+            vec!["user".into(), view.user_detail()],
             vec!["description".into(), view.description.clone()],
             vec!["scope".into(), view.scope_detail()],
             vec![
@@ -495,7 +515,7 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
                     (Some(at), Some(ip)) => format!("{at} from {ip}"),
                 },
             ],
-            vec!["status".into(), status_cell(view.status)],
+            vec!["status".into(), view.status_detail()],
         ];
         if let (Some(end), Some(at)) = (&view.old_value_expires_at, t.old_value_until(now())) {
             rows.push(vec![
