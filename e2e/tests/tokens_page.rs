@@ -934,7 +934,6 @@ fn the_flow_end_to_end_in_platform_mode() {
 }
 
 fn flow(stack: &Stack, b: &Browser) {
-    let stack = stack;
     let (login, password, account) = alice(stack);
     b.check(|b| {
         b.sign_in(&stack.public_base(), login, password);
