@@ -80,3 +80,55 @@ CHROMIUM_FLAGS=(
     --disable-background-networking --disable-component-update --disable-sync
     --disable-extensions --disable-dev-shm-usage
 )
+
+# Debian packages installed with apt-get when their commands are missing (as root, or through
+# sudo): ensure_debian_packages "what they are for" COMMAND=PACKAGE ...
+ensure_debian_packages() {
+    local why="$1"; shift
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "$why needs Debian's ${missing[*]}: install them"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "installing ${missing[*]} needs root (or sudo)"
+        sudo="sudo"
+    fi
+    echo "installing ${missing[*]} with apt-get ($why)"
+    $sudo apt-get update -qq >/dev/null \
+        && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+        || die "cannot install ${missing[*]} with apt-get"
+}
+
+# Debian's buildah (builds the filter's OCI image from scratch, no daemon) and skopeo (writes
+# the OCI archive; pushes it to a registry), for scripts/package and its test
+# (e2e/tests/oci_image.rs).
+ensure_oci_tools() {
+    ensure_debian_packages "the filter's OCI image" buildah=buildah skopeo=skopeo
+}
+
+# The manifests' checks (deploy/check.py, run by e2e/tests/deploy_manifests.rs): a JSON Schema
+# validator and a YAML parser, and the Kubernetes core types' published JSON schemas
+# (kubernetes-validate ships them), pinned, in the same virtualenv.
+DEPLOY_CHECKERS=(
+    "kubernetes-validate==1.37.0"
+    "jsonschema==4.26.0"
+    "pyyaml==6.0.3"
+)
+ensure_deploy_checkers() {
+    ensure_venv
+    local frozen
+    frozen="$("$VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null)"
+    local spec missing=()
+    for spec in "${DEPLOY_CHECKERS[@]}"; do
+        grep -qix "$spec" <<<"$frozen" || missing+=("$spec")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${DEPLOY_CHECKERS[@]}" \
+            || die "cannot install ${DEPLOY_CHECKERS[*]} from PyPI"
+    fi
+    PAT_E2E_PYTHON="$(pwd)/$VENV/bin/python"
+    export PAT_E2E_PYTHON
+}

@@ -503,6 +503,11 @@ pub struct ServeArgs {
     /// platform-url URL` (this flag wins); without either, standalone mode.
     #[arg(long, value_name = "URL", requires = "api_listen")]
     pub platform_url: Option<String>,
+    /// Serve the filter's module on the origin (repeat for older versions an edge may still
+    /// pin): the first at /module/plugin.wasm (its SHA-256 at /module/plugin.wasm.sha256),
+    /// each at /module/sha256/<hex>/plugin.wasm, for Envoy's vm_config.code.remote.
+    #[arg(long, value_name = "PATH", requires = "listen")]
+    pub module: Vec<std::path::PathBuf>,
 }
 
 /// `audit`.

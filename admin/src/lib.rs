@@ -26,6 +26,7 @@
 //!   edge that lags) and asking them.
 //! - [`usage`]: the edges' usage reports, verified and merged into "last used".
 //! - [`serve`]: the snapshot origin (and usage reports) for edges, and the API's listener.
+//! - [`module`]: the filter's `.wasm` on the origin (`serve --module`), pinned by its SHA-256.
 //! - [`platform`]: platform mode: the platform's sessions and passwords, checked by the
 //!   platform (`GetUserInfo`, `Signin`/`Signout`, `CheckPassword`).
 //! - [`api`]: the platform's token API (`users.Authentication`: Signin, CreateToken, …).
@@ -41,6 +42,7 @@ pub mod commands;
 pub mod duration;
 pub mod error;
 pub mod expiry;
+pub mod module;
 pub mod ops;
 pub mod origin;
 pub mod output;

@@ -82,6 +82,7 @@ pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
             api_listen: None,
             client_address_header: None,
             platform_url: None,
+            module: Vec::new(),
         },
     )
     .await
@@ -137,6 +138,7 @@ pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    let modules = crate::module::Modules::read(&args.module)?;
     let origin = match origin {
         Some((addr, listener)) => Some((addr, listener, Origin::new(store_dir.clone())?)),
         None => None,
@@ -149,7 +151,11 @@ pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
             .route(HEAD_PATH, get(head))
             .route(USAGE_PATH, post(usage_report))
             .fallback(not_found)
-            .with_state(Arc::new(state));
+            .with_state(Arc::new(state))
+            .merge(crate::module::router(modules.clone()));
+        for line in modules.describe(&format!("http://{addr}")) {
+            eprintln!("{line}");
+        }
         eprintln!(
             "pat-admin: serving signed snapshots on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}, catch-ups: {SNAPSHOT_PATH}?since=VERSION) and taking usage reports on {USAGE_PATH}; re-signing before expiry, compacting long chains"
         );

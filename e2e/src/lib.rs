@@ -98,6 +98,15 @@ pub fn python() -> PathBuf {
     }
 }
 
+/// The built filter, `target/wasm32-wasip1/release/pat_plugin.wasm` (what `envoy.yaml` loads
+/// and what the stacks' origins serve with `pat-admin serve --module`).
+pub fn module() -> PathBuf {
+    artifact(
+        target_dir().join("wasm32-wasip1/release/pat_plugin.wasm"),
+        "build it with `cargo build --release --target wasm32-wasip1 -p pat-plugin`",
+    )
+}
+
 /// The wall clock, Unix seconds.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -219,6 +228,8 @@ pub struct Stack {
     patch: Box<dyn Fn(String) -> String + Send + Sync>,
     /// Platform mode: the platform (the stand-in) signs users in, `envoy-platform.yaml`.
     platform_mode: bool,
+    /// The Envoy configuration this stack's Envoy starts from (relative to the workspace root).
+    source: &'static str,
 }
 
 impl Stack {
@@ -232,7 +243,16 @@ impl Stack {
     /// Like [`Stack::start`], with `patch` applied to `envoy.yaml` at every (re)start (e.g.
     /// to change the filter's configuration).
     pub fn start_with(patch: impl Fn(String) -> String + Send + Sync + 'static) -> Self {
-        Self::start_in(false, patch)
+        Self::start_in(false, "envoy.yaml", patch)
+    }
+
+    /// Like [`Stack::start_with`], with Envoy started from `source` (a file relative to the
+    /// workspace root, such as `deploy/envoy-remote.yaml`) instead of `envoy.yaml`.
+    pub fn start_from(
+        source: &'static str,
+        patch: impl Fn(String) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_in(false, source, patch)
     }
 
     /// A stack in platform mode: the stand-in plays the platform's accounts
@@ -241,11 +261,12 @@ impl Stack {
     /// `pat-admin serve --platform-url` asks the stand-in about sessions and passwords, its
     /// answers cached 1 s (`platform-session-cache`). No local account is made.
     pub fn start_platform() -> Self {
-        Self::start_in(true, |config| config)
+        Self::start_in(true, "envoy-platform.yaml", |config| config)
     }
 
     fn start_in(
         platform_mode: bool,
+        source: &'static str,
         patch: impl Fn(String) -> String + Send + Sync + 'static,
     ) -> Self {
         let dir = TempDir::new().expect("temp dir");
@@ -284,6 +305,7 @@ impl Stack {
             origin: None,
             patch: Box::new(patch),
             platform_mode,
+            source,
             dir,
         };
         if platform_mode {
@@ -325,7 +347,8 @@ impl Stack {
     }
 
     /// Starts `pat-admin serve` (the origin, and the token API behind Envoy's `pat_api`
-    /// cluster, trusting the client address Envoy sets) on this stack's store.
+    /// cluster, trusting the client address Envoy sets) on this stack's store. The origin also
+    /// serves the built filter ([`module`]) for Envoys that fetch it (`--module`).
     pub fn start_origin(&mut self) {
         let log = log_file_appending(self.dir.path(), "origin.log");
         let mut serve = Command::new(binary("pat-admin"));
@@ -341,7 +364,9 @@ impl Stack {
                 &format!("127.0.0.1:{}", self.ports.api),
                 "--client-address-header",
                 "x-pat-client-address",
-            ]);
+            ])
+            .arg("--module")
+            .arg(module());
         if self.platform_mode {
             serve.args(["--platform-url", &self.platform_base()]);
         }
@@ -454,28 +479,23 @@ impl Stack {
     fn envoy_config(&self) -> PathBuf {
         self.envoy_config_for(
             (self.ports.public, self.ports.control, self.ports.admin),
+            self.source,
             "envoy.yaml",
             |config| config,
         )
     }
 
-    /// envoy.yaml for an Envoy of this stack listening on `(public, control, admin)`, with
-    /// this stack's patch and then `patch` applied, written to `file` in the stack's directory.
+    /// `source` (envoy.yaml or a variant) for an Envoy of this stack listening on `(public,
+    /// control, admin)`, with this stack's patch and then `patch` applied, written to `file` in
+    /// the stack's directory.
     fn envoy_config_for(
         &self,
         (public, control, admin): (u16, u16, u16),
+        source: &str,
         file: &str,
         patch: impl Fn(String) -> String,
     ) -> PathBuf {
-        let wasm = artifact(
-            target_dir().join("wasm32-wasip1/release/pat_plugin.wasm"),
-            "build it with `cargo build --release --target wasm32-wasip1 -p pat-plugin`",
-        );
-        let source = if self.platform_mode {
-            "envoy-platform.yaml"
-        } else {
-            "envoy.yaml"
-        };
+        let wasm = module();
         let original = std::fs::read_to_string(root().join(source)).expect(source);
         let mut config = original.replace(
             "target/wasm32-wasip1/release/pat_plugin.wasm",
@@ -512,12 +532,32 @@ impl Stack {
         pushed: bool,
         patch: impl Fn(String) -> String,
     ) -> Edge {
+        self.start_edge_from(name, self.source, &[], workers, pushed, patch)
+    }
+
+    /// Like [`Stack::start_edge`], from `source` (a file relative to the workspace root, such
+    /// as `deploy/envoy-remote.yaml`) with `extra_args` on Envoy's command line (such as
+    /// `--component-log-level config:debug`).
+    pub fn start_edge_from(
+        &self,
+        name: &str,
+        source: &str,
+        extra_args: &[&str],
+        workers: u32,
+        pushed: bool,
+        patch: impl Fn(String) -> String,
+    ) -> Edge {
         let (public, control, admin) = (free_port(), free_port(), free_port());
-        let config =
-            self.envoy_config_for((public, control, admin), &format!("{name}.yaml"), patch);
+        let config = self.envoy_config_for(
+            (public, control, admin),
+            source,
+            &format!("{name}.yaml"),
+            patch,
+        );
         let proc = Proc::spawn(
             "envoy",
             self.envoy_command(&config, workers)
+                .args(extra_args)
                 .stdout(Stdio::null())
                 .stderr(log_file(self.dir.path(), &format!("{name}.log"))),
         );
