@@ -11,7 +11,7 @@ use crate::decide::{Category, Denial, Policy, Verdict, decide};
 use crate::multipart::remove_ranges;
 use crate::replica::Clock;
 use crate::reply::error_body;
-use crate::session::{SessionFinding, strip_from_path, strip_pairs, text};
+use crate::session::{SessionFinding, split_path, strip_from_path, strip_pairs, text};
 
 /// Expiry may be checked against the clock of the last tick when ticks come at least this
 /// often; with a longer refresh interval each token request reads the host clock.
@@ -53,7 +53,9 @@ impl Request {
         strip: Strip,
     ) -> Applied {
         self.stage = Stage::Done;
-        let path = text(self.path());
+        // Method resolution reads the path, not the query (which holds the token): only the
+        // path is checked as text.
+        let path = text(split_path(self.path()).0);
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
             && host.replica(|replica| replica.state().is_none())
         {
