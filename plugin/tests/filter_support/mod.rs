@@ -173,7 +173,7 @@ impl EdgeBuilder {
 
     pub fn build(self) -> Edge {
         let builder =
-            Testbed::builder(wasm_artifact("pat_plugin").expect("build the filter first"))
+            Testbed::builder(wasm_artifact("pat_plugin").unwrap_or_else(|e| panic!("{e}")))
                 .workers(self.workers)
                 .plugin(Plugin::new("public").configuration(self.public))
                 .plugin(Plugin::new("control").configuration(self.control))
