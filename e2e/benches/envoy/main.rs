@@ -40,6 +40,8 @@ mod fleet;
 mod hardening;
 mod instructions;
 mod measure;
+mod origin;
+mod shipped;
 mod throughput;
 
 use pat_core::keys::SigningKey;
@@ -69,6 +71,16 @@ struct Bench {
     unknown: Token,
     /// `api_key_auth`'s keys: 999 others and the token.
     api_keys: Vec<String>,
+}
+
+impl Bench {
+    /// The keys an Envoy of the shipped configuration gets.
+    fn keys(&self) -> envoys::Keys {
+        envoys::Keys {
+            public: self.public_key.clone(),
+            edge: self.edge_key.clone(),
+        }
+    }
 }
 
 fn main() {
@@ -107,6 +119,9 @@ fn main() {
     let mut overhead = None;
     if wanted("instructions") {
         overhead = instructions::run(&bench, &mut report);
+    }
+    if wanted("strip") {
+        instructions::strip_costs(&bench, &mut report);
     }
     if wanted("probes") {
         instructions::probe_costs(&bench, overhead, &mut report);
