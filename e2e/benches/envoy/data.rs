@@ -20,7 +20,7 @@ pub(crate) struct Tokens {
 }
 
 /// The scopes filler tokens get: half may call the benchmarked method.
-fn scopes() -> ([MethodName; 1], [MethodName; 1]) {
+pub(crate) fn scopes() -> ([MethodName; 1], [MethodName; 1]) {
     (
         [MethodName::parse("environment.Control.StopEnv").expect("valid")],
         [MethodName::parse("environment.Control.GetEnvs").expect("valid")],

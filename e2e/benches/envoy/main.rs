@@ -33,6 +33,7 @@
 //!   `hardening`, `admin_publish`, `fleet`.
 
 mod admin_publish;
+mod alternatives;
 mod data;
 mod effective;
 mod envoys;
@@ -119,6 +120,9 @@ fn main() {
     let mut overhead = None;
     if wanted("instructions") {
         overhead = instructions::run(&bench, &mut report);
+    }
+    if wanted("alternatives") {
+        alternatives::run(&bench, &mut report);
     }
     if wanted("strip") {
         instructions::strip_costs(&bench, &mut report);

@@ -28,6 +28,13 @@ pub(crate) enum Front {
     ApiKeyAuth(Vec<String>),
     /// The probe filter making these host calls (see `e2e/probe-filter`).
     Probe(String),
+    /// Envoy's `ext_authz` asking the benchmark's authorization service over HTTP on this
+    /// port (`e2e/authz-service`).
+    ExtAuthzHttp(u16),
+    /// The same over gRPC, on this port.
+    ExtAuthzGrpc(u16),
+    /// A Lua filter with every token in a table, loaded from this file.
+    Lua(std::path::PathBuf),
     /// pat-edge, with its configuration as shipped or changed so.
     Pat(PatChange),
 }
@@ -154,6 +161,9 @@ pub(crate) fn config(front: &Front, ports: &Ports, seldom_ticks: bool) -> String
         other => {
             let filter = block(&config, PAT_FILTER, ROUTER).to_string();
             config = replace_once(&config, &filter, &filter_yaml(other));
+            if let Some(cluster) = cluster_yaml(other) {
+                config = replace_once(&config, "  clusters:\n", &format!("  clusters:\n{cluster}"));
+            }
             // pat-edge's control listener goes with it.
             let control = block(&config, "  - name: control\n", "  clusters:\n").to_string();
             config = replace_once(&config, &control, "");
@@ -201,6 +211,36 @@ fn filter_yaml(front: &Front) -> String {
 "#,
             wasm("probe_filter").display()
         ),
+        Front::ExtAuthzHttp(port) => format!(
+            r#"          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              http_service:
+                server_uri: {{ uri: "http://127.0.0.1:{port}", cluster: authz_http, timeout: 1s }}
+                path_prefix: /check
+                authorization_response:
+                  allowed_upstream_headers:
+                    patterns: [{{ exact: x-pat-token-id }}, {{ exact: x-pat-user }}]
+"#
+        ),
+        Front::ExtAuthzGrpc(_) => r#"          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              grpc_service:
+                envoy_grpc: { cluster_name: authz_grpc }
+                timeout: 1s
+"#
+        .to_string(),
+        Front::Lua(file) => format!(
+            r#"          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code: {{ filename: "{}" }}
+"#,
+            file.display()
+        ),
         Front::ApiKeyAuth(keys) => {
             let mut credentials = String::new();
             for (i, key) in keys.iter().enumerate() {
@@ -220,6 +260,35 @@ fn filter_yaml(front: &Front) -> String {
             )
         }
     }
+}
+
+/// The cluster an alternative talks to, if any.
+fn cluster_yaml(front: &Front) -> Option<String> {
+    let (name, port, http2) = match front {
+        Front::ExtAuthzHttp(port) => ("authz_http", *port, false),
+        Front::ExtAuthzGrpc(port) => ("authz_grpc", *port, true),
+        _ => return None,
+    };
+    let protocol = if http2 {
+        r#"
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }"#
+    } else {
+        ""
+    };
+    Some(format!(
+        r#"  - name: {name}
+    type: STATIC
+    connect_timeout: 1s{protocol}
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
+"#
+    ))
 }
 
 /// Writes the configuration to `dir/name.yaml`.
