@@ -1,7 +1,6 @@
 //! The Envoys under test: their configurations (no filter, the empty and probe filters,
 //! api_key_auth, pat-edge) and how they are started (free, pinned, under callgrind).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -35,7 +34,6 @@ pub(crate) struct Keys {
 pub(crate) enum Filter {
     None,
     EmptyWasm,
-    ApiKeyAuth(Vec<String>),
     Pat(String),
     /// The probe filter making these host calls (see `e2e/probe-filter`).
     Probe(&'static str),
@@ -96,24 +94,6 @@ pub(crate) fn http_filters(filter: &Filter, control: bool, ticks: Ticks) -> Stri
         Filter::None => String::new(),
         Filter::EmptyWasm => wasm_filter("empty", &wasm("empty_filter"), ""),
         Filter::Probe(ops) => wasm_filter("probe", &wasm("probe_filter"), ops),
-        Filter::ApiKeyAuth(keys) => {
-            let mut credentials = String::new();
-            for (i, key) in keys.iter().enumerate() {
-                let _ = write!(
-                    credentials,
-                    "\n                - {{ key: \"{key}\", client: \"client{i}\" }}"
-                );
-            }
-            format!(
-                r#"
-          - name: envoy.filters.http.api_key_auth
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth
-              credentials:{credentials}
-              key_sources:
-              - query: session"#
-            )
-        }
         Filter::Pat(public_key) => {
             let refresh = match ticks {
                 Ticks::Default => String::new(),
