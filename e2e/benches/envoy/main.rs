@@ -5,7 +5,8 @@
 //! `PAT_BENCH_CONNECTIONS` (default 16), `PAT_BENCH_REVOCATIONS` (default 10),
 //! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts),
 //! `PAT_BENCH_ONLY` (comma-separated sections to run: `throughput`, `instructions`,
-//! `probes`, `effective`, `attacks`, `admin`, `fleet`; default all), `PAT_BENCH_WASM_DIR` (the
+//! `alternatives`, `strip`, `probes`, `effective`, `attacks`, `admin`, `fleet`; default all),
+//! `PAT_BENCH_ROWS` (instruction-count rows, by label, `;`-separated), `PAT_BENCH_WASM_DIR` (the
 //! `.wasm` files to run, default `target/wasm32-wasip1/release`).
 //!
 //! Throughput runs: every configuration is its own Envoy with one worker, all pinned to CPU 0;
@@ -29,8 +30,11 @@
 //! - `envoys`: the configurations under test and how an Envoy is started;
 //! - `data`: the key, tokens and snapshots, and a seeded pat-admin store;
 //! - `measure`: statistics, CPU time and RSS, wrk, callgrind counts;
-//! - one module per section of the report: `throughput`, `instructions`, `effective`,
-//!   `hardening`, `admin_publish`, `fleet`.
+//! - `shipped`: the shipped configuration (`envoy.yaml` itself) with a filter of choice;
+//!   `origin`: the stand-in origin that feeds its pat-edge;
+//! - one module per section of the report: `throughput`, `instructions` (and the strip's
+//!   probe), `alternatives` (ext_authz over HTTP and gRPC to `e2e/authz-service`, Lua),
+//!   `effective`, `hardening`, `admin_publish`, `fleet`.
 
 mod admin_publish;
 mod alternatives;
