@@ -4,7 +4,7 @@
 //! `scripts/bench-notes.md`) the same run is a profile of where the filter's instructions go.
 //! What Envoy's host calls cost is measured in real Envoy by `scripts/bench` instead.
 //!
-//! `cargo bench -p pat-plugin --bench request_path` (`PAT_BENCH_REQUESTS`, default 200,000
+//! `cargo bench -p pat-plugin --features test-support --bench request_path` (`PAT_BENCH_REQUESTS`, default 200,000
 //! per kind; `PAT_BENCH_KIND`: only the kinds whose label starts so).
 
 use std::time::Instant;
