@@ -246,6 +246,23 @@ pub(crate) fn start(
             let origin = snapshot.map(|bytes| Origin::serve(bytes.clone()));
             let port = origin.as_ref().map_or_else(pat_e2e::free_port, |o| o.port);
             let envoy = start_shipped(dir, name, front, port, (&keys.public, &keys.edge), launch);
+            if origin.is_some() {
+                // Until the serving VM has loaded the snapshot it fetched, token requests are
+                // denied (as "no snapshot"): wait for it, so that a denial counted is the one
+                // meant.
+                let deadline = std::time::Instant::now() + Duration::from_secs(900);
+                while !std::fs::read_to_string(&envoy.log)
+                    .unwrap_or_default()
+                    .contains("pat-edge: serving version")
+                {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{name}: the snapshot was never served; see {}",
+                        envoy.log.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
             (envoy, origin)
         }
     }
