@@ -247,17 +247,17 @@ pub(crate) fn start(
             let port = origin.as_ref().map_or_else(pat_e2e::free_port, |o| o.port);
             let envoy = start_shipped(dir, name, front, port, (&keys.public, &keys.edge), launch);
             if origin.is_some() {
-                // Until the serving VM has loaded the snapshot it fetched, token requests are
-                // denied (as "no snapshot"): wait for it, so that a denial counted is the one
-                // meant.
+                // Until the snapshot is fetched, token requests are denied (as "no snapshot"):
+                // wait for it, so that a denial counted is the one meant (the first token
+                // request then loads it into the serving VM, before it decides).
                 let deadline = std::time::Instant::now() + Duration::from_secs(900);
                 while !std::fs::read_to_string(&envoy.log)
                     .unwrap_or_default()
-                    .contains("pat-edge: serving version")
+                    .contains("pat-edge: caught up with the origin")
                 {
                     assert!(
                         std::time::Instant::now() < deadline,
-                        "{name}: the snapshot was never served; see {}",
+                        "{name}: the snapshot was never fetched; see {}",
                         envoy.log.display()
                     );
                     std::thread::sleep(Duration::from_millis(100));
