@@ -109,8 +109,8 @@ impl RequestHost for Host<'_> {
         debug_enabled()
     }
 
-    fn log(&self, level_: Level, message: &str) {
-        log(level(level_), message);
+    fn log(&self, at: Level, message: &str) {
+        log(level(at), message);
     }
 
     fn count(&self, event: Event) {

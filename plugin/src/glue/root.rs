@@ -58,16 +58,7 @@ impl RootHost for Host<'_> {
     }
 
     fn set_tick_period(&self, period: Duration) -> bool {
-        match hostcalls::set_tick_period(period) {
-            Ok(()) => true,
-            Err(status) => {
-                log(
-                    proxy_wasm::types::LogLevel::Error,
-                    &format!("pat-edge: set_tick_period: {status:?}"),
-                );
-                false
-            }
-        }
+        hostcalls::set_tick_period(period).is_ok()
     }
 
     fn store(&self) -> &HostShared {
@@ -102,8 +93,8 @@ impl RootHost for Host<'_> {
         vm_memory_bytes()
     }
 
-    fn log(&self, level_: Level, message: &str) {
-        log(level(level_), message);
+    fn log(&self, at: Level, message: &str) {
+        log(level(at), message);
     }
 
     fn count(&self, event: Event) {
