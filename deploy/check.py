@@ -111,6 +111,9 @@ RULES = {
         lambda s: not (s.get("mergeGateways") is True and "mergeBackends" in s),
     '!has(self.image) || !has(self.imageRepository)':
         lambda s: not (_has(s, "image") and _has(s, "imageRepository")),
+    "self.type == 'JSONPatch' ? self.jsonPatches.size() > 0 : has(self.value)":
+        lambda s: len(s.get("jsonPatches") or []) > 0 if s.get("type", "Replace") == "JSONPatch"
+        else _has(s, "value"),
     "((has(self.envoyDeployment) && !has(self.envoyDaemonSet)) || (!has(self.envoyDeployment) && has(self.envoyDaemonSet))) || (!has(self.envoyDeployment) && !has(self.envoyDaemonSet))":
         lambda s: not (_has(s, "envoyDeployment") and _has(s, "envoyDaemonSet")),
     "((has(self.envoyHpa) && !has(self.envoyDaemonSet)) || (!has(self.envoyHpa) && has(self.envoyDaemonSet))) || (!has(self.envoyHpa) && !has(self.envoyDaemonSet))":
@@ -288,6 +291,23 @@ def pinned(where, url, sha256, failures, oci_digest):
         failures.add(where, f"url {url!r} must pin the same digest as sha256 (…@sha256:{sha256})")
 
 
+# Envoy refuses the answer to a filter's HTTP call over 32 MiB unless its runtime raises the
+# limit; the origin's full answer is ~42 MB at 1,000,000 tokens (envoy.yaml allows 256 MiB).
+RESPONSE_LIMIT_KEY = "http.async_response_buffer_limit"
+RESPONSE_LIMIT_MIN = 64 * 1024 * 1024
+
+
+def response_limit(where, value, failures):
+    try:
+        ok = int(value) >= RESPONSE_LIMIT_MIN
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        failures.add(where, f"the Envoy runtime must set {RESPONSE_LIMIT_KEY} to at least "
+                            f"{RESPONSE_LIMIT_MIN} (the origin's full answer is ~42 MB at 1,000,000 "
+                            f"tokens; Envoy refuses more than 32 MiB by default): found {value!r}")
+
+
 def origin_service(docs):
     for _, doc in docs:
         if doc.get("kind") == "Service" and doc["metadata"]["name"] == "pat-origin":
@@ -382,7 +402,18 @@ def main(argv):
             container = (((spec.get("provider") or {}).get("kubernetes") or {})
                          .get("envoyDeployment") or {}).get("container") or {}
             env_from_secret(where, container.get("env"), failures)
+            patches = (spec.get("bootstrap") or {}).get("jsonPatches") or []
+            limit = next((p.get("value") for p in patches
+                          if p.get("op") == "add"
+                          and p.get("path", "").startswith("/layered_runtime/layers/")
+                          and p.get("path", "").endswith("/static_layer/" + RESPONSE_LIMIT_KEY)),
+                         None)
+            response_limit(where + " bootstrap", limit, failures)
         elif key[1] == "Deployment" and doc["metadata"]["name"] == "pat-edge-gateway":
+            annotations = spec["template"]["metadata"].get("annotations") or {}
+            proxy_config = yaml.safe_load(annotations.get("proxy.istio.io/config") or "") or {}
+            runtime = (proxy_config.get("runtimeValues") or {}) if isinstance(proxy_config, dict) else {}
+            response_limit(where + " proxy.istio.io/config runtimeValues", runtime.get(RESPONSE_LIMIT_KEY), failures)
             proxies = [c for c in spec["template"]["spec"]["containers"] if c["name"] == "istio-proxy"]
             if len(proxies) != 1:
                 failures.add(where, "the gateway needs its istio-proxy container")

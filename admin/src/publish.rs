@@ -31,14 +31,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use pat_core::protocol::control::Reply;
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::origin::{self, Answer};
 use crate::store::Store;
 
 /// The filter's default control path.
-pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
+pub const DEFAULT_CONTROL_PATH: &str = pat_core::protocol::control::PATH;
 /// Attempts per edge for failures without `retry-after` (the first one included).
 const ATTEMPTS: u32 = 3;
 /// Attempts per edge while the edge keeps asking to retry after a delay (`retry-after`).
@@ -208,26 +209,6 @@ pub struct EdgeResult {
     /// What happened.
     #[serde(flatten)]
     pub outcome: Outcome,
-}
-
-/// The control endpoint's JSON answers.
-#[derive(Debug, Deserialize)]
-struct Reply {
-    result: i64,
-    #[serde(default)]
-    version: Option<u64>,
-    #[serde(default)]
-    tokens: Option<u64>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    current_version: Option<u64>,
-    #[serde(default)]
-    loaded: Option<bool>,
-    #[serde(default)]
-    issued_at: Option<u64>,
-    #[serde(default)]
-    key_id: Option<String>,
 }
 
 fn client(timeouts: Timeouts) -> Result<reqwest::Client> {

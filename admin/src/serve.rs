@@ -48,6 +48,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use pat_core::protocol::origin as wire;
+use pat_core::protocol::{ErrorReply, JSON};
+
 use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
@@ -57,11 +60,11 @@ use crate::store::{Open, Store, snapshots};
 use crate::usage;
 
 /// The path edges fetch documents from.
-pub const SNAPSHOT_PATH: &str = "/snapshot";
+pub const SNAPSHOT_PATH: &str = wire::SNAPSHOT_PATH;
 /// The path of the latest document's signed head.
-pub const HEAD_PATH: &str = "/snapshot/head";
+pub const HEAD_PATH: &str = wire::HEAD_PATH;
 /// The path edges send usage reports to.
-pub const USAGE_PATH: &str = "/usage";
+pub const USAGE_PATH: &str = wire::USAGE_PATH;
 /// How often the re-signer looks at the latest document.
 pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
 /// `Cache-Control` of the head: a cache may answer polls for a second.
@@ -317,15 +320,14 @@ impl Origin {
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
-    let body =
-        serde_json::json!({ "result": status.as_u16(), "error": message, "source": "pat-admin" });
+    let body = ErrorReply::new(i64::from(status.as_u16()), message, wire::SOURCE);
     (
         status,
         [
-            (header::CONTENT_TYPE, "application/json"),
+            (header::CONTENT_TYPE, JSON),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        body.to_string(),
+        serde_json::to_string(&body).unwrap_or_default(),
     )
         .into_response()
 }
@@ -351,37 +353,9 @@ pub fn etag(version: u64, bytes: &[u8]) -> String {
 }
 
 /// `since` from the query string: `None` without one; refused when it is not a version
-/// (digits), given twice, or next to anything else.
+/// (digits), given twice, or next to anything else ([`wire::parse_since`]).
 pub fn parse_since(query: Option<&str>) -> std::result::Result<Option<u64>, String> {
-    let mut since = None;
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name != "since" {
-            return Err(format!(
-                "unknown parameter {:?}: the only one is since=VERSION",
-                name.chars().take(40).collect::<String>()
-            ));
-        }
-        if since.is_some() {
-            return Err("since is given twice".into());
-        }
-        if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "since={:?} is not a version: give the version the edge holds, digits only",
-                value.chars().take(40).collect::<String>()
-            ));
-        }
-        since = Some(
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("since={value} is not a version"))?,
-        );
-    }
-    Ok(since)
+    wire::parse_since(query).map_err(|e| e.to_string())
 }
 
 fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
@@ -402,7 +376,7 @@ fn document_headers(response: &mut Response, tag: &str, version: u64, cache_cont
         HeaderValue::from_static(cache_control),
     );
     if let Ok(value) = HeaderValue::from_str(&version.to_string()) {
-        h.insert("x-pat-snapshot-version", value);
+        h.insert(wire::VERSION_HEADER, value);
     }
 }
 
@@ -528,16 +502,16 @@ async fn usage_report(
             if let Ok(mut last) = origin.last_refusal.lock() {
                 *last = None;
             }
-            let body = serde_json::json!({
-                "result": 0,
-                "edge": merged.edge,
-                "uses": merged.uses,
-                "updated": merged.updated,
-            });
+            let body = wire::UsageAccepted {
+                result: 0,
+                edge: merged.edge.into(),
+                uses: merged.uses as u64,
+                updated: merged.updated as u64,
+            };
             (
                 StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
+                [(header::CONTENT_TYPE, JSON)],
+                serde_json::to_string(&body).unwrap_or_default(),
             )
                 .into_response()
         }

@@ -9,6 +9,8 @@
 //! - [`user`]: which account names are safe to forward in a header.
 //! - [`net`]: client networks (CIDRs) a token may be limited to.
 //! - [`report`]: signed usage reports from edges ("last used").
+//! - [`protocol`]: the wire contract between the edge and pat-admin: the control
+//!   endpoint's and the origin's paths, parameters, headers and JSON answers.
 //! - [`hex`]: lowercase hex, for every crate.
 //! - [`keys`]: Ed25519 signing and public keys and their text forms.
 //! - [`snapshot`]: the signed documents — full snapshots and deltas: building and signing,
@@ -33,6 +35,7 @@ pub mod hex;
 pub mod keys;
 pub mod method;
 pub mod net;
+pub mod protocol;
 pub mod report;
 pub mod snapshot;
 pub mod token;

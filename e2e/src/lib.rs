@@ -448,7 +448,14 @@ impl Stack {
     /// What the edge's control endpoint reports (one worker's view).
     pub fn edge_status(&self) -> Value {
         Client::new()
-            .get(&format!("{}/_pat/snapshot", self.control_url()), &[])
+            .get(
+                &format!(
+                    "{}{}",
+                    self.control_url(),
+                    pat_core::protocol::control::PATH
+                ),
+                &[],
+            )
             .json
     }
 

@@ -71,7 +71,7 @@ fn the_manifests_validate_against_the_published_schemas() {
 
 #[test]
 fn the_checks_refuse_what_an_api_server_or_a_reviewer_would() {
-    let cases: [(&str, &str, &str, &str); 12] = [
+    let cases: [(&str, &str, &str, &str); 14] = [
         // The CRDs' schemas: enums, patterns, unknown fields, types.
         (
             "istio/wasmplugin.yaml",
@@ -141,6 +141,19 @@ fn the_checks_refuse_what_an_api_server_or_a_reviewer_would() {
             "    strip_token: true\n",
             "    strip_token: true\n    public_keys: [\"ed25519:11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"]\n",
             "must not set public_keys",
+        ),
+        // The origin's full answer fits what Envoy takes from a filter's HTTP call.
+        (
+            "envoy-gateway/envoyproxy.yaml",
+            "      value: 268435456\n",
+            "      value: 1048576\n",
+            "must set http.async_response_buffer_limit to at least 67108864",
+        ),
+        (
+            "istio/gateway.yaml",
+            "            http.async_response_buffer_limit: \"268435456\"\n",
+            "",
+            "must set http.async_response_buffer_limit to at least 67108864",
         ),
         (
             "envoy-gateway/envoyproxy.yaml",

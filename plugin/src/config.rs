@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use pat_core::keys::{KeyError, PublicKey, TrustedKeys};
+use pat_core::protocol;
 use serde::Deserialize;
 
-use crate::origin::OriginConfig;
 use crate::usage::UsageConfig;
 
 /// Default name of the environment variable holding trusted public keys.
@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_SNAPSHOT_AGE_MS: u64 = 86_400_000;
 /// Default name of the environment variable holding this edge's report-signing key.
 pub const DEFAULT_EDGE_KEY_ENV: &str = "PAT_EDGE_KEY";
 /// Default control path for snapshot pushes and status.
-pub const DEFAULT_CONTROL_PATH: &str = "/_pat/snapshot";
+pub const DEFAULT_CONTROL_PATH: &str = protocol::control::PATH;
 /// The documented identity header names: the two headers' defaults (`token_id`, `user`) and
 /// the combined header's (`combined`). Removed from every request whatever is configured.
 pub const DOCUMENTED_IDENTITY_HEADERS: [&str; 3] =
@@ -245,7 +245,7 @@ impl Default for RawUsage {
     fn default() -> Self {
         Self {
             cluster: "pat_origin".into(),
-            path: "/usage".into(),
+            path: protocol::origin::USAGE_PATH.into(),
             authority: "pat-origin".into(),
             interval_ms: 10_000,
             timeout_ms: 5_000,
@@ -290,14 +290,33 @@ impl Default for RawOrigin {
     fn default() -> Self {
         Self {
             cluster: "pat_origin".into(),
-            path: "/snapshot".into(),
-            head_path: "/snapshot/head".into(),
+            path: protocol::origin::SNAPSHOT_PATH.into(),
+            head_path: protocol::origin::HEAD_PATH.into(),
             authority: "pat-origin".into(),
             interval_ms: 10_000,
             retry_ms: 2_000,
             timeout_ms: 10_000,
         }
     }
+}
+
+/// The `origin` configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginConfig {
+    /// Envoy cluster of the origin.
+    pub cluster: String,
+    /// Path of the snapshot on the origin.
+    pub path: String,
+    /// Path of the signed head on the origin.
+    pub head_path: String,
+    /// `:authority` of the request.
+    pub authority: String,
+    /// Time between rounds after a success (or a 304).
+    pub interval: Duration,
+    /// Time before retrying after a failure.
+    pub retry: Duration,
+    /// Timeout of one fetch.
+    pub timeout: Duration,
 }
 
 /// Why the configuration was refused (`on_configure` returns false and logs this).

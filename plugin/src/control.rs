@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use pat_core::snapshot::SnapshotError;
 
-use crate::edge::PushRejection;
+use crate::replica::PushRejection;
 
 /// `source` of control-endpoint errors.
-pub const CONTROL_SOURCE: &str = "pat-edge";
+pub const CONTROL_SOURCE: &str = pat_core::protocol::control::SOURCE;
 
 /// Is a listener address (Envoy's `destination.address`, `ip:port`) loopback or on an
 /// internal network (RFC 1918, RFC 6598 shared space, link-local, IPv6 unique-local)?

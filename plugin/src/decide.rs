@@ -271,7 +271,7 @@ pub struct Policy {
     pub ordinary_sessions: Unmatched,
 }
 
-/// Decides one request. `path` is `:path` (query included); `now` is Unix seconds;
+/// Decides one request. `path` is `:path` (a query, if any, is not read); `now` is Unix seconds;
 /// `client` gives the client address, and is called only for a token limited to some
 /// networks.
 pub fn decide(

@@ -1,83 +1,35 @@
-//! JSON bodies the filter answers with, in the platform's `result`/`error` shape.
+//! The JSON bodies the filter answers with, written from the wire contract's types
+//! ([`pat_core::protocol`]): denials and control errors in the platform's
+//! `result`/`error`/`source` shape, and the control endpoint's answers.
 
-use serde::Serialize;
+use pat_core::protocol::ErrorReply;
+use pat_core::protocol::control::{self, Accepted, Refused, Status};
 
 /// A denial or a control-endpoint error: `{"result": code, "error": message, "source": source}`.
 pub fn error_body(code: i64, message: &str, source: &str) -> String {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        result: i64,
-        error: &'a str,
-        source: &'a str,
-    }
-    serde_json::to_string(&Body {
-        result: code,
-        error: message,
-        source,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&ErrorReply::new(code, message, source)).unwrap_or_default()
 }
 
-/// A push refused as stale: the error shape plus the version the edge holds, so a publisher
-/// can tell "already current" from "older than what the edge has".
-pub fn stale_body(message: &str, source: &str, current_version: u64) -> String {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        result: i64,
-        error: &'a str,
-        source: &'a str,
-        current_version: u64,
-    }
-    serde_json::to_string(&Body {
+/// A push refused as stale or not applying (`409`): the error shape plus the version the edge
+/// holds, so a publisher can tell "already current" from "behind".
+pub fn stale_body(message: &str, current_version: u64) -> String {
+    serde_json::to_string(&Refused {
         result: 409,
-        error: message,
-        source,
+        error: message.into(),
+        source: control::SOURCE.into(),
         current_version,
     })
     .unwrap_or_default()
 }
 
-/// What `GET` on the control path reports about the snapshot this VM serves from.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Status {
-    /// Always 0.
-    pub result: i64,
-    /// Whether a snapshot is loaded.
-    pub loaded: bool,
-    /// Its version (0 when none).
-    pub version: u64,
-    /// Its token count.
-    pub tokens: u64,
-    /// When it was issued, Unix seconds (0 when none).
-    pub issued_at: u64,
-    /// Its signed expiry, Unix seconds (0 when none).
-    pub expires_at: u64,
-    /// Id of the key that signed it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    /// The version floor learnt from the origin: a version, `"pending"` until the origin
-    /// answers after a start, absent without an origin.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub floor: Option<serde_json::Value>,
-}
-
-impl Status {
-    /// Serializes the status.
-    pub fn body(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
+/// What `GET` on the control path reports.
+pub fn status_body(status: &Status) -> String {
+    serde_json::to_string(status).unwrap_or_default()
 }
 
 /// The answer to an accepted push.
 pub fn accepted_body(version: u64, tokens: u64, issued_at: u64) -> String {
-    #[derive(Serialize)]
-    struct Body {
-        result: i64,
-        version: u64,
-        tokens: u64,
-        issued_at: u64,
-    }
-    serde_json::to_string(&Body {
+    serde_json::to_string(&Accepted {
         result: 0,
         version,
         tokens,
@@ -89,9 +41,10 @@ pub fn accepted_body(version: u64, tokens: u64, issued_at: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pat_core::protocol::control::{Floor, Reply};
 
     #[test]
-    fn bodies_are_platform_shaped_json() {
+    fn bodies_are_platform_shaped_json_a_publisher_reads() {
         let body = error_body(701, "access token pate_…x \"quoted\" is not valid", "JEL");
         let parsed: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(parsed["result"], 701);
@@ -100,10 +53,10 @@ mod tests {
             "access token pate_…x \"quoted\" is not valid"
         );
         assert_eq!(parsed["source"], "JEL");
-        assert_eq!(
-            accepted_body(3, 10, 99),
-            r#"{"result":0,"version":3,"tokens":10,"issued_at":99}"#
-        );
+        let accepted: Reply = serde_json::from_str(&accepted_body(3, 10, 99)).expect("reply");
+        assert_eq!((accepted.result, accepted.version), (0, Some(3)));
+        let stale: Reply = serde_json::from_str(&stale_body("older", 7)).expect("reply");
+        assert_eq!((stale.result, stale.current_version), (409, Some(7)));
         let status = Status {
             result: 0,
             loaded: false,
@@ -112,10 +65,10 @@ mod tests {
             issued_at: 0,
             expires_at: 0,
             key_id: None,
-            floor: Some(serde_json::json!("pending")),
+            floor: Some(Floor::Pending),
         };
         assert_eq!(
-            status.body(),
+            status_body(&status),
             r#"{"result":0,"loaded":false,"version":0,"tokens":0,"issued_at":0,"expires_at":0,"floor":"pending"}"#
         );
     }

@@ -6,7 +6,7 @@ use pat_testbed::{Plugin, Testbed, wasm_artifact};
 
 fn start(configuration: &str, env_keys: Option<String>) -> Testbed {
     let mut builder =
-        Testbed::builder(wasm_artifact("pat_plugin").expect("build the filter first"))
+        Testbed::builder(wasm_artifact("pat_plugin").unwrap_or_else(|e| panic!("{e}")))
             .plugin(Plugin::new("public").configuration(configuration));
     if let Some(keys) = env_keys {
         builder = builder.env("PAT_PUBLIC_KEYS", keys);

@@ -1,4 +1,5 @@
-//! Locating built `.wasm` artifacts, and the process-wide engine and module cache.
+//! Locating built `.wasm` artifacts (refusing one older than its sources), and the
+//! process-wide engine and module cache.
 //!
 //! Cranelift takes about a second per module, so compiled [`Module`]s are cached
 //! per path (keyed with the file's mtime, so a rebuild is picked up). The cache
@@ -17,7 +18,8 @@ use wasmtime::{Engine, Module};
 /// `name` is the crate name with underscores (`"testbed_fixture"`, `"pat_plugin"`).
 /// The target dir is `$CARGO_TARGET_DIR` (relative paths are taken from the
 /// workspace root) or `<workspace root>/target`. Errors with the exact build
-/// command when the file is missing.
+/// command when the file is missing, and when it is older than a source it was built from
+/// ([`check_fresh`]): tests of a stale module would test code that is no longer there.
 pub fn wasm_artifact(name: &str) -> Result<PathBuf, Error> {
     let target = target_dir()?;
     let file = name.replace('-', "_");
@@ -25,18 +27,75 @@ pub fn wasm_artifact(name: &str) -> Result<PathBuf, Error> {
         .join("wasm32-wasip1")
         .join("release")
         .join(format!("{file}.wasm"));
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::ArtifactMissing {
+    let command = format!(
+        "cargo build --release --target wasm32-wasip1 -p {}",
+        name.replace('_', "-")
+    );
+    if !path.is_file() {
+        return Err(Error::ArtifactMissing {
             name: file,
             path,
-            command: format!(
-                "cargo build --release --target wasm32-wasip1 -p {}",
-                name.replace('_', "-")
-            ),
-        })
+            command,
+        });
     }
+    check_fresh(&path, &command)?;
+    Ok(path)
+}
+
+/// Refuses a `.wasm` older than any source it was built from, as cargo's dep-info file next
+/// to it (`<name>.d`) lists them (the crate's own files and its path dependencies'; a new
+/// module shows up as a change to the file that declares it). Without a dep-info file there
+/// is nothing to compare, and the module is taken. `command` rebuilds it.
+pub fn check_fresh(wasm: &Path, command: &str) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: wasm.to_path_buf(),
+        source,
+    };
+    let built = std::fs::metadata(wasm)
+        .and_then(|m| m.modified())
+        .map_err(io)?;
+    let Ok(dep_info) = std::fs::read_to_string(wasm.with_extension("d")) else {
+        return Ok(());
+    };
+    for source in dep_info_sources(&dep_info) {
+        let changed = std::fs::metadata(&source).and_then(|m| m.modified());
+        if changed.is_ok_and(|changed| changed > built) {
+            return Err(Error::ArtifactStale {
+                path: wasm.to_path_buf(),
+                source_path: source,
+                command: command.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The sources a make-style dep-info file lists for its first target (`target: a b\ c`).
+fn dep_info_sources(dep_info: &str) -> Vec<PathBuf> {
+    let Some(line) = dep_info.lines().next() else {
+        return Vec::new();
+    };
+    let Some((_, sources)) = line.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    let mut current = String::new();
+    let mut chars = sources.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' => {
+                if !current.is_empty() {
+                    paths.push(PathBuf::from(std::mem::take(&mut current)));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        paths.push(PathBuf::from(current));
+    }
+    paths
 }
 
 /// `$CARGO_TARGET_DIR` (relative to the workspace root) or `<workspace root>/target`.

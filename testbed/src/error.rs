@@ -20,6 +20,20 @@ pub enum Error {
         /// The cargo command that produces it.
         command: String,
     },
+    /// The `.wasm` file is older than a source it was built from; `command` rebuilds it.
+    #[error(
+        "wasm artifact {} is older than {}, which changed since it was built: rebuild it with `{command}`",
+        path.display(),
+        source_path.display()
+    )]
+    ArtifactStale {
+        /// The artifact.
+        path: PathBuf,
+        /// A source newer than it.
+        source_path: PathBuf,
+        /// The cargo command that rebuilds it.
+        command: String,
+    },
     /// The workspace root (a `Cargo.toml` with `[workspace]`) could not be found.
     #[error("cannot locate the workspace root above {}", .0.display())]
     WorkspaceRoot(PathBuf),

@@ -75,8 +75,8 @@
 //!
 //! # Layout
 //!
-//! * `artifact` — locating `<target>/wasm32-wasip1/release/<name>.wasm`, the
-//!   process-wide engine and compiled-module cache.
+//! * `artifact` — locating `<target>/wasm32-wasip1/release/<name>.wasm` (refused when older
+//!   than a source it was built from), the process-wide engine and compiled-module cache.
 //! * `builder` — [`TestbedBuilder`], [`Plugin`], [`FailurePolicy`], the frozen `Config`.
 //! * `testbed` — [`Testbed`] and the [`Vm`] handle: driving and inspecting.
 //! * `world` — state shared by all VMs (clock, logs, timers, traps, HTTP calls).
@@ -105,7 +105,7 @@ mod testbed;
 mod vm;
 mod world;
 
-pub use artifact::wasm_artifact;
+pub use artifact::{check_fresh, wasm_artifact};
 pub use builder::{FailurePolicy, Plugin, TestbedBuilder, UpstreamFn};
 pub use error::Error;
 pub use exchange::{Action, Callback, CallbackAction, Exchange, LocalResponse, StreamStatus};

@@ -20,7 +20,7 @@ pub(crate) struct Tokens {
 }
 
 /// The scopes filler tokens get: half may call the benchmarked method.
-fn scopes() -> ([MethodName; 1], [MethodName; 1]) {
+pub(crate) fn scopes() -> ([MethodName; 1], [MethodName; 1]) {
     (
         [MethodName::parse("environment.Control.StopEnv").expect("valid")],
         [MethodName::parse("environment.Control.GetEnvs").expect("valid")],
@@ -179,7 +179,11 @@ pub(crate) fn base_after(version: u64, built: &Built) -> Base {
 /// Pushes a snapshot to an Envoy's control listener; it must be accepted.
 pub(crate) fn push(client: &reqwest::blocking::Client, envoy: &Envoy, bytes: Vec<u8>) {
     let r = client
-        .put(format!("http://127.0.0.1:{}/_pat/snapshot", envoy.control))
+        .put(format!(
+            "http://127.0.0.1:{}{}",
+            envoy.control,
+            pat_core::protocol::control::PATH
+        ))
         .body(bytes)
         .send()
         .expect("push");

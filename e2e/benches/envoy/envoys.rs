@@ -1,26 +1,40 @@
 //! The Envoys under test: their configurations (no filter, the empty and probe filters,
 //! api_key_auth, pat-edge) and how they are started (free, pinned, under callgrind).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pat_e2e::{Proc, envoy, free_port, root};
 
+use crate::shipped::{self, Front};
+
+/// How an Envoy under test is configured.
+#[derive(Clone)]
+pub(crate) enum Setup {
+    /// A minimal listener with `direct_response` behind this filter (the push sections and
+    /// the probe filter).
+    Minimal(Filter),
+    /// The shipped configuration with this front (see [`crate::shipped`]), fed by a
+    /// stand-in origin, with these keys.
+    Shipped(Front, Keys),
+}
+
+/// The keys an Envoy of the shipped configuration gets in its environment.
+#[derive(Clone)]
+pub(crate) struct Keys {
+    /// `PAT_PUBLIC_KEYS`.
+    pub(crate) public: String,
+    /// `PAT_EDGE_KEY`: the secret that signs usage reports.
+    pub(crate) edge: String,
+}
+
 #[derive(Clone)]
 /// The HTTP filter in front of the router.
 pub(crate) enum Filter {
     None,
     EmptyWasm,
-    ApiKeyAuth(Vec<String>),
     Pat(String),
-    /// pat-edge with usage reports on (this public key; this edge key's secret text): every
-    /// allowed request is recorded. Reports go out once an hour, so that only the recording
-    /// is counted, and to a cluster that does not exist: none is sent during a benchmark.
-    PatUsage(String, String),
-    /// pat-edge carrying the identity in one combined header (`identity_headers.combined`).
-    PatOneHeader(String),
     /// The probe filter making these host calls (see `e2e/probe-filter`).
     Probe(&'static str),
 }
@@ -54,12 +68,7 @@ pub(crate) fn http_filters(filter: &Filter, control: bool, ticks: Ticks) -> Stri
     } else {
         ""
     };
-    let environment = match filter {
-        Filter::PatUsage(_, edge_key) if !control => format!(
-            "\n                  environment_variables: {{ key_values: {{ PAT_EDGE_KEY: \"{edge_key}\" }} }}"
-        ),
-        _ => String::new(),
-    };
+    let environment = String::new();
     let wasm_filter = |name: &str, file: &Path, configuration: &str| {
         format!(
             r#"
@@ -85,41 +94,13 @@ pub(crate) fn http_filters(filter: &Filter, control: bool, ticks: Ticks) -> Stri
         Filter::None => String::new(),
         Filter::EmptyWasm => wasm_filter("empty", &wasm("empty_filter"), ""),
         Filter::Probe(ops) => wasm_filter("probe", &wasm("probe_filter"), ops),
-        Filter::ApiKeyAuth(keys) => {
-            let mut credentials = String::new();
-            for (i, key) in keys.iter().enumerate() {
-                let _ = write!(
-                    credentials,
-                    "\n                - {{ key: \"{key}\", client: \"client{i}\" }}"
-                );
-            }
-            format!(
-                r#"
-          - name: envoy.filters.http.api_key_auth
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth
-              credentials:{credentials}
-              key_sources:
-              - query: session"#
-            )
-        }
-        Filter::Pat(public_key)
-        | Filter::PatUsage(public_key, _)
-        | Filter::PatOneHeader(public_key) => {
+        Filter::Pat(public_key) => {
             let refresh = match ticks {
                 Ticks::Default => String::new(),
                 Ticks::Seldom => r#","refresh_interval_ms":1000"#.to_string(),
             };
             let configuration = if control {
                 format!(r#"{{"public_keys":["{public_key}"],"push":{{"path":"/_pat/snapshot"}}}}"#)
-            } else if matches!(filter, Filter::PatUsage(..)) {
-                format!(
-                    r#"{{"public_keys":["{public_key}"],"usage":{{"cluster":"pat_origin_absent","interval_ms":3600000}}}}"#
-                )
-            } else if matches!(filter, Filter::PatOneHeader(_)) {
-                format!(
-                    r#"{{"public_keys":["{public_key}"],"identity_headers":{{"combined":"x-pat-identity"}}}}"#
-                )
             } else {
                 format!(r#"{{"public_keys":["{public_key}"]}}"#)
             };
@@ -248,10 +229,7 @@ pub(crate) fn start_envoy(
         &http_filters(filter, false, ticks),
         r#"200, body: { inline_string: '{"result":0}' }"#,
     ));
-    if matches!(
-        filter,
-        Filter::Pat(_) | Filter::PatUsage(..) | Filter::PatOneHeader(_)
-    ) {
+    if matches!(filter, Filter::Pat(_)) {
         config.push_str(&control_listener(
             control,
             &http_filters(filter, true, ticks),
@@ -262,6 +240,58 @@ pub(crate) fn start_envoy(
     }
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, config).expect("config");
+    run_envoy(
+        dir,
+        name,
+        &path,
+        (public, control, admin),
+        workers,
+        launch,
+        &[],
+    )
+}
+
+/// Starts an Envoy of the shipped configuration (`envoy.yaml`, see [`crate::shipped`]) with
+/// `front` in its public listener, one worker, fed by the origin on `origin`, trusting
+/// `public_key` and (pat-edge) signing usage reports with `edge_key`; waits until it is ready.
+pub(crate) fn start_shipped(
+    dir: &Path,
+    name: &str,
+    front: &Front,
+    origin: u16,
+    keys: (&str, &str),
+    launch: Launch,
+) -> Envoy {
+    let ports = shipped::Ports {
+        public: free_port(),
+        control: free_port(),
+        admin: free_port(),
+        origin,
+    };
+    let seldom = matches!(launch, Launch::Callgrind(_));
+    let path = shipped::write(dir, name, front, &ports, seldom);
+    let (public_key, edge_key) = keys;
+    run_envoy(
+        dir,
+        name,
+        &path,
+        (ports.public, ports.control, ports.admin),
+        1,
+        launch,
+        &[("PAT_PUBLIC_KEYS", public_key), ("PAT_EDGE_KEY", edge_key)],
+    )
+}
+
+/// Starts Envoy with the configuration at `config` and waits until it is ready.
+fn run_envoy(
+    dir: &Path,
+    name: &str,
+    config: &Path,
+    (public, control, admin): (u16, u16, u16),
+    workers: u32,
+    launch: Launch,
+    env: &[(&str, &str)],
+) -> Envoy {
     let log = dir.join(format!("{name}.log"));
     let mut cmd = match &launch {
         Launch::Free => Command::new(envoy()),
@@ -283,8 +313,9 @@ pub(crate) fn start_envoy(
             c
         }
     };
-    cmd.arg("-c")
-        .arg(&path)
+    cmd.envs(env.iter().copied())
+        .arg("-c")
+        .arg(config)
         .args([
             "--concurrency",
             &workers.to_string(),

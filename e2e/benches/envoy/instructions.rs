@@ -3,234 +3,244 @@
 use std::fmt::Write as _;
 
 use crate::data::{snapshot, snapshot_address_limited};
-use crate::envoys::Filter;
+use crate::envoys::{Filter, Setup};
 use crate::measure::{Counted, idle_instructions_per_second, instructions_per_request, setting};
+use crate::shipped::{Front, PatChange};
 use crate::{Bench, PATH, get};
 
-/// Counts instructions for every configuration; returns pat-edge's overhead over the empty
-/// filter on an allowed GET at 1,000,000 tokens.
+/// The label of the shipped configuration's row, the headline of every table.
+pub(crate) const SHIPPED: &str = "pat-edge as shipped (envoy.yaml), 1,000,000 tokens, GET";
+
+/// Whether a row is counted: `PAT_BENCH_ROWS` (labels separated by `;`, exactly as the
+/// tables show them, or `idle` for the idle edge's ticks) picks some; unset, every row is.
+pub(crate) fn wanted_row(label: &str) -> bool {
+    let rows = std::env::var("PAT_BENCH_ROWS").unwrap_or_default();
+    rows.trim().is_empty() || rows.split(';').any(|part| part.trim() == label)
+}
+
+/// Counts instructions for every configuration, all in the shipped configuration
+/// (`envoy.yaml`); returns pat-edge's overhead over the empty filter on an allowed GET at
+/// 1,000,000 tokens without `strip_token` (the request path the probe section prices).
 pub(crate) fn run(bench: &Bench, report: &mut String) -> Option<f64> {
     let dir = &bench.dir;
-    let _client = &bench.client;
     let tokens = &bench.tokens;
-    let public_key = &bench.public_key;
     let token = &bench.token;
     let unknown = &bench.unknown;
-    let api_keys = &bench.api_keys;
     let counted_requests = setting("PAT_BENCH_COUNTED", 1000) as usize;
-    if counted_requests > 0 {
-        eprintln!("instructions per request under callgrind (slow: Envoy runs under valgrind)...");
-        let ok = r#"{"result":0}"#;
-        let pat = Filter::Pat(public_key.clone());
-        let one_k = snapshot(tokens, 1, 999, true);
-        let one_m = snapshot(tokens, 1, 999_999, true);
-        let form = Some(format!("envName=my-project&session={token}"));
-        let counted = [
-            Counted {
-                label: "1. no filter",
-                filter: Filter::None,
-                snapshot: None,
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "2. empty proxy-wasm filter",
-                filter: Filter::EmptyWasm,
-                snapshot: None,
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "3. api_key_auth",
-                filter: Filter::ApiKeyAuth(api_keys.clone()),
-                snapshot: None,
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "4. pat-edge, 1,000 tokens, GET",
-                filter: pat.clone(),
-                snapshot: Some(one_k),
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "4. pat-edge, 1,000,000 tokens, GET",
-                filter: pat.clone(),
-                snapshot: Some(one_m.clone()),
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "4. pat-edge, 1,000,000 tokens, GET, usage recording on",
-                filter: Filter::PatUsage(public_key.clone(), bench.edge_key.clone()),
-                snapshot: Some(one_m.clone()),
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "4. pat-edge, 1,000,000 tokens, GET, token limited to 3 client networks",
-                filter: pat.clone(),
-                snapshot: Some(snapshot_address_limited(tokens, 1, 999_999)),
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "4. pat-edge, 1,000,000 tokens, GET, one combined identity header",
-                filter: Filter::PatOneHeader(public_key.clone()),
-                snapshot: Some(one_m.clone()),
-                path: get(token),
-                form: None,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "5. pat-edge, 1,000,000 tokens, POST form",
-                filter: pat.clone(),
-                snapshot: Some(one_m.clone()),
-                path: PATH.to_string(),
-                form,
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "5. pat-edge, 1,000,000 tokens, POST form, session in the query",
-                filter: pat.clone(),
-                snapshot: Some(one_m.clone()),
-                path: get(token),
-                form: Some("description=nightly+build".to_string()),
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "6. pat-edge, 1,000,000 tokens, denied: unknown token",
-                filter: pat.clone(),
-                snapshot: Some(one_m.clone()),
-                path: get(unknown.expose()),
-                form: None,
-                headers: &[],
-                expect: r#""result":701"#,
-            },
-            Counted {
-                label: "6. pat-edge, 1,000,000 tokens, denied: wrong scope",
-                filter: pat,
-                snapshot: Some(one_m.clone()),
-                path: format!("/1.0/environment/control/rest/deleteenv?session={token}"),
-                form: None,
-                headers: &[],
-                expect: r#""result":702"#,
-            },
-            Counted {
-                label: "1. no filter, POST form",
-                filter: Filter::None,
-                snapshot: None,
-                path: PATH.to_string(),
-                form: Some(format!("envName=my-project&session={token}")),
-                headers: &[],
-                expect: ok,
-            },
-            Counted {
-                label: "2. empty proxy-wasm filter, POST form",
-                filter: Filter::EmptyWasm,
-                snapshot: None,
-                path: PATH.to_string(),
-                form: Some(format!("envName=my-project&session={token}")),
-                headers: &[],
-                expect: ok,
-            },
-        ];
-        let counts: Vec<f64> = counted
-            .iter()
-            .map(|what| {
-                let count = instructions_per_request(dir.path(), what, counted_requests);
-                eprintln!("  {}: {count:.0}", what.label);
-                count
-            })
-            .collect();
-        let _ = writeln!(
-            report,
-            "## Instructions per request (callgrind: deterministic, whatever the machine is doing)\n"
-        );
-        let _ = writeln!(
-            report,
-            "Envoy's instructions (all threads) over {counted_requests} requests on one keep-alive connection after 300 warm-up requests, 1 worker, same configurations as above.\n"
-        );
-        let _ = writeln!(
-            report,
-            "| configuration | instructions/request | vs no filter | vs empty wasm | vs api_key_auth |"
-        );
-        let _ = writeln!(report, "| --- | ---: | ---: | ---: | ---: |");
-        for (what, count) in counted.iter().zip(&counts) {
-            let _ = writeln!(
-                report,
-                "| {} | {count:.0} | {:+.0} ({:.2}x) | {:+.0} ({:.2}x) | {:+.0} ({:.2}x) |",
-                what.label,
-                count - counts[0],
-                count / counts[0],
-                count - counts[1],
-                count / counts[1],
-                count - counts[2],
-                count / counts[2],
-            );
-        }
-        let _ = writeln!(
-            report,
-            "\nUsage recording (for `lastUsed`: the time and, once per report window, the client address of every allowed request, kept in the VM's memory): {:+.0} instructions per allowed request (target ≤ 1,500).\n",
-            counts[5] - counts[4]
-        );
-        let _ = writeln!(
-            report,
-            "A token limited to client networks (the client address read, one property call, and matched against 3 networks): {:+.0} instructions per allowed request; tokens without a list do not read it.\n",
-            counts[6] - counts[4]
-        );
-
-        let _ = writeln!(
-            report,
-            "One combined identity header (`identity_headers.combined`) instead of two: {:+.0} instructions per allowed request.\n",
-            counts[7] - counts[4]
-        );
-        // Ticks cost per second, not per request: counted on an idle edge.
-        let idle_seconds = 10;
-        let idle_empty = idle_instructions_per_second(
-            dir.path(),
-            "empty",
-            &Filter::EmptyWasm,
-            None,
-            idle_seconds,
-        );
-        let idle_pat = idle_instructions_per_second(
-            dir.path(),
-            "pat-1m",
-            &Filter::Pat(public_key.clone()),
-            Some(one_m.clone()),
-            idle_seconds,
-        );
-        eprintln!("  idle: empty {idle_empty:.0}/s, pat-edge {idle_pat:.0}/s");
-        let ticks_per_second = 2.0 * 1000.0 / 20.0;
-        let _ = writeln!(
-            report,
-            "The counts above run pat-edge's refresh tick once a second: under callgrind Envoy is about 50× slower, and with the default 20 ms tick each counted request would be charged for the ticks of a second it shares with ~50 requests instead of thousands on a loaded edge. Ticks cost per second, whatever the load: an idle Envoy ({idle_seconds} s, no requests, 1,000,000 tokens, default 20 ms refresh on its two VMs) runs {idle_pat:.0} instructions/s with pat-edge against {idle_empty:.0} with the empty filter: {:+.0}/s, about {:.0} per tick ({ticks_per_second:.0} ticks/s). At 10,000 requests/s that is {:.0} instructions per request.\n",
-            idle_pat - idle_empty,
-            (idle_pat - idle_empty) / ticks_per_second,
-            (idle_pat - idle_empty) / 10_000.0,
-        );
-        return Some(counts[4] - counts[1]);
+    if counted_requests == 0 {
+        return None;
     }
-    None
+    eprintln!("instructions per request under callgrind (slow: Envoy runs under valgrind)...");
+    let ok = r#"{"result":0}"#;
+    let keys = bench.keys();
+    let shipped = |front: Front| Setup::Shipped(front, keys.clone());
+    let pat = |change: PatChange| shipped(Front::Pat(change));
+    let one_k = snapshot(tokens, 1, 999, true);
+    let one_m = snapshot(tokens, 1, 999_999, true);
+    let form = Some(format!("envName=my-project&session={token}"));
+    let row = |label: &'static str, setup: Setup, snapshot: Option<&Vec<u8>>| Counted {
+        label,
+        setup,
+        snapshot: snapshot.cloned(),
+        path: get(token),
+        form: None,
+        headers: &[],
+        expect: ok,
+    };
+    let counted = [
+        row(SHIPPED, pat(PatChange::AsShipped), Some(&one_m)),
+        row("1. no filter", shipped(Front::None), None),
+        row(
+            "2. empty proxy-wasm filter",
+            shipped(Front::EmptyWasm),
+            None,
+        ),
+        row(
+            "3. api_key_auth",
+            shipped(Front::ApiKeyAuth(bench.api_keys.clone())),
+            None,
+        ),
+        row(
+            "4. pat-edge, 1,000 tokens, GET",
+            pat(PatChange::AsShipped),
+            Some(&one_k),
+        ),
+        row(
+            "4. pat-edge, 1,000,000 tokens, GET, without strip_token",
+            pat(PatChange::NoStrip),
+            Some(&one_m),
+        ),
+        Counted {
+            snapshot: Some(snapshot_address_limited(tokens, 1, 999_999)),
+            ..row(
+                "4. pat-edge, 1,000,000 tokens, GET, token limited to 3 client networks",
+                pat(PatChange::AsShipped),
+                None,
+            )
+        },
+        row(
+            "4. pat-edge, 1,000,000 tokens, GET, one combined identity header",
+            pat(PatChange::Combined),
+            Some(&one_m),
+        ),
+        Counted {
+            path: PATH.to_string(),
+            form: form.clone(),
+            ..row(
+                "5. pat-edge, 1,000,000 tokens, POST form",
+                pat(PatChange::AsShipped),
+                Some(&one_m),
+            )
+        },
+        Counted {
+            form: Some("description=nightly+build".to_string()),
+            ..row(
+                "5. pat-edge, 1,000,000 tokens, POST form, session in the query",
+                pat(PatChange::AsShipped),
+                Some(&one_m),
+            )
+        },
+        Counted {
+            path: get(unknown.expose()),
+            expect: r#""result":701"#,
+            ..row(
+                "6. pat-edge, 1,000,000 tokens, denied: unknown token",
+                pat(PatChange::AsShipped),
+                Some(&one_m),
+            )
+        },
+        Counted {
+            path: format!("/1.0/environment/control/rest/deleteenv?session={token}"),
+            expect: r#""result":702"#,
+            ..row(
+                "6. pat-edge, 1,000,000 tokens, denied: wrong scope",
+                pat(PatChange::AsShipped),
+                Some(&one_m),
+            )
+        },
+        Counted {
+            path: PATH.to_string(),
+            form: form.clone(),
+            ..row("1. no filter, POST form", shipped(Front::None), None)
+        },
+        Counted {
+            path: PATH.to_string(),
+            form,
+            ..row(
+                "2. empty proxy-wasm filter, POST form",
+                shipped(Front::EmptyWasm),
+                None,
+            )
+        },
+    ];
+    let counts: Vec<(&str, f64)> = counted
+        .iter()
+        .filter(|what| wanted_row(what.label))
+        .map(|what| {
+            let count = instructions_per_request(dir.path(), what, counted_requests);
+            eprintln!("  {}: {count:.0}", what.label);
+            (what.label, count)
+        })
+        .collect();
+    let count = |label: &str| counts.iter().find(|(l, _)| *l == label).map(|(_, c)| *c);
+    let _ = writeln!(
+        report,
+        "## Instructions per request (callgrind: deterministic, whatever the machine is doing)\n"
+    );
+    let _ = writeln!(
+        report,
+        "Envoy's instructions (all threads) over {counted_requests} requests on one keep-alive connection after 300 warm-up requests, 1 worker. Every row runs the shipped `envoy.yaml` (its listener, connection manager settings and routes; the platform route answered by a `direct_response`), with the public listener's filter swapped for the other configurations; pat-edge's rows are fed by a stand-in origin (head, snapshot, usage reports) as `envoy.yaml` configures it, and tick once a second (see the notes).\n"
+    );
+    let baselines = [
+        "1. no filter",
+        "2. empty proxy-wasm filter",
+        "3. api_key_auth",
+    ];
+    let _ = writeln!(
+        report,
+        "| configuration | instructions/request | vs no filter | vs empty wasm | vs api_key_auth |"
+    );
+    let _ = writeln!(report, "| --- | ---: | ---: | ---: | ---: |");
+    for (label, c) in &counts {
+        let mut line = format!("| {} | {c:.0} |", headline(label));
+        for base in baselines {
+            match count(base) {
+                Some(b) => {
+                    let _ = write!(line, " {:+.0} ({:.2}x) |", c - b, c / b);
+                }
+                None => line.push_str(" |"),
+            }
+        }
+        let _ = writeln!(report, "{line}");
+    }
+    let against = |a: &str, b: &str| count(a).zip(count(b)).map(|(a, b)| a - b);
+    if let Some(strip) = against(
+        SHIPPED,
+        "4. pat-edge, 1,000,000 tokens, GET, without strip_token",
+    ) {
+        let _ = writeln!(
+            report,
+            "\nStripping the token (`strip_token`, as shipped: `:path` rewritten without it): {strip:+.0} instructions per allowed request.\n"
+        );
+    }
+    if let Some(limited) = against(
+        "4. pat-edge, 1,000,000 tokens, GET, token limited to 3 client networks",
+        SHIPPED,
+    ) {
+        let _ = writeln!(
+            report,
+            "A token limited to client networks (the client address read, one property call, and matched against 3 networks): {limited:+.0} instructions per allowed request; tokens without a list do not read it.\n"
+        );
+    }
+    if let Some(combined) = against(
+        "4. pat-edge, 1,000,000 tokens, GET, one combined identity header",
+        SHIPPED,
+    ) {
+        let _ = writeln!(
+            report,
+            "One combined identity header (`identity_headers.combined`) instead of two: {combined:+.0} instructions per allowed request.\n"
+        );
+    }
+    if wanted_row("idle") {
+        idle_ticks(bench, &one_m, report);
+    }
+    against(
+        "4. pat-edge, 1,000,000 tokens, GET, without strip_token",
+        "2. empty proxy-wasm filter",
+    )
+}
+
+/// The shipped configuration's label in bold (the headline of a table), others as they are.
+pub(crate) fn headline(label: &str) -> String {
+    if label == SHIPPED {
+        format!("**{label}**")
+    } else {
+        label.to_string()
+    }
+}
+
+/// Ticks cost per second, not per request: counted on an idle edge.
+fn idle_ticks(bench: &Bench, one_m: &[u8], report: &mut String) {
+    let dir = &bench.dir;
+    let idle_seconds = 10;
+    let idle_empty =
+        idle_instructions_per_second(dir.path(), "empty", &Filter::EmptyWasm, None, idle_seconds);
+    let idle_pat = idle_instructions_per_second(
+        dir.path(),
+        "pat-1m",
+        &Filter::Pat(bench.public_key.clone()),
+        Some(one_m.to_vec()),
+        idle_seconds,
+    );
+    eprintln!("  idle: empty {idle_empty:.0}/s, pat-edge {idle_pat:.0}/s");
+    let ticks_per_second = 2.0 * 1000.0 / 20.0;
+    let _ = writeln!(
+        report,
+        "The counts above run pat-edge's refresh tick once a second: under callgrind Envoy is about 50× slower, and with the default 20 ms tick each counted request would be charged for the ticks of a second it shares with ~50 requests instead of thousands on a loaded edge. Ticks cost per second, whatever the load: an idle Envoy ({idle_seconds} s, no requests, 1,000,000 tokens, default 20 ms refresh on its two VMs) runs {idle_pat:.0} instructions/s with pat-edge against {idle_empty:.0} with the empty filter: {:+.0}/s, about {:.0} per tick ({ticks_per_second:.0} ticks/s). At 10,000 requests/s that is {:.0} instructions per request.\n",
+        idle_pat - idle_empty,
+        (idle_pat - idle_empty) / ticks_per_second,
+        (idle_pat - idle_empty) / 10_000.0,
+    );
 }
 
 /// The headers a typical platform client sends besides `host` and `accept` (py-jelastic's
@@ -289,7 +299,7 @@ pub(crate) fn probe_costs(bench: &Bench, overhead: Option<f64>, report: &mut Str
             bench.dir.path(),
             &Counted {
                 label: if ops.is_empty() { "probe" } else { ops },
-                filter: Filter::Probe(ops),
+                setup: Setup::Minimal(Filter::Probe(ops)),
                 snapshot: None,
                 path: get(&bench.token),
                 form: None,
@@ -372,5 +382,50 @@ pub(crate) fn probe_costs(bench: &Bench, overhead: Option<f64>, report: &mut Str
         report,
         "Of pat-edge's {overhead:+.0} instructions over the empty filter (1,000,000 tokens, allowed GET, two identity headers), its host calls (every header read at once, two headers added, a counter) account for {calls:.0}, SHA-256 in the guest for {:.0}, and the rest, {own:.0}, is the filter's own work in wasm: `cargo bench -p pat-plugin --bench request_path` under callgrind shows where it goes (see the notes below).\n",
         costs["sha256"]
+    );
+}
+
+/// What stripping the token costs in the shipped configuration, call by call: the probe
+/// filter making pat-edge's header writes on an allowed GET, with and without the `:path`
+/// rewrite.
+pub(crate) fn strip_costs(bench: &Bench, report: &mut String) {
+    let counted_requests = setting("PAT_BENCH_COUNTED", 1000) as usize;
+    if counted_requests == 0 {
+        return;
+    }
+    let keys = bench.keys();
+    let stripped = format!("replace::path={PATH}?envName=my-project");
+    let count = |ops: &str| {
+        instructions_per_request(
+            bench.dir.path(),
+            &Counted {
+                label: "probe",
+                setup: Setup::Shipped(Front::Probe(ops.to_string()), keys.clone()),
+                snapshot: None,
+                path: get(&bench.token),
+                form: None,
+                headers: &[],
+                expect: r#"{"result":0}"#,
+            },
+            counted_requests,
+        )
+    };
+    let base = count("");
+    let identity = count("add_identity");
+    let both = count(&format!("add_identity,{stripped}"));
+    let path_alone = count(&stripped);
+    let calls = count(&format!(
+        "get_pairs_raw,add_identity,{stripped},metric,sha256"
+    ));
+    eprintln!("  strip probes: every host call pat-edge makes (and SHA-256) {calls:.0}");
+    eprintln!(
+        "  strip probes: none {base:.0}, identity {identity:.0}, identity+path {both:.0}, path {path_alone:.0}"
+    );
+    let _ = writeln!(
+        report,
+        "The probe filter in the shipped configuration: the two identity headers added {:+.0}; then `:path` replaced without the token {:+.0}; `:path` replaced alone {:+.0}.\n",
+        identity - base,
+        both - identity,
+        path_alone - base
     );
 }

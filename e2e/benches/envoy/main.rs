@@ -5,7 +5,8 @@
 //! `PAT_BENCH_CONNECTIONS` (default 16), `PAT_BENCH_REVOCATIONS` (default 10),
 //! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts),
 //! `PAT_BENCH_ONLY` (comma-separated sections to run: `throughput`, `instructions`,
-//! `probes`, `effective`, `attacks`, `admin`, `fleet`; default all), `PAT_BENCH_WASM_DIR` (the
+//! `alternatives`, `strip`, `probes`, `effective`, `attacks`, `admin`, `fleet`; default all),
+//! `PAT_BENCH_ROWS` (instruction-count rows, by label, `;`-separated), `PAT_BENCH_WASM_DIR` (the
 //! `.wasm` files to run, default `target/wasm32-wasip1/release`).
 //!
 //! Throughput runs: every configuration is its own Envoy with one worker, all pinned to CPU 0;
@@ -29,10 +30,14 @@
 //! - `envoys`: the configurations under test and how an Envoy is started;
 //! - `data`: the key, tokens and snapshots, and a seeded pat-admin store;
 //! - `measure`: statistics, CPU time and RSS, wrk, callgrind counts;
-//! - one module per section of the report: `throughput`, `instructions`, `effective`,
-//!   `hardening`, `admin_publish`, `fleet`.
+//! - `shipped`: the shipped configuration (`envoy.yaml` itself) with a filter of choice;
+//!   `origin`: the stand-in origin that feeds its pat-edge;
+//! - one module per section of the report: `throughput`, `instructions` (and the strip's
+//!   probe), `alternatives` (ext_authz over HTTP and gRPC to `e2e/authz-service`, Lua),
+//!   `effective`, `hardening`, `admin_publish`, `fleet`.
 
 mod admin_publish;
+mod alternatives;
 mod data;
 mod effective;
 mod envoys;
@@ -40,6 +45,8 @@ mod fleet;
 mod hardening;
 mod instructions;
 mod measure;
+mod origin;
+mod shipped;
 mod throughput;
 
 use pat_core::keys::SigningKey;
@@ -69,6 +76,16 @@ struct Bench {
     unknown: Token,
     /// `api_key_auth`'s keys: 999 others and the token.
     api_keys: Vec<String>,
+}
+
+impl Bench {
+    /// The keys an Envoy of the shipped configuration gets.
+    fn keys(&self) -> envoys::Keys {
+        envoys::Keys {
+            public: self.public_key.clone(),
+            edge: self.edge_key.clone(),
+        }
+    }
 }
 
 fn main() {
@@ -107,6 +124,12 @@ fn main() {
     let mut overhead = None;
     if wanted("instructions") {
         overhead = instructions::run(&bench, &mut report);
+    }
+    if wanted("alternatives") {
+        alternatives::run(&bench, &mut report);
+    }
+    if wanted("strip") {
+        instructions::strip_costs(&bench, &mut report);
     }
     if wanted("probes") {
         instructions::probe_costs(&bench, overhead, &mut report);

@@ -5,7 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::data::push;
-use crate::envoys::{Filter, Launch, start_envoy};
+use crate::envoys::{Envoy, Filter, Launch, Setup, start_envoy, start_shipped};
+use crate::origin::Origin;
 
 /// A numeric setting from the environment, or its default.
 pub(crate) fn setting(name: &str, default: u64) -> u64 {
@@ -143,7 +144,8 @@ pub(crate) fn wrk(url: &str, script: Option<&Path>, seconds: u64, connections: u
 /// A request to count instructions for.
 pub(crate) struct Counted<'a> {
     pub(crate) label: &'a str,
-    pub(crate) filter: Filter,
+    pub(crate) setup: Setup,
+    /// The snapshot pushed (a minimal setup) or served by the origin (the shipped one).
     pub(crate) snapshot: Option<Vec<u8>>,
     pub(crate) path: String,
     pub(crate) form: Option<String>,
@@ -163,37 +165,53 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
             .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
     );
     let profile = dir.join(format!("{name}.out"));
-    let envoy = start_envoy(
-        dir,
-        &name,
-        &what.filter,
-        1,
-        Launch::Callgrind(profile.clone()),
-    );
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()
         .expect("client");
-    if let Some(bytes) = &what.snapshot {
-        push(&client, &envoy, bytes.clone());
-    }
+    let (envoy, _origin) = start(
+        dir,
+        &name,
+        &what.setup,
+        what.snapshot.as_ref(),
+        &client,
+        Launch::Callgrind(profile.clone()),
+    );
     let url = format!("http://127.0.0.1:{}{}", envoy.public, what.path);
+    let once = || {
+        let request = match &what.form {
+            Some(body) => client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone()),
+            None => client.get(&url),
+        };
+        let request = what.headers.iter().fold(request, |request, (name, value)| {
+            request.header(*name, *value)
+        });
+        request.send().and_then(|r| r.text())
+    };
     let send = |k: usize| {
         for _ in 0..k {
-            let request = match &what.form {
-                Some(body) => client
-                    .post(&url)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body.clone()),
-                None => client.get(&url),
-            };
-            let request = what.headers.iter().fold(request, |request, (name, value)| {
-                request.header(*name, *value)
-            });
-            let body = request.send().and_then(|r| r.text()).expect("answered");
+            let body = once().expect("answered");
             assert!(body.contains(what.expect), "{}: {body}", what.label);
         }
     };
+    // The shipped configuration fetches its snapshot from the origin once Envoy is up: until
+    // then token requests are denied.
+    let deadline = std::time::Instant::now() + Duration::from_secs(900);
+    loop {
+        let body = once().unwrap_or_default();
+        if body.contains(what.expect) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: never answered as expected: {body}",
+            what.label
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     send(300);
     let control = |args: &[&str]| callgrind_control(envoy.proc.pid(), args);
     control(&["-i", "on"]);
@@ -204,6 +222,50 @@ pub(crate) fn instructions_per_request(dir: &Path, what: &Counted, n: usize) -> 
     let total = collected(dir, &name);
     assert!(total > 0, "{}: callgrind collected nothing", what.label);
     total as f64 / n as f64
+}
+
+/// Starts an Envoy of `setup`: a minimal one gets `snapshot` pushed, the shipped one an
+/// origin that serves it. The origin (if any) stops when the second value drops.
+pub(crate) fn start(
+    dir: &Path,
+    name: &str,
+    setup: &Setup,
+    snapshot: Option<&Vec<u8>>,
+    client: &reqwest::blocking::Client,
+    launch: Launch,
+) -> (Envoy, Option<Origin>) {
+    match setup {
+        Setup::Minimal(filter) => {
+            let envoy = start_envoy(dir, name, filter, 1, launch);
+            if let Some(bytes) = snapshot {
+                push(client, &envoy, bytes.clone());
+            }
+            (envoy, None)
+        }
+        Setup::Shipped(front, keys) => {
+            let origin = snapshot.map(|bytes| Origin::serve(bytes.clone()));
+            let port = origin.as_ref().map_or_else(pat_e2e::free_port, |o| o.port);
+            let envoy = start_shipped(dir, name, front, port, (&keys.public, &keys.edge), launch);
+            if origin.is_some() {
+                // Until the snapshot is fetched, token requests are denied (as "no snapshot"):
+                // wait for it, so that a denial counted is the one meant (the first token
+                // request then loads it into the serving VM, before it decides).
+                let deadline = std::time::Instant::now() + Duration::from_secs(900);
+                while !std::fs::read_to_string(&envoy.log)
+                    .unwrap_or_default()
+                    .contains("pat-edge: caught up with the origin")
+                {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{name}: the snapshot was never fetched; see {}",
+                        envoy.log.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            (envoy, origin)
+        }
+    }
 }
 
 /// The instructions callgrind collected for the Envoy named `name` (its dumps are

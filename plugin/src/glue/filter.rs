@@ -4,19 +4,20 @@
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action as HostAction, LogLevel};
+use proxy_wasm::types::Action as HostAction;
 
 use super::host::{
-    HostShared, add_request_header, debug_enabled, drain_request_body, log, now_micros, now_millis,
-    property, remove_request_header, replace_request_body_prefix, request_body, request_clock,
-    send_json, set_request_header, vm_memory_bytes,
+    HostShared, add_request_header, debug_enabled, drain_request_body, level, log, now_micros,
+    now_millis, property, remove_request_header, replace_request_body_prefix, request_body,
+    request_clock, send_json, set_request_header, vm_memory_bytes,
 };
 use super::metrics::Metrics;
-use super::vm::{self, EDGE, refresh};
+use super::root;
+use super::vm::{self, REPLICA};
 use crate::config::Config;
 use crate::control::CONTROL_SOURCE;
-use crate::edge::Edge;
 use crate::header_map::HeaderMap;
+use crate::replica::Replica;
 use crate::reply::error_body;
 use crate::request::{Action, Event, Level, Request, RequestHost};
 use crate::usage::UsageLog;
@@ -108,13 +109,8 @@ impl RequestHost for Host<'_> {
         debug_enabled()
     }
 
-    fn log(&self, level: Level, message: &str) {
-        let level = match level {
-            Level::Debug => LogLevel::Debug,
-            Level::Info => LogLevel::Info,
-            Level::Warn => LogLevel::Warn,
-        };
-        log(level, message);
+    fn log(&self, at: Level, message: &str) {
+        log(level(at), message);
     }
 
     fn count(&self, event: Event) {
@@ -136,12 +132,12 @@ impl RequestHost for Host<'_> {
         &HostShared
     }
 
-    fn edge<R>(&self, f: impl FnOnce(&Edge) -> R) -> R {
-        EDGE.with_borrow(f)
+    fn replica<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        REPLICA.with_borrow(f)
     }
 
-    fn edge_mut<R>(&self, f: impl FnOnce(&mut Edge) -> R) -> R {
-        EDGE.with_borrow_mut(f)
+    fn replica_mut<R>(&self, f: impl FnOnce(&mut Replica) -> R) -> R {
+        REPLICA.with_borrow_mut(f)
     }
 
     fn usage<R>(&self, f: impl FnOnce(&mut UsageLog) -> R) -> R {
@@ -157,7 +153,10 @@ impl RequestHost for Host<'_> {
     }
 
     fn refresh(&self) {
-        refresh(&self.setup.config, &self.setup.metrics);
+        let host = root::Host {
+            metrics: &self.setup.metrics,
+        };
+        crate::root::refresh(&host, &self.setup.config);
     }
 }
 

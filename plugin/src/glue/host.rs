@@ -6,6 +6,7 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
 
+use crate::log::Level;
 use crate::shared::{SharedStore, StoreError};
 
 /// Proxy-wasm shared data (one map per `vm_id`, shared by every VM of this Envoy).
@@ -33,6 +34,16 @@ impl SharedStore for HostShared {
 /// Logs a line. Callers never pass a token: only masked values and ids.
 pub(crate) fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
+}
+
+/// A state machine's log level as proxy-wasm's.
+pub(crate) fn level(level: Level) -> LogLevel {
+    match level {
+        Level::Debug => LogLevel::Debug,
+        Level::Info => LogLevel::Info,
+        Level::Warn => LogLevel::Warn,
+        Level::Error => LogLevel::Error,
+    }
 }
 
 thread_local! {
@@ -86,11 +97,6 @@ pub(crate) fn now_micros() -> u64 {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// Milliseconds since `started` ([`now_micros`]), for the log.
-pub(crate) fn millis_since(started: u64) -> f64 {
-    now_micros().saturating_sub(started) as f64 / 1000.0
 }
 
 /// The host's wall clock, Unix milliseconds.

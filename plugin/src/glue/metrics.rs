@@ -5,7 +5,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::decide::Reason;
-use crate::origin::Fetched;
+use crate::root::Event;
 
 /// Metric ids of this VM.
 pub(crate) struct Metrics {
@@ -92,29 +92,23 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn load_failed(&self) {
-        Self::increment(self.snapshot_load_failed);
-    }
-
-    pub(crate) fn origin(&self, outcome: &Fetched) {
-        Self::increment(match outcome {
-            Fetched::Snapshot { .. } => self.origin_fetched,
-            Fetched::HeadNewer | Fetched::HeadCurrent => self.origin_heads,
-            Fetched::NotModified => self.origin_not_modified,
-            Fetched::Failed | Fetched::NeedFull => self.origin_failed,
-        });
-    }
-
-    pub(crate) fn report(&self, delivered: bool) {
-        Self::increment(if delivered {
-            self.reports_sent
-        } else {
-            self.reports_failed
-        });
-    }
-
-    pub(crate) fn origin_floor(&self, floor: u64) {
-        Self::record(self.origin_floor, floor);
+    /// Counts what a root context reports.
+    pub(crate) fn root(&self, event: Event) {
+        match event {
+            Event::Fetched => Self::increment(self.origin_fetched),
+            Event::Head => Self::increment(self.origin_heads),
+            Event::NotModified => Self::increment(self.origin_not_modified),
+            Event::OriginFailed => Self::increment(self.origin_failed),
+            Event::Floor(floor) => Self::record(self.origin_floor, floor),
+            Event::Report { delivered: true } => Self::increment(self.reports_sent),
+            Event::Report { delivered: false } => Self::increment(self.reports_failed),
+            Event::Serving {
+                version,
+                tokens,
+                apply_ms,
+            } => self.snapshot(version, tokens, apply_ms),
+            Event::LoadFailed => Self::increment(self.snapshot_load_failed),
+        }
     }
 
     pub(crate) fn push(&self, accepted: bool) {

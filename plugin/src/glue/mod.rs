@@ -8,11 +8,11 @@
 //! deserialization that allocates twice per header and panics on an unexpected status.
 //!
 //! # Layout
-//! - `root`: the root context: configuration, the refresh tick, origin fetches, usage
-//!   reports.
+//! - `root`: the root context: each callback forwarded to [`crate::root::Root`], with the
+//!   [`crate::root::RootHost`] over these host calls.
 //! - `filter`: the HTTP context: each callback forwarded to [`crate::request::Request`],
 //!   with the [`crate::request::RequestHost`] over these host calls.
-//! - `vm`: this VM's state, shared by its root contexts and requests: its snapshot, usage
+//! - `vm`: this VM's state, shared by its root contexts and requests: its replica, usage
 //!   log, whether it serves requests, its number.
 //! - `host`: small adapters over the host calls, and shared data as a
 //!   [`crate::shared::SharedStore`].
@@ -29,5 +29,5 @@ mod vm;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| Box::new(root::Root::default()));
+    proxy_wasm::set_root_context(|_| Box::new(root::RootContextGlue::default()));
 }}

@@ -7,9 +7,10 @@ use super::push::PushState;
 use super::{Action, Request, RequestHost, Stage};
 use crate::config::PushConfig;
 use crate::control::{CONTROL_SOURCE, is_internal_address};
-use crate::floor::{self, Floor};
-use crate::reply::{Status, error_body};
+use crate::reply::{error_body, status_body};
 use crate::shared;
+use crate::shared::floor::{self, Floor};
+use pat_core::protocol::control::{Floor as FloorField, Status};
 
 impl Request {
     pub(super) fn control_headers(
@@ -37,7 +38,7 @@ impl Request {
         }
         match self.method() {
             b"GET" | b"HEAD" => {
-                host.send_json(200, &status(host).body(), &[]);
+                host.send_json(200, &status_body(&status(host)), &[]);
                 Action::Pause
             }
             b"PUT" => {
@@ -111,8 +112,8 @@ fn status(host: &impl RequestHost) -> Status {
     };
     Status {
         floor: match floor {
-            Some(Floor::Known(v)) => Some(serde_json::json!(v)),
-            Some(Floor::Pending) => Some(serde_json::json!("pending")),
+            Some(Floor::Known(v)) => Some(FloorField::Version(v)),
+            Some(Floor::Pending) => Some(FloorField::Pending),
             Some(Floor::Unset) | None => None,
         },
         ..status

@@ -8,21 +8,11 @@
 //! generic over the host: the trait adds no call and no dispatch to a request.
 
 use crate::decide::Reason;
-use crate::edge::Edge;
 use crate::header_map::HeaderMap;
+pub use crate::log::Level;
+use crate::replica::Replica;
 use crate::shared::SharedStore;
 use crate::usage::UsageLog;
-
-/// A log line's level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Only formatted when [`RequestHost::debug_enabled`].
-    Debug,
-    /// A push accepted, a request ended after its head was forwarded.
-    Info,
-    /// A refused push or control request, a shared-data failure.
-    Warn,
-}
 
 /// What a request counts (the filter's metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +89,10 @@ pub trait RequestHost {
 
     /// The VM's shared data.
     fn store(&self) -> &Self::Store;
-    /// The VM's snapshot.
-    fn edge<R>(&self, f: impl FnOnce(&Edge) -> R) -> R;
-    /// The VM's snapshot, to change it.
-    fn edge_mut<R>(&self, f: impl FnOnce(&mut Edge) -> R) -> R;
+    /// The VM's copy of the token state.
+    fn replica<R>(&self, f: impl FnOnce(&Replica) -> R) -> R;
+    /// The VM's copy of the token state, to change it.
+    fn replica_mut<R>(&self, f: impl FnOnce(&mut Replica) -> R) -> R;
     /// What the VM let through since its last usage report.
     fn usage<R>(&self, f: impl FnOnce(&mut UsageLog) -> R) -> R;
     /// Whether the VM serves requests (holds a snapshot of its own).

@@ -9,9 +9,10 @@ use super::host::{Event, Level};
 use super::{Action, Request, RequestHost, Stage};
 use crate::config::{Config, PushConfig};
 use crate::control::{CONTROL_SOURCE, rejection_status};
-use crate::edge::{Clock, PUSH_HEAD_LEN, PushRejection, kind_word};
-use crate::push_lease::{self, Holder, LEASE_MS, Lease};
+use crate::replica::{Clock, PUSH_HEAD_LEN, PushRejection, kind_word};
 use crate::reply::{accepted_body, error_body, stale_body};
+use crate::shared::push_lease::{self, Holder, LEASE_MS, Lease};
+use pat_core::protocol::control;
 
 /// A push in progress: its body so far, its announced length once its signed head checked
 /// out, and the lease it holds.
@@ -53,8 +54,8 @@ impl Request {
             return Action::Pause;
         };
         let bytes = std::mem::take(&mut state.received);
-        let outcome = host.edge_mut(|edge| {
-            edge.accept(host.store(), &config.keys, bytes, clock, host.vm_active())
+        let outcome = host.replica_mut(|replica| {
+            replica.accept(host.store(), &config.keys, bytes, clock, host.vm_active())
         });
         match outcome {
             Ok(accepted) => {
@@ -120,8 +121,8 @@ impl Request {
                 .get(..PUSH_HEAD_LEN)
                 .unwrap_or(&state.received);
             let is_bundle = pat_core::snapshot::bundle::is_bundle(head);
-            let header = host.edge(|edge| {
-                edge.precheck_push(host.store(), &config.keys, head, self.content_length, clock)
+            let header = host.replica(|replica| {
+                replica.precheck_push(host.store(), &config.keys, head, self.content_length, clock)
             })?;
             // A single document announces its length in its signed header.
             let announced = (!is_bundle).then(|| announced_len(&header));
@@ -179,15 +180,13 @@ impl Request {
         );
         match rejection {
             PushRejection::NotNewer { current, .. }
-            | PushRejection::DoesNotApply { current, .. } => host.send_json(
-                409,
-                &stale_body(&rejection.to_string(), CONTROL_SOURCE, *current),
-                &[],
-            ),
+            | PushRejection::DoesNotApply { current, .. } => {
+                host.send_json(409, &stale_body(&rejection.to_string(), *current), &[])
+            }
             PushRejection::WaitingForOrigin | PushRejection::Busy => host.send_json(
                 503,
                 &error_body(503, &rejection.to_string(), CONTROL_SOURCE),
-                &[("retry-after", "1")],
+                &[(control::RETRY_AFTER, control::RETRY_AFTER_SECS)],
             ),
             _ => control_error(host, rejection_status(rejection), &rejection.to_string()),
         }

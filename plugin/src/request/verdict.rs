@@ -8,10 +8,10 @@ use super::host::{Event, Level};
 use super::{Action, Request, RequestHost, Stage};
 use crate::config::{Config, IdentityHeaders};
 use crate::decide::{Category, Denial, Policy, Verdict, decide};
-use crate::edge::Clock;
 use crate::multipart::remove_ranges;
+use crate::replica::Clock;
 use crate::reply::error_body;
-use crate::session::{SessionFinding, strip_from_path, strip_pairs, text};
+use crate::session::{SessionFinding, split_path, strip_from_path, strip_pairs, text};
 
 /// Expiry may be checked against the clock of the last tick when ticks come at least this
 /// often; with a longer refresh interval each token request reads the host clock.
@@ -53,9 +53,11 @@ impl Request {
         strip: Strip,
     ) -> Applied {
         self.stage = Stage::Done;
-        let path = text(self.path());
+        // Method resolution reads the path, not the query (which holds the token): only the
+        // path is checked as text.
+        let path = text(split_path(self.path()).0);
         if matches!(&finding, SessionFinding::Found(s) if pat_core::token::is_token_like(s))
-            && host.edge(|edge| edge.state().is_none())
+            && host.replica(|replica| replica.state().is_none())
         {
             // A VM loads its snapshot lazily: on its first token request after a start or a
             // FAIL_RELOAD, and on every tick after that.
@@ -70,10 +72,10 @@ impl Request {
             now_ms: now.saturating_mul(1000),
             max_age_ms: config.max_snapshot_age_ms,
         };
-        let verdict = host.edge(|edge| {
+        let verdict = host.replica(|replica| {
             // The VM's snapshot is shared by every filter instance in it; each one only uses
             // a snapshot signed by a key it trusts itself and fresh by its own limit.
-            let snapshot = edge.state_for(&config.keys, clock);
+            let snapshot = replica.state_for(&config.keys, clock);
             decide(policy, snapshot, &path, &finding, now, || {
                 client_address(host)
             })

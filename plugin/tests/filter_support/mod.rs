@@ -16,7 +16,7 @@ use pat_testbed::{
 
 /// The testbed clock starts here: 2026-11-27T12:00:00Z.
 pub const START: u64 = 1_795_780_800;
-pub const CONTROL_PATH: &str = "/_pat/snapshot";
+pub const CONTROL_PATH: &str = pat_core::protocol::control::PATH;
 pub const STOPENV: &str = "/1.0/environment/control/rest/stopenv";
 
 pub fn method(name: &str) -> MethodName {
@@ -173,7 +173,7 @@ impl EdgeBuilder {
 
     pub fn build(self) -> Edge {
         let builder =
-            Testbed::builder(wasm_artifact("pat_plugin").expect("build the filter first"))
+            Testbed::builder(wasm_artifact("pat_plugin").unwrap_or_else(|e| panic!("{e}")))
                 .workers(self.workers)
                 .plugin(Plugin::new("public").configuration(self.public))
                 .plugin(Plugin::new("control").configuration(self.control))

@@ -6,7 +6,7 @@
 //! "busy, retry" answer. The lease has an end time, renewed while the body arrives, so a
 //! push whose client vanished cannot hold it forever.
 
-use crate::shared::{SharedStore, StoreError};
+use super::{SharedStore, StoreError};
 
 /// The lease key.
 pub const LEASE_KEY: &str = "pat_edge.v2.push";
@@ -88,7 +88,7 @@ pub fn release(store: &impl SharedStore, holder: Holder) -> Result<(), StoreErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::tests::MemoryStore;
+    use crate::shared::memory::MemoryStore;
 
     #[test]
     fn one_holder_at_a_time_and_leases_end() {

@@ -1,49 +1,23 @@
-//! Recovery from the snapshot origin (`pat-admin serve`): shared data dies with Envoy, so a
-//! (re)started edge asks the origin itself — at start, then every interval.
+//! The fetch slot: one origin fetch at a time per edge, what it fetches next and when.
 //!
-//! Each round first fetches the origin's signed *head* (`head_path`: the latest document's
-//! header and signature, ~250 bytes, a TUF-style "current version" statement). The head
-//! raises the version floor ([`crate::floor`]): from then on this Envoy accepts no older
-//! state, pushed or fetched. Only when the head names a fresh version newer than the one
-//! held is the state fetched, right away: `path?since=VERSION` (the deltas since the version
-//! held, or a full snapshot when that is smaller), or `path` for an edge that holds nothing.
-//!
-//! One VM at a time fetches. They coordinate through a *fetch slot* in shared data: when the
-//! next fetch is due and no fetch is in flight, a VM claims the slot by compare-and-swap and
-//! dispatches the request; the answer records the outcome and schedules the next fetch (the
-//! interval after a success, a short retry after a failure, at once when the head announced
-//! a newer snapshot). Any VM takes a head fetch; for the full snapshot, VMs that do not
-//! serve requests (Envoy's main-thread VM) claim first and serving VMs only step in when it
-//! is overdue, so the 57 MB body of a 1,000,000-token snapshot is normally not held next to
-//! a VM's own copy.
+//! When the next fetch is due and none is in flight, a VM claims the slot by
+//! compare-and-swap and dispatches the request ([`try_claim`]); the answer records the
+//! outcome and schedules the next fetch ([`finish`]): the interval after a success, a short
+//! retry after a failure, at once when the head announced a newer state. A claim whose answer
+//! never comes ends by itself (the call's timeout and a second). Any VM takes a head fetch;
+//! for the state itself, VMs that do not serve requests (Envoy's main-thread VM) claim first
+//! and serving VMs only step in when it is [`OVERDUE`], so the 57 MB body of a
+//! 1,000,000-token snapshot is normally not held next to a VM's own copy.
 
 use std::time::Duration;
 
-use crate::shared::{SharedStore, StoreError};
+use super::{SharedStore, StoreError};
+use crate::config::OriginConfig;
 
 /// The fetch slot key.
 pub const SLOT_KEY: &str = "pat_edge.v2.origin";
 /// How late a full-snapshot fetch must be before a serving VM takes it over.
 pub const OVERDUE: Duration = Duration::from_secs(5);
-
-/// The `origin` configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginConfig {
-    /// Envoy cluster of the origin.
-    pub cluster: String,
-    /// Path of the snapshot on the origin.
-    pub path: String,
-    /// Path of the signed head on the origin.
-    pub head_path: String,
-    /// `:authority` of the request.
-    pub authority: String,
-    /// Time between rounds after a success (or a 304).
-    pub interval: Duration,
-    /// Time before retrying after a failure.
-    pub retry: Duration,
-    /// Timeout of one fetch.
-    pub timeout: Duration,
-}
 
 /// What a claimed fetch asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,15 +195,6 @@ pub fn finish(
     Err(StoreError::CasMismatch)
 }
 
-/// The catch-up path for an edge that holds `held` (0: nothing): `path?since=held`.
-pub fn catch_up_path(path: &str, held: u64) -> String {
-    if held == 0 {
-        path.to_string()
-    } else {
-        format!("{path}?since={held}")
-    }
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -237,7 +202,7 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::tests::MemoryStore;
+    use crate::shared::memory::MemoryStore;
 
     fn config() -> OriginConfig {
         OriginConfig {

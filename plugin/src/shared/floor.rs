@@ -11,7 +11,7 @@
 //! The floor lives in shared data next to the pointer, so every VM of this Envoy agrees. It
 //! only ever rises.
 
-use crate::shared::{SharedStore, StoreError};
+use super::{SharedStore, StoreError};
 
 /// The floor key.
 pub const FLOOR_KEY: &str = "pat_edge.v2.floor";
@@ -98,7 +98,7 @@ pub fn raise(store: &impl SharedStore, version: u64) -> Result<u64, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::tests::MemoryStore;
+    use crate::shared::memory::MemoryStore;
 
     #[test]
     fn pending_until_the_origin_answers_then_only_rises() {

@@ -1,4 +1,5 @@
-//! How VMs share the current token list through proxy-wasm shared data.
+//! The published token state: the pointer to the current state and the keys holding its
+//! documents.
 //!
 //! Three kinds of keys:
 //! - the *pointer* `pat_edge.v3.current`: the current version and state id, the full
@@ -27,28 +28,10 @@
 use pat_core::hex;
 use pat_core::snapshot::{Document, Header, Snapshot};
 
+use super::{SharedStore, StoreError};
+
 /// The pointer key.
 pub const POINTER_KEY: &str = "pat_edge.v3.current";
-
-/// Host shared-data operations (Envoy's semantics: `get` returns the value and its CAS,
-/// `set` with CAS 0 is unconditional, a stale CAS is refused).
-pub trait SharedStore {
-    /// Reads a key: `None` when absent.
-    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError>;
-    /// Writes a key; fails with [`StoreError::CasMismatch`] when `cas` is not current.
-    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError>;
-}
-
-/// A shared-data failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// Someone else wrote the key first.
-    #[error("shared data changed concurrently (CAS mismatch)")]
-    CasMismatch,
-    /// The host refused the operation.
-    #[error("shared data operation failed: {0}")]
-    Host(String),
-}
 
 /// What the pointer says: the current state, and what it is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +228,7 @@ pub enum PublishError {
 /// Attempts before giving up on a pointer that keeps changing under us.
 const CAS_ATTEMPTS: usize = 8;
 
-/// Publishes a verified chain of documents (as [`crate::edge::Edge::accept`] checked it): a
+/// Publishes a verified chain of documents (as [`crate::replica::Replica::accept`] checked it): a
 /// full snapshot and the deltas after it replace the current state; deltas alone continue it
 /// (the first must name the current state). Writes every key, then moves the pointer to the
 /// last document by one CAS, then empties the keys the replaced state no longer needs.
@@ -365,56 +348,8 @@ fn load(store: &impl SharedStore, key: &str) -> Result<Option<Vec<u8>>, StoreErr
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// Envoy's shared-data semantics in a map (the testbed exercises the real host).
-    #[derive(Default)]
-    pub(crate) struct MemoryStore {
-        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-        next_cas: RefCell<u32>,
-    }
-
-    impl SharedStore for MemoryStore {
-        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-            Ok(self.map.borrow().get(key).cloned())
-        }
-
-        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
-            let mut map = self.map.borrow_mut();
-            if let Some((_, current)) = map.get(key)
-                && cas != 0
-                && cas != *current
-            {
-                return Err(StoreError::CasMismatch);
-            }
-            let mut next = self.next_cas.borrow_mut();
-            *next += 1;
-            map.insert(key.to_string(), (value.to_vec(), *next));
-            Ok(())
-        }
-    }
-
-    impl MemoryStore {
-        pub(crate) fn value(&self, key: &str) -> Option<Vec<u8>> {
-            self.map.borrow().get(key).map(|(v, _)| v.clone())
-        }
-
-        /// Keys holding something.
-        pub(crate) fn live_keys(&self) -> Vec<String> {
-            let mut keys: Vec<String> = self
-                .map
-                .borrow()
-                .iter()
-                .filter(|(_, (v, _))| !v.is_empty())
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.sort();
-            keys
-        }
-    }
 
     #[test]
     fn pointer_round_trip() {
