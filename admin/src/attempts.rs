@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::password;
 use crate::store::checks::{self, Holder, Key, Taken};
+use crate::store::db::Connection;
 use crate::store::sessions::{self, FailureKey};
 use crate::store::{Store, audit, now, users};
 
@@ -69,7 +70,7 @@ impl Attempt<'_> {
     }
 
     /// Consecutive failures of the account (or login) and of the address, the larger.
-    fn failures(&self, conn: &rusqlite::Connection, at: u64) -> Result<u32> {
+    fn failures(&self, conn: &Connection, at: u64) -> Result<u32> {
         let own = match self.account {
             Some(name) => users::get(conn, name)?.map_or(0, |u| u.failed_attempts),
             None => sessions::failures(conn, FailureKey::Login(self.login), at, FORGET_FAILURES)?,
@@ -188,7 +189,7 @@ pub fn check(
 
 /// Gives the slots back; audits, in one entry, the attempts refused meanwhile beyond the
 /// first (which was audited when it came).
-fn give_back(tx: &rusqlite::Connection, attempt: &Attempt<'_>, holder: Holder) -> Result<()> {
+fn give_back(tx: &Connection, attempt: &Attempt<'_>, holder: Holder) -> Result<()> {
     let refused = checks::release(tx, holder)?;
     if refused > 1 {
         audit::record_by(

@@ -24,9 +24,11 @@ use clap::{Args, Parser, Subcommand};
 Colour only on a terminal (NO_COLOR turns it off)."
 )]
 pub struct Opts {
-    /// Store directory (default: the user's data directory, e.g. ~/.local/share/pat-admin).
-    #[arg(long, global = true, env = "PAT_ADMIN_STORE", value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    /// The store: a directory (SQLite; default: the user's data directory, e.g.
+    /// ~/.local/share/pat-admin) or a PostgreSQL database (postgres://user@host/db; its signing
+    /// keys are sealed with PAT_ADMIN_KEY_SECRET). Also PAT_STORE.
+    #[arg(long, global = true, env = "PAT_ADMIN_STORE", value_name = "DIR|URL")]
+    pub store: Option<String>,
 
     /// Machine-readable JSON on stdout (errors as JSON on stderr).
     #[arg(long, global = true)]
@@ -89,6 +91,10 @@ pub enum Command {
     /// longest grace window.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The store itself: copy it into another, empty store (SQLite into PostgreSQL when one
+    /// host is no longer enough).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -519,6 +525,20 @@ pub struct AuditArgs {
     /// How many entries, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+}
+
+/// The store itself.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every account, token, key, edge, setting, audit entry and the whole snapshot
+    /// chain of the store (--store) into an empty store: a PostgreSQL database
+    /// (postgres://user@host/db; keys sealed with PAT_ADMIN_KEY_SECRET) or a directory.
+    /// Refuses a target that holds anything; the source is not changed.
+    Copy {
+        /// The target store: postgres://... or a directory.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
+    },
 }
 
 /// Settings.

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use crate::catalogue::CatalogueError;
 use crate::expiry::ExpiryError;
+use crate::store::db::{DbError, Location};
 
 /// Exit codes (see the module documentation).
 pub mod exit {
@@ -48,16 +49,16 @@ pub mod exit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The store could not be opened or used.
-    #[error("store {dir}: {message}")]
+    #[error("store {store}: {message}")]
     Store {
-        /// The store directory.
-        dir: PathBuf,
+        /// The store (a directory, or a database URL shown without its password).
+        store: Location,
         /// What went wrong.
         message: String,
     },
-    /// SQLite failed.
+    /// The store's database (SQLite or PostgreSQL) failed.
     #[error("store database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] DbError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -115,9 +116,9 @@ pub enum Error {
     NoSuchEdge(String),
     /// There is no store in the directory, and the command does not create one.
     #[error(
-        "no pat-admin store in {}: create one with pat-admin user add NAME or pat-admin key generate, or point --store / PAT_ADMIN_STORE at the right directory", .0.display()
+        "no pat-admin store in {0}: create one with pat-admin user add NAME or pat-admin key generate, or point --store / PAT_ADMIN_STORE at the right directory or database"
     )]
-    NoStore(PathBuf),
+    NoStore(Location),
     /// Something that should not fail did (the runtime, a task, encoding): not the input.
     #[error("{0}")]
     Internal(String),
@@ -203,3 +204,9 @@ impl Error {
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(DbError::Sqlite(e))
+    }
+}

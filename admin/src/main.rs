@@ -9,6 +9,7 @@ use pat_admin::cli::Opts;
 use pat_admin::commands;
 use pat_admin::error::Error;
 use pat_admin::output;
+use pat_admin::store::db::Location;
 
 fn main() -> ExitCode {
     let opts = match Opts::try_parse() {
@@ -68,9 +69,13 @@ fn usage_message(rendered: &str) -> String {
 }
 
 fn run(opts: Opts) -> Result<u8, Error> {
-    let store = match opts.store {
-        Some(dir) => dir,
-        None => default_store()?,
+    // `--store`, else PAT_ADMIN_STORE (clap reads it), else PAT_STORE, else the default.
+    let named = opts
+        .store
+        .or_else(|| std::env::var("PAT_STORE").ok().filter(|s| !s.is_empty()));
+    let store = match named {
+        Some(text) => Location::parse(&text),
+        None => Location::Sqlite(default_store()?),
     };
     commands::run(opts.command, store, opts.json)
 }
@@ -81,7 +86,7 @@ fn default_store() -> Result<PathBuf, Error> {
         .map(|dirs| dirs.data_dir().to_path_buf())
         .ok_or_else(|| {
             Error::Internal(
-                "no home directory to keep the store in; pass --store DIR or set PAT_ADMIN_STORE"
+                "no home directory to keep the store in; pass --store DIR (or postgres://...) or set PAT_ADMIN_STORE"
                     .into(),
             )
         })

@@ -23,9 +23,9 @@
 
 use std::time::Duration;
 
+use crate::store::db::Connection;
 use pat_core::net::{MAX_PER_TOKEN, Network};
 use pat_core::token::{Token, TokenHash};
-use rusqlite::Connection;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -594,7 +594,7 @@ impl<'a> Ops<'a> {
         name: &str,
         disabled: Option<users::Disabled>,
     ) -> Result<AccountChange> {
-        let dir = self.store.dir().to_path_buf();
+        let dir = self.store.location().clone();
         self.store.write(|tx| {
             let account = users::require(tx, name)?;
             if account.disabled.is_some() == disabled.is_some() {
@@ -666,7 +666,7 @@ impl<'a> Ops<'a> {
         actor: &str,
         info: &crate::platform::UserInfo,
     ) -> Result<AccountChange> {
-        let dir = self.store.dir().to_path_buf();
+        let dir = self.store.location().clone();
         let at = now();
         let (account, mut changes, mut changed) = self.store.write(|tx| {
             // The setting as it is now (`config set platform-identity` may have changed it
@@ -765,7 +765,7 @@ impl<'a> Ops<'a> {
         &mut self,
         identity: crate::platform::Identity,
     ) -> Result<Option<Published>> {
-        let dir = self.store.dir().to_path_buf();
+        let dir = self.store.location().clone();
         self.store.write(|tx| {
             let mut changed = false;
             for account in users::platform_accounts(tx)? {
@@ -862,7 +862,7 @@ impl<'a> Ops<'a> {
             old_value: None,
             suspended: false,
         };
-        let dir = self.store.dir().to_path_buf();
+        let dir = self.store.location().clone();
         let (id, built) = self.store.write(|tx| {
             Self::still_confirmed(tx, actor, confirmed)?;
             let count = tokens::count(tx, &actor.account)?;
@@ -912,7 +912,7 @@ impl<'a> Ops<'a> {
         id: i64,
         edit: &Edit,
     ) -> Result<Edited> {
-        let dir = self.store.dir().to_path_buf();
+        let dir = self.store.location().clone();
         let (token, changed, built) = self.store.write(|tx| {
             Self::still_confirmed(tx, actor, confirmed)?;
             let before = tokens::require(tx, &actor.account, id)?;
@@ -990,7 +990,7 @@ impl<'a> Ops<'a> {
         plan: Regenerate,
     ) -> Result<Issued> {
         let value = Token::generate().map_err(|e| Error::Random(e.to_string()))?;
-        let dir = self.store.dir().to_path_buf();
+        let dir = self.store.location().clone();
         let (token, built) = self.store.write(|tx| {
             Self::still_confirmed(tx, actor, confirmed)?;
             let mut row = tokens::require(tx, &actor.account, plan.id)?;
@@ -1090,7 +1090,7 @@ impl<'a> Ops<'a> {
         confirmed: &Confirmed,
         removal: Removal,
     ) -> Result<Removed> {
-        let dir = self.store.dir().to_path_buf();
+        let dir = self.store.location().clone();
         let built = self.store.write(|tx| {
             Self::still_confirmed(tx, actor, confirmed)?;
             if removal.ids.is_empty() {

@@ -12,9 +12,9 @@
 //! length), so a conditional request is answered without reading a byte of a document, then
 //! [`load`]ed in the same read transaction.
 
+use crate::store::db::Connection;
 use pat_core::snapshot::Kind;
 use pat_core::snapshot::bundle;
-use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::store::snapshots::{self, Stamp};

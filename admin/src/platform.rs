@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use crate::store::db::Connection;
 use serde_json::Value;
 
 use crate::error::{Error, Result};

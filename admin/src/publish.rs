@@ -24,7 +24,6 @@
 //! (another chain at that version), the full answer last.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +36,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::origin::{self, Answer};
 use crate::store::Store;
+use crate::store::db::Location;
 
 /// The filter's default control path.
 pub const DEFAULT_CONTROL_PATH: &str = pat_core::protocol::control::PATH;
@@ -223,7 +223,7 @@ fn client(timeouts: Timeouts) -> Result<reqwest::Client> {
 /// each answer read once per push however many edges need it.
 #[derive(Debug, Clone)]
 pub struct CatchUp {
-    dir: PathBuf,
+    dir: Location,
     answers: Arc<Mutex<HashMap<Option<u64>, Found>>>,
 }
 
@@ -232,7 +232,7 @@ type Found = (Bytes, u64, Answer);
 
 impl CatchUp {
     /// Catch-ups from the store in `dir`.
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: Location) -> Self {
         Self {
             dir,
             answers: Arc::default(),

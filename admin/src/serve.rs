@@ -37,7 +37,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +55,7 @@ use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
 use crate::origin::{self, Plan};
 use crate::snapshot;
+use crate::store::db::Location;
 use crate::store::{Open, Store, snapshots};
 use crate::usage;
 
@@ -77,7 +77,7 @@ const CACHED_ANSWERS: usize = 4;
 const CACHED_BYTES: usize = 128 * 1024 * 1024;
 
 /// Runs the origin and the re-signer until the process is interrupted.
-pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
+pub async fn run(store_dir: Location, listen: &str) -> Result<()> {
     run_with(
         store_dir,
         &ServeArgs {
@@ -93,10 +93,10 @@ pub async fn run(store_dir: PathBuf, listen: &str) -> Result<()> {
 
 /// Runs what `args` asks for — the origin (`--listen`), the token API (`--api-listen`), or
 /// both in one process on one store — and the re-signer, until the process is interrupted.
-pub async fn run_with(store_dir: PathBuf, args: &ServeArgs) -> Result<()> {
+pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
     // Fail early on an unusable store (and migrate it before anything reads it). The origin
     // may create the store: it writes (re-signs), and it starts before anything is published.
-    let store = Store::open_as(&store_dir, Open::Create)?;
+    let store = Store::open_as(store_dir.clone(), Open::Create)?;
     for warning in store.warnings() {
         eprintln!("pat-admin serve: warning: {warning}");
     }
@@ -279,15 +279,15 @@ fn spawn_resigner(mut store: Store) -> Result<()> {
 /// The origin's shared state: the store directory, a writer for usage reports, and the
 /// last few answers' bytes.
 struct Origin {
-    dir: PathBuf,
+    dir: Location,
     writer: Mutex<Store>,
     answers: Mutex<VecDeque<(String, Bytes)>>,
     last_refusal: Mutex<Option<String>>,
 }
 
 impl Origin {
-    fn new(dir: PathBuf) -> Result<Self> {
-        let writer = Store::open_as(&dir, Open::Existing)?;
+    fn new(dir: Location) -> Result<Self> {
+        let writer = Store::open_as(dir.clone(), Open::Existing)?;
         Ok(Self {
             dir,
             writer: Mutex::new(writer),

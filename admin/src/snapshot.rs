@@ -36,14 +36,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
 
+use crate::store::db::{Connection, Location};
+use crate::store::sealed::Sealer;
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
 use pat_core::net::Network;
 use pat_core::snapshot::{Base, Kind, SnapshotBuilder, StateOf, TokenSpec};
 use pat_core::token::TokenHash;
-use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
@@ -209,23 +209,39 @@ pub fn why_new(
     None
 }
 
-/// Reads a key's private key from its file and checks it is that key.
-fn load_secret(store_dir: &Path, key: &keys::Key) -> Result<SigningKey> {
-    let path = store_dir.join(&key.file);
+/// Reads a key's private key (from its file, or sealed in the store) and checks it is that
+/// key.
+fn load_secret(location: &Location, key: &keys::Key) -> Result<SigningKey> {
     let signing = |message: String| Error::Signing {
         key: key.id.clone(),
         message,
     };
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&path)
-            .map_err(|e| signing(format!("cannot read {}: {e}", path.display())))?,
-    );
-    let secret = SigningKey::from_secret_text(&text)
-        .map_err(|e| signing(format!("{}: {e}", path.display())))?;
+    let (text, source) = match (&key.sealed, location.dir()) {
+        (Some(sealed), _) => (
+            Sealer::from_env()
+                .and_then(|sealer| sealer.open(&key.id, sealed))
+                .map_err(|e| signing(e.to_string()))?,
+            "the sealed key".to_string(),
+        ),
+        (None, Some(dir)) => {
+            let path = dir.join(&key.file);
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| signing(format!("cannot read {}: {e}", path.display())))?,
+            );
+            (text, path.display().to_string())
+        }
+        (None, None) => {
+            return Err(signing(format!(
+                "the store at {location} has no key file for it and no sealed key"
+            )));
+        }
+    };
+    let secret =
+        SigningKey::from_secret_text(&text).map_err(|e| signing(format!("{source}: {e}")))?;
     if secret.public_key().to_string() != key.public_key {
         return Err(signing(format!(
-            "{} holds another key than {}",
-            path.display(),
+            "{source} holds another key than {}",
             key.id
         )));
     }
@@ -365,7 +381,7 @@ fn usable_base(
 /// that starts a new chain — and records it in the audit log with `why`.
 pub fn build_in(
     tx: &Connection,
-    store_dir: &Path,
+    location: &Location,
     key: &keys::Key,
     why: &str,
 ) -> Result<Published> {
@@ -378,8 +394,8 @@ pub fn build_in(
         snapshots::pending_count(tx)?,
     );
     match base {
-        Ok(base) => build_delta_in(tx, store_dir, key, &base, why),
-        Err(no_base) => build_full_in(tx, store_dir, key, &format!("{why}; {no_base}")),
+        Ok(base) => build_delta_in(tx, location, key, &base, why),
+        Err(no_base) => build_full_in(tx, location, key, &format!("{why}; {no_base}")),
     }
 }
 
@@ -387,11 +403,11 @@ pub fn build_in(
 /// version, starting a new chain.
 fn build_full_in(
     tx: &Connection,
-    store_dir: &Path,
+    location: &Location,
     key: &keys::Key,
     why: &str,
 ) -> Result<Published> {
-    let secret = load_secret(store_dir, key)?;
+    let secret = load_secret(location, key)?;
     let issued_at = now();
     let lifetime = settings::snapshot_lifetime(tx)?;
     let state_serial = snapshots::state_serial(tx)?;
@@ -452,12 +468,12 @@ fn store(tx: &Connection, published: &Published, why: &str, what: &str) -> Resul
 /// changes recorded since and the tokens that expired since.
 fn build_delta_in(
     tx: &Connection,
-    store_dir: &Path,
+    location: &Location,
     key: &keys::Key,
     base: &Stamp,
     why: &str,
 ) -> Result<Published> {
-    let secret = load_secret(store_dir, key)?;
+    let secret = load_secret(location, key)?;
     // The base's state is the tokens not expired at its issue: never go back from there.
     let at = now().max(base.issued_at);
     let lifetime = settings::snapshot_lifetime(tx)?;
@@ -559,9 +575,9 @@ fn build_delta_in(
 /// the latest one, or a full snapshot when there is no usable base), built and stored in the
 /// same transaction, or `None` when no signing key is active (`serve` or `publish` signs it
 /// once one is).
-pub fn after_change(tx: &Connection, store_dir: &Path) -> Result<Option<Published>> {
+pub fn after_change(tx: &Connection, location: &Location) -> Result<Option<Published>> {
     match keys::active(tx)? {
-        Some(key) => build_in(tx, store_dir, &key, &Reason::TokenChange.to_string()).map(Some),
+        Some(key) => build_in(tx, location, &key, &Reason::TokenChange.to_string()).map(Some),
         None => Ok(None),
     }
 }
@@ -570,7 +586,7 @@ pub fn after_change(tx: &Connection, store_dir: &Path) -> Result<Option<Publishe
 /// the active key, is not due for re-signing and none of its tokens expired since;
 /// otherwise a new one. Returns it with the reason a new one was built (`None`: reused).
 pub fn current(store: &mut Store) -> Result<(Published, Option<Reason>)> {
-    let dir = store.dir().to_path_buf();
+    let dir = store.location().clone();
     store.write(|tx| {
         let key = require_active(tx)?;
         let at = now();
@@ -597,7 +613,7 @@ pub fn current(store: &mut Store) -> Result<(Published, Option<Reason>)> {
             )),
             None => {
                 let latest = snapshots::latest(tx)?.ok_or_else(|| Error::Store {
-                    dir: dir.clone(),
+                    store: dir.clone(),
                     message: "the latest snapshot vanished inside a transaction".into(),
                 })?;
                 Ok((latest, None))
@@ -629,7 +645,7 @@ pub fn resign_if_needed(store: &mut Store) -> Result<Option<(Stamp, Reason)>> {
     if store.read(|tx| check(tx))?.is_none() {
         return Ok(None);
     }
-    let dir = store.dir().to_path_buf();
+    let dir = store.location().clone();
     store.write(|tx| match check(tx)? {
         Some((key, reason)) => {
             let built = build_in(tx, &dir, &key, &format!("serve: {reason}"))?;
@@ -691,7 +707,7 @@ pub fn compaction_due(
 /// another process; then older documents are pruned. Returns the full snapshot's stamp and
 /// why.
 pub fn compact_if_due(store: &mut Store) -> Result<Option<(Stamp, Compaction)>> {
-    let dir = store.dir().to_path_buf();
+    let dir = store.location().clone();
     let built = store.read(|tx| {
         let Some(key) = keys::active(tx)? else {
             return Ok(None);
@@ -769,7 +785,7 @@ pub fn compact_if_due(store: &mut Store) -> Result<Option<(Stamp, Compaction)>> 
 /// own transaction, whatever the latest document is (benchmarks; the commands use
 /// [`current`]).
 pub fn build(store: &mut Store) -> Result<Published> {
-    let dir = store.dir().to_path_buf();
+    let dir = store.location().clone();
     store.write(|tx| {
         let key = require_active(tx)?;
         build_full_in(tx, &dir, &key, "build")
@@ -850,6 +866,7 @@ mod tests {
             id: "k1".into(),
             public_key: String::new(),
             file: String::new(),
+            sealed: None,
             created_at: 0,
             active: true,
         };

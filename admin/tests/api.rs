@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -31,10 +31,8 @@ const CLIENT: &str = "x-test-client";
 
 fn serve_api(admin: &Admin) -> Api {
     let port = free_port();
-    let child = Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-        .env_remove("PAT_ADMIN_STORE")
-        .arg("--store")
-        .arg(admin.store())
+    let child = admin
+        .std_command()
         .args([
             "serve",
             "--api-listen",

@@ -9,10 +9,8 @@ use std::process::Stdio;
 use support::*;
 
 fn closed_early(admin: &Admin, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-        .env_remove("PAT_ADMIN_STORE")
-        .arg("--store")
-        .arg(admin.store())
+    let mut child = admin
+        .std_command()
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -244,10 +244,8 @@ fn serve_listens_on_a_host_name() {
     let admin = Admin::new();
     admin.user("alice");
     let port = free_port();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-        .env_remove("PAT_ADMIN_STORE")
-        .arg("--store")
-        .arg(admin.store())
+    let mut child = admin
+        .std_command()
         .args(["serve", "--listen", &format!("localhost:{port}")])
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -20,8 +20,8 @@ use support::*;
 /// transaction with its own delta when a key is active (as `generate` makes them, without
 /// the password hashing that makes the real command slow).
 fn changes(admin: &Admin, count: usize, per_change: usize) -> Vec<String> {
-    let mut store = Store::open(&admin.store()).expect("store");
-    let dir = admin.store();
+    let mut store = Store::open(admin.location()).expect("store");
+    let dir = admin.location();
     let mut values = Vec::new();
     for i in 0..count {
         let batch: Vec<String> = (0..per_change)

@@ -56,7 +56,7 @@ fn twenty_parallel_generates_make_twenty_tokens() {
     values.dedup();
     assert_eq!((ids.len(), values.len()), (20, 20), "20 distinct tokens");
 
-    let store = Store::open_as(&admin.store(), pat_admin::store::Open::Existing).expect("opens");
+    let store = Store::open_as(admin.location(), pat_admin::store::Open::Existing).expect("opens");
     store.check_integrity().expect("intact");
     let listed = tokens::list(store.conn(), "alice").expect("list");
     assert_eq!(listed.len(), 20);

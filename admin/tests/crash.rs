@@ -33,7 +33,7 @@ fn spawn_generate(admin: &Admin, failpoint: bool) -> Child {
 /// Tokens and their `token.generate` audit entries are written in one transaction: they
 /// must always agree.
 fn assert_consistent(admin: &Admin) -> usize {
-    let store = Store::open_as(&admin.store(), pat_admin::store::Open::Existing)
+    let store = Store::open_as(admin.location(), pat_admin::store::Open::Existing)
         .expect("the store opens after a crash");
     store.check_integrity().expect("intact");
     let count = tokens::list(store.conn(), "alice").expect("list").len();

@@ -23,7 +23,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     admin.user("alice");
     let key = admin.key();
     let serve = admin.serve();

@@ -106,7 +106,7 @@ fn unused_for_lists_the_tokens_nobody_used_for_that_long() {
         .db()
         .execute(
             "UPDATE tokens SET created_at = ?1 WHERE id != ?2",
-            rusqlite::params![(now - 120 * DAY) as i64, never_new],
+            pat_admin::params![(now - 120 * DAY) as i64, never_new],
         )
         .expect("age");
     admin.expire(expired);

@@ -52,7 +52,7 @@ fn v1_store(admin: &Admin, with_tokens: bool) -> (String, Vec<String>) {
 
 fn meta(admin: &Admin, key: &str) -> Option<String> {
     admin
-        .db()
+        .sqlite_db()
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
             row.get(0)
         })
@@ -61,19 +61,19 @@ fn meta(admin: &Admin, key: &str) -> Option<String> {
 
 #[test]
 fn a_schema_1_store_is_migrated_and_signed_anew() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     let (key, values) = v1_store(&admin, true);
 
     // Any command migrates it.
     let shown = admin.run(&["--json", "config", "show"]);
     shown.ok();
     assert_eq!(shown.json()["last_version"], 7, "the counter survives");
-    let db = admin.db();
+    let db = admin.sqlite_db();
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("user_version");
     assert_eq!(version, schema::VERSION);
-    assert_eq!(schema::VERSION, 8);
+    assert_eq!(schema::VERSION, 9);
     let stored: i64 = db
         .query_row("SELECT count(*) FROM snapshots", [], |row| row.get(0))
         .expect("count");
@@ -117,7 +117,7 @@ fn a_schema_1_store_is_migrated_and_signed_anew() {
 
 #[test]
 fn a_schema_1_store_without_tokens_has_nothing_to_sign() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     v1_store(&admin, false);
     admin.run(&["config", "show"]).ok();
     assert_eq!(meta(&admin, "state_serial"), None);

@@ -18,7 +18,7 @@ use support::*;
 fn v4_store(admin: &Admin, with_snapshots: bool) -> (String, Vec<String>) {
     let (dir, mut conn) = old_store::create(admin);
     let tx = conn.transaction().expect("tx");
-    schema::migrate_to(&tx, 4).expect("schema 4");
+    schema::migrate_sqlite_to(&tx, 4).expect("schema 4");
     let version: i64 = tx
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
@@ -66,12 +66,15 @@ fn v4_store(admin: &Admin, with_snapshots: bool) -> (String, Vec<String>) {
 }
 
 fn count(admin: &Admin, sql: &str) -> i64 {
-    admin.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+    admin
+        .sqlite_db()
+        .query_row(sql, [], |r| r.get(0))
+        .expect(sql)
 }
 
 #[test]
 fn a_schema_4_store_is_migrated_and_signed_anew_then_changes_are_deltas() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     let (key, values) = v4_store(&admin, true);
 
     let shown = admin.run(&["--json", "config", "show"]);
@@ -125,7 +128,7 @@ fn a_schema_4_store_is_migrated_and_signed_anew_then_changes_are_deltas() {
 
 #[test]
 fn a_schema_4_store_that_published_nothing_waits_for_a_first_document() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     v4_store(&admin, false);
     admin.run(&["config", "show"]).ok();
     assert_eq!(count(&admin, "PRAGMA user_version"), schema::VERSION);
@@ -151,10 +154,10 @@ fn a_schema_4_store_that_published_nothing_waits_for_a_first_document() {
 
 #[test]
 fn a_newer_schema_is_refused() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     v4_store(&admin, false);
     admin
-        .db()
+        .sqlite_db()
         .pragma_update(None, "user_version", schema::VERSION + 1)
         .expect("from the future");
     let err = admin.run(&["config", "show"]).fails(1).to_string();

@@ -22,7 +22,7 @@ const VERSION: u64 = 41;
 fn v5_store(admin: &Admin) -> (String, Vec<String>) {
     let (dir, mut conn) = old_store::create(admin);
     let tx = conn.transaction().expect("tx");
-    schema::migrate_to(&tx, 5).expect("schema 5");
+    schema::migrate_sqlite_to(&tx, 5).expect("schema 5");
     let version: i64 = tx
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
@@ -92,12 +92,15 @@ fn v5_store(admin: &Admin) -> (String, Vec<String>) {
 }
 
 fn count(admin: &Admin, sql: &str) -> i64 {
-    admin.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+    admin
+        .sqlite_db()
+        .query_row(sql, [], |r| r.get(0))
+        .expect(sql)
 }
 
 #[test]
 fn a_schema_5_store_is_migrated_in_place_and_its_chain_goes_on() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     let (key, values) = v5_store(&admin);
     // The edge's state before: the stored full snapshot.
     assert_eq!(admin.served(&key).documents, [(VERSION, Kind::Full)]);

@@ -462,10 +462,8 @@ fn parallel_change_confirmations_get_one_check_at_a_time() {
 
 /// Starts `pat-admin edit` for token `id`, which then waits for its password on stdin.
 fn cli_edit(admin: &Admin, id: i64, description: &str) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-        .env_remove("PAT_ADMIN_STORE")
-        .arg("--store")
-        .arg(admin.store())
+    admin
+        .std_command()
         .args([
             "edit",
             "--user",

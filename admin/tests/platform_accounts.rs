@@ -48,7 +48,7 @@ impl PlatformPasswords for FakePlatform {
 }
 
 fn open(admin: &Admin) -> Store {
-    Store::open_as(&admin.store(), Open::Existing).expect("store")
+    Store::open_as(admin.location(), Open::Existing).expect("store")
 }
 
 /// A token for `account` (its password already confirmed by `platform`).

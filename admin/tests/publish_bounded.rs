@@ -184,10 +184,8 @@ fn each_edge_is_reported_as_it_finishes() {
     let (fast, _pushes, _runtime) = edge(200, None, 0);
     let hung = HangingEdge::new();
     let started = Instant::now();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-        .env_remove("PAT_ADMIN_STORE")
-        .arg("--store")
-        .arg(admin.store())
+    let mut child = admin
+        .std_command()
         .args([
             "publish",
             "--edge",

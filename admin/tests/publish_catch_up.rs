@@ -51,7 +51,7 @@ fn stored(admin: &Admin, version: i64, kind: &str) -> Vec<u8> {
         .db()
         .query_row(
             "SELECT bytes FROM snapshots WHERE version = ?1 AND kind = ?2",
-            rusqlite::params![version, kind],
+            pat_admin::params![version, kind],
             |r| r.get(0),
         )
         .expect("stored")

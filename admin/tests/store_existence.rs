@@ -6,7 +6,7 @@ use support::*;
 
 #[test]
 fn read_only_commands_do_not_create_a_store() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     for args in [
         &["list", "--user", "alice"][..],
         &["user", "list"],
@@ -42,20 +42,20 @@ fn the_commands_that_set_up_a_store_create_it() {
         &["edge", "add", "http://127.0.0.1:10001"],
         &["config", "set", "max-lifetime-days", "90"],
     ] {
-        let admin = Admin::new();
+        let admin = Admin::sqlite();
         admin.run(args).ok();
         assert!(admin.store().join("pat-admin.db").is_file(), "{args:?}");
         assert_eq!(mode(&admin.store()), 0o700, "{args:?}");
         admin.run(&["user", "list"]).ok();
     }
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     admin.user("alice");
     assert!(admin.store().join("pat-admin.db").is_file());
 }
 
 #[test]
 fn an_emptied_database_next_to_key_files_is_refused() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     admin.user("alice");
     admin.key();
     std::fs::write(admin.store().join("pat-admin.db"), b"").expect("truncate");
@@ -94,7 +94,7 @@ fn an_emptied_database_next_to_key_files_is_refused() {
 
 #[test]
 fn a_foreign_database_is_refused() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     std::fs::create_dir(admin.store()).expect("dir");
     let db = admin.store().join("pat-admin.db");
     rusqlite::Connection::open(&db)
@@ -115,7 +115,7 @@ fn a_foreign_database_is_refused() {
 #[test]
 fn a_store_directory_open_to_others_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     admin.user("alice");
     std::fs::set_permissions(admin.store(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let run = admin.run(&["user", "list"]);
@@ -139,7 +139,7 @@ fn a_store_directory_open_to_others_is_warned_about() {
 /// itself for the last one and delete the WAL that this process still writes to.
 #[test]
 fn opening_the_store_again_in_one_process_loses_no_commit() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     admin.user("alice");
     let mut first =
         pat_admin::store::Store::open_as(&admin.store(), pat_admin::store::Open::Existing)

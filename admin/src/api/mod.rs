@@ -32,7 +32,6 @@ pub mod page;
 pub mod params;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -53,6 +52,7 @@ use crate::ops::{
 use crate::password;
 use crate::platform::{self, ApiPasswords, Platform, SessionAnswer, SessionCache};
 use crate::publish;
+use crate::store::db::Location;
 use crate::store::sessions;
 use crate::store::snapshots::Published;
 use crate::store::{Open, Store, audit, now, settings, tokens, users};
@@ -219,7 +219,7 @@ struct PlatformMode {
 
 /// The service: the store directory, a few open connections, the catalogue.
 pub struct Api {
-    dir: PathBuf,
+    dir: Location,
     catalogue: &'static Catalogue,
     pool: Mutex<Vec<Store>>,
     dummy_hash: String,
@@ -309,7 +309,7 @@ impl Drop for Pooled<'_> {
 impl Api {
     /// The service on the store in `dir` (which must exist: `serve` opened it first). Call
     /// from within the Tokio runtime it will run on.
-    pub fn new(dir: PathBuf, config: Config) -> Result<Self, Error> {
+    pub fn new(dir: Location, config: Config) -> Result<Self, Error> {
         let catalogue = Catalogue::builtin().map_err(Error::Internal)?;
         // Unknown logins are checked against this, so they cost what a real check costs.
         let dummy = sessions::new_value()?;
@@ -364,7 +364,7 @@ impl Api {
         let idle = self.pool.lock().ok().and_then(|mut p| p.pop());
         let store = match idle {
             Some(store) => store,
-            None => Store::open_as(&self.dir, Open::Existing)?,
+            None => Store::open_as(self.dir.clone(), Open::Existing)?,
         };
         Ok(Pooled {
             api: self,
@@ -906,7 +906,7 @@ impl Api {
                     let timeouts = ops::timeouts(store.conn(), None, None)?;
                     let version = published.stamp.version;
                     // As the CLI: an edge a delta does not apply to gets the catch-up.
-                    let catch_up = publish::CatchUp::new(store.dir().to_path_buf());
+                    let catch_up = publish::CatchUp::new(store.location().clone());
                     let results = self.runtime.block_on(publish::push_all(
                         &edges,
                         published.bytes,

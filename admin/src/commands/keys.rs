@@ -10,6 +10,7 @@ use super::{Ctx, create_secret_file, table};
 use crate::cli::KeyCommand;
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
+use crate::store::sealed::Sealer;
 use crate::store::{KEYS_DIR, audit, keys, now};
 
 /// Runs a `key` subcommand.
@@ -80,28 +81,41 @@ impl KeyView {
     }
 }
 
-/// Creates a key: the private key goes to `keys/<id>.key` (0600, never overwritten) before
-/// the store records it. Active at once, or (`inactive`) staged for `key activate`.
+/// Creates a key. On SQLite the private key goes to `keys/<id>.key` (0600, never
+/// overwritten) before the store records it; on PostgreSQL it is sealed in the store with
+/// the secret in `PAT_ADMIN_KEY_SECRET` (every replica signs with it). Active at once, or
+/// (`inactive`) staged for `key activate`.
 fn generate(ctx: &mut Ctx, inactive: bool) -> Result<u8> {
     let secret = SigningKey::generate().map_err(|e| Error::Random(e.to_string()))?;
     let public = secret.public_key();
     let id = public.id().to_string();
-    let dir = ctx.store.keys_dir();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    let relative = format!("{KEYS_DIR}/{id}.key");
-    let path = ctx.store.dir().join(&relative);
-    let mut file = create_secret_file(&path)?;
-    file.write_all(secret.to_secret_text().as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(&path, e))?;
+    let (file, sealed, path) = match ctx.store.dir() {
+        Some(store_dir) => {
+            let dir = store_dir.join(KEYS_DIR);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io(&dir, e))?;
+            let relative = format!("{KEYS_DIR}/{id}.key");
+            let path = store_dir.join(&relative);
+            let mut file = create_secret_file(&path)?;
+            file.write_all(secret.to_secret_text().as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io(&path, e))?;
+            (relative, None, Some(path))
+        }
+        None => {
+            let sealer = Sealer::from_env()?;
+            let text = secret.to_secret_text();
+            (String::new(), Some(sealer.seal(&id, &text)?), None)
+        }
+    };
     let row = keys::Key {
         id: id.clone(),
         public_key: public.to_string(),
-        file: relative,
+        file,
+        sealed,
         created_at: now(),
         active: !inactive,
     };
@@ -115,7 +129,9 @@ fn generate(ctx: &mut Ctx, inactive: bool) -> Result<u8> {
         audit::record(tx, None, "key.generate", None, &detail)
     });
     if let Err(e) = saved {
-        let _ = std::fs::remove_file(&path);
+        if let Some(path) = path {
+            let _ = std::fs::remove_file(&path);
+        }
         return Err(e);
     }
     ctx.emit(&KeyView::of(&row), || {

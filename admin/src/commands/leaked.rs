@@ -25,6 +25,7 @@ use crate::cli::{Confirm, LookupArgs, RevokeLeakedArgs};
 use crate::error::{Error, Result, exit};
 use crate::output;
 use crate::snapshot;
+use crate::store::db::Connection;
 use crate::store::tokens::Which;
 use crate::store::{audit, now, tokens};
 
@@ -90,7 +91,7 @@ fn read_values() -> Result<Vec<Leaked>> {
 
 /// The token a value belongs to, if any (its current value, or its previous one while that
 /// still works in a grace window), and which of the two it is.
-fn find(conn: &rusqlite::Connection, value: &Leaked) -> Result<Option<(tokens::Token, Which)>> {
+fn find(conn: &Connection, value: &Leaked) -> Result<Option<(tokens::Token, Which)>> {
     let at = now();
     Ok(tokens::by_hash(conn, &value.hash, at)?
         .and_then(|t| t.has_value(&value.hash, at).map(|which| (t, which))))
@@ -217,7 +218,7 @@ pub fn revoke(ctx: &mut Ctx, args: RevokeLeakedArgs) -> Result<u8> {
         ));
     }
     let values = read_values()?;
-    let dir = ctx.store.dir().to_path_buf();
+    let dir = ctx.store.location().clone();
     let (revoked, unknown, built) = ctx.store.write(|tx| {
         let mut revoked = Vec::new();
         let mut unknown = Vec::new();

@@ -8,11 +8,12 @@ pub mod leaked;
 pub mod man;
 pub mod methods;
 pub mod settings;
+pub mod store_copy;
 pub mod tokens;
 
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -27,6 +28,7 @@ use crate::output::{self, Output};
 use crate::password::Source;
 use crate::publish::{self, EdgeResult, Outcome, Timeouts};
 use crate::snapshot;
+use crate::store::db::Location;
 use crate::store::snapshots::Published;
 use crate::store::{Open, Store, now, users};
 
@@ -353,7 +355,7 @@ fn push(
             indicatif::ProgressBar::hidden()
         };
         let mut write_failed = None;
-        let catch_up = publish::CatchUp::new(ctx.store.dir().to_path_buf());
+        let catch_up = publish::CatchUp::new(ctx.store.location().clone());
         let results = runtime()?.block_on(publish::push_all(
             edges,
             published.bytes,
@@ -428,7 +430,7 @@ fn creates_store(command: &Command) -> bool {
 }
 
 /// Runs one command; returns the exit code.
-pub fn run(command: Command, store_dir: PathBuf, json: bool) -> Result<u8> {
+pub fn run(command: Command, store_dir: Location, json: bool) -> Result<u8> {
     let out = Output { json };
     match command {
         Command::Completions { shell } => {
@@ -455,7 +457,7 @@ pub fn run(command: Command, store_dir: PathBuf, json: bool) -> Result<u8> {
     } else {
         Open::Existing
     };
-    let store = Store::open_as(&store_dir, how)?;
+    let store = Store::open_as(store_dir, how)?;
     for warning in store.warnings() {
         out.warn(warning);
     }
@@ -482,6 +484,7 @@ pub fn run(command: Command, store_dir: PathBuf, json: bool) -> Result<u8> {
         Command::Status(a) => edges::run_status(&mut ctx, a),
         Command::Audit(a) => settings::audit(&mut ctx, a),
         Command::Config(c) => settings::run(&mut ctx, c),
+        Command::Store(c) => store_copy::run(&mut ctx, c),
         Command::Completions { .. } | Command::Serve(_) | Command::Man(_) => Ok(exit::OK),
     }
 }

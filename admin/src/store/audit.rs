@@ -1,6 +1,6 @@
 //! The audit log: who changed what, when. Never a token value or a password.
 
-use rusqlite::{Connection, params};
+use crate::store::db::{Connection, params};
 use serde::Serialize;
 
 use crate::error::Result;

@@ -9,7 +9,7 @@
 //! it refused: the first refusal is audited at once, the rest in one entry when the check
 //! ends, so a flood of refused attempts cannot flood the audit log.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::store::db::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 
@@ -119,10 +119,8 @@ mod tests {
     use super::*;
 
     fn store() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("memory");
-        let tx = conn.transaction().expect("tx");
-        crate::store::schema::migrate(&tx).expect("schema");
-        tx.commit().expect("commit");
+        let conn = Connection::sqlite_in_memory().expect("memory");
+        crate::store::schema::migrate(&conn).expect("schema");
         conn
     }
 

@@ -2,8 +2,8 @@
 //! secret is written once to the file `edge key generate` was given, for the edge's
 //! `PAT_EDGE_KEY`, and never kept here).
 
+use crate::store::db::{Connection, OptionalExtension, Row, params};
 use pat_core::keys::{PublicKey, TrustedKeys};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ pub struct EdgeKey {
     pub last_report_at: Option<u64>,
 }
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EdgeKey> {
+fn from_row(row: &Row) -> crate::store::db::Result<EdgeKey> {
     Ok(EdgeKey {
         id: row.get(0)?,
         name: row.get(1)?,

@@ -1,6 +1,6 @@
 //! The edges `publish` pushes to when none are named.
 
-use rusqlite::{Connection, params};
+use crate::store::db::{Connection, params};
 
 use crate::error::{Error, Result};
 

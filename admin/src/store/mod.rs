@@ -1,12 +1,22 @@
-//! The store: one SQLite database (`pat-admin.db`) and a `keys/` directory in the store
-//! directory.
+//! The store, on one of two engines ([`db::Location`]):
 //!
-//! Crash-safe and shared by concurrent `pat-admin` processes: WAL journal, `synchronous=FULL`,
-//! a busy timeout, and every change in one `BEGIN IMMEDIATE` transaction, so a process killed
-//! mid-change leaves the store as before or after it. The directory is `0700` and the database
-//! `0600` (it holds password hashes); token values are never stored, only their SHA-256.
+//! - **SQLite** (the default): one database (`pat-admin.db`) and a `keys/` directory in the
+//!   store directory. Crash-safe and shared by concurrent `pat-admin` processes on one host:
+//!   WAL journal, `synchronous=FULL`, a busy timeout, and every change in one
+//!   `BEGIN IMMEDIATE` transaction, so a process killed mid-change leaves the store as before
+//!   or after it. The directory is `0700` and the database `0600` (it holds password hashes).
+//! - **PostgreSQL** (`postgres://…`): the same tables in one database, shared by several
+//!   `pat-admin serve` replicas on several hosts. Every change holds the store's write lock
+//!   (an advisory lock) for its transaction, as SQLite's `BEGIN IMMEDIATE` does, so the
+//!   snapshot chain stays linear whichever replica changes it. Private keys are sealed in
+//!   the store ([`sealed`]), since no host's files are shared.
 //!
+//! Token values are never stored on either, only their SHA-256.
+//!
+//! - [`db`]: the connection both engines share (one dialect, rusqlite's shapes).
 //! - [`schema`]: tables and migrations.
+//! - [`sealed`]: private keys sealed in the store.
+//! - [`copy`]: `pat-admin store copy`, from one store into an empty one.
 //! - [`users`], [`tokens`], [`keys`], [`edges`], [`edge_keys`] (the keys edges sign usage
 //!   reports with), [`snapshots`], [`audit`], [`settings`], [`sessions`] (the API's login
 //!   sessions and failed sign-ins): one module per table, functions over a connection or
@@ -14,10 +24,13 @@
 
 pub mod audit;
 pub mod checks;
+pub mod copy;
+pub mod db;
 pub mod edge_keys;
 pub mod edges;
 pub mod keys;
 pub mod schema;
+pub mod sealed;
 pub mod sessions;
 pub mod settings;
 pub mod snapshots;
@@ -29,9 +42,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-
 use crate::error::{Error, Result};
+use crate::store::db::{Begin, Connection, Engine, Location};
 
 /// File name of the database inside the store directory.
 pub const DB_FILE: &str = "pat-admin.db";
@@ -53,7 +65,7 @@ pub enum Open {
 /// An open store.
 pub struct Store {
     conn: Connection,
-    dir: PathBuf,
+    location: Location,
     warnings: Vec<String>,
 }
 
@@ -64,7 +76,7 @@ fn has_key_files(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// What the database file holds before it is migrated.
+/// What the database holds before it is migrated.
 #[derive(Debug, PartialEq, Eq)]
 enum Contents {
     /// No schema at all: a new (or emptied) database.
@@ -75,7 +87,18 @@ enum Contents {
     Foreign,
 }
 
-fn contents(conn: &Connection) -> Result<Contents> {
+fn classify(version: i64, tables: &[String]) -> Contents {
+    let ours = schema::CORE_TABLES
+        .iter()
+        .all(|t| tables.iter().any(|have| have == t));
+    match (version, tables.is_empty()) {
+        (0, true) => Contents::Empty,
+        (v, false) if v >= 1 && ours => Contents::Ours,
+        _ => Contents::Foreign,
+    }
+}
+
+fn sqlite_contents(conn: &rusqlite::Connection) -> Result<Contents> {
     // One read transaction: another process may be creating the schema right now, and the
     // version and the tables must come from the same state of the file (its tables without
     // its version read as a foreign database).
@@ -86,29 +109,82 @@ fn contents(conn: &Connection) -> Result<Contents> {
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     tx.commit()?;
-    let ours = ["meta", "users", "tokens", "signing_keys"]
-        .iter()
-        .all(|t| tables.iter().any(|have| have == t));
-    Ok(match (version, tables.is_empty()) {
-        (0, true) => Contents::Empty,
-        (v, false) if v >= 1 && ours => Contents::Ours,
-        _ => Contents::Foreign,
-    })
+    Ok(classify(version, &tables))
+}
+
+/// PostgreSQL: inside the caller's transaction.
+fn pg_contents(tx: &Connection, location: &Location) -> Result<Contents> {
+    let tables: Vec<String> = tx
+        .prepare(
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let version = if tables.iter().any(|t| t == "meta") {
+        schema::pg_version(tx).map_err(|message| Error::Store {
+            store: location.clone(),
+            message,
+        })?
+    } else {
+        0
+    };
+    Ok(classify(version, &tables))
 }
 
 impl Store {
-    /// Opens the store in `dir`, creating it when there is none (for tools and benchmarks
-    /// that set a store up; the commands choose with [`Store::open_as`]).
-    pub fn open(dir: &Path) -> Result<Self> {
-        Self::open_as(dir, Open::Create)
+    /// Opens the store at `location`, creating it when there is none (for tools and
+    /// benchmarks that set a store up; the commands choose with [`Store::open_as`]).
+    pub fn open(location: impl Into<Location>) -> Result<Self> {
+        Self::open_as(location, Open::Create)
     }
 
-    /// Opens the store in `dir`, creating it only with [`Open::Create`]. Refuses a database
-    /// that is empty while the directory still holds key files (a truncated or replaced
-    /// database must not silently become a new store), and one that is not pat-admin's.
-    pub fn open_as(dir: &Path, how: Open) -> Result<Self> {
+    /// Opens the store at `location`, creating it only with [`Open::Create`]. Refuses a
+    /// database that is not pat-admin's, and (SQLite) one that is empty while the directory
+    /// still holds key files (a truncated or replaced database must not silently become a
+    /// new store).
+    pub fn open_as(location: impl Into<Location>, how: Open) -> Result<Self> {
+        match location.into() {
+            Location::Sqlite(dir) => Self::open_sqlite(&dir, how),
+            Location::Postgres(url) => Self::open_postgres(&url, how),
+        }
+    }
+
+    fn open_postgres(url: &str, how: Open) -> Result<Self> {
+        let location = Location::Postgres(url.to_string());
         let store_err = |message: String| Error::Store {
-            dir: dir.to_path_buf(),
+            store: location.clone(),
+            message,
+        };
+        let conn = Connection::postgres(url, false)
+            .map_err(|e| store_err(format!("cannot connect: {e}")))?;
+        let mut store = Self {
+            conn,
+            location: location.clone(),
+            warnings: Vec::new(),
+        };
+        // Under the write lock: replicas starting together create the schema once.
+        store.write(|tx| {
+            match pg_contents(tx, &location)? {
+                Contents::Ours => {}
+                Contents::Foreign => {
+                    return Err(store_err(
+                        "the database holds tables that are not pat-admin's; point --store at an empty database or a pat-admin store".into(),
+                    ));
+                }
+                Contents::Empty if how == Open::Existing => {
+                    return Err(Error::NoStore(location.clone()));
+                }
+                Contents::Empty => {}
+            }
+            schema::migrate(tx).map_err(store_err)
+        })?;
+        Ok(store)
+    }
+
+    fn open_sqlite(dir: &Path, how: Open) -> Result<Self> {
+        let location = Location::Sqlite(dir.to_path_buf());
+        let store_err = |message: String| Error::Store {
+            store: location.clone(),
             message,
         };
         if dir.exists() && !dir.is_dir() {
@@ -124,7 +200,7 @@ impl Store {
                 )));
             }
             if how == Open::Existing {
-                return Err(Error::NoStore(dir.to_path_buf()));
+                return Err(Error::NoStore(location.clone()));
             }
         }
         let mut warnings = Vec::new();
@@ -174,9 +250,9 @@ impl Store {
                 db.display()
             )));
         }
-        let conn = Connection::open(&db)?;
+        let conn = rusqlite::Connection::open(&db)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        match contents(&conn)? {
+        match sqlite_contents(&conn)? {
             Contents::Ours => {}
             Contents::Foreign => {
                 return Err(store_err(format!(
@@ -191,7 +267,7 @@ impl Store {
                 )));
             }
             Contents::Empty if how == Open::Existing => {
-                return Err(Error::NoStore(dir.to_path_buf()));
+                return Err(Error::NoStore(location.clone()));
             }
             Contents::Empty => {}
         }
@@ -199,8 +275,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Self {
-            conn,
-            dir: dir.to_path_buf(),
+            conn: Connection::sqlite(conn),
+            location: location.clone(),
             warnings,
         };
         store.write(|tx| schema::migrate(tx).map_err(store_err))?;
@@ -215,81 +291,120 @@ impl Store {
     /// Opens an existing store for reading only, without creating or migrating anything
     /// (`serve` answers each request from its own connection; the process opened the store
     /// with [`Store::open`] first). Writes through it fail.
-    pub fn open_reader(dir: &Path) -> Result<Self> {
-        let db = dir.join(DB_FILE);
-        if !db.is_file() {
-            return Err(Error::Store {
-                dir: dir.to_path_buf(),
-                message: format!("{} does not exist", db.display()),
-            });
-        }
-        let conn = Connection::open(&db)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "query_only", "ON")?;
+    pub fn open_reader(location: &Location) -> Result<Self> {
+        let conn = match location {
+            Location::Sqlite(dir) => {
+                let db = dir.join(DB_FILE);
+                if !db.is_file() {
+                    return Err(Error::Store {
+                        store: location.clone(),
+                        message: format!("{} does not exist", db.display()),
+                    });
+                }
+                let conn = rusqlite::Connection::open(&db)?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn.pragma_update(None, "query_only", "ON")?;
+                Connection::sqlite(conn)
+            }
+            Location::Postgres(url) => {
+                Connection::postgres(url, true).map_err(|e| Error::Store {
+                    store: location.clone(),
+                    message: format!("cannot connect: {e}"),
+                })?
+            }
+        };
         Ok(Self {
             conn,
-            dir: dir.to_path_buf(),
+            location: location.clone(),
             warnings: Vec::new(),
         })
     }
 
-    /// The store directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the store is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
-    /// The directory of private key files.
-    pub fn keys_dir(&self) -> PathBuf {
-        self.dir.join(KEYS_DIR)
+    /// The engine it runs on.
+    pub fn engine(&self) -> Engine {
+        self.conn.engine()
     }
 
-    /// A read-only view (SQLite reads see one consistent snapshot per statement).
+    /// The store directory of a SQLite store (`None` on PostgreSQL).
+    pub fn dir(&self) -> Option<&Path> {
+        self.location.dir()
+    }
+
+    /// The directory of private key files of a SQLite store.
+    pub fn keys_dir(&self) -> Option<PathBuf> {
+        self.dir().map(|d| d.join(KEYS_DIR))
+    }
+
+    /// The connection, for reads outside a transaction (each statement sees one state).
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
 
-    /// Runs `change` in one immediate (write-locking) transaction: all of it or none of it.
-    pub fn write<T>(&mut self, change: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = change(&tx)?;
+    /// Runs `change` in one transaction holding the store's write lock: all of it or none
+    /// of it.
+    pub fn write<T>(&mut self, change: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.conn.begin(Begin::Write)?;
+        let out = match change(&self.conn) {
+            Ok(out) => out,
+            Err(e) => {
+                let _ = self.conn.rollback();
+                return Err(e);
+            }
+        };
         failpoint_before_commit();
-        tx.commit()?;
+        if let Err(e) = self.conn.commit() {
+            let _ = self.conn.rollback();
+            return Err(e.into());
+        }
         Ok(out)
     }
 
-    /// Runs `read` in one deferred transaction, so several queries see the same state.
-    pub fn read<T>(&mut self, read: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let out = read(&tx)?;
-        tx.commit()?;
+    /// Runs `read` in one transaction, so several queries see the same state.
+    pub fn read<T>(&mut self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.conn.begin(Begin::Read)?;
+        let out = read(&self.conn);
+        let end = if out.is_ok() {
+            self.conn.commit()
+        } else {
+            self.conn.rollback()
+        };
+        let out = out?;
+        end?;
         Ok(out)
     }
 
-    /// `PRAGMA integrity_check` and foreign keys: the store is sound.
+    /// The store is sound: SQLite's `integrity_check` and foreign keys; on PostgreSQL, the
+    /// server keeps both, and the schema version is checked.
     pub fn check_integrity(&self) -> Result<()> {
-        let result: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        let store_err = |message: String| Error::Store {
+            store: self.location.clone(),
+            message,
+        };
+        let Some(sqlite) = self.conn.as_sqlite() else {
+            let version = schema::pg_version(&self.conn).map_err(store_err)?;
+            if version != schema::VERSION {
+                return Err(store_err(format!(
+                    "schema version {version}, expected {}",
+                    schema::VERSION
+                )));
+            }
+            return Ok(());
+        };
+        let result: String = sqlite.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
         if result != "ok" {
-            return Err(Error::Store {
-                dir: self.dir.clone(),
-                message: format!("integrity check failed: {result}"),
-            });
+            return Err(store_err(format!("integrity check failed: {result}")));
         }
         let violations: i64 =
-            self.conn
-                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
-                    row.get(0)
-                })?;
+            sqlite.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })?;
         if violations != 0 {
-            return Err(Error::Store {
-                dir: self.dir.clone(),
-                message: format!("{violations} foreign key violations"),
-            });
+            return Err(store_err(format!("{violations} foreign key violations")));
         }
         Ok(())
     }

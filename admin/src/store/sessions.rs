@@ -6,8 +6,8 @@
 //! stored only as its SHA-256: looked up by that hash (an index lookup on a hash an attacker
 //! cannot steer), and compared with it in constant time.
 
+use crate::store::db::{Connection, OptionalExtension, params};
 use pat_core::token::TokenHash;
-use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};

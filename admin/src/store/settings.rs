@@ -1,6 +1,6 @@
 //! Settings kept in the `meta` table.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::store::db::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 

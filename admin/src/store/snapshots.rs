@@ -10,8 +10,8 @@
 //! whether the latest one reflects the committed state is one comparison, and the next delta
 //! is built from the changes recorded since.
 
+use crate::store::db::{Connection, OptionalExtension, Row, params};
 use pat_core::snapshot::Kind;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 use crate::store::settings;
@@ -65,15 +65,14 @@ pub fn kind_word(kind: Kind) -> &'static str {
     }
 }
 
-fn kind_of(word: &str) -> rusqlite::Result<Kind> {
+fn kind_of(word: &str) -> crate::store::db::Result<Kind> {
     match word {
         "full" => Ok(Kind::Full),
         "delta" => Ok(Kind::Delta),
-        other => Err(rusqlite::Error::FromSqlConversionFailure(
-            1,
-            rusqlite::types::Type::Text,
-            format!("unknown document kind {other:?}").into(),
-        )),
+        other => Err(crate::store::db::DbError::Conversion {
+            column: 1,
+            message: format!("unknown document kind {other:?}"),
+        }),
     }
 }
 
@@ -180,7 +179,7 @@ pub fn save(conn: &Connection, published: &Published) -> Result<()> {
 
 const STAMP: &str = "version, kind, base_version, chain, state_id, issued_at, expires_at, key_id, state_serial, tokens, len";
 
-fn stamp(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stamp> {
+fn stamp(row: &Row) -> crate::store::db::Result<Stamp> {
     let kind: String = row.get(1)?;
     let state_id: Vec<u8> = row.get(4)?;
     Ok(Stamp {

@@ -15,9 +15,9 @@
 //! "Last used" ([`merge_use`]) comes from the edges' usage reports; it is not a token change
 //! (edges do not need it), so it moves no serial.
 
+use crate::store::db::{Connection, OptionalExtension, Row, params};
 use pat_core::net::Network;
 use pat_core::token::TokenHash;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::{Error, Result};
 use crate::store::snapshots;
@@ -110,13 +110,15 @@ const END: &str = "(CASE WHEN suspended = 1 THEN 0 ELSE expires_at END)";
 /// A previous value's end as documents see it.
 const OLD_LIVE_END: &str = "(CASE WHEN suspended = 1 THEN 0 WHEN expires_at IS NOT NULL AND expires_at < old_until THEN expires_at ELSE old_until END)";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
+fn from_row(row: &Row) -> crate::store::db::Result<Token> {
     let hash: Vec<u8> = row.get(3)?;
     let methods: String = row.get(5)?;
     let networks: String = row.get(11)?;
-    let networks = parse_networks(&networks).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, e.into())
-    })?;
+    let networks =
+        parse_networks(&networks).map_err(|e| crate::store::db::DbError::Conversion {
+            column: 11,
+            message: e.to_string(),
+        })?;
     let old_hash: Option<Vec<u8>> = row.get(12)?;
     let old_until: Option<i64> = row.get(13)?;
     let old_value = match (old_hash, old_until) {
@@ -146,9 +148,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
 
 /// Inserts a token (its `id` is assigned) and returns the id.
 pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
-    conn.execute(
+    let id: i64 = conn.query_row(
         "INSERT INTO tokens (user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, networks)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         params![
             token.user,
             token.description,
@@ -160,8 +162,8 @@ pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
             token.regenerated_at.map(|v| v as i64),
             networks_text(&token.networks),
         ],
+        |row| row.get(0),
     )?;
-    let id = conn.last_insert_rowid();
     snapshots::record_change(conn, id, None)?;
     Ok(id)
 }
@@ -523,7 +525,7 @@ fn for_each_where(
     conn: &Connection,
     condition: &str,
     old_condition: &str,
-    args: impl rusqlite::Params,
+    args: impl crate::store::db::Params,
     mut each: impl FnMut(Published<'_>) -> Result<()>,
 ) -> Result<()> {
     let identities: bool = conn
@@ -534,26 +536,24 @@ fn for_each_where(
     } else {
         "user"
     };
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT id, {user}, hash, scope_methods, networks, {END}, 0 FROM tokens WHERE {condition}
          UNION ALL
          SELECT id, {user}, old_hash, scope_methods, networks, {OLD_LIVE_END}, 1 FROM tokens
              WHERE old_hash IS NOT NULL AND ({old_condition})"
-    ))?;
-    let stored = |e: rusqlite::types::FromSqlError| {
+    );
+    let stored = |e: crate::store::db::DbError| {
         Error::Internal(format!("a stored token has an unexpected value: {e}"))
     };
-    let mut rows = stmt.query(args)?;
-    while let Some(row) = rows.next()? {
+    conn.for_each(&sql, args, |row| {
         each(Published {
             id: row.get(0)?,
-            user: row.get_ref(1)?.as_str().map_err(stored)?,
-            hash: row.get_ref(2)?.as_blob().map_err(stored)?,
-            methods: row.get_ref(3)?.as_str().map_err(stored)?,
-            networks: row.get_ref(4)?.as_str().map_err(stored)?,
+            user: row.str(1).map_err(stored)?,
+            hash: row.blob(2).map_err(stored)?,
+            methods: row.str(3).map_err(stored)?,
+            networks: row.str(4).map_err(stored)?,
             expires_at: row.get::<_, Option<i64>>(5)?.map(|v| v as u64),
             old: row.get::<_, i64>(6)? == 1,
-        })?;
-    }
-    Ok(())
+        })
+    })
 }

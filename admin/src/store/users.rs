@@ -8,7 +8,7 @@
 //! *disabled* (by the operator, or because the platform said it is suspended): its tokens
 //! stay in the store but leave every document until it is enabled.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::store::db::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -86,7 +86,7 @@ pub fn platform_name(uid: i64) -> String {
 
 const COLUMNS: &str = "name, password_hash, created_at, failed_attempts, platform_uid, email, identity, disabled_at, disabled_by, disabled_reason";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn from_row(row: &Row) -> crate::store::db::Result<User> {
     let disabled_at: Option<i64> = row.get(7)?;
     let by: Option<String> = row.get(8)?;
     Ok(User {

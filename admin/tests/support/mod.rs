@@ -14,9 +14,67 @@ use tempfile::TempDir;
 /// The password every test account uses.
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A temporary store and a way to run pat-admin on it.
+/// A temporary store and a way to run pat-admin on it: a directory (SQLite), or, when
+/// `PAT_TEST_ENGINE=postgres`, a fresh database on the server at `PAT_TEST_POSTGRES`
+/// (dropped at the end), so the same tests run on both engines.
 pub struct Admin {
     pub dir: TempDir,
+    pub pg: Option<PgDatabase>,
+}
+
+/// The secret PostgreSQL test stores seal their keys with.
+pub const KEY_SECRET: &str = "test-only sealing secret, 32 bytes or more";
+
+/// Whether this run tests the PostgreSQL store.
+pub fn postgres() -> bool {
+    std::env::var("PAT_TEST_ENGINE").is_ok_and(|e| e == "postgres")
+}
+
+/// A database of its own on the test server, dropped with it.
+pub struct PgDatabase {
+    pub server: String,
+    pub name: String,
+}
+
+impl PgDatabase {
+    /// A new, empty database on the server at `PAT_TEST_POSTGRES`.
+    pub fn create() -> Self {
+        let server = std::env::var("PAT_TEST_POSTGRES")
+            .expect("PAT_TEST_ENGINE=postgres needs PAT_TEST_POSTGRES=postgres://user@host:port");
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).expect("random");
+        let name = format!(
+            "pat_test_{}",
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let mut client = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls)
+            .expect("connect to the test PostgreSQL server");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+        Self { server, name }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) =
+            postgres::Client::connect(&format!("{}/postgres", self.server), postgres::NoTls)
+        {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
 }
 
 /// What a run produced.
@@ -72,28 +130,77 @@ impl Admin {
     pub fn new() -> Self {
         Self {
             dir: TempDir::new().expect("temp dir"),
+            pg: postgres().then(PgDatabase::create),
         }
     }
 
-    /// The store directory.
+    /// A fresh store on SQLite whatever the engine tested (tests of SQLite's files).
+    pub fn sqlite() -> Self {
+        Self {
+            dir: TempDir::new().expect("temp dir"),
+            pg: None,
+        }
+    }
+
+    /// The store directory (SQLite; on PostgreSQL, where files such as edge keys go).
     pub fn store(&self) -> PathBuf {
         self.dir.path().join("store")
+    }
+
+    /// The store as `--store` takes it: the directory, or the database URL.
+    pub fn store_arg(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url(),
+            None => self.store().display().to_string(),
+        }
+    }
+
+    /// The store's location.
+    pub fn location(&self) -> pat_admin::store::db::Location {
+        pat_admin::store::db::Location::parse(&self.store_arg())
+    }
+
+    /// Opens the store in this process (creating it).
+    pub fn open(&self) -> pat_admin::store::Store {
+        pat_admin::store::Store::open_as(self.location(), pat_admin::store::Open::Create)
+            .expect("open the store")
     }
 
     /// Creates the (empty) store, as the first `user add` or `key generate` would, for tests
     /// of commands that need one to exist.
     pub fn init(&self) -> &Self {
-        pat_admin::store::Store::open_as(&self.store(), pat_admin::store::Open::Create)
-            .expect("create the store");
+        drop(self.open());
         self
+    }
+
+    /// The environment a pat-admin process on this store needs: the sealing secret (this
+    /// process's own when it has one, as the PostgreSQL run of `scripts/test` sets it, so
+    /// keys sealed by a child open in tests that sign in-process).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let secret =
+            std::env::var("PAT_ADMIN_KEY_SECRET").unwrap_or_else(|_| KEY_SECRET.to_string());
+        vec![("PAT_ADMIN_KEY_SECRET", secret)]
     }
 
     /// A command for the binary, on this store, with no inherited store variable.
     pub fn command(&self) -> Command {
         let mut cmd = Command::cargo_bin("pat-admin").expect("binary built");
         cmd.env_remove("PAT_ADMIN_STORE")
+            .env_remove("PAT_STORE")
+            .envs(self.env())
             .arg("--store")
-            .arg(self.store());
+            .arg(self.store_arg());
+        cmd
+    }
+
+    /// A `std` command for the binary on this store (tests that spawn and wait themselves).
+    pub fn std_command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"));
+        cmd.env_remove("PAT_ADMIN_STORE")
+            .env_remove("PAT_STORE")
+            .envs(self.env())
+            .arg("--store")
+            .arg(self.store_arg());
         cmd
     }
 
@@ -135,11 +242,9 @@ impl Admin {
     ) -> std::process::Child {
         use std::io::Write;
         use std::process::Stdio;
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-            .env_remove("PAT_ADMIN_STORE")
+        let mut child = self
+            .std_command()
             .envs(env.iter().copied())
-            .arg("--store")
-            .arg(self.store())
             .args(args)
             .arg("--password-stdin")
             .stdin(Stdio::piped())
@@ -216,9 +321,22 @@ impl Admin {
         self.run_with(&all, &format!("{password}\n"))
     }
 
-    /// The store's database, opened directly: for states the CLI refuses to create (an
-    /// expired token) and for checking what is stored.
-    pub fn db(&self) -> rusqlite::Connection {
+    /// The store's database, opened directly (either engine): for states the CLI refuses to
+    /// create (an expired token) and for checking what is stored.
+    pub fn db(&self) -> pat_admin::store::db::Connection {
+        match &self.pg {
+            Some(pg) => pat_admin::store::db::Connection::postgres(&pg.url(), false)
+                .expect("connect to the store database"),
+            None => pat_admin::store::db::Connection::sqlite(
+                rusqlite::Connection::open(self.store().join("pat-admin.db"))
+                    .expect("open the store database"),
+            ),
+        }
+    }
+
+    /// The SQLite database file, opened with rusqlite (tests of SQLite's own behaviour).
+    pub fn sqlite_db(&self) -> rusqlite::Connection {
+        assert!(self.pg.is_none(), "a SQLite test runs on Admin::sqlite()");
         rusqlite::Connection::open(self.store().join("pat-admin.db"))
             .expect("open the store database")
     }
@@ -230,7 +348,7 @@ impl Admin {
             .db()
             .execute(
                 "UPDATE tokens SET expires_at = ?1 WHERE id = ?2",
-                rusqlite::params![yesterday, id],
+                pat_admin::params![yesterday, id],
             )
             .expect("update expires_at");
         assert_eq!(changed, 1, "token {id} exists");
@@ -372,10 +490,8 @@ impl Admin {
             }
             n += 1;
         };
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pat-admin"))
-            .env_remove("PAT_ADMIN_STORE")
-            .arg("--store")
-            .arg(self.store())
+        let child = self
+            .std_command()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(api_port.map_or_else(Vec::new, |p| {
                 vec![
