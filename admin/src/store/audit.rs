@@ -74,7 +74,7 @@ pub fn record_by(
 pub fn list(conn: &Connection, account: Option<&str>, limit: u32) -> Result<Vec<Entry>> {
     let mut stmt = conn.prepare(
         "SELECT id, at, actor, account, action, token_id, detail FROM audit
-         WHERE ?1 IS NULL OR account = ?1 ORDER BY id DESC LIMIT ?2",
+         WHERE CAST(?1 AS TEXT) IS NULL OR account = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![account, limit], |row| {
         Ok(Entry {

@@ -1042,6 +1042,16 @@ fn pg_value(row: &postgres::Row, i: usize, ty: &Type) -> Result<Value> {
         Type::FLOAT4 => row
             .try_get::<_, Option<f32>>(i)?
             .map_or(Value::Null, |v| Value::Real(f64::from(v))),
+        Type::NUMERIC => match row.try_get::<_, Option<PgNumeric>>(i)? {
+            None => Value::Null,
+            Some(PgNumeric(Some(v))) => Value::Int(v),
+            Some(PgNumeric(None)) => {
+                return Err(DbError::Conversion {
+                    column: i,
+                    message: "a numeric value that is not a 64-bit integer".into(),
+                });
+            }
+        },
         Type::BYTEA => row
             .try_get::<_, Option<Vec<u8>>>(i)?
             .map_or(Value::Null, Value::Blob),
@@ -1055,6 +1065,48 @@ fn pg_value(row: &postgres::Row, i: usize, ty: &Type) -> Result<Value> {
             });
         }
     })
+}
+
+/// A `NUMERIC` (what PostgreSQL's `sum` of integers is) read as an integer; `None` when it
+/// has a fraction or does not fit.
+struct PgNumeric(Option<i64>);
+
+impl<'a> postgres::types::FromSql<'a> for PgNumeric {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        // Binary NUMERIC: ndigits, weight, sign, dscale (i16 each), then base-10000 digits.
+        let word = |i: usize| -> std::result::Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+            raw.get(i * 2..i * 2 + 2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "a short NUMERIC".into())
+        };
+        let (ndigits, weight, sign) = (word(0)?, word(1)?, word(2)? as u16);
+        if sign == 0xC000 {
+            return Ok(Self(None)); // NaN
+        }
+        let mut value: i128 = 0;
+        for d in 0..usize::try_from(ndigits).unwrap_or(0) {
+            let position = i32::from(weight) - d as i32;
+            let digit = i128::from(word(4 + d)?);
+            if digit == 0 {
+                continue;
+            }
+            if !(0..=4).contains(&position) {
+                return Ok(Self(None)); // a fraction, or beyond 64 bits
+            }
+            value += digit * 10_000i128.pow(position as u32);
+        }
+        if sign == 0x4000 {
+            value = -value;
+        }
+        Ok(Self(i64::try_from(value).ok()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
 }
 
 #[cfg(test)]
