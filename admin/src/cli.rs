@@ -542,7 +542,7 @@ pub enum ConfigCommand {
     /// edges forward for platform accounts' tokens; a change re-signs their tokens).
     Set {
         /// The setting.
-        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline", "session-idle", "session-lifetime", "max-grace", "platform-url", "platform-session-cache", "platform-timeout", "platform-password-check", "platform-identity"])]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::settings::names()))]
         key: String,
         /// Its value.
         value: String,
