@@ -30,7 +30,6 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::store::settings;
 
 /// Where the platform's methods live, below the base URL.
 pub const GET_USER_INFO: &str = "1.0/users/account/rest/getuserinfo";
