@@ -279,8 +279,7 @@ fn a_disabled_account_is_refused_before_anything_changes() {
             Publishing::quiet(),
             |_| Ok(()),
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(matches!(err, Error::AccountDisabled { .. }), "{err}");
     assert_eq!(s.tokens().len(), 1);
     assert!(s.audit("token.remove").is_empty());
@@ -334,8 +333,7 @@ fn edit_changes_once_and_an_edit_to_the_same_values_needs_no_password() {
             Publishing::quiet(),
             |_| Ok(()),
         )
-        .err()
-        .expect("wrong password");
+        .expect_err("wrong password");
     assert!(matches!(err, Error::WrongPassword(_)), "{err}");
     assert_eq!(s.audit("token.edit").len(), 1);
 }

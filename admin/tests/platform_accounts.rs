@@ -190,8 +190,7 @@ fn a_suspension_takes_the_tokens_off_and_an_operators_disable_outlasts_the_platf
             &info(7, "alice@example.com", "ENABLED"),
             Publishing::quiet(),
         )
-        .expect("account")
-        .outcome;
+        .expect("account");
     let platform = FakePlatform {
         password: "platform secret",
         down: false,
@@ -292,8 +291,7 @@ fn a_platform_accounts_password_is_the_platforms_to_check() {
             &info(7, "alice@example.com", "ENABLED"),
             Publishing::quiet(),
         )
-        .expect("account")
-        .outcome;
+        .expect("account");
     let actor = Actor::api("uid:7".into(), "192.0.2.1".into());
     let platform = FakePlatform {
         password: "platform secret",
