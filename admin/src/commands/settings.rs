@@ -110,17 +110,17 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
             &["SETTING", "VALUE"],
             vec![
                 vec![
-                    "max-tokens-per-account".into(),
+                    registry::MAX_TOKENS.name().into(),
                     current.max_tokens_per_account.to_string(),
                 ],
                 vec![
-                    "max-lifetime-days".into(),
+                    registry::MAX_LIFETIME_DAYS.name().into(),
                     current
                         .max_lifetime_days
                         .map_or("none (tokens may have no expiry)".into(), |d| d.to_string()),
                 ],
                 vec![
-                    "snapshot-lifetime".into(),
+                    registry::SNAPSHOT_LIFETIME.name().into(),
                     format!(
                         "{} (pat-admin serve re-signs every {})",
                         duration::text(current.snapshot_lifetime_secs),
@@ -128,35 +128,35 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                     ),
                 ],
                 vec![
-                    "push-timeout".into(),
+                    registry::PUSH_TIMEOUT.name().into(),
                     format!(
                         "{}s (one push attempt; PAT_ADMIN_PUSH_TIMEOUT and --timeout override it)",
                         current.push_timeout_secs
                     ),
                 ],
                 vec![
-                    "push-deadline".into(),
+                    registry::PUSH_DEADLINE.name().into(),
                     format!(
                         "{}s (a whole push; PAT_ADMIN_PUSH_DEADLINE and --deadline override it)",
                         current.push_deadline_secs
                     ),
                 ],
                 vec![
-                    "session-idle".into(),
+                    registry::SESSION_IDLE.name().into(),
                     format!(
                         "{} (an API login session unused this long ends)",
                         duration::text(current.session_idle_secs)
                     ),
                 ],
                 vec![
-                    "session-lifetime".into(),
+                    registry::SESSION_LIFETIME.name().into(),
                     format!(
                         "{} (an API login session ends this long after Signin)",
                         duration::text(current.session_lifetime_secs)
                     ),
                 ],
                 vec![
-                    "max-grace".into(),
+                    registry::MAX_GRACE.name().into(),
                     if current.max_grace_secs == 0 {
                         "0s (regenerate --grace is refused)".to_string()
                     } else {
@@ -167,31 +167,31 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                     },
                 ],
                 vec![
-                    "platform-url".into(),
+                    registry::PLATFORM_URL.name().into(),
                     current.platform_url.clone().unwrap_or_else(|| {
                         "none (standalone mode, unless serve --platform-url)".into()
                     }),
                 ],
                 vec![
-                    "platform-session-cache".into(),
+                    registry::PLATFORM_SESSION_CACHE.name().into(),
                     format!(
                         "{} (the platform's answer about a login session is reused this long)",
                         duration::text(current.platform_session_cache_secs)
                     ),
                 ],
                 vec![
-                    "platform-timeout".into(),
+                    registry::PLATFORM_TIMEOUT.name().into(),
                     format!(
                         "{} (one call to the platform)",
                         duration::text(current.platform_timeout_secs)
                     ),
                 ],
                 vec![
-                    "platform-password-check".into(),
+                    registry::PLATFORM_PASSWORD_CHECK.name().into(),
                     current.platform_password_check.clone(),
                 ],
                 vec![
-                    "platform-identity".into(),
+                    registry::PLATFORM_IDENTITY.name().into(),
                     format!(
                         "{} (what edges forward for platform accounts' tokens)",
                         current.platform_identity

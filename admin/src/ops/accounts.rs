@@ -26,7 +26,7 @@ pub struct AccountChange {
 
 impl Ops<'_> {
     /// `user disable` / `user enable`: the operator's action (`actor`: the audit log's
-    /// actor) on account `name`, committed and signed ([`Ops::set_disabled`]), then published
+    /// actor) on account `name`, committed and signed in one transaction, then published
     /// when tokens left or came back to the edges (`publish` is `None` otherwise).
     pub fn switch_account(
         &mut self,
