@@ -11,6 +11,7 @@
 //! - One typed kind per shape of value, each with its `get`: [`Count`] (a whole number,
 //!   maybe none), [`Seconds`] (a push timeout: flag, variable, setting, default),
 //!   [`Window`] (a duration within a range, clamped when read), [`Url`], [`Choice`].
+//! - [`names`], [`possible_values`]: what `config set` takes, with each one's help.
 //! - The entries themselves: [`MAX_TOKENS`] … [`PLATFORM_IDENTITY`].
 
 use std::time::Duration;
@@ -37,8 +38,8 @@ pub trait Setting: Sync {
     fn name(&self) -> &'static str;
     /// The key in the store's `meta` table.
     fn key(&self) -> &'static str;
-    /// One line of help.
-    fn help(&self) -> &'static str;
+    /// One line of help: the values it takes, its default, what it does.
+    fn help(&self) -> String;
     /// Checks a value as `config set` got it (trimmed). Nothing is changed when this fails.
     fn parse(&self, value: &str) -> Result<Parsed>;
 }
@@ -66,8 +67,8 @@ impl Setting for Count {
     fn key(&self) -> &'static str {
         self.key
     }
-    fn help(&self) -> &'static str {
-        self.help
+    fn help(&self) -> String {
+        self.help.into()
     }
     fn parse(&self, value: &str) -> Result<Parsed> {
         match value.parse::<u32>() {
@@ -142,8 +143,14 @@ impl Setting for Seconds {
     fn key(&self) -> &'static str {
         self.key
     }
-    fn help(&self) -> &'static str {
-        self.help
+    fn help(&self) -> String {
+        format!(
+            "SECS|none (1 to 3600; default {}; {} and {} override it): {}",
+            self.default.as_secs(),
+            self.env,
+            self.flag,
+            self.help
+        )
     }
     fn parse(&self, value: &str) -> Result<Parsed> {
         match value.trim_end_matches('s').parse::<u32>() {
@@ -196,8 +203,14 @@ impl Setting for Window {
     fn key(&self) -> &'static str {
         self.key
     }
-    fn help(&self) -> &'static str {
-        self.help
+    fn help(&self) -> String {
+        format!(
+            "DURATION ({} to {}; default {}): {}",
+            duration::text(self.min),
+            duration::text(self.max),
+            duration::text(self.default),
+            self.help
+        )
     }
     fn parse(&self, value: &str) -> Result<Parsed> {
         let name = self.name;
@@ -239,8 +252,8 @@ impl Setting for Url {
     fn key(&self) -> &'static str {
         self.key
     }
-    fn help(&self) -> &'static str {
-        self.help
+    fn help(&self) -> String {
+        self.help.into()
     }
     fn parse(&self, value: &str) -> Result<Parsed> {
         if value == "none" {
@@ -289,8 +302,8 @@ impl Setting for Choice {
     fn key(&self) -> &'static str {
         self.key
     }
-    fn help(&self) -> &'static str {
-        self.help
+    fn help(&self) -> String {
+        self.help.into()
     }
     fn parse(&self, value: &str) -> Result<Parsed> {
         match self.words.iter().find(|w| **w == value) {
@@ -330,7 +343,7 @@ pub static SNAPSHOT_LIFETIME: Window = Window {
     min: 60,
     max: 30 * 24 * 3600,
     min_words: None,
-    help: "DURATION (60s to 30d; default 24h): how long edges may use a snapshot; serve re-signs after a quarter of it",
+    help: "how long edges may use a snapshot; serve re-signs after a quarter of it",
 };
 
 /// `push-timeout`: one push attempt to an edge.
@@ -340,7 +353,7 @@ pub static PUSH_TIMEOUT: Seconds = Seconds {
     flag: "--timeout",
     env: "PAT_ADMIN_PUSH_TIMEOUT",
     default: crate::publish::DEFAULT_ATTEMPT,
-    help: "SECS|none (1 to 3600; default 10): one push attempt",
+    help: "one push attempt",
 };
 
 /// `push-deadline`: a whole push, retries included.
@@ -350,7 +363,7 @@ pub static PUSH_DEADLINE: Seconds = Seconds {
     flag: "--deadline",
     env: "PAT_ADMIN_PUSH_DEADLINE",
     default: crate::publish::DEFAULT_DEADLINE,
-    help: "SECS|none (1 to 3600; default 30): a whole push, retries included",
+    help: "a whole push, retries included",
 };
 
 /// `session-idle`: an API login session unused this long ends.
@@ -361,7 +374,7 @@ pub static SESSION_IDLE: Window = Window {
     min: 60,
     max: 24 * 3600,
     min_words: None,
-    help: "DURATION (1m to 24h; default 30m): an API login session unused this long ends",
+    help: "an API login session unused this long ends",
 };
 
 /// `session-lifetime`: an API login session ends this long after Signin.
@@ -372,7 +385,7 @@ pub static SESSION_LIFETIME: Window = Window {
     min: 5 * 60,
     max: 30 * 24 * 3600,
     min_words: None,
-    help: "DURATION (5m to 30d; default 12h): an API login session ends this long after Signin",
+    help: "an API login session ends this long after Signin",
 };
 
 /// `max-grace`: the longest grace window a regeneration may give (0: none).
@@ -383,7 +396,7 @@ pub static MAX_GRACE: Window = Window {
     min: 0,
     max: 30 * 24 * 3600,
     min_words: Some("0s (no grace windows)"),
-    help: "DURATION (0s to 30d; default 7d; 0s turns grace windows off): the longest regenerate --grace",
+    help: "the longest regenerate --grace (0s turns grace windows off)",
 };
 
 /// `platform-url`: platform mode's platform API.
@@ -401,7 +414,7 @@ pub static PLATFORM_SESSION_CACHE: Window = Window {
     min: 0,
     max: 60,
     min_words: None,
-    help: "DURATION (0s to 60s; default 5s): how long the platform's answer about a login session is reused",
+    help: "how long the platform's answer about a login session is reused",
 };
 
 /// `platform-timeout`: one call to the platform.
@@ -412,7 +425,7 @@ pub static PLATFORM_TIMEOUT: Window = Window {
     min: 1,
     max: 30,
     min_words: None,
-    help: "DURATION (1s to 30s; default 5s): one call to the platform",
+    help: "one call to the platform",
 };
 
 /// `platform-password-check`: how a platform account's password is confirmed.
@@ -453,6 +466,12 @@ pub static ALL: [&dyn Setting; 13] = [
 /// The names `config set` takes, in [`ALL`]'s order.
 pub fn names() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|s| s.name())
+}
+
+/// The names with their help, for the command line (`config set --help` lists them).
+pub fn possible_values() -> impl Iterator<Item = clap::builder::PossibleValue> {
+    ALL.iter()
+        .map(|s| clap::builder::PossibleValue::new(s.name()).help(s.help()))
 }
 
 /// The setting named `name`.
@@ -502,6 +521,25 @@ mod tests {
         assert_eq!(MAX_LIFETIME_DAYS.parse("none").expect("ok").stored, None);
         assert!(PLATFORM_IDENTITY.parse("name").is_err());
         assert!(find("no-such-setting").is_err());
+    }
+
+    #[test]
+    fn help_says_the_range_and_default_the_entry_defines() {
+        assert_eq!(
+            SESSION_IDLE.help(),
+            "DURATION (1m to 1d; default 30m): an API login session unused this long ends"
+        );
+        assert!(
+            PUSH_DEADLINE.help().starts_with(
+                "SECS|none (1 to 3600; default 30; PAT_ADMIN_PUSH_DEADLINE and --deadline"
+            ),
+            "{}",
+            PUSH_DEADLINE.help()
+        );
+        let listed: Vec<String> = possible_values()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        assert_eq!(listed, names().collect::<Vec<_>>());
     }
 
     #[test]
