@@ -33,9 +33,10 @@ fn main() {
 
     // A signing key, as `key generate` makes it.
     let secret = SigningKey::generate().expect("rng");
-    std::fs::create_dir_all(store.keys_dir()).expect("keys dir");
+    let keys_dir = store_dir.join(pat_admin::store::KEYS_DIR);
+    std::fs::create_dir_all(&keys_dir).expect("keys dir");
     std::fs::write(
-        store.keys_dir().join("bench.key"),
+        keys_dir.join("bench.key"),
         secret.to_secret_text().as_bytes(),
     )
     .expect("key file");
@@ -48,6 +49,7 @@ fn main() {
                     id: public.id().to_string(),
                     public_key: public.to_string(),
                     file: "keys/bench.key".into(),
+                    sealed: None,
                     created_at: now(),
                     active: true,
                 },

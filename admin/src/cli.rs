@@ -546,23 +546,12 @@ pub enum StoreCommand {
 pub enum ConfigCommand {
     /// Show the settings.
     Show,
-    /// Change a setting: max-tokens-per-account N, max-lifetime-days N|none,
-    /// snapshot-lifetime DURATION (60s to 30d, e.g. 90m, 24h, 7d; default 24h: how long edges
-    /// may use a snapshot; `serve` re-signs after a quarter of it), push-timeout SECS (one push
-    /// attempt; default 10) or push-deadline SECS (a whole push; default 30), or `none` to
-    /// return push-timeout or push-deadline to the default; session-idle DURATION (1m to 24h;
-    /// default 30m) and session-lifetime DURATION (5m to 30d; default 12h): how long an API
-    /// login session may go unused, and how long it lives at most; max-grace DURATION (0s to
-    /// 30d; default 7d; 0s turns grace windows off): the longest `regenerate --grace`.
-    /// Platform mode: platform-url URL|none (the platform API, http://HOST:PORT; `serve
-    /// --platform-url` wins), platform-session-cache DURATION (0s to 60s; default 5s: how
-    /// long the platform's answer about a login session is reused), platform-timeout
-    /// DURATION (1s to 30s; default 5s: one call to the platform), platform-password-check
-    /// signin|check-password (default signin), platform-identity uid|email (default uid: what
-    /// edges forward for platform accounts' tokens; a change re-signs their tokens).
+    /// Change a setting: its name and value (`none` returns the ones that have a default
+    /// to it). Each setting's values and default are listed under its name below
+    /// (`pat-admin config set --help`).
     Set {
         /// The setting.
-        #[arg(value_parser = ["max-tokens-per-account", "max-lifetime-days", "snapshot-lifetime", "push-timeout", "push-deadline", "session-idle", "session-lifetime", "max-grace", "platform-url", "platform-session-cache", "platform-timeout", "platform-password-check", "platform-identity"])]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::settings::possible_values()))]
         key: String,
         /// Its value.
         value: String,

@@ -7,12 +7,14 @@
 //! # Layout
 //! - [`cli`]: the command line (clap): the contract scripts rely on.
 //! - [`commands`]: one module per command group, sharing a context (store, catalogue, output).
-//! - [`ops`]: the token operations (generate, edit, regenerate, copy, remove, list, show,
-//!   password confirmation, publishing after a change), shared by the CLI and the API;
-//!   the checked parameters they take (descriptions, scopes, expiries, allowed client
-//!   networks, regeneration grace windows).
+//! - [`ops`]: the operations, one call per change (create, copy, regenerate, edit, remove,
+//!   revoke leaked values, account changes) that checks, confirms the password, commits,
+//!   signs, publishes and records, shared by the CLI and the API; the checked parameters
+//!   they take (descriptions, scopes, expiries, allowed client networks, grace windows).
 //! - [`attempts`]: every password check: one at a time per account and client address,
 //!   the back-off, the record of each result.
+//! - [`settings`]: the operator's settings, one definition each (name, stored key,
+//!   default, range, help), read by `config`, the store and the operations.
 //! - [`store`]: the SQLite store (WAL, immediate transactions, 0600/0700) and its tables.
 //! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
@@ -50,6 +52,7 @@ pub mod password;
 pub mod platform;
 pub mod publish;
 pub mod serve;
+pub mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod usage;

@@ -30,7 +30,6 @@ use crate::store::db::Connection;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::store::settings;
 
 /// Where the platform's methods live, below the base URL.
 pub const GET_USER_INFO: &str = "1.0/users/account/rest/getuserinfo";
@@ -110,10 +109,7 @@ impl Identity {
 
     /// The setting, or the default ([`Identity::Uid`]).
     pub fn from_store(conn: &Connection) -> Result<Self> {
-        Ok(settings::get(conn, settings::PLATFORM_IDENTITY)?
-            .as_deref()
-            .and_then(Self::parse)
-            .unwrap_or(Self::Uid))
+        Ok(Self::parse(crate::settings::PLATFORM_IDENTITY.get(conn)?).unwrap_or(Self::Uid))
     }
 }
 
@@ -139,19 +135,19 @@ impl Settings {
     pub fn from_store(conn: &Connection, url: Option<&str>) -> Result<Option<Self>> {
         let url = match url {
             Some(url) => url.to_string(),
-            None => match settings::get(conn, settings::PLATFORM_URL)? {
+            None => match crate::settings::PLATFORM_URL.get(conn)? {
                 Some(url) => url,
                 None => return Ok(None),
             },
         };
         Ok(Some(Self {
             url: parse_url(&url)?,
-            timeout: Duration::from_secs(settings::platform_timeout(conn)?),
-            session_cache: Duration::from_secs(settings::platform_session_cache(conn)?),
-            password_check: settings::get(conn, settings::PLATFORM_PASSWORD_CHECK)?
-                .as_deref()
-                .and_then(PasswordCheck::parse)
-                .unwrap_or(PasswordCheck::Signin),
+            timeout: Duration::from_secs(crate::settings::PLATFORM_TIMEOUT.get(conn)?),
+            session_cache: Duration::from_secs(crate::settings::PLATFORM_SESSION_CACHE.get(conn)?),
+            password_check: PasswordCheck::parse(
+                crate::settings::PLATFORM_PASSWORD_CHECK.get(conn)?,
+            )
+            .unwrap_or(PasswordCheck::Signin),
             identity: Identity::from_store(conn)?,
         }))
     }

@@ -426,6 +426,37 @@ fn revoke_leaked_with_an_old_value_removes_its_token() {
 }
 
 #[test]
+fn revoke_leaked_names_the_old_value_that_stops_working_like_a_removal() {
+    let (admin, _key) = setup();
+    let (id, old) = admin.token("alice", &["--method", STOPENV]);
+    let (new, reply) = regenerate(&admin, id, &["--grace", "1h"]);
+    let until = reply["old_value_expires_at"]
+        .as_str()
+        .expect("end")
+        .to_string();
+    admin
+        .run_with(
+            &["revoke-leaked", "--reason", "scanner"],
+            &format!("{new}\n"),
+        )
+        .ok();
+    let entry = admin
+        .audit()
+        .into_iter()
+        .find(|e| e["action"] == "token.revoke-leaked")
+        .expect("audited");
+    assert_eq!(
+        entry["detail"],
+        format!(
+            "leaked value {}; reason: scanner; its old value {} (until {until}) stops working with it",
+            pat_core::token::mask(&new),
+            value_id(&old)
+        )
+    );
+    assert_eq!(entry["token_id"], id);
+}
+
+#[test]
 fn the_api_takes_a_grace_in_seconds_and_get_tokens_says_until_when() {
     let (admin, key) = setup();
     let server = admin.serve_api();

@@ -508,16 +508,19 @@ fn wait_reading_stdin(child: &mut Child) {
     }
 }
 
-/// Starts `n` edits, waits until all wait for their passwords, gives them `password(i)` at
-/// once; their exit codes and stderr, and how long the round took from then.
+/// Starts `n` edits (round `round`: descriptions no earlier round gave, so none is an edit
+/// to the values the token already has, which needs no password), waits until all wait for
+/// their passwords, gives them `password(i)` at once; their exit codes and stderr, and how
+/// long the round took from then.
 fn parallel_cli_edits(
     admin: &Admin,
     id: i64,
+    round: usize,
     n: usize,
     password: impl Fn(usize) -> String,
 ) -> (Vec<(i32, String)>, Duration) {
     let mut children: Vec<Child> = (0..n)
-        .map(|i| cli_edit(admin, id, &format!("cli edit {i}")))
+        .map(|i| cli_edit(admin, id, &format!("cli edit {round}.{i}")))
         .collect();
     for child in &mut children {
         wait_reading_stdin(child);
@@ -548,7 +551,7 @@ fn parallel_cli_confirmations_get_one_check_at_a_time() {
     admin.user("alice");
     let (id, _) = admin.token("alice", &["--api", "ide-plugins"]);
     // Zero back-off: 19 wrong, the right one in the middle.
-    let (runs, round) = parallel_cli_edits(&admin, id, PARALLEL, |i| {
+    let (runs, round) = parallel_cli_edits(&admin, id, 1, PARALLEL, |i| {
         if i == PARALLEL / 2 {
             PASSWORD.to_string()
         } else {
@@ -589,7 +592,7 @@ fn parallel_cli_confirmations_get_one_check_at_a_time() {
             .fails(3);
     }
     let before = description(&admin, id);
-    let (runs, _) = parallel_cli_edits(&admin, id, PARALLEL, |i| {
+    let (runs, _) = parallel_cli_edits(&admin, id, 2, PARALLEL, |i| {
         if i == PARALLEL - 1 {
             PASSWORD.to_string()
         } else {

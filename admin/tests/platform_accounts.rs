@@ -10,7 +10,9 @@ use std::cell::Cell;
 
 use pat_admin::catalogue::Catalogue;
 use pat_admin::error::Error;
-use pat_admin::ops::{Actor, Description, NewToken, Ops, PlatformPasswords, Scope};
+use pat_admin::ops::{
+    Actor, Confirmation, Description, NewToken, Ops, PlatformPasswords, Publishing, Scope,
+};
 use pat_admin::platform::UserInfo;
 use pat_admin::store::{Open, Store, users};
 use support::*;
@@ -56,19 +58,23 @@ fn token_for(store: &mut Store, account: &str, platform: &FakePlatform) -> i64 {
     let catalogue = Catalogue::builtin().expect("catalogue");
     let actor = Actor::api(account.into(), "192.0.2.1".into());
     let mut ops = Ops::new(store, catalogue).with_platform(Some(platform));
-    let confirmed = ops
-        .confirm(&actor, platform.password, |_, _| {})
-        .expect("confirmed");
     let scope = Scope::set(catalogue, "ide-plugins").expect("scope");
     let new = NewToken::new(
         Description::parse("t").expect("description"),
         scope,
         ops.expiry_api(None).expect("expiry"),
     );
-    ops.generate(&actor, &confirmed, new)
-        .expect("generated")
-        .token
-        .id
+    ops.create(
+        &actor,
+        new,
+        Confirmation::password(platform.password),
+        Publishing::quiet(),
+        |_| Ok(()),
+    )
+    .expect("generated")
+    .outcome
+    .token
+    .id
 }
 
 fn suspended(admin: &Admin, id: i64) -> bool {
@@ -89,8 +95,13 @@ fn accounts_are_made_on_first_use_keyed_by_uid_and_follow_email_changes() {
     let catalogue = Catalogue::builtin().expect("catalogue");
     let mut store = open(&admin);
     let first = Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "ENABLED"))
-        .expect("account");
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "ENABLED"),
+            Publishing::quiet(),
+        )
+        .expect("account")
+        .outcome;
     assert!(first.changed);
     assert_eq!(first.account.name, "uid:7");
     assert_eq!(first.account.platform_uid, Some(7));
@@ -102,8 +113,13 @@ fn accounts_are_made_on_first_use_keyed_by_uid_and_follow_email_changes() {
     );
     assert!(first.account.password_hash.is_empty(), "no password here");
     let again = Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "ENABLED"))
-        .expect("account");
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "ENABLED"),
+            Publishing::quiet(),
+        )
+        .expect("account")
+        .outcome;
     assert!(!again.changed, "nothing new");
 
     let platform = FakePlatform {
@@ -114,13 +130,16 @@ fn accounts_are_made_on_first_use_keyed_by_uid_and_follow_email_changes() {
     let id = token_for(&mut store, "uid:7", &platform);
     let serial = admin.state_serial();
     // A new email: kept, the account and its tokens stay; edges see the uid: nothing signed.
-    let moved = Ops::new(&mut store, catalogue)
+    let done = Ops::new(&mut store, catalogue)
         .platform_account(
             "api 192.0.2.1",
             &info(7, "alice@new.example.com", "ENABLED"),
+            Publishing::quiet(),
         )
         .expect("account");
-    assert!(moved.changed && moved.built.is_none());
+    assert!(done.publish.is_none(), "nothing signed, nothing published");
+    let moved = done.outcome;
+    assert!(moved.changed);
     assert_eq!(moved.account.name, "uid:7");
     assert_eq!(
         moved.account.email.as_deref(),
@@ -133,7 +152,11 @@ fn accounts_are_made_on_first_use_keyed_by_uid_and_follow_email_changes() {
     assert_eq!(found.map(|u| u.name).as_deref(), Some("uid:7"));
     // With edges seeing emails, an email change re-signs the account's tokens.
     Ops::new(&mut store, catalogue)
-        .set_platform_identity(pat_admin::platform::Identity::Email)
+        .set_platform_identity(
+            pat_admin::platform::Identity::Email,
+            "platform-identity = email",
+            Publishing::quiet(),
+        )
         .expect("identity");
     assert_eq!(
         edge_user(&admin, &key, id).as_deref(),
@@ -141,9 +164,13 @@ fn accounts_are_made_on_first_use_keyed_by_uid_and_follow_email_changes() {
         "edges see the email now"
     );
     let back = Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "ENABLED"))
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "ENABLED"),
+            Publishing::quiet(),
+        )
         .expect("account");
-    assert!(back.built.is_some(), "a delta carries the new identity");
+    assert!(back.publish.is_some(), "a delta carries the new identity");
     assert_eq!(
         edge_user(&admin, &key, id).as_deref(),
         Some("alice@example.com")
@@ -158,7 +185,11 @@ fn a_suspension_takes_the_tokens_off_and_an_operators_disable_outlasts_the_platf
     let catalogue = Catalogue::builtin().expect("catalogue");
     let mut store = open(&admin);
     Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "ENABLED"))
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "ENABLED"),
+            Publishing::quiet(),
+        )
         .expect("account");
     let platform = FakePlatform {
         password: "platform secret",
@@ -171,13 +202,18 @@ fn a_suspension_takes_the_tokens_off_and_an_operators_disable_outlasts_the_platf
     ];
     assert_eq!(admin.served(&key).token_count(), 2);
     // The platform says SUSPENDED: disabled, both tokens off in one document.
-    let change = Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "SUSPENDED"))
+    let done = Ops::new(&mut store, catalogue)
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "SUSPENDED"),
+            Publishing::quiet(),
+        )
         .expect("account");
+    assert!(done.publish.is_some(), "a document without them, published");
+    let change = done.outcome;
     let disabled = change.account.disabled.clone().expect("disabled");
     assert_eq!(disabled.by, users::DisabledBy::Platform);
     assert!(disabled.reason.contains("SUSPENDED"), "{disabled:?}");
-    assert!(change.built.is_some());
     assert!(ids.iter().all(|&id| suspended(&admin, id)));
     assert_eq!(
         admin.served(&key).token_count(),
@@ -195,13 +231,18 @@ fn a_suspension_takes_the_tokens_off_and_an_operators_disable_outlasts_the_platf
     );
     // ENABLED again: back.
     let change = Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "ENABLED"))
-        .expect("account");
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "ENABLED"),
+            Publishing::quiet(),
+        )
+        .expect("account")
+        .outcome;
     assert!(change.account.disabled.is_none());
     assert_eq!(admin.served(&key).token_count(), 2);
     // An operator's disable: the platform's ENABLED does not undo it.
     Ops::new(&mut store, catalogue)
-        .set_disabled(
+        .switch_account(
             "operator",
             "alice@example.com",
             Some(users::Disabled {
@@ -209,11 +250,17 @@ fn a_suspension_takes_the_tokens_off_and_an_operators_disable_outlasts_the_platf
                 by: users::DisabledBy::Operator,
                 reason: "unpaid".into(),
             }),
+            Publishing::quiet(),
         )
         .expect("disabled");
     let change = Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "ENABLED"))
-        .expect("account");
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "ENABLED"),
+            Publishing::quiet(),
+        )
+        .expect("account")
+        .outcome;
     assert_eq!(
         change.account.disabled.map(|d| d.by),
         Some(users::DisabledBy::Operator)
@@ -239,7 +286,11 @@ fn a_platform_accounts_password_is_the_platforms_to_check() {
     let catalogue = Catalogue::builtin().expect("catalogue");
     let mut store = open(&admin);
     Ops::new(&mut store, catalogue)
-        .platform_account("api 192.0.2.1", &info(7, "alice@example.com", "ENABLED"))
+        .platform_account(
+            "api 192.0.2.1",
+            &info(7, "alice@example.com", "ENABLED"),
+            Publishing::quiet(),
+        )
         .expect("account");
     let actor = Actor::api("uid:7".into(), "192.0.2.1".into());
     let platform = FakePlatform {

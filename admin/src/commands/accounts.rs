@@ -7,6 +7,7 @@ use super::{Ctx, table};
 use crate::cli::UserCommand;
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
+use crate::ops::Confirmation;
 use crate::password::{self, Source};
 use crate::store::{audit, now, users};
 
@@ -55,7 +56,8 @@ pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
             let confirmed = ctx.confirm(&actor, &mut source)?;
             let new = source.read_new(&user)?;
             let hash = password::hash(&new)?;
-            ctx.ops().change_password(&actor, &confirmed, &hash)?;
+            ctx.ops()
+                .change_password(&actor, Confirmation::confirmed(confirmed), &hash)?;
             #[derive(Serialize)]
             struct Changed<'a> {
                 user: &'a str,
@@ -179,7 +181,11 @@ fn switch(
     push: crate::cli::PushOpts,
 ) -> Result<u8> {
     let disabling = disabled.is_some();
-    let change = ctx.ops().set_disabled(&audit::actor(), user, disabled)?;
+    let publishing = ctx.publishing(no_publish, &push)?;
+    let done = ctx
+        .ops()
+        .switch_account(&audit::actor(), user, disabled, publishing)?;
+    let change = done.outcome;
     let name = change.account.display();
     if !change.changed {
         ctx.note(&format!(
@@ -187,22 +193,15 @@ fn switch(
             if disabling { "disabled" } else { "enabled" }
         ));
     }
-    let confirm = crate::cli::Confirm {
-        password_stdin: false,
-        no_publish,
-        push,
-    };
-    let (publish, code) = if change.changed && change.tokens > 0 {
-        ctx.publish_after_change(&confirm, change.built)?
-    } else {
-        (
-            super::ChangePublish {
-                state: super::PublishState::Skipped,
-                version: None,
-                edges: Vec::new(),
-            },
+    let (publish, code) = match done.publish {
+        Some(publish) => {
+            let code = ctx.report_publish(&publish);
+            (publish, code)
+        }
+        None => (
+            super::ChangePublish::unpushed(super::PublishState::Skipped, None),
             exit::OK,
-        )
+        ),
     };
     #[derive(Serialize)]
     struct Switched {

@@ -20,23 +20,17 @@ use pat_core::token::{TokenHash, mask, validate};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::{ChangePublish, Ctx, table};
-use crate::cli::{Confirm, LookupArgs, RevokeLeakedArgs};
+use super::{ChangePublish, Ctx, PublishState, table};
+use crate::cli::{LookupArgs, RevokeLeakedArgs};
 use crate::error::{Error, Result, exit};
+use crate::ops::tokens::holder;
+use crate::ops::{Confirmation, Leaked, Revoked};
 use crate::output;
-use crate::snapshot;
-use crate::store::db::Connection;
+use crate::store::now;
 use crate::store::tokens::Which;
-use crate::store::{audit, now, tokens};
 
 /// The most stdin is read for values (a scanner's batch, not a file dump).
 const MAX_INPUT: u64 = 1 << 20;
-
-/// A value read from stdin: its hash and how it may be shown.
-struct Leaked {
-    masked: String,
-    hash: TokenHash,
-}
 
 /// Reads and checks every value on stdin.
 fn read_values() -> Result<Vec<Leaked>> {
@@ -89,14 +83,6 @@ fn read_values() -> Result<Vec<Leaked>> {
     Ok(values)
 }
 
-/// The token a value belongs to, if any (its current value, or its previous one while that
-/// still works in a grace window), and which of the two it is.
-fn find(conn: &Connection, value: &Leaked) -> Result<Option<(tokens::Token, Which)>> {
-    let at = now();
-    Ok(tokens::by_hash(conn, &value.hash, at)?
-        .and_then(|t| t.has_value(&value.hash, at).map(|which| (t, which))))
-}
-
 /// What `lookup` says about one value.
 #[derive(Debug, Serialize)]
 struct Found {
@@ -125,7 +111,7 @@ pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
     let at = now();
     let mut report = Vec::new();
     for value in &values {
-        let token = find(ctx.store.conn(), value)?;
+        let token = holder(ctx.store.conn(), value)?;
         report.push(match token {
             Some((t, which)) => Found {
                 value: value.masked.clone(),
@@ -196,18 +182,10 @@ pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// A removed token, as `revoke-leaked` reports it.
-#[derive(Debug, Serialize)]
-struct Revoked {
-    value: String,
-    id: i64,
-    user: String,
-    description: String,
-}
-
 /// `revoke-leaked --reason TEXT`: removes the tokens whose values are on stdin in one
 /// transaction (with the snapshot that no longer has them), audits each removal with the
-/// operator and the reason, and publishes. No account password: this is the operator's
+/// operator, the reason and any previous value that stops working with it, and publishes
+/// ([`crate::ops::Ops::revoke_leaked`]). No account password: this is the operator's
 /// emergency action. Exit 4 when no value is a token here (nothing changed); otherwise the
 /// publish result (0, 6, 7), with the values that were not found listed.
 pub fn revoke(ctx: &mut Ctx, args: RevokeLeakedArgs) -> Result<u8> {
@@ -218,70 +196,38 @@ pub fn revoke(ctx: &mut Ctx, args: RevokeLeakedArgs) -> Result<u8> {
         ));
     }
     let values = read_values()?;
-    let dir = ctx.store.location().clone();
-    let (revoked, unknown, built) = ctx.store.write(|tx| {
-        let mut revoked = Vec::new();
-        let mut unknown = Vec::new();
-        for value in &values {
-            // A previous value still in its grace window is its token's: the token goes.
-            let Some((t, _)) = find(tx, value)? else {
-                unknown.push(value.masked.clone());
-                continue;
-            };
-            if revoked.iter().any(|r: &Revoked| r.id == t.id) {
-                continue;
+    let out = ctx.out;
+    let publishing = ctx.publishing(args.no_publish, &args.push)?;
+    let done = ctx.ops().revoke_leaked(
+        &values,
+        &reason,
+        Confirmation::operator(),
+        publishing,
+        |revocation| {
+            if !out.json {
+                let mut text = String::new();
+                for r in &revocation.revoked {
+                    text.push_str(&format!(
+                        "Removed token {} of {} ({}), value {}.\n",
+                        r.id, r.user, r.description, r.value
+                    ));
+                }
+                output::stdout(&text)?;
             }
-            tokens::delete(tx, &t.user, t.id)?;
-            audit::record(
-                tx,
-                Some(&t.user),
-                "token.revoke-leaked",
-                Some(t.id),
-                &format!("leaked value {}; reason: {reason}", value.masked),
-            )?;
-            revoked.push(Revoked {
-                value: value.masked.clone(),
-                id: t.id,
-                user: t.user,
-                description: t.description,
-            });
-        }
-        let built = if revoked.is_empty() {
-            None
-        } else {
-            snapshot::after_change(tx, &dir)?
-        };
-        Ok((revoked, unknown, built))
-    })?;
-    if revoked.is_empty() {
-        return Err(Error::NotFound(format!(
-            "none of the {} value(s) is a token in this store (removed already, or issued by another store); nothing was changed",
-            values.len()
-        )));
-    }
-    if !ctx.out.json {
-        let mut text = String::new();
-        for r in &revoked {
-            text.push_str(&format!(
-                "Removed token {} of {} ({}), value {}.\n",
-                r.id, r.user, r.description, r.value
-            ));
-        }
-        output::stdout(&text)?;
-    }
-    if !unknown.is_empty() {
-        ctx.out.warn(&format!(
-            "{} value(s) are no token in this store: {}",
-            unknown.len(),
-            unknown.join(", ")
-        ));
-    }
-    let confirm = Confirm {
-        password_stdin: false,
-        no_publish: args.no_publish,
-        push: args.push.clone(),
-    };
-    let (publish, code) = ctx.publish_after_change(&confirm, built)?;
+            if !revocation.unknown.is_empty() {
+                out.warn(&format!(
+                    "{} value(s) are no token in this store: {}",
+                    revocation.unknown.len(),
+                    revocation.unknown.join(", ")
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    let publish = done
+        .publish
+        .unwrap_or_else(|| ChangePublish::unpushed(PublishState::Skipped, None));
+    let code = ctx.report_publish(&publish);
     #[derive(Serialize)]
     struct Report {
         revoked: Vec<Revoked>,
@@ -289,8 +235,8 @@ pub fn revoke(ctx: &mut Ctx, args: RevokeLeakedArgs) -> Result<u8> {
         publish: ChangePublish,
     }
     ctx.out.json_only(&Report {
-        revoked,
-        unknown,
+        revoked: done.outcome.revoked,
+        unknown: done.outcome.unknown,
         publish,
     })?;
     Ok(code)

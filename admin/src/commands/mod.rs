@@ -11,18 +11,21 @@ pub mod settings;
 pub mod store_copy;
 pub mod tokens;
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::catalogue::Catalogue;
-use crate::cli::{Command, Confirm, PushOpts};
+use crate::cli::{Command, PushOpts};
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
-use crate::ops::{self, Actor, Confirmed, Ops, PublishPlan};
+use crate::ops::publishing;
+use crate::ops::{Actor, Confirmation, Confirmed, Ops, PublishEvent, Publishing};
 pub use crate::ops::{ChangePublish, PublishState};
 use crate::output::{self, Output};
 use crate::password::Source;
@@ -69,9 +72,56 @@ impl Ctx {
         Ops::new(&mut self.store, self.catalogue)
     }
 
-    /// Confirms the actor's password ([`Ops::confirm`]): reads it (prompt or
-    /// `--password-stdin`), announces the back-off on stderr when there is one, checks it (a
-    /// platform account's with the platform: `config set platform-url`).
+    /// Runs `f` with the operations on this store, confirming `actor`'s password with the
+    /// platform when it is a platform account (`config set platform-url`).
+    pub fn with_ops<T>(
+        &mut self,
+        actor: &Actor,
+        f: impl FnOnce(Ops<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let account = users::require(self.store.conn(), actor.account())?;
+        if account.platform_uid.is_none() {
+            return f(self.ops());
+        }
+        // A platform account: the platform checks its password.
+        let runtime = runtime()?;
+        let platform = crate::platform::Settings::from_store(self.store.conn(), None)?
+            .map(|settings| crate::platform::Platform::new(settings, runtime.handle().clone()))
+            .transpose()?;
+        let checker = platform
+            .as_ref()
+            .map(|p| p as &dyn crate::ops::PlatformPasswords);
+        f(Ops::new(&mut self.store, self.catalogue).with_platform(checker))
+    }
+
+    /// How a change confirms the actor's password on the command line: read (prompt or
+    /// `--password-stdin`) only once the request is checked, after `before` (claiming an
+    /// `--output` file), with the back-off announced on stderr when there is one.
+    pub fn confirmation<'a>(
+        &self,
+        source: &'a mut Source,
+        before: impl FnOnce() -> Result<()> + 'a,
+    ) -> Confirmation<'a> {
+        let out = self.out;
+        let user = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+        let shown = std::rc::Rc::clone(&user);
+        Confirmation::ask(move |account| {
+            before()?;
+            let name = account.display();
+            *shown.borrow_mut() = name.clone();
+            source.read(&format!("Password for {name}: "))
+        })
+        .announcing(move |delay: Duration, failures: u32| {
+            out.note(&format!(
+                "Checking the password in {} s: {} had {failures} wrong password(s) in a row.",
+                delay.as_secs_f64(),
+                user.borrow()
+            ));
+        })
+    }
+
+    /// Confirms the actor's password now ([`Ops::confirm`]): `user passwd` confirms the
+    /// current password before it reads the new one.
     pub fn confirm(&mut self, actor: &Actor, source: &mut Source) -> Result<Confirmed> {
         let account = users::require(self.store.conn(), actor.account())?;
         let user = account.display();
@@ -83,81 +133,60 @@ impl Ctx {
                 delay.as_secs_f64(),
             ));
         };
-        if account.platform_uid.is_none() {
-            return self.ops().confirm(actor, &password, announce);
-        }
-        // A platform account: the platform checks its password.
-        let runtime = runtime()?;
-        let platform = crate::platform::Settings::from_store(self.store.conn(), None)?
-            .map(|settings| crate::platform::Platform::new(settings, runtime.handle().clone()))
-            .transpose()?;
-        let checker = platform
-            .as_ref()
-            .map(|p| p as &dyn crate::ops::PlatformPasswords);
-        Ops::new(&mut self.store, self.catalogue)
-            .with_platform(checker)
-            .confirm(actor, &password, announce)
+        self.with_ops(actor, |mut ops| ops.confirm(actor, &password, announce))
     }
 
     /// The edge timeouts: the flags, else `PAT_ADMIN_PUSH_TIMEOUT` / `PAT_ADMIN_PUSH_DEADLINE`
     /// (seconds), else the store settings `push-timeout` / `push-deadline`, else 10 s / 30 s.
     pub fn timeouts(&self, opts: &PushOpts) -> Result<Timeouts> {
-        ops::timeouts(self.store.conn(), opts.timeout, opts.deadline)
+        publishing::timeouts(self.store.conn(), opts.timeout, opts.deadline)
     }
 
-    /// After a change: pushes the snapshot the change's transaction built (`built`) to the
-    /// configured edges unless told not to. Returns what happened (for the change's JSON) and
-    /// the exit code: 0, 6 when an edge did not accept, 7 when there was nothing to push
-    /// because no signing key is active.
-    pub fn publish_after_change(
-        &mut self,
-        confirm: &Confirm,
-        built: Option<Published>,
-    ) -> Result<(ChangePublish, u8)> {
-        let (edges, published) = match ops::plan_publish(
-            self.store.conn(),
-            built,
-            confirm.no_publish,
-        )? {
-            PublishPlan::Done {
-                result,
-                edges_configured,
-            } => {
-                if result.state != PublishState::Unsigned {
-                    return Ok((result, exit::OK));
-                }
-                let message = "the change is saved, but not signed: there is no signing key, so no snapshot includes it and nothing was pushed; create a key with pat-admin key generate, then run pat-admin publish";
-                if !edges_configured {
-                    self.note(&format!("pat-admin: note: {message}"));
-                    return Ok((result, exit::OK));
-                }
-                self.out.failure(message, exit::UNSIGNED);
-                return Ok((result, exit::UNSIGNED));
-            }
-            PublishPlan::Push { edges, published } => (edges, published),
-        };
-        let timeouts = self.timeouts(&confirm.push)?;
-        let report = push(self, &edges, published, true, timeouts, Lines::Stderr)?;
-        let failed = report.edges.iter().filter(|e| !e.outcome.is_ok()).count();
-        let summary = ChangePublish {
-            state: if failed == 0 {
-                PublishState::Published
-            } else {
-                PublishState::NotAccepted
-            },
-            version: Some(report.version),
-            edges: report.edges,
-        };
-        if failed > 0 {
+    /// How a change is published from the command line: unless `skip` (`--no-publish`), to
+    /// every configured edge with the `--timeout`/`--deadline` flags, each edge's line on
+    /// stderr as it finishes (stdout has the change's own output, such as a token value).
+    pub fn publishing(&self, skip: bool, push: &PushOpts) -> Result<Publishing<'static>> {
+        Ok(Publishing::quiet()
+            .skip(skip)
+            .flags(push.timeout, push.deadline)
+            .watched(watcher(self.out, true, Lines::Stderr, None)))
+    }
+
+    /// What a change's publish result means on the command line: a note or a failure line,
+    /// and the exit code: 0, 6 when an edge did not accept it (or pushing failed), 7 when
+    /// there was nothing to push because no signing key is active and edges wait.
+    pub fn report_publish(&self, publish: &ChangePublish) -> u8 {
+        if let Some(error) = &publish.error {
             self.out.failure(
                 &format!(
-                    "the change is saved and signed (pat-admin serve hands it to edges that fetch), but {failed} edge(s) did not accept it; retry with: pat-admin publish"
+                    "the change is saved and signed (pat-admin serve hands it to edges that fetch), but publishing it failed: {error}; retry with: pat-admin publish"
                 ),
                 exit::EDGE,
             );
-            return Ok((summary, exit::EDGE));
+            return exit::EDGE;
         }
-        Ok((summary, exit::OK))
+        match publish.state {
+            PublishState::Unsigned => {
+                let message = "the change is saved, but not signed: there is no signing key, so no snapshot includes it and nothing was pushed; create a key with pat-admin key generate, then run pat-admin publish";
+                if !publish.edges_configured {
+                    self.note(&format!("pat-admin: note: {message}"));
+                    return exit::OK;
+                }
+                self.out.failure(message, exit::UNSIGNED);
+                exit::UNSIGNED
+            }
+            PublishState::NotAccepted => {
+                let failed = publish.failed_edges();
+                self.out.failure(
+                    &format!(
+                        "the change is saved and signed (pat-admin serve hands it to edges that fetch), but {failed} edge(s) did not accept it; retry with: pat-admin publish"
+                    ),
+                    exit::EDGE,
+                );
+                exit::EDGE
+            }
+            PublishState::Published | PublishState::Skipped | PublishState::NoEdges => exit::OK,
+        }
     }
 }
 
@@ -197,7 +226,7 @@ pub struct PublishReport {
 /// Where the per-edge lines go: stdout for `publish`, stderr after a change (stdout has
 /// the change's own output, such as a token value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lines {
+enum Lines {
     Stdout,
     Stderr,
 }
@@ -226,7 +255,7 @@ pub(crate) fn build_and_push(
         let (published, reason) = snapshot::current(&mut ctx.store)?;
         (published, reason.is_some())
     };
-    let report = push(ctx, edges, published, built, timeouts, Lines::Stdout)?;
+    let report = push(ctx, edges, published, built, timeouts)?;
     if !resend {
         // The pushed delta went out first; compacting a long chain can take a while.
         if let Some((stamp, why)) = snapshot::compact_if_due(&mut ctx.store)? {
@@ -294,99 +323,110 @@ pub(crate) fn edge_line(result: &EdgeResult, width: usize) -> String {
     )
 }
 
-/// Pushes `published` to `edges`, printing each edge's line as it finishes (with a progress
-/// bar on a terminal when there are many), and records the outcome in the audit log.
+/// A watcher of a push that shows it to people (nothing with `--json`): the headline, a
+/// progress bar on a terminal when there are many edges, each edge's line as it finishes
+/// (on `lines`). A failure to write stdout is kept in `write_failed` (the push goes on).
+fn watcher(
+    out: Output,
+    built: bool,
+    lines: Lines,
+    write_failed: Option<Rc<RefCell<Option<Error>>>>,
+) -> impl FnMut(PublishEvent<'_>) {
+    let human = !out.json;
+    let mut width = 0;
+    let mut bar = indicatif::ProgressBar::hidden();
+    let write = move |text: &str| match lines {
+        Lines::Stdout => {
+            if let Err(e) = output::stdout(text)
+                && let Some(failed) = &write_failed
+            {
+                failed.borrow_mut().get_or_insert(e);
+            }
+        }
+        Lines::Stderr => output::stderr(text),
+    };
+    move |event| match event {
+        PublishEvent::Start {
+            stamp,
+            bytes,
+            edges,
+            timeouts,
+        } => {
+            width = edges.iter().map(String::len).max().unwrap_or(0);
+            if !human {
+                return;
+            }
+            let headline = format!(
+                "Snapshot version {} ({} tokens, {} bytes, {}, signed by key {}, expires {}{}).\n",
+                stamp.version,
+                stamp.tokens,
+                bytes,
+                match stamp.kind {
+                    pat_core::snapshot::Kind::Delta => "a delta",
+                    pat_core::snapshot::Kind::Full => "a full snapshot",
+                },
+                stamp.key_id,
+                rfc3339(stamp.expires_at),
+                if built { "" } else { "; the latest, unchanged" }
+            );
+            let headline = if edges.is_empty() {
+                format!(
+                    "{headline}No edges to push to; `pat-admin serve` hands it to edges that fetch it.\n"
+                )
+            } else {
+                format!(
+                    "{headline}Pushing to {} edge(s) (each attempt up to {} s, all within {} s):\n",
+                    edges.len(),
+                    timeouts.attempt.as_secs_f64(),
+                    timeouts.deadline.as_secs_f64()
+                )
+            };
+            write(&headline);
+            if edges.len() > 3 {
+                bar = indicatif::ProgressBar::new(edges.len() as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {pos}/{len} edges {elapsed}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(120));
+            }
+        }
+        PublishEvent::Edge(result) => {
+            bar.inc(1);
+            if human {
+                let line = edge_line(result, width);
+                bar.suspend(|| write(&line));
+            }
+        }
+        PublishEvent::Done => bar.finish_and_clear(),
+    }
+}
+
+/// Pushes `published` to `edges` for `pat-admin publish`, printing each edge's line on
+/// stdout as it finishes (with a progress bar on a terminal when there are many), and
+/// records the outcome in the audit log ([`publishing::push`]).
 fn push(
     ctx: &mut Ctx,
     edges: &[String],
     published: Published,
     built: bool,
     timeouts: Timeouts,
-    lines: Lines,
 ) -> Result<PublishReport> {
-    let stamp = published.stamp;
+    let stamp = published.stamp.clone();
     let bytes = published.bytes.len();
     let kind = crate::store::snapshots::kind_word(stamp.kind);
-    let human = !ctx.out.json;
-    if human {
-        let headline = format!(
-            "Snapshot version {} ({} tokens, {} bytes, {}, signed by key {}, expires {}{}).\n",
-            stamp.version,
-            stamp.tokens,
-            bytes,
-            match stamp.kind {
-                pat_core::snapshot::Kind::Delta => "a delta",
-                pat_core::snapshot::Kind::Full => "a full snapshot",
-            },
-            stamp.key_id,
-            rfc3339(stamp.expires_at),
-            if built { "" } else { "; the latest, unchanged" }
-        );
-        let headline = if edges.is_empty() {
-            format!(
-                "{headline}No edges to push to; `pat-admin serve` hands it to edges that fetch it.\n"
-            )
-        } else {
-            format!(
-                "{headline}Pushing to {} edge(s) (each attempt up to {} s, all within {} s):\n",
-                edges.len(),
-                timeouts.attempt.as_secs_f64(),
-                timeouts.deadline.as_secs_f64()
-            )
-        };
-        match lines {
-            Lines::Stdout => output::stdout(&headline)?,
-            Lines::Stderr => output::stderr(&headline),
-        }
-    }
-    let results = if edges.is_empty() {
-        Vec::new()
-    } else {
-        let width = edges.iter().map(String::len).max().unwrap_or(0);
-        let bar = if human && edges.len() > 3 {
-            let bar = indicatif::ProgressBar::new(edges.len() as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} edges {elapsed}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        let mut write_failed = None;
-        let catch_up = publish::CatchUp::new(ctx.store.location().clone());
-        let results = runtime()?.block_on(publish::push_all(
-            edges,
-            published.bytes,
-            stamp.version,
-            Some(catch_up),
-            timeouts,
-            |result| {
-                bar.inc(1);
-                if human && write_failed.is_none() {
-                    let line = edge_line(result, width);
-                    bar.suspend(|| match lines {
-                        Lines::Stdout => {
-                            if let Err(e) = output::stdout(&line) {
-                                write_failed = Some(e);
-                            }
-                        }
-                        Lines::Stderr => output::stderr(&line),
-                    });
-                }
-            },
-        ));
-        bar.finish_and_clear();
-        let results = results?;
-        record_publish(ctx, stamp.version, &results)?;
-        if let Some(e) = write_failed {
-            return Err(e);
-        }
-        results
-    };
-    if edges.is_empty() {
-        record_publish(ctx, stamp.version, &results)?;
+    let write_failed = Rc::new(RefCell::new(None));
+    let mut publishing = Publishing::quiet().timeouts(timeouts).watched(watcher(
+        ctx.out,
+        built,
+        Lines::Stdout,
+        Some(Rc::clone(&write_failed)),
+    ));
+    let results = publishing::push(&mut ctx.store, edges, published, &mut publishing)?;
+    if let Some(e) = write_failed.borrow_mut().take() {
+        return Err(e);
     }
     Ok(PublishReport {
         version: stamp.version,
@@ -401,18 +441,9 @@ fn push(
     })
 }
 
-/// The audit entry of a push.
-fn record_publish(ctx: &mut Ctx, version: u64, results: &[EdgeResult]) -> Result<()> {
-    ops::record_publish(&mut ctx.store, version, results)
-}
-
 /// A small multi-threaded runtime for the network commands.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+    publishing::runtime()
 }
 
 /// Whether `command` may create a store: the commands that set one up. Every other command

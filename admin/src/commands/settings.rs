@@ -1,4 +1,5 @@
-//! `config show`, `config set`, `audit`.
+//! `config show`, `config set` (each setting checked and read by its entry in
+//! [`crate::settings`]), `audit`.
 
 use serde::Serialize;
 
@@ -7,6 +8,7 @@ use crate::cli::{AuditArgs, ConfigCommand};
 use crate::duration;
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
+use crate::settings::{self as registry, Setting};
 use crate::store::{audit, settings};
 
 #[derive(Debug, Serialize)]
@@ -51,169 +53,34 @@ struct EntryView {
     detail: String,
 }
 
-/// What `config set KEY VALUE` stores: the meta key, the value (`None`: unset) and how the
-/// audit log shows it. Nothing is changed when this fails.
-fn parse_setting(key: &str, value: &str) -> Result<(&'static str, Option<String>, String)> {
-    let whole = |name: &'static str, allow_none: bool| match value.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok((name, Some(n.to_string()), n.to_string())),
-        _ if allow_none && value == "none" => Ok((name, None, "none".to_string())),
-        _ => Err(Error::Invalid(format!(
-            "{key}: `{value}` is not a whole number of at least 1{}",
-            if allow_none { " (or none)" } else { "" }
-        ))),
-    };
-    match key {
-        "max-tokens-per-account" => whole(settings::MAX_TOKENS, false),
-        "max-lifetime-days" => whole(settings::MAX_LIFETIME_DAYS, true),
-        "push-timeout" | "push-deadline" => {
-            let name = if key == "push-timeout" {
-                settings::PUSH_TIMEOUT
-            } else {
-                settings::PUSH_DEADLINE
-            };
-            match value.trim_end_matches('s').parse::<u32>() {
-                Ok(n) if (1..=3600).contains(&n) => {
-                    Ok((name, Some(n.to_string()), format!("{n}s")))
-                }
-                _ if value == "none" => Ok((name, None, "none (the default)".to_string())),
-                _ => Err(Error::Invalid(format!(
-                    "{key}: `{value}` is not a whole number of seconds from 1 to 3600 (or none for the default)"
-                ))),
-            }
-        }
-        "snapshot-lifetime" => {
-            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
-            if !(settings::MIN_SNAPSHOT_LIFETIME..=settings::MAX_SNAPSHOT_LIFETIME).contains(&secs)
-            {
-                return Err(Error::Invalid(format!(
-                    "{key}: {value} is outside the allowed range, {} to {}",
-                    duration::text(settings::MIN_SNAPSHOT_LIFETIME),
-                    duration::text(settings::MAX_SNAPSHOT_LIFETIME)
-                )));
-            }
-            Ok((
-                settings::SNAPSHOT_LIFETIME,
-                Some(secs.to_string()),
-                duration::text(secs),
-            ))
-        }
-        "session-idle" | "session-lifetime" => {
-            let (name, (min, max)) = if key == "session-idle" {
-                (settings::SESSION_IDLE, settings::SESSION_IDLE_RANGE)
-            } else {
-                (settings::SESSION_LIFETIME, settings::SESSION_LIFETIME_RANGE)
-            };
-            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
-            if !(min..=max).contains(&secs) {
-                return Err(Error::Invalid(format!(
-                    "{key}: {value} is outside the allowed range, {} to {}",
-                    duration::text(min),
-                    duration::text(max)
-                )));
-            }
-            Ok((name, Some(secs.to_string()), duration::text(secs)))
-        }
-        "platform-url" => {
-            if value == "none" {
-                return Ok((
-                    settings::PLATFORM_URL,
-                    None,
-                    "none (standalone mode)".into(),
-                ));
-            }
-            let url = crate::platform::parse_url(value)?;
-            Ok((
-                settings::PLATFORM_URL,
-                Some(url.to_string()),
-                url.to_string(),
-            ))
-        }
-        "platform-session-cache" | "platform-timeout" => {
-            let (name, (min, max)) = if key == "platform-timeout" {
-                (settings::PLATFORM_TIMEOUT, settings::PLATFORM_TIMEOUT_RANGE)
-            } else {
-                (
-                    settings::PLATFORM_SESSION_CACHE,
-                    settings::PLATFORM_SESSION_CACHE_RANGE,
-                )
-            };
-            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
-            if !(min..=max).contains(&secs) {
-                return Err(Error::Invalid(format!(
-                    "{key}: {value} is outside the allowed range, {} to {}",
-                    duration::text(min),
-                    duration::text(max)
-                )));
-            }
-            Ok((name, Some(secs.to_string()), duration::text(secs)))
-        }
-        "platform-password-check" => match crate::platform::PasswordCheck::parse(value) {
-            Some(check) => Ok((
-                settings::PLATFORM_PASSWORD_CHECK,
-                Some(check.as_str().into()),
-                check.as_str().into(),
-            )),
-            None => Err(Error::Invalid(format!(
-                "{key}: `{value}` is neither signin (the platform's Signin with the account's email, then Signout) nor check-password (its CheckPassword with the caller's session)"
-            ))),
-        },
-        "platform-identity" => match crate::platform::Identity::parse(value) {
-            Some(identity) => Ok((
-                settings::PLATFORM_IDENTITY,
-                Some(identity.as_str().into()),
-                identity.as_str().into(),
-            )),
-            None => Err(Error::Invalid(format!(
-                "{key}: `{value}` is neither uid nor email (what edges forward for a platform account's tokens)"
-            ))),
-        },
-        "max-grace" => {
-            let secs = duration::parse(value).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
-            if secs > settings::MAX_MAX_GRACE {
-                return Err(Error::Invalid(format!(
-                    "{key}: {value} is outside the allowed range, 0s (no grace windows) to {}",
-                    duration::text(settings::MAX_MAX_GRACE)
-                )));
-            }
-            Ok((
-                settings::MAX_GRACE,
-                Some(secs.to_string()),
-                duration::text(secs),
-            ))
-        }
-        other => Err(Error::Invalid(format!("unknown setting {other}"))),
-    }
-}
-
 /// Runs a `config` subcommand.
 pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
     let mut code = exit::OK;
     if let ConfigCommand::Set { key, value } = &command {
-        let (name, stored, shown) = parse_setting(key, value.trim())?;
-        if name == settings::PLATFORM_IDENTITY {
+        let setting = registry::find(key)?;
+        let parsed = setting.parse(value.trim())?;
+        let shown = &parsed.shown;
+        if setting.key() == registry::PLATFORM_IDENTITY.key() {
             // Every platform account's tokens carry the new identity to the edges: one
             // signed document, published like a change.
-            let identity = stored
+            let identity = parsed
+                .stored
                 .as_deref()
                 .and_then(crate::platform::Identity::parse)
                 .unwrap_or(crate::platform::Identity::Uid);
-            let built = ctx.ops().set_platform_identity(identity)?;
-            ctx.store.write(|tx| {
-                audit::record(tx, None, "config.set", None, &format!("{key} = {shown}"))
-            })?;
-            if built.is_some() {
-                let confirm = crate::cli::Confirm {
-                    password_stdin: false,
-                    no_publish: false,
-                    push: crate::cli::PushOpts::default(),
-                };
-                code = ctx.publish_after_change(&confirm, built)?.1;
+            let publishing = ctx.publishing(false, &crate::cli::PushOpts::default())?;
+            let audit_line = format!("{key} = {shown}");
+            let change = ctx
+                .ops()
+                .set_platform_identity(identity, &audit_line, publishing)?;
+            if let Some(publish) = change.publish {
+                code = ctx.report_publish(&publish);
             }
         } else {
             ctx.store.write(|tx| {
-                match &stored {
-                    Some(v) => settings::set(tx, name, v)?,
-                    None => settings::unset(tx, name)?,
+                match &parsed.stored {
+                    Some(v) => settings::set(tx, setting.key(), v)?,
+                    None => settings::unset(tx, setting.key())?,
                 }
                 audit::record(tx, None, "config.set", None, &format!("{key} = {shown}"))
             })?;
@@ -221,41 +88,39 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
     }
     let conn = ctx.store.conn();
     let current = Settings {
-        max_tokens_per_account: settings::get_u32(conn, settings::MAX_TOKENS)?
+        max_tokens_per_account: registry::MAX_TOKENS
+            .get(conn)?
             .unwrap_or(ctx.catalogue.max_tokens_per_account()),
-        max_lifetime_days: settings::get_u32(conn, settings::MAX_LIFETIME_DAYS)?,
-        snapshot_lifetime_secs: settings::snapshot_lifetime(conn)?,
-        push_timeout_secs: settings::get_u32(conn, settings::PUSH_TIMEOUT)?
-            .map_or(crate::publish::DEFAULT_ATTEMPT.as_secs(), u64::from),
-        push_deadline_secs: settings::get_u32(conn, settings::PUSH_DEADLINE)?
-            .map_or(crate::publish::DEFAULT_DEADLINE.as_secs(), u64::from),
+        max_lifetime_days: registry::MAX_LIFETIME_DAYS.get(conn)?,
+        snapshot_lifetime_secs: registry::SNAPSHOT_LIFETIME.get(conn)?,
+        push_timeout_secs: registry::PUSH_TIMEOUT.get(conn)?.as_secs(),
+        push_deadline_secs: registry::PUSH_DEADLINE.get(conn)?.as_secs(),
         last_version: settings::get(conn, settings::LAST_VERSION)?.and_then(|v| v.parse().ok()),
-        session_idle_secs: settings::session_idle(conn)?,
-        session_lifetime_secs: settings::session_lifetime(conn)?,
-        max_grace_secs: settings::max_grace(conn)?,
-        platform_url: settings::get(conn, settings::PLATFORM_URL)?,
-        platform_session_cache_secs: settings::platform_session_cache(conn)?,
-        platform_timeout_secs: settings::platform_timeout(conn)?,
-        platform_password_check: settings::get(conn, settings::PLATFORM_PASSWORD_CHECK)?
-            .unwrap_or_else(|| "signin".into()),
-        platform_identity: crate::platform::Identity::from_store(conn)?.as_str().into(),
+        session_idle_secs: registry::SESSION_IDLE.get(conn)?,
+        session_lifetime_secs: registry::SESSION_LIFETIME.get(conn)?,
+        max_grace_secs: registry::MAX_GRACE.get(conn)?,
+        platform_url: registry::PLATFORM_URL.get(conn)?,
+        platform_session_cache_secs: registry::PLATFORM_SESSION_CACHE.get(conn)?,
+        platform_timeout_secs: registry::PLATFORM_TIMEOUT.get(conn)?,
+        platform_password_check: registry::PLATFORM_PASSWORD_CHECK.get(conn)?.into(),
+        platform_identity: registry::PLATFORM_IDENTITY.get(conn)?.into(),
     };
     ctx.emit(&current, || {
         table(
             &["SETTING", "VALUE"],
             vec![
                 vec![
-                    "max-tokens-per-account".into(),
+                    registry::MAX_TOKENS.name().into(),
                     current.max_tokens_per_account.to_string(),
                 ],
                 vec![
-                    "max-lifetime-days".into(),
+                    registry::MAX_LIFETIME_DAYS.name().into(),
                     current
                         .max_lifetime_days
                         .map_or("none (tokens may have no expiry)".into(), |d| d.to_string()),
                 ],
                 vec![
-                    "snapshot-lifetime".into(),
+                    registry::SNAPSHOT_LIFETIME.name().into(),
                     format!(
                         "{} (pat-admin serve re-signs every {})",
                         duration::text(current.snapshot_lifetime_secs),
@@ -263,35 +128,35 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                     ),
                 ],
                 vec![
-                    "push-timeout".into(),
+                    registry::PUSH_TIMEOUT.name().into(),
                     format!(
                         "{}s (one push attempt; PAT_ADMIN_PUSH_TIMEOUT and --timeout override it)",
                         current.push_timeout_secs
                     ),
                 ],
                 vec![
-                    "push-deadline".into(),
+                    registry::PUSH_DEADLINE.name().into(),
                     format!(
                         "{}s (a whole push; PAT_ADMIN_PUSH_DEADLINE and --deadline override it)",
                         current.push_deadline_secs
                     ),
                 ],
                 vec![
-                    "session-idle".into(),
+                    registry::SESSION_IDLE.name().into(),
                     format!(
                         "{} (an API login session unused this long ends)",
                         duration::text(current.session_idle_secs)
                     ),
                 ],
                 vec![
-                    "session-lifetime".into(),
+                    registry::SESSION_LIFETIME.name().into(),
                     format!(
                         "{} (an API login session ends this long after Signin)",
                         duration::text(current.session_lifetime_secs)
                     ),
                 ],
                 vec![
-                    "max-grace".into(),
+                    registry::MAX_GRACE.name().into(),
                     if current.max_grace_secs == 0 {
                         "0s (regenerate --grace is refused)".to_string()
                     } else {
@@ -302,31 +167,31 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                     },
                 ],
                 vec![
-                    "platform-url".into(),
+                    registry::PLATFORM_URL.name().into(),
                     current.platform_url.clone().unwrap_or_else(|| {
                         "none (standalone mode, unless serve --platform-url)".into()
                     }),
                 ],
                 vec![
-                    "platform-session-cache".into(),
+                    registry::PLATFORM_SESSION_CACHE.name().into(),
                     format!(
                         "{} (the platform's answer about a login session is reused this long)",
                         duration::text(current.platform_session_cache_secs)
                     ),
                 ],
                 vec![
-                    "platform-timeout".into(),
+                    registry::PLATFORM_TIMEOUT.name().into(),
                     format!(
                         "{} (one call to the platform)",
                         duration::text(current.platform_timeout_secs)
                     ),
                 ],
                 vec![
-                    "platform-password-check".into(),
+                    registry::PLATFORM_PASSWORD_CHECK.name().into(),
                     current.platform_password_check.clone(),
                 ],
                 vec![
-                    "platform-identity".into(),
+                    registry::PLATFORM_IDENTITY.name().into(),
                     format!(
                         "{} (what edges forward for platform accounts' tokens)",
                         current.platform_identity

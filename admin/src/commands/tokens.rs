@@ -9,6 +9,7 @@
 //! snapshot of the new state (when a signing key is active): what the origin serves is what
 //! was committed, even if the process dies before it pushes. The value is shown exactly once.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,15 +17,20 @@ use std::path::{Path, PathBuf};
 use pat_core::token::Token;
 use serde::Serialize;
 
-use super::{Changed, Ctx, create_secret_file, table};
+use super::{ChangePublish, Changed, Ctx, PublishState, create_secret_file, table};
+use crate::catalogue::Catalogue;
 use crate::cli::{
-    CopyArgs, EditArgs, GenerateArgs, ListArgs, RegenerateArgs, RemoveArgs, Scope, TokenRef,
+    Confirm, CopyArgs, EditArgs, GenerateArgs, ListArgs, RegenerateArgs, RemoveArgs, Scope,
+    TokenRef,
 };
 use crate::error::{Error, Result, exit};
 use crate::expiry::{last_day, rfc3339};
-use crate::ops::{self, Description, Edit, EditPlan, Networks, NewToken, Selection};
+use crate::ops::{
+    self, Actor, CopyOf, Description, Edit, Networks, NewToken, Regeneration, Selection,
+};
+use crate::output::Output;
 use crate::password::Source;
-use crate::store::{now, tokens};
+use crate::store::{now, tokens, users};
 
 /// A token as the commands show it (never its value).
 #[derive(Debug, Serialize)]
@@ -73,15 +79,20 @@ pub struct ScopeView {
 
 impl View {
     fn of(ctx: &Ctx, t: &tokens::Token, at: u64) -> Self {
-        let set_name = t
-            .scope_set
-            .as_deref()
-            .and_then(|id| ctx.catalogue.set(id).ok())
-            .map(|s| s.name.clone());
         let email = crate::store::users::get(ctx.store.conn(), &t.user)
             .ok()
             .flatten()
             .and_then(|u| u.email);
+        Self::build(ctx.catalogue, email, t, at)
+    }
+
+    /// The view of `t` of the account with `email` (while the store is busy with a change).
+    fn build(catalogue: &Catalogue, email: Option<String>, t: &tokens::Token, at: u64) -> Self {
+        let set_name = t
+            .scope_set
+            .as_deref()
+            .and_then(|id| catalogue.set(id).ok())
+            .map(|s| s.name.clone());
         Self {
             id: t.id,
             user: t.user.clone(),
@@ -93,7 +104,7 @@ impl View {
                 methods: t
                     .methods
                     .iter()
-                    .map(|m| ctx.catalogue.display_name(m).to_string())
+                    .map(|m| catalogue.display_name(m).to_string())
                     .collect(),
             },
             expires_at: t.expires_at.map(rfc3339),
@@ -216,7 +227,7 @@ fn release_output(claimed: Option<(PathBuf, File)>) {
 /// prints it on stdout now, before publishing can take any time. Returns what the change's
 /// JSON reports (with the value when it went to no file), printed after publishing.
 fn deliver(
-    ctx: &Ctx,
+    out: Output,
     view: View,
     value: &Token,
     claimed: Option<(PathBuf, File)>,
@@ -245,7 +256,7 @@ fn deliver(
             writeln!(file, "{}", value.expose())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| Error::io(&path, e))?;
-            ctx.note(&format!(
+            out.note(&format!(
                 "{headline}\nThe token was written to {} (mode 0600).",
                 path.display()
             ));
@@ -258,8 +269,8 @@ fn deliver(
         None => {
             let id = view.id;
             let user = view.user.clone();
-            if !ctx.out.json {
-                ctx.note(&format!(
+            if !out.json {
+                out.note(&format!(
                     "{headline}\nCopy it now: it will not be shown again."
                 ));
                 crate::output::stdout(&format!("{}\n", value.expose())).map_err(|e| {
@@ -277,15 +288,12 @@ fn deliver(
     }
 }
 
-/// After a change was committed (and, for people, reported): publish it, then print the
-/// change's JSON with the publish result. Returns the exit code.
-fn finish<T: Serialize>(
-    ctx: &mut Ctx,
-    confirm: &crate::cli::Confirm,
-    built: Option<crate::store::snapshots::Published>,
-    change: T,
-) -> Result<u8> {
-    let (publish, code) = ctx.publish_after_change(confirm, built)?;
+/// After a change was committed (and, for people, reported) and published: what
+/// publishing did (a note or a failure line), then the change's JSON with the publish
+/// result. Returns the exit code.
+fn finish<T: Serialize>(ctx: &Ctx, publish: Option<ChangePublish>, change: T) -> Result<u8> {
+    let publish = publish.unwrap_or_else(|| ChangePublish::unpushed(PublishState::Skipped, None));
+    let code = ctx.report_publish(&publish);
     ctx.out.json_only(&Changed { change, publish })?;
     Ok(code)
 }
@@ -309,38 +317,68 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
     let expiry = ctx.ops().expiry_day(args.expires_at.as_deref())?;
     let networks = Networks::parse(&args.allow_ip, "--allow-ip")?;
     let actor = ctx.actor(&args.user)?;
-    let claimed = claim_output(args.output.as_deref())?;
-    let outcome = (|| {
-        let mut source = Source::new(args.confirm.password_stdin);
-        let confirmed = ctx.confirm(&actor, &mut source)?;
-        ctx.ops().generate(
-            &actor,
-            &confirmed,
-            NewToken::new(description, scope, expiry).with_networks(networks),
-        )
-    })();
-    issue(ctx, outcome, claimed, &args.confirm, "created")
+    let new = NewToken::new(description, scope, expiry).with_networks(networks);
+    issue(
+        ctx,
+        &actor,
+        NewValue::Create(new),
+        args.output.as_deref(),
+        &args.confirm,
+        "created",
+    )
 }
 
-/// Shows a new value once (or releases the claimed file when the change was refused), then
-/// publishes.
+/// The change that issues a new value.
+enum NewValue<'a> {
+    Create(NewToken),
+    Copy(CopyOf<'a>),
+    Regenerate(Regeneration<'a>),
+}
+
+/// Issues a new value: checks, claims any `--output` file before the password is read (so
+/// the value can never be lost to an existing file; released again when the change is
+/// refused), confirms, commits, shows the value once (before publishing can take any
+/// time), publishes.
 fn issue(
     ctx: &mut Ctx,
-    outcome: Result<ops::Issued>,
-    claimed: Option<(PathBuf, File)>,
-    confirm: &crate::cli::Confirm,
+    actor: &Actor,
+    change: NewValue<'_>,
+    output: Option<&Path>,
+    confirm: &Confirm,
     verb: &str,
 ) -> Result<u8> {
-    let issued = match outcome {
-        Ok(v) => v,
+    let (catalogue, out) = (ctx.catalogue, ctx.out);
+    let email = users::get(ctx.store.conn(), actor.account())?.and_then(|u| u.email);
+    let claimed = RefCell::new(None);
+    let mut source = Source::new(confirm.password_stdin);
+    let publishing = ctx.publishing(confirm.no_publish, &confirm.push)?;
+    let confirmation = ctx.confirmation(&mut source, || {
+        *claimed.borrow_mut() = claim_output(output)?;
+        Ok(())
+    });
+    let mut shown = None;
+    let committed = |issued: &ops::Issued| -> Result<()> {
+        let view = View::build(catalogue, email.clone(), &issued.token, now());
+        let taken = claimed.borrow_mut().take();
+        shown = Some(deliver(out, view, &issued.value, taken, verb)?);
+        Ok(())
+    };
+    let done = ctx.with_ops(actor, |mut ops| match change {
+        NewValue::Create(new) => ops.create(actor, new, confirmation, publishing, committed),
+        NewValue::Copy(copy) => ops.copy_token(actor, copy, confirmation, publishing, committed),
+        NewValue::Regenerate(regeneration) => {
+            ops.regenerate_token(actor, regeneration, confirmation, publishing, committed)
+        }
+    });
+    let done = match done {
+        Ok(done) => done,
         Err(e) => {
-            release_output(claimed);
+            release_output(claimed.borrow_mut().take());
             return Err(e);
         }
     };
-    let view = View::of(ctx, &issued.token, now());
-    let shown = deliver(ctx, view, &issued.value, claimed, verb)?;
-    finish(ctx, confirm, issued.built, shown)
+    let shown = shown.ok_or_else(|| Error::Internal("a new value was not shown".into()))?;
+    finish(ctx, done.publish, shown)
 }
 
 /// `list`: one account's tokens or every account's, optionally only the active ones that
@@ -576,9 +614,30 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
         view: View,
         changed: bool,
     }
-    if let EditPlan::Unchanged(current) = ctx.ops().prepare_edit(&actor, args.token.id, &edit)? {
+    let (catalogue, out) = (ctx.catalogue, ctx.out);
+    let email = users::get(ctx.store.conn(), actor.account())?.and_then(|u| u.email);
+    let mut source = Source::new(args.confirm.password_stdin);
+    let publishing = ctx.publishing(args.confirm.no_publish, &args.confirm.push)?;
+    let confirmation = ctx.confirmation(&mut source, || Ok(()));
+    let done = ctx.with_ops(&actor, |mut ops| {
+        ops.edit_token(
+            &actor,
+            args.token.id,
+            &edit,
+            confirmation,
+            publishing,
+            |edited| {
+                out.note(&format!(
+                    "Token {} of {} updated.",
+                    edited.token.id, edited.token.user
+                ));
+                Ok(())
+            },
+        )
+    })?;
+    let view = View::build(catalogue, email, &done.outcome.token, now());
+    if !done.outcome.changed {
         // Nothing would change: no password, no audit entry, no new snapshot.
-        let view = View::of(ctx, &current, now());
         ctx.note(&format!(
             "Token {} of {} unchanged: it already has these values.",
             view.id, view.user
@@ -589,15 +648,9 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
         })?;
         return Ok(exit::OK);
     }
-    let mut source = Source::new(args.confirm.password_stdin);
-    let confirmed = ctx.confirm(&actor, &mut source)?;
-    let edited = ctx.ops().edit(&actor, &confirmed, args.token.id, &edit)?;
-    let view = View::of(ctx, &edited.token, now());
-    ctx.note(&format!("Token {} of {} updated.", view.id, view.user));
     finish(
         ctx,
-        &args.confirm,
-        edited.built,
+        done.publish,
         Edited {
             view,
             changed: true,
@@ -609,91 +662,78 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
 /// once, or at the end of `--grace`.
 pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
     let actor = ctx.actor(&args.token.user)?;
-    // The token must exist before its new date is judged (a missing token says so).
-    ctx.ops().show(&actor, args.token.id)?;
-    let given = args
-        .expires_at
-        .as_deref()
-        .map(|text| ctx.ops().expiry_day(Some(text)))
-        .transpose()?;
-    let grace = match args.grace.as_deref() {
-        Some(text) => {
-            let secs = crate::duration::parse(text)
-                .map_err(|e| Error::Invalid(format!("--grace: {e}")))?;
-            ctx.ops().grace(&actor, secs, "--grace")?
-        }
-        None => None,
+    let regeneration = Regeneration {
+        id: args.token.id,
+        expires_at: args.expires_at.as_deref(),
+        grace: args.grace.as_deref(),
     };
-    let plan = ctx
-        .ops()
-        .prepare_regenerate(&actor, args.token.id, given, grace)?;
-    let claimed = claim_output(args.output.as_deref())?;
-    let outcome = (|| {
-        let mut source = Source::new(args.confirm.password_stdin);
-        let confirmed = ctx.confirm(&actor, &mut source)?;
-        ctx.ops().regenerate(&actor, &confirmed, plan)
-    })();
-    issue(ctx, outcome, claimed, &args.confirm, "regenerated")
+    issue(
+        ctx,
+        &actor,
+        NewValue::Regenerate(regeneration),
+        args.output.as_deref(),
+        &args.confirm,
+        "regenerated",
+    )
 }
 
 /// `copy`: a new token with another one's parameters.
 pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
     let actor = ctx.actor(&args.token.user)?;
-    // The source must exist before the description is judged (a missing token says so).
-    ctx.ops().show(&actor, args.token.id)?;
-    let description = args
-        .description
-        .as_deref()
-        .map(Description::parse)
-        .transpose()?;
-    let given = args
-        .expires_at
-        .as_deref()
-        .map(|text| ctx.ops().expiry_day(Some(text)))
-        .transpose()?;
-    let new = ctx
-        .ops()
-        .prepare_copy(&actor, args.token.id, description, given)?;
-    let claimed = claim_output(args.output.as_deref())?;
-    let outcome = (|| {
-        let mut source = Source::new(args.confirm.password_stdin);
-        let confirmed = ctx.confirm(&actor, &mut source)?;
-        ctx.ops().generate(&actor, &confirmed, new)
-    })();
-    issue(ctx, outcome, claimed, &args.confirm, "created")
+    let copy = CopyOf {
+        id: args.token.id,
+        description: args.description.as_deref(),
+        expires_at: args.expires_at.as_deref(),
+    };
+    issue(
+        ctx,
+        &actor,
+        NewValue::Copy(copy),
+        args.output.as_deref(),
+        &args.confirm,
+        "created",
+    )
 }
 
 /// `remove`: every id must exist, or nothing is removed.
 pub fn remove(ctx: &mut Ctx, args: RemoveArgs) -> Result<u8> {
     let actor = ctx.actor(&args.user)?;
-    let removal = ctx
-        .ops()
-        .prepare_remove(&actor, Selection::Ids(args.ids.clone()))?;
-    let mut source = Source::new(args.confirm.password_stdin);
-    let confirmed = ctx.confirm(&actor, &mut source)?;
-    let removed = ctx.ops().remove(&actor, &confirmed, removal)?;
     let user = actor.account().to_string();
+    let out = ctx.out;
+    let mut source = Source::new(args.confirm.password_stdin);
+    let publishing = ctx.publishing(args.confirm.no_publish, &args.confirm.push)?;
+    let confirmation = ctx.confirmation(&mut source, || Ok(()));
+    let done = ctx.with_ops(&actor, |mut ops| {
+        ops.remove_tokens(
+            &actor,
+            Selection::Ids(args.ids.clone()),
+            confirmation,
+            publishing,
+            |removed| {
+                if out.json {
+                    return Ok(());
+                }
+                let list = removed
+                    .ids
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                crate::output::stdout(&format!("Removed token(s) {list} of {user}.\n"))
+            },
+        )
+    })?;
     #[derive(Serialize)]
     struct Removed {
         user: String,
         removed: Vec<i64>,
     }
-    if !ctx.out.json {
-        let list = removed
-            .ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        crate::output::stdout(&format!("Removed token(s) {list} of {user}.\n"))?;
-    }
     finish(
         ctx,
-        &args.confirm,
-        removed.built,
+        done.publish,
         Removed {
             user,
-            removed: removed.ids,
+            removed: done.outcome.ids,
         },
     )
 }

@@ -1077,11 +1077,12 @@ impl<'a> postgres::types::FromSql<'a> for PgNumeric {
         raw: &'a [u8],
     ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         // Binary NUMERIC: ndigits, weight, sign, dscale (i16 each), then base-10000 digits.
-        let word = |i: usize| -> std::result::Result<i16, Box<dyn std::error::Error + Sync + Send>> {
-            raw.get(i * 2..i * 2 + 2)
-                .map(|b| i16::from_be_bytes([b[0], b[1]]))
-                .ok_or_else(|| "a short NUMERIC".into())
-        };
+        let word =
+            |i: usize| -> std::result::Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+                raw.get(i * 2..i * 2 + 2)
+                    .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                    .ok_or_else(|| "a short NUMERIC".into())
+            };
         let (ndigits, weight, sign) = (word(0)?, word(1)?, word(2)? as u16);
         if sign == 0xC000 {
             return Ok(Self(None)); // NaN

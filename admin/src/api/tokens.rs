@@ -1,0 +1,296 @@
+//! The token methods: `CreateToken`, `EditToken`, `RegenerateToken`, `DeleteTokens` (each
+//! one call of [`crate::ops`]: checked, confirmed with the `password` parameter, committed,
+//! published to the configured edges before the answer, which says how in `publish`), and
+//! `GetTokens`.
+//!
+//! # Layout
+//! - The parameters: `tokenTemplate`/`apiList`, `description`, `allowedIps`, ids, and the
+//!   `password` confirmation.
+//! - The methods, then a token and a publish result in the platform's shape.
+
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::params::{self, Ids, Params};
+use super::{Api, ApiError, Caller, code};
+use crate::error::Error;
+use crate::expiry::api_instant;
+use crate::ops::{
+    ChangePublish, Confirmation, Description, Edit, Networks, NewToken, Ops, Regeneration, Scope,
+    Selection,
+};
+use crate::store::{Store, now, tokens};
+
+/// The `password` parameter as a change's confirmation: read only once the request is
+/// checked, so a bad parameter is answered as such whatever the password.
+fn password(params: &Params) -> Confirmation<'_> {
+    Confirmation::ask(move |_| {
+        params
+            .required("password")
+            .map(|p| Zeroizing::new(p.to_string()))
+            .map_err(|e| Error::Invalid(e.message))
+    })
+}
+
+/// A change's publish result in the answer (`null` if it cannot be written).
+fn publish_json(publish: &ChangePublish) -> Value {
+    serde_json::to_value(publish).unwrap_or(Value::Null)
+}
+
+impl Api {
+    /// `tokenTemplate` or `apiList`, checked; `None` when neither was given.
+    fn scope(&self, params: &Params) -> Result<Option<Scope>, ApiError> {
+        let template = params
+            .optional("tokenTemplate")?
+            .filter(|t| !t.trim().eq_ignore_ascii_case("custom"));
+        let methods = params::list_items(params.all("apiList"));
+        match (template, methods.is_empty()) {
+            (Some(_), false) => Err(ApiError::invalid("give tokenTemplate or apiList, not both")),
+            (Some(name), true) => Ok(Some(Scope::set(self.catalogue, name)?)),
+            (None, false) => Ok(Some(Scope::methods(self.catalogue, &methods)?)),
+            (None, true) if params.has("apiList") => Err(ApiError::invalid(
+                "apiList is empty: name at least one API method (see GetTokenApiList)",
+            )),
+            (None, true) => Ok(None),
+        }
+    }
+
+    fn description(params: &Params, name: &str) -> Result<Option<Description>, ApiError> {
+        Ok(params.one(name)?.map(Description::parse).transpose()?)
+    }
+
+    /// `allowedIps`: CIDRs separated by commas, semicolons, spaces or newlines (or a list,
+    /// as for `apiList`); `None` when the parameter is absent, "any address" when empty.
+    fn networks(params: &Params) -> Result<Option<Networks>, ApiError> {
+        if !params.has("allowedIps") {
+            return Ok(None);
+        }
+        let items = params::list_items(params.all("allowedIps"));
+        Ok(Some(Networks::parse(&items, "allowedIps")?))
+    }
+
+    pub(crate) fn create(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
+        let description = Self::description(params, "description")?
+            .ok_or_else(|| ApiError::invalid("the parameter `description` is required"))?;
+        let scope = self.scope(params)?.ok_or_else(|| {
+            ApiError::invalid(
+                "choose the token's scope: tokenTemplate (see GetTokenTemplates) or apiList (see GetTokenApiList)",
+            )
+        })?;
+        let networks = Self::networks(params)?.unwrap_or_default();
+        let passwords = self.passwords(caller);
+        let mut ops =
+            Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
+        let expiry = ops.expiry_api(params.optional("expiresAt")?)?;
+        let new = NewToken::new(description, scope, expiry).with_networks(networks);
+        let done = ops.create(actor, new, password(params), self.publishing(), |_| Ok(()))?;
+        let issued = &done.outcome;
+        let mut answer = json!({
+            "result": code::OK,
+            "token": self.token_json(&issued.token, Some(issued.value.expose())),
+        });
+        if let Some(publish) = &done.publish {
+            answer["publish"] = publish_json(publish);
+        }
+        Ok(answer)
+    }
+
+    pub(crate) fn edit(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
+        let id = one_id(params, &["id"])?;
+        let description = Self::description(params, "description")?;
+        let scope = self.scope(params)?;
+        let networks = Self::networks(params)?;
+        let passwords = self.passwords(caller);
+        let mut ops =
+            Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
+        let expiry = if params.has("expiresAt") {
+            // Present but empty: no expiry.
+            Some(ops.expiry_api(params.optional("expiresAt")?)?)
+        } else {
+            None
+        };
+        let edit = Edit {
+            description,
+            scope,
+            expiry,
+            networks,
+        };
+        if edit.is_empty() {
+            return Err(ApiError::invalid(
+                "nothing to change: give description, tokenTemplate, apiList, expiresAt or allowedIps",
+            ));
+        }
+        // The password is checked even when nothing would change.
+        let done = ops.edit_token(
+            actor,
+            id,
+            &edit,
+            password(params).even_if_unchanged(),
+            self.publishing(),
+            |_| Ok(()),
+        )?;
+        let token = self.token_json(&done.outcome.token, None);
+        Ok(match &done.publish {
+            None => json!({ "result": code::OK, "token": token, "changed": done.outcome.changed }),
+            Some(publish) => json!({
+                "result": code::OK,
+                "token": token,
+                "changed": done.outcome.changed,
+                "publish": publish_json(publish),
+            }),
+        })
+    }
+
+    pub(crate) fn regenerate(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
+        // The spec names it `id`; py-jelastic sends `ids`.
+        let id = one_id(params, &["id", "ids"])?;
+        let regeneration = Regeneration {
+            id,
+            expires_at: params.optional("expiresAt")?,
+            grace: params.optional("grace")?,
+        };
+        let passwords = self.passwords(caller);
+        let done = Ops::new(store, self.catalogue)
+            .with_platform(passwords.as_ref().map(|p| p as _))
+            .regenerate_token(
+                actor,
+                regeneration,
+                password(params),
+                self.publishing(),
+                |_| Ok(()),
+            )?;
+        let issued = &done.outcome;
+        let mut answer = json!({
+            "result": code::OK,
+            "token": self.token_json(&issued.token, Some(issued.value.expose())),
+        });
+        if let Some(publish) = &done.publish {
+            answer["publish"] = publish_json(publish);
+        }
+        Ok(answer)
+    }
+
+    pub(crate) fn delete(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
+        let selection = match params::ids("ids", params.required("ids")?, true)? {
+            Ids::All => Selection::All,
+            Ids::Some(ids) => Selection::Ids(ids),
+        };
+        let passwords = self.passwords(caller);
+        let done = Ops::new(store, self.catalogue)
+            .with_platform(passwords.as_ref().map(|p| p as _))
+            .remove_tokens(
+                actor,
+                selection,
+                password(params),
+                self.publishing(),
+                |_| Ok(()),
+            )?;
+        Ok(match &done.publish {
+            // Nothing to remove: nothing committed or published.
+            None => json!({ "result": code::OK, "ids": [] }),
+            Some(publish) => json!({
+                "result": code::OK,
+                "ids": done.outcome.ids,
+                "publish": publish_json(publish),
+            }),
+        })
+    }
+
+    pub(crate) fn get_tokens(
+        &self,
+        store: &mut Store,
+        caller: &Caller<'_>,
+        params: &Params,
+    ) -> Result<Value, ApiError> {
+        let actor = &caller.actor;
+        let ops = Ops::new(store, self.catalogue);
+        let rows = match params.optional("ids")? {
+            None => ops.list(actor)?,
+            Some(text) => match params::ids("ids", text, true)? {
+                Ids::All => ops.list(actor)?,
+                Ids::Some(mut ids) => {
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.iter()
+                        .map(|&id| ops.show(actor, id))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            },
+        };
+        let list: Vec<Value> = rows.iter().map(|t| self.token_json(t, None)).collect();
+        Ok(json!({ "result": code::OK, "apiTokens": list }))
+    }
+
+    /// A token in the platform's shape; `key` only when a value was just issued. Beyond the
+    /// platform's fields (its clients ignore them): `allowedIps`, the client networks it is
+    /// accepted from (`[]`: any), `oldKeyExpiresAt`, until when its previous value still
+    /// works after a regeneration with a grace window (`null`: it does not), and `suspended`
+    /// (its account is disabled: the token is on no edge).
+    fn token_json(&self, t: &tokens::Token, key: Option<&str>) -> Value {
+        let mut v = json!({
+            "id": t.id,
+            "description": t.description,
+            "expiresAt": t.expires_at.map(api_instant),
+            "lastUsed": t.last_used_at.map(api_instant),
+            "isSystem": false,
+            "createdAt": api_instant(t.created_at),
+            "apiListItems": self.items(&t.methods),
+            "allowedIps": t.networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "oldKeyExpiresAt": t.old_value_until(now()).map(api_instant),
+            "suspended": t.suspended,
+        });
+        if let Some(set) = t
+            .scope_set
+            .as_deref()
+            .and_then(|id| self.catalogue.set(id).ok())
+        {
+            v["tokenTemplate"] = json!({ "id": set.id, "name": set.name });
+        }
+        if let Some(key) = key {
+            v["key"] = Value::from(key);
+        }
+        v
+    }
+}
+
+/// One token id from the first of `names` that is present.
+fn one_id(params: &Params, names: &[&str]) -> Result<i64, ApiError> {
+    for name in names {
+        if let Some(text) = params.optional(name)? {
+            return match params::ids(name, text, false)? {
+                Ids::Some(ids) if ids.len() == 1 => Ok(ids[0]),
+                _ => Err(ApiError::invalid(format!(
+                    "`{name}`: give exactly one token id"
+                ))),
+            };
+        }
+    }
+    Err(ApiError::invalid(format!(
+        "the parameter `{}` is required: the token's id",
+        names[0]
+    )))
+}
