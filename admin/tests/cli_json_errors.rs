@@ -99,7 +99,7 @@ fn each_kind_of_error_is_json() {
 
 #[test]
 fn a_broken_store_is_a_json_failure() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     std::fs::write(admin.store(), "not a directory").expect("write");
     let message = json_error(&admin.run(&["--json", "user", "list"]), 1);
     assert!(message.contains("is not a directory"), "{message}");
@@ -111,7 +111,7 @@ fn a_broken_store_is_a_json_failure() {
 #[test]
 fn a_world_readable_database_is_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     admin.init();
     admin.run(&["user", "list"]).ok();
     let db = admin.store().join("pat-admin.db");

@@ -6,7 +6,7 @@ use support::*;
 
 #[test]
 fn key_generate_writes_a_private_file_and_prints_the_public_key() {
-    let admin = Admin::new();
+    let admin = Admin::sqlite();
     let run = admin.run(&["--json", "key", "generate"]);
     run.ok();
     let json = run.json();

@@ -384,7 +384,7 @@ fn a_change_the_store_did_not_record_is_signed_as_a_full_snapshot() {
         .db()
         .execute_batch(&format!(
             "UPDATE tokens SET expires_at = {soon} WHERE id = {id};
-             UPDATE meta SET value = CAST(value + 1 AS TEXT) WHERE key = 'state_serial';"
+             UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'state_serial';"
         ))
         .expect("change");
     let run = admin.run(&["--json", "publish"]);

@@ -123,7 +123,8 @@ fn a_locked_store_delays_re_signing_but_serve_keeps_serving() {
     sleep_until(first.issued_at + 12);
     // Another process holds the write lock across the moment serve would re-sign.
     let lock = admin.db();
-    lock.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    lock.begin(pat_admin::store::db::Begin::Write)
+        .expect("write lock");
     sleep_until(first.issued_at + 20);
     assert_eq!(serve.head(&key).0, first, "still served while locked");
     assert_eq!(serve.snapshot(&key).version(), first.version);

@@ -18,16 +18,18 @@
 //!
 //! A PostgreSQL connection that the server closed (a restart, a failover) is opened again
 //! at the next transaction's start; a transaction in flight when it closed fails with an
-//! error and changes nothing.
+//! error and changes nothing. Each PostgreSQL connection lives on a thread of its own
+//! (the sync client drives its own small runtime, which may not run inside `serve`'s), and
+//! calls wait for it as a SQLite call waits for its file.
 //!
 //! Layout: [`Location`] (where a store is), [`Value`]/[`ToValue`]/[`FromValue`] and
 //! [`Params`] (values in and out), [`Row`] and [`Statement`] (rusqlite's shapes), the
 //! engine-specific parts at the bottom (`pg_sql`, `PgParam`, `pg_value`).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use postgres::types::{IsNull, ToSql, Type};
@@ -519,7 +521,72 @@ pub struct Connection {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<Pg>),
+    Postgres(PgThread),
+}
+
+/// A job for the connection's thread.
+type Job = Box<dyn FnOnce(&mut Pg) + Send>;
+
+/// The thread a PostgreSQL connection lives on.
+struct PgThread {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl PgThread {
+    fn start(url: &str, read_only: bool) -> Result<Self> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (ready, opened) = mpsc::channel();
+        let url = url.to_string();
+        std::thread::Builder::new()
+            .name("pat-admin-pg".into())
+            .spawn(move || {
+                let mut pg = match Pg::connect(&url, read_only) {
+                    Ok(pg) => {
+                        let _ = ready.send(Ok(()));
+                        pg
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                // Ends when the connection is dropped (its sender with it).
+                for job in inbox {
+                    job(&mut pg);
+                }
+            })
+            .map_err(|e| DbError::Param(format!("cannot start a PostgreSQL thread: {e}")))?;
+        opened
+            .recv()
+            .map_err(|_| DbError::Param("the PostgreSQL thread ended".into()))??;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `job` on the connection's thread and waits for its answer.
+    fn run<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Pg) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (answer, answered) = mpsc::channel();
+        self.jobs
+            .send(Box::new(move |pg: &mut Pg| {
+                let _ = answer.send(job(pg));
+            }))
+            .map_err(|_| DbError::Param("the PostgreSQL thread ended".into()))?;
+        answered
+            .recv()
+            .map_err(|_| DbError::Param("the PostgreSQL thread ended".into()))?
+    }
+
+    fn query(&self, sql: &str, values: Vec<Value>) -> Result<Vec<Row>> {
+        let sql = sql.to_string();
+        self.run(move |pg| {
+            let statement = pg.statement(&sql)?;
+            let bound = bind(&values);
+            let rows = pg.client.query(&statement, &refs(&bound))?;
+            rows.iter().map(pg_row).collect()
+        })
+    }
 }
 
 struct Pg {
@@ -586,7 +653,7 @@ impl Connection {
     /// Connects to the PostgreSQL database at `url`; `read_only` refuses every write.
     pub fn postgres(url: &str, read_only: bool) -> Result<Self> {
         Ok(Self {
-            engine: Inner::Postgres(RefCell::new(Pg::connect(url, read_only)?)),
+            engine: Inner::Postgres(PgThread::start(url, read_only)?),
         })
     }
 
@@ -606,19 +673,6 @@ impl Connection {
         }
     }
 
-    fn pg(&self) -> Option<std::cell::RefMut<'_, Pg>> {
-        match &self.engine {
-            Inner::Sqlite(_) => None,
-            // Every call ends before the next begins (no row iterator outlives a call), so
-            // the borrow is always free.
-            Inner::Postgres(pg) => pg.try_borrow_mut().ok(),
-        }
-    }
-
-    fn pg_busy() -> DbError {
-        DbError::Param("a PostgreSQL call was made while another was under way".into())
-    }
-
     /// Begins a transaction.
     pub fn begin(&self, how: Begin) -> Result<()> {
         match &self.engine {
@@ -626,8 +680,7 @@ impl Connection {
                 Begin::Write => "BEGIN IMMEDIATE",
                 Begin::Read => "BEGIN DEFERRED",
             })?,
-            Inner::Postgres(_) => {
-                let mut pg = self.pg().ok_or_else(Self::pg_busy)?;
+            Inner::Postgres(thread) => thread.run(move |pg| {
                 pg.reconnect_if_closed()?;
                 let begin = match how {
                     Begin::Write => format!(
@@ -643,7 +696,8 @@ impl Connection {
                     }
                     other => other?,
                 }
-            }
+                Ok(())
+            })?,
         }
         Ok(())
     }
@@ -665,9 +719,9 @@ impl Connection {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match &self.engine {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Postgres(_) => {
-                let mut pg = self.pg().ok_or_else(Self::pg_busy)?;
-                Ok(pg.client.batch_execute(sql)?)
+            Inner::Postgres(thread) => {
+                let sql = sql.to_string();
+                thread.run(move |pg| Ok(pg.client.batch_execute(&sql)?))
             }
         }
     }
@@ -680,12 +734,14 @@ impl Connection {
                 let mut stmt = c.prepare_cached(sql)?;
                 Ok(stmt.execute(rusqlite::params_from_iter(values.iter().map(SqliteParam)))?)
             }
-            Inner::Postgres(_) => {
-                let mut pg = self.pg().ok_or_else(Self::pg_busy)?;
-                let statement = pg.statement(sql)?;
-                let bound = bind(&values);
-                let n = pg.client.execute(&statement, &refs(&bound))?;
-                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            Inner::Postgres(thread) => {
+                let sql = sql.to_string();
+                thread.run(move |pg| {
+                    let statement = pg.statement(&sql)?;
+                    let bound = bind(&values);
+                    let n = pg.client.execute(&statement, &refs(&bound))?;
+                    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+                })
             }
         }
     }
@@ -718,18 +774,10 @@ impl Connection {
                 }
                 Ok(())
             }
-            Inner::Postgres(_) => {
+            Inner::Postgres(thread) => {
                 // Read in full before `each` runs, which may query again.
-                let rows = {
-                    let mut pg = self.pg().ok_or_else(Self::pg_busy)?;
-                    let statement = pg.statement(sql)?;
-                    let bound = bind(&values);
-                    pg.client
-                        .query(&statement, &refs(&bound))
-                        .map_err(DbError::from)?
-                };
-                for r in &rows {
-                    each(&pg_row(r)?)?;
+                for row in &thread.query(sql, values)? {
+                    each(row)?;
                 }
                 Ok(())
             }
@@ -762,15 +810,7 @@ impl Connection {
                 }
                 Ok(out)
             }
-            Inner::Postgres(_) => {
-                let rows = {
-                    let mut pg = self.pg().ok_or_else(Self::pg_busy)?;
-                    let statement = pg.statement(sql)?;
-                    let bound = bind(&values);
-                    pg.client.query(&statement, &refs(&bound))?
-                };
-                rows.iter().map(|r| map(&pg_row(r)?)).collect()
-            }
+            Inner::Postgres(thread) => thread.query(sql, values)?.iter().map(map).collect(),
         }
     }
 
@@ -803,15 +843,10 @@ impl Connection {
                     }
                 }
             }
-            Inner::Postgres(_) => {
-                let rows = {
-                    let mut pg = self.pg().ok_or_else(Self::pg_busy)?;
-                    let statement = pg.statement(sql)?;
-                    let bound = bind(&values);
-                    pg.client.query(&statement, &refs(&bound))?
-                };
+            Inner::Postgres(thread) => {
+                let rows = thread.query(sql, values)?;
                 if let (Some(r), Some(map)) = (rows.first(), map.take()) {
-                    first = Some(map(&pg_row(r)?)?);
+                    first = Some(map(r)?);
                 }
             }
         }

@@ -198,7 +198,7 @@ pub fn record_failure(
         .execute([stale])?;
     conn.prepare_cached(
         "INSERT INTO signin_failures (kind, key, failures, last_failed_at) VALUES (?1, ?2, 1, ?3)
-         ON CONFLICT (kind, key) DO UPDATE SET failures = failures + 1, last_failed_at = ?3",
+         ON CONFLICT (kind, key) DO UPDATE SET failures = signin_failures.failures + 1, last_failed_at = ?3",
     )?
     .execute(params![kind, key, now as i64])?;
     Ok(())

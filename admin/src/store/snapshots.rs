@@ -103,7 +103,7 @@ pub fn state_serial(conn: &Connection) -> Result<u64> {
 pub fn bump_state(conn: &Connection) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, '1')
-         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)",
     )?
     .execute([settings::STATE_SERIAL])?;
     Ok(())

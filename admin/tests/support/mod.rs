@@ -363,10 +363,15 @@ impl Admin {
             .expect("token row")
     }
 
-    /// Every file under the store directory with its bytes (database, WAL, keys...).
+    /// Every file under the store directory with its bytes (database, WAL, keys...); on
+    /// PostgreSQL, every table's rows as bytes (text, bytes and numbers as decimal text),
+    /// one entry per table, besides any file in the directory.
     pub fn store_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
         fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-            for entry in std::fs::read_dir(dir).expect("read store dir") {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries {
                 let path = entry.expect("dir entry").path();
                 if path.is_dir() {
                     walk(&path, out);
@@ -378,6 +383,35 @@ impl Admin {
         }
         let mut out = Vec::new();
         walk(&self.store(), &mut out);
+        if self.pg.is_some() {
+            use pat_admin::store::db::Value;
+            let db = self.db();
+            let tables: Vec<String> = db
+                .rows(
+                    "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
+                    [],
+                    |row| row.get(0),
+                )
+                .expect("tables");
+            for table in tables {
+                let mut bytes = Vec::new();
+                db.for_each(&format!("SELECT * FROM \"{table}\""), [], |row| {
+                    for value in row.values() {
+                        match value {
+                            Value::Text(t) => bytes.extend_from_slice(t.as_bytes()),
+                            Value::Blob(b) => bytes.extend_from_slice(b),
+                            Value::Int(i) => bytes.extend_from_slice(i.to_string().as_bytes()),
+                            Value::Real(r) => bytes.extend_from_slice(r.to_string().as_bytes()),
+                            Value::Null => {}
+                        }
+                        bytes.push(0);
+                    }
+                    Ok(())
+                })
+                .expect("table rows");
+                out.push((PathBuf::from(format!("postgres table {table}")), bytes));
+            }
+        }
         out
     }
 
