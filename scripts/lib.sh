@@ -132,3 +132,62 @@ ensure_deploy_checkers() {
     PAT_E2E_PYTHON="$(pwd)/$VENV/bin/python"
     export PAT_E2E_PYTHON
 }
+
+# Debian's PostgreSQL server (initdb, pg_ctl under /usr/lib/postgresql/N/bin), installed when
+# missing: the PostgreSQL store's tests run against a throwaway cluster of it.
+ensure_postgres() {
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+        command -v apt-get >/dev/null 2>&1 || die "the PostgreSQL store's tests need Debian's postgresql: install it"
+        local sudo=""
+        if [ "$(id -u)" -ne 0 ]; then
+            command -v sudo >/dev/null 2>&1 || die "installing postgresql needs root (or sudo)"
+            sudo="sudo"
+        fi
+        echo "installing postgresql with apt-get (the PostgreSQL store's tests)"
+        $sudo apt-get update -qq >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null \
+            || die "cannot install postgresql with apt-get"
+        PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+        [ -x "$PG_BIN/initdb" ] || die "postgresql is installed but no initdb was found under /usr/lib/postgresql"
+    fi
+    export PG_BIN
+}
+
+# A throwaway PostgreSQL cluster for the tests (CI has no service container): initdb into a
+# temporary directory owned by an unprivileged user (PostgreSQL refuses to run as root; the
+# package's own `postgres` user when this runs as root), trust authentication on 127.0.0.1
+# only, a free port, durability off (nothing here outlives the run). Stopped and deleted when
+# the script exits. Exports PAT_TEST_POSTGRES=postgres://postgres@127.0.0.1:PORT.
+start_throwaway_postgres() {
+    ensure_postgres
+    local owner as=()
+    owner="$(id -un)"
+    if [ "$(id -u)" -eq 0 ]; then
+        owner="postgres"
+        id "$owner" >/dev/null 2>&1 || die "no 'postgres' user to own the test cluster (Debian's postgresql package makes one)"
+        as=(runuser -u "$owner" --)
+    fi
+    PG_TMP="$(mktemp -d /tmp/pat-edge-postgres.XXXXXX)"
+    chown "$owner" "$PG_TMP"
+    chmod 700 "$PG_TMP"
+    "${as[@]}" "$PG_BIN/initdb" -D "$PG_TMP/data" -A trust -U postgres --no-sync >"$PG_TMP/initdb.log" 2>&1 \
+        || { cat "$PG_TMP/initdb.log" >&2; die "initdb failed"; }
+    local port
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    trap stop_throwaway_postgres EXIT
+    "${as[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
+        -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null \
+        || { cat "$PG_TMP/server.log" >&2; die "the test PostgreSQL did not start"; }
+    PG_OWNER_CMD=("${as[@]}")
+    export PAT_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port"
+    echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($PG_TMP)"
+}
+
+stop_throwaway_postgres() {
+    if [ -n "${PG_TMP:-}" ] && [ -d "$PG_TMP" ]; then
+        "${PG_OWNER_CMD[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$PG_TMP"
+    fi
+}
