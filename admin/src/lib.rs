@@ -15,7 +15,9 @@
 //!   the back-off, the record of each result.
 //! - [`settings`]: the operator's settings, one definition each (name, stored key,
 //!   default, range, help), read by `config`, the store and the operations.
-//! - [`store`]: the SQLite store (WAL, immediate transactions, 0600/0700) and its tables.
+//! - [`store`]: the store on SQLite (one host: WAL, immediate transactions, 0600/0700) or
+//!   PostgreSQL (several `serve` replicas: one write lock, sealed keys), one query API over
+//!   both ([`store::db`]), its tables, `store copy`.
 //! - [`password`]: argon2id hashes, prompts / `--password-stdin`, the failure delay.
 //! - [`catalogue`]: the built-in platform API catalogue, set lookup, "did you mean".
 //! - [`expiry`]: `DD-MM-YYYY` dates, valid through the end of the day in UTC.
@@ -28,6 +30,7 @@
 //!   edge that lags) and asking them.
 //! - [`usage`]: the edges' usage reports, verified and merged into "last used".
 //! - [`serve`]: the snapshot origin (and usage reports) for edges, and the API's listener.
+//! - [`health`]: `/healthz` on both listeners, for Envoy's health checks of the replicas.
 //! - [`module`]: the filter's `.wasm` on the origin (`serve --module`), pinned by its SHA-256.
 //! - [`platform`]: platform mode: the platform's sessions and passwords, checked by the
 //!   platform (`GetUserInfo`, `Signin`/`Signout`, `CheckPassword`).
@@ -44,6 +47,7 @@ pub mod commands;
 pub mod duration;
 pub mod error;
 pub mod expiry;
+pub mod health;
 pub mod module;
 pub mod ops;
 pub mod origin;

@@ -153,6 +153,7 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
             .route(SNAPSHOT_PATH, get(bundle))
             .route(HEAD_PATH, get(head))
             .route(USAGE_PATH, post(usage_report))
+            .route(wire::HEALTH_PATH, get(health))
             .fallback(not_found)
             .with_state(Arc::new(state))
             .merge(crate::module::router(modules.clone()));
@@ -160,7 +161,8 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
             eprintln!("{line}");
         }
         eprintln!(
-            "pat-admin: serving signed snapshots on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}, catch-ups: {SNAPSHOT_PATH}?since=VERSION) and taking usage reports on {USAGE_PATH}; re-signing before expiry, compacting long chains"
+            "pat-admin: serving signed snapshots on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}, catch-ups: {SNAPSHOT_PATH}?since=VERSION, health: {}) and taking usage reports on {USAGE_PATH}; re-signing before expiry, compacting long chains",
+            wire::HEALTH_PATH
         );
         servers.spawn(async move {
             axum::serve(listener, app)
@@ -190,6 +192,11 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
         done.map_err(|e| Error::Internal(format!("a server task failed: {e}")))??;
     }
     Ok(())
+}
+
+/// `GET /healthz`: see [`crate::health`].
+async fn health(State(origin): State<Arc<Origin>>) -> axum::response::Response {
+    crate::health::check(origin.dir.clone()).await
 }
 
 async fn shutdown() {

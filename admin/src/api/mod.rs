@@ -51,6 +51,7 @@ pub mod tokens;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::HeaderName;
 use serde_json::Value;
 
@@ -262,6 +263,12 @@ impl Api {
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .merge(page::routes())
+            .route(
+                pat_core::protocol::origin::HEALTH_PATH,
+                axum::routing::get(|State(api): State<Arc<Self>>| async move {
+                    crate::health::check(api.dir.clone()).await
+                }),
+            )
             .fallback(http::handle)
             .with_state(self)
     }

@@ -101,3 +101,8 @@ pub struct UsageAccepted<'a> {
     /// Tokens whose "last used" moved.
     pub updated: u64,
 }
+
+/// Health of a `pat-admin serve` replica (on the origin's and the API's listeners): `200`
+/// while it can read its store, `503` when it cannot; what Envoy's active health checks of
+/// the `pat_origin` and `pat_api` clusters ask.
+pub const HEALTH_PATH: &str = "/healthz";
