@@ -515,6 +515,10 @@ impl Stack {
             (8080, self.ports.platform),
             (10002, self.ports.origin),
             (10003, self.ports.api),
+            // The shipped configurations name a second replica; a stack runs one, so both
+            // endpoints are it.
+            (10012, self.ports.origin),
+            (10013, self.ports.api),
         ] {
             let before = format!("port_value: {from} ");
             assert!(
