@@ -100,17 +100,23 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
     for warning in store.warnings() {
         eprintln!("pat-admin serve: warning: {warning}");
     }
+    // Returns the address actually bound: port 0 picks a free one, and the lines below name
+    // it, so tests and supervisors need not pick ports themselves.
     let bind = |addr: SocketAddr, flag: &'static str| async move {
-        tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             Error::Internal(format!(
                 "cannot listen on {addr}: {e}; stop what uses that address or choose another with {flag}"
             ))
-        })
+        })?;
+        let bound = listener.local_addr().map_err(|e| {
+            Error::Internal(format!("cannot read the address bound for {flag}: {e}"))
+        })?;
+        Ok::<_, Error>((bound, listener))
     };
     let origin = match &args.listen {
         Some(listen) => {
             let addr = resolve(listen).await?;
-            Some((addr, bind(addr, "--listen").await?))
+            Some(bind(addr, "--listen").await?)
         }
         None => None,
     };
@@ -137,7 +143,8 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
                     platform,
                 },
             )?;
-            Some((addr, bind(addr, "--api-listen").await?, service))
+            let (bound, listener) = bind(addr, "--api-listen").await?;
+            Some((bound, listener, service))
         }
         None => None,
     };

@@ -56,3 +56,46 @@ fn a_replica_that_cannot_read_its_store_is_unhealthy() {
         "healthy again"
     );
 }
+
+#[test]
+fn serve_on_port_zero_names_the_addresses_it_bound() {
+    use std::io::{BufRead, BufReader};
+    let admin = Admin::new();
+    admin.init();
+    let mut child = admin
+        .std_command()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut ports = Vec::new();
+    while ports.len() < 2 {
+        let line = lines
+            .next()
+            .expect("serve logs its addresses")
+            .expect("a line");
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            let port: u16 = rest
+                .split('/')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("a port");
+            assert_ne!(port, 0, "{line}");
+            ports.push(port);
+        }
+    }
+    for port in ports {
+        assert_eq!(http_get(port, "/healthz", None).status, 200, "port {port}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

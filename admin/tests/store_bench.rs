@@ -145,7 +145,10 @@ fn run(label: &str, admin: Admin, replicas: usize, clients: usize) -> Row {
         let hash = TokenHash::of(&value);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !edge.with_state(|s| s.is_some_and(|s| s.find(&hash).is_some())) {
-            assert!(Instant::now() < deadline, "the new token never reached the edge");
+            assert!(
+                Instant::now() < deadline,
+                "the new token never reached the edge"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         let t = Instant::now();
@@ -157,7 +160,10 @@ fn run(label: &str, admin: Admin, replicas: usize, clients: usize) -> Row {
         );
         assert_eq!(answer["result"], 0, "{answer}");
         while edge.with_state(|s| s.is_some_and(|s| s.find(&hash).is_some())) {
-            assert!(Instant::now() < deadline, "the removal never reached the edge");
+            assert!(
+                Instant::now() < deadline,
+                "the removal never reached the edge"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         enforced.push(t.elapsed());
@@ -217,5 +223,8 @@ fn token_changes_per_second_on_each_store() {
     if !has_pg {
         println!("(PAT_TEST_POSTGRES is not set: SQLite only)");
     }
-    assert!(rows.iter().all(|r| r.changes > 0), "every configuration made changes");
+    assert!(
+        rows.iter().all(|r| r.changes > 0),
+        "every configuration made changes"
+    );
 }

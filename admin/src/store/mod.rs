@@ -162,6 +162,16 @@ impl Store {
             location: location.clone(),
             warnings: Vec::new(),
         };
+        // Already pat-admin's at this version (every open but the first): no lock needed.
+        let current = store.read(|tx| {
+            Ok(match pg_contents(tx, &location)? {
+                Contents::Ours => schema::pg_version(tx).map_err(store_err)? == schema::VERSION,
+                _ => false,
+            })
+        })?;
+        if current {
+            return Ok(store);
+        }
         // Under the write lock: replicas starting together create the schema once.
         store.write(|tx| {
             match pg_contents(tx, &location)? {
