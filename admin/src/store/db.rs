@@ -570,7 +570,14 @@ impl PgThread {
         let (answer, answered) = mpsc::channel();
         self.jobs
             .send(Box::new(move |pg: &mut Pg| {
-                let _ = answer.send(job(pg));
+                // Outside a transaction a connection the server closed is opened again first
+                // (a transaction opens it again in `begin`).
+                let reopened = if pg.in_tx {
+                    Ok(())
+                } else {
+                    pg.reconnect_if_closed()
+                };
+                let _ = answer.send(reopened.and_then(|()| job(pg)));
             }))
             .map_err(|_| DbError::Param("the PostgreSQL thread ended".into()))?;
         answered
@@ -594,6 +601,8 @@ struct Pg {
     client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
     read_only: bool,
+    /// Inside a transaction: a closed connection is then an error, never reopened under it.
+    in_tx: bool,
 }
 
 impl Pg {
@@ -613,6 +622,7 @@ impl Pg {
             client,
             statements: HashMap::new(),
             read_only,
+            in_tx: false,
         })
     }
 
@@ -696,6 +706,7 @@ impl Connection {
                     }
                     other => other?,
                 }
+                pg.in_tx = true;
                 Ok(())
             })?,
         }
@@ -704,14 +715,24 @@ impl Connection {
 
     /// Commits the transaction.
     pub fn commit(&self) -> Result<()> {
-        self.execute_batch("COMMIT")
+        self.end("COMMIT")
     }
 
     /// Rolls the transaction back (a closed PostgreSQL connection has already done so).
     pub fn rollback(&self) -> Result<()> {
-        match self.execute_batch("ROLLBACK") {
+        match self.end("ROLLBACK") {
             Err(e) if e.is_disconnect() => Ok(()),
             other => other,
+        }
+    }
+
+    fn end(&self, statement: &'static str) -> Result<()> {
+        match &self.engine {
+            Inner::Sqlite(c) => Ok(c.execute_batch(statement)?),
+            Inner::Postgres(thread) => thread.run(move |pg| {
+                pg.in_tx = false;
+                Ok(pg.client.batch_execute(statement)?)
+            }),
         }
     }
 
