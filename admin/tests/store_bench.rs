@@ -25,7 +25,15 @@ use pat_core::token::TokenHash;
 use support::edge::FakeEdge;
 use support::*;
 
-const RUN: Duration = Duration::from_secs(10);
+/// How long each configuration changes tokens (`PAT_BENCH_STORE_SECONDS`, default 10).
+fn run_for() -> Duration {
+    Duration::from_secs(
+        std::env::var("PAT_BENCH_STORE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    )
+}
 const SCOPE: &[&str] = &["--method", "environment.control.stopenv"];
 
 /// `POST` a token method with a form body from client address `client`.
@@ -127,7 +135,7 @@ fn run(label: &str, admin: Admin, replicas: usize, clients: usize) -> Row {
                 })
             })
             .collect();
-        std::thread::sleep(RUN);
+        std::thread::sleep(run_for());
         stop.store(true, Ordering::Relaxed);
         workers
             .into_iter()
