@@ -589,7 +589,10 @@ impl Http {
         let body = response
             .bytes()
             .map_err(|e| NoAnswer::InFlight(e.to_string()))?;
-        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+        // Not JSON (Envoy's own answers): the text, so the caller can tell why.
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        Ok((status, json))
     }
 
     /// GET `url`.
