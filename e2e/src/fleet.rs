@@ -554,7 +554,10 @@ pub enum NoAnswer {
 }
 
 /// An HTTP client that opens a connection per request and never panics on a failure.
-pub struct Http(reqwest::blocking::Client);
+pub struct Http {
+    client: reqwest::blocking::Client,
+    address: std::net::IpAddr,
+}
 
 impl Default for Http {
     fn default() -> Self {
@@ -563,16 +566,26 @@ impl Default for Http {
 }
 
 impl Http {
-    /// A client, 30 s per request.
+    /// A client from 127.0.0.1, 30 s per request.
     pub fn new() -> Self {
-        Self(
-            reqwest::blocking::Client::builder()
+        Self::from_address(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// A client connecting from `address` (a loopback address), which it also gives as its
+    /// client address to a replica's API listener (as Envoy would): pat-admin checks one
+    /// password at a time per client address, so clients of their own need addresses of
+    /// their own.
+    pub fn from_address(address: std::net::IpAddr) -> Self {
+        Self {
+            client: reqwest::blocking::Client::builder()
                 .pool_max_idle_per_host(0)
                 .timeout(Duration::from_secs(30))
+                .local_address(address)
                 .no_proxy()
                 .build()
                 .expect("client"),
-        )
+            address,
+        }
     }
 
     fn answer(
@@ -597,7 +610,7 @@ impl Http {
 
     /// GET `url`.
     pub fn get(&self, url: &str) -> Result<(u16, Value), NoAnswer> {
-        Self::answer(self.0.get(url).send())
+        Self::answer(self.client.get(url).send())
     }
 
     /// POST `form` to `url` (a form body, as platform clients send), with the client address
@@ -609,10 +622,10 @@ impl Http {
             .collect::<Vec<_>>()
             .join("&");
         Self::answer(
-            self.0
+            self.client
                 .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
-                .header("x-pat-client-address", "127.0.0.1")
+                .header("x-pat-client-address", self.address.to_string())
                 .body(body)
                 .send(),
         )

@@ -119,6 +119,7 @@ type Removed = Mutex<Vec<(String, Instant)>>;
 /// One client: until `stop`, creates tokens for its account (at most two live), edits and
 /// removes them, through `base` (a replica's API listener or Envoy's public listener).
 fn client(
+    address: std::net::IpAddr,
     base: &str,
     session: &str,
     label: &str,
@@ -126,10 +127,12 @@ fn client(
     removed: &Removed,
     with_edge: bool,
 ) -> Tally {
-    let http = Http::new();
+    let http = Http::from_address(address);
     let mut tally = Tally::default();
     let url = |method: &str| format!("{base}/1.0/users/authentication/rest/{method}");
     let mut step = 0u64;
+    // Edits and removals take turns.
+    let mut turn = 0u64;
     while !stop.load(Ordering::Relaxed) {
         step += 1;
         let live: Vec<usize> = (0..tally.tokens.len())
@@ -144,7 +147,10 @@ fn client(
                 ("tokenTemplate", "ide-plugins"),
             ];
             (http.call(&url("createtoken"), &form), None)
-        } else if step % 2 == 0 {
+        } else if {
+            turn += 1;
+            turn % 2 == 0
+        } {
             let id = tally.tokens[live[0]].id.to_string();
             let form = [
                 ("session", session),
@@ -162,7 +168,7 @@ fn client(
             ];
             (http.call(&url("deletetokens"), &form), Some(live[0]))
         };
-        let removing = target.is_some() && step % 2 == 1;
+        let removing = target.is_some() && turn % 2 == 1;
         match outcome(answer) {
             Outcome::Committed(json) => {
                 let answered = Instant::now();
@@ -207,7 +213,9 @@ fn client(
                 let code = json["result"].as_i64().unwrap_or(-1);
                 *tally.refused.entry((code, status)).or_default() += 1;
                 // "Nothing was changed": the token stays as it was (checked at the end).
-                std::thread::sleep(Duration::from_millis(50));
+                // 714: another check of this account's password is under way (one a
+                // replica killed mid-check holds until it goes stale).
+                std::thread::sleep(Duration::from_millis(if code == 714 { 250 } else { 50 }));
             }
             Outcome::Unreachable => {
                 tally.unreachable += 1;
@@ -382,7 +390,18 @@ fn under_load<T>(
             .map(|(n, session)| {
                 let base = &bases[n % bases.len()];
                 let (stop, removed) = (&stop, &removed);
-                s.spawn(move || client(base, session, &format!("c{n}"), stop, removed, true))
+                let address = std::net::Ipv4Addr::new(127, 0, 1, 10 + n as u8).into();
+                s.spawn(move || {
+                    client(
+                        address,
+                        base,
+                        session,
+                        &format!("c{n}"),
+                        stop,
+                        removed,
+                        true,
+                    )
+                })
             })
             .collect();
         let sampling = s.spawn(|| sampler(&edge_url, &stop, &removed));
