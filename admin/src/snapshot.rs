@@ -642,7 +642,7 @@ pub fn resign_if_needed(store: &mut Store) -> Result<Option<(Stamp, Reason)>> {
         );
         Ok(reason.map(|r| (key, r)))
     }
-    if store.read(|tx| check(tx))?.is_none() {
+    if store.read(check)?.is_none() {
         return Ok(None);
     }
     let dir = store.location().clone();

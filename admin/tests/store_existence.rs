@@ -142,11 +142,10 @@ fn opening_the_store_again_in_one_process_loses_no_commit() {
     let admin = Admin::sqlite();
     admin.user("alice");
     let mut first =
-        pat_admin::store::Store::open_as(&admin.store(), pat_admin::store::Open::Existing)
+        pat_admin::store::Store::open_as(admin.store(), pat_admin::store::Open::Existing)
             .expect("open");
-    let _second =
-        pat_admin::store::Store::open_as(&admin.store(), pat_admin::store::Open::Existing)
-            .expect("open again");
+    let _second = pat_admin::store::Store::open_as(admin.store(), pat_admin::store::Open::Existing)
+        .expect("open again");
     // Another process writes and closes its connection (Python's sqlite3: an operator's
     // script, or a test backdating a row; python3 is needed by scripts/test anyway).
     let other = std::process::Command::new("python3")

@@ -139,7 +139,12 @@ fn client(
             .filter(|&i| matches!(tally.tokens[i].state, State::Live(_)))
             .collect();
         let description = format!("{label} {step}");
-        let (answer, target) = if live.len() < 2 {
+        let creating = live.len() < 2;
+        if !creating {
+            turn += 1;
+        }
+        let removing = !creating && turn % 2 == 1;
+        let (answer, target) = if creating {
             let form = [
                 ("session", session),
                 ("password", PASSWORD),
@@ -147,10 +152,7 @@ fn client(
                 ("tokenTemplate", "ide-plugins"),
             ];
             (http.call(&url("createtoken"), &form), None)
-        } else if {
-            turn += 1;
-            turn % 2 == 0
-        } {
+        } else if !removing {
             let id = tally.tokens[live[0]].id.to_string();
             let form = [
                 ("session", session),
@@ -168,7 +170,6 @@ fn client(
             ];
             (http.call(&url("deletetokens"), &form), Some(live[0]))
         };
-        let removing = target.is_some() && turn % 2 == 1;
         match outcome(answer) {
             Outcome::Committed(json) => {
                 let answered = Instant::now();
