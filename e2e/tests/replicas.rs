@@ -364,6 +364,12 @@ fn verify(store: &Database, edges: &[&Edge], tally: &Tally) -> Verified {
     }
 }
 
+/// The last lines of a log.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 fn sessions(fleet: &Fleet, users: &[String]) -> Vec<String> {
     users
         .iter()
@@ -589,7 +595,9 @@ fn postgresql_restarted_under_load_the_replicas_reconnect_and_nothing_half_writt
     }
     assert!(
         tally.last_commit.is_some_and(|at| at > restarted_at + up),
-        "no change committed after the replicas reconnected"
+        "no change committed after the replicas reconnected; replica logs:\n{}\n{}",
+        tail(&fleet.log(0)),
+        tail(&fleet.log(1))
     );
     assert!(
         samples.violations.is_empty(),

@@ -673,6 +673,16 @@ impl Connection {
         }
     }
 
+    /// Whether the server closed this connection (PostgreSQL restarted, the network
+    /// dropped); never for SQLite. A connection kept for later (the API's pool) is dropped
+    /// instead: a statement outside a transaction does not open it again.
+    pub fn is_closed(&self) -> bool {
+        match &self.engine {
+            Inner::Sqlite(_) => false,
+            Inner::Postgres(thread) => thread.run(|pg| Ok(pg.client.is_closed())).unwrap_or(true),
+        }
+    }
+
     /// Begins a transaction.
     pub fn begin(&self, how: Begin) -> Result<()> {
         match &self.engine {
