@@ -570,7 +570,19 @@ impl PgThread {
         let (answer, answered) = mpsc::channel();
         self.jobs
             .send(Box::new(move |pg: &mut Pg| {
-                let _ = answer.send(job(pg));
+                let result = job(pg);
+                if let Err(DbError::Postgres(e)) = &result
+                    && e.code().is_some_and(|c| {
+                        [
+                            postgres::error::SqlState::ADMIN_SHUTDOWN,
+                            postgres::error::SqlState::CRASH_SHUTDOWN,
+                        ]
+                        .contains(c)
+                    })
+                {
+                    pg.ending = true;
+                }
+                let _ = answer.send(result);
             }))
             .map_err(|_| DbError::Param("the PostgreSQL thread ended".into()))?;
         answered
@@ -594,6 +606,9 @@ struct Pg {
     client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
     read_only: bool,
+    /// The server said it is ending this connection (it shuts down): the client learns it
+    /// is closed only at its next call.
+    ending: bool,
 }
 
 impl Pg {
@@ -613,6 +628,7 @@ impl Pg {
             client,
             statements: HashMap::new(),
             read_only,
+            ending: false,
         })
     }
 
@@ -628,9 +644,14 @@ impl Pg {
         Ok(statement)
     }
 
+    /// Whether the server closed (or is closing) this connection.
+    fn is_closed(&self) -> bool {
+        self.ending || self.client.is_closed()
+    }
+
     /// Opens the connection again when the server closed it.
     fn reconnect_if_closed(&mut self) -> Result<()> {
-        if self.client.is_closed() {
+        if self.is_closed() {
             *self = Self::connect(&self.url, self.read_only)?;
         }
         Ok(())
@@ -679,7 +700,7 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         match &self.engine {
             Inner::Sqlite(_) => false,
-            Inner::Postgres(thread) => thread.run(|pg| Ok(pg.client.is_closed())).unwrap_or(true),
+            Inner::Postgres(thread) => thread.run(|pg| Ok(pg.is_closed())).unwrap_or(true),
         }
     }
 
