@@ -244,6 +244,8 @@ struct Samples {
     violations: Vec<String>,
     /// No verdict (a failed request).
     other: u64,
+    /// "Cannot be verified yet": the worker held no token list.
+    unverified: u64,
 }
 
 /// Until `stop`, asks `edge` with removed tokens (round robin over every removal answered
@@ -277,6 +279,16 @@ fn sampler(edge_url: &str, stop: &AtomicBool, removed: &Removed) -> Samples {
                         .push(format!("a token removed {lag:?} before was let through"));
                 }
             }
+            // 701 is also the answer of a worker that holds no token list yet: not a denial
+            // of this token, a sign the edge lost (or never had) its snapshot.
+            Ok((200, json))
+                if json["result"] == 701
+                    && json["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("cannot be verified yet")) =>
+            {
+                samples.unverified += 1;
+            }
             Ok((200, json)) if json["result"] == 701 => samples.denied += 1,
             _ => samples.other += 1,
         }
@@ -293,7 +305,7 @@ struct Verified {
 
 /// The end state: one chain, the edges at its latest version holding exactly the store's
 /// tokens, and every token as the answers said.
-fn verify(store: &Database, edges: &[&Edge], tally: &Tally) -> Verified {
+fn verify(fleet: &Fleet, store: &Database, edges: &[(&str, &Edge)], tally: &Tally) -> Verified {
     let mut db = store.connect();
     let chain = fleet::check_chain(&mut db).unwrap_or_else(|e| panic!("the chain: {e}"));
     // Every committed change has a version of its own, within the chain.
@@ -316,7 +328,7 @@ fn verify(store: &Database, edges: &[&Edge], tally: &Tally) -> Verified {
         stored.len() as u64,
         "the latest document holds the committed tokens"
     );
-    for edge in edges {
+    for (_, edge) in edges {
         let caught_up = pat_e2e::within(Duration::from_secs(30), || {
             let status = edge_status(edge);
             status["version"].as_u64() == Some(chain.latest)
@@ -343,7 +355,7 @@ fn verify(store: &Database, edges: &[&Edge], tally: &Tally) -> Verified {
             State::Removed => assert!(in_store.is_none(), "token {} was removed", token.id),
             State::Uncertain => {}
         }
-        for edge in edges {
+        for (name, edge) in edges {
             let answer = http
                 .get(&edge.url(&format!("{STOPENV}?session={}", token.value)))
                 .unwrap_or_else(|e| panic!("the edge answers: {e:?}"));
@@ -351,9 +363,11 @@ fn verify(store: &Database, edges: &[&Edge], tally: &Tally) -> Verified {
             assert_eq!(
                 allowed,
                 in_store.is_some(),
-                "token {} ({:?}): the edge answered {answer:?}",
+                "token {} ({:?}): the edge answered {answer:?}; status {}; its log:\n{}",
                 token.id,
-                token.state
+                token.state,
+                edge_status(edge),
+                edge_log(fleet, name)
             );
         }
     }
@@ -362,6 +376,25 @@ fn verify(store: &Database, edges: &[&Edge], tally: &Tally) -> Verified {
         stored: stored.len(),
         answer_lost_but_committed: stored.keys().filter(|id| !known.contains(id)).count(),
     }
+}
+
+/// What an edge logged beyond the ordinary (warnings, errors, the filter's own lines).
+fn edge_log(fleet: &Fleet, name: &str) -> String {
+    let log =
+        std::fs::read_to_string(fleet.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            // The serving VMs' lines, and anything gone wrong (the control VM's acceptances
+            // are in the edge's status).
+            !l.contains("push accepted")
+                && (l.contains("][warning]")
+                    || l.contains("][error]")
+                    || l.contains("][critical]")
+                    || l.contains("pat_edge"))
+        })
+        .collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// The last lines of a log.
@@ -442,9 +475,10 @@ fn print_figures(what: &str, tally: &Tally, samples: &Samples, took: Duration) {
         tally.lost.iter().take(5).collect::<Vec<_>>()
     );
     println!(
-        "{what}: {} samples of removed tokens through Envoy: {} denied, {} let through within {GRACE:?} of the answer (longest {:?}), {} late violations, {} without a verdict",
+        "{what}: {} samples of removed tokens through Envoy: {} denied, {} answered \"cannot be verified yet\", {} let through within {GRACE:?} of the answer (longest {:?}), {} late violations, {} without a verdict",
         samples.taken,
         samples.denied,
+        samples.unverified,
         samples.late.len(),
         samples.late.iter().max(),
         samples.violations.len(),
@@ -514,7 +548,7 @@ fn a_replica_killed_under_load_loses_no_committed_change_and_forks_nothing() {
     );
     assert!(tally.committed() > 0, "no change was committed");
     assert!(samples.taken > 0, "no sample was taken");
-    let verified = verify(&store, &[&edge], &tally);
+    let verified = verify(&fleet, &store, &[("edge-a", &edge)], &tally);
     println!(
         "replica kill: chain {}..={} ({} documents, {} full), {} tokens stored, {} committed though their answer was lost",
         verified.chain.first,
@@ -561,9 +595,19 @@ fn postgresql_restarted_under_load_the_replicas_reconnect_and_nothing_half_writt
             // unhealthy while it is down.
             cluster.stop();
             let stopped = Instant::now();
+            // Each replica's first 503 (a check answers within 2 s whatever the store does).
+            let mut first_503 = [None, None];
             let down = pat_e2e::within(Duration::from_secs(15), || {
-                (0..2).all(|i| fleet_ref.healthz(i) == Some(503))
+                for (i, seen) in first_503.iter_mut().enumerate() {
+                    if seen.is_none() && fleet_ref.healthz(i) == Some(503) {
+                        *seen = Some(stopped.elapsed());
+                    }
+                }
+                first_503.iter().all(Option::is_some)
             });
+            println!(
+                "PostgreSQL restart: first /healthz 503 after the stop, per replica: {first_503:?}"
+            );
             cluster.start_again();
             let restarted_at = Instant::now();
             let up = pat_e2e::within(Duration::from_secs(30), || {
@@ -571,7 +615,7 @@ fn postgresql_restarted_under_load_the_replicas_reconnect_and_nothing_half_writt
             });
             // Changes after the restart.
             std::thread::sleep(Duration::from_secs(6));
-            (down.map(|_| stopped.elapsed()), up, restarted_at)
+            (down, up, restarted_at)
         });
     print_figures("PostgreSQL restart", &tally, &samples, took);
     let down =
@@ -611,7 +655,7 @@ fn postgresql_restarted_under_load_the_replicas_reconnect_and_nothing_half_writt
             "an error answer without a result code (HTTP {status})"
         );
     }
-    let verified = verify(&store, &[&edge], &tally);
+    let verified = verify(&fleet, &store, &[("edge-a", &edge)], &tally);
     println!(
         "PostgreSQL restart: chain {}..={} ({} documents, {} full), {} tokens stored, {} committed though their answer was lost",
         verified.chain.first,
