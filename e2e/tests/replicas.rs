@@ -246,11 +246,13 @@ struct Samples {
     other: u64,
     /// "Cannot be verified yet": the worker held no token list.
     unverified: u64,
+    /// When those came, whole seconds into the run → count.
+    unverified_at: std::collections::BTreeMap<u64, u64>,
 }
 
 /// Until `stop`, asks `edge` with removed tokens (round robin over every removal answered
 /// so far) and records any it lets through.
-fn sampler(edge_url: &str, stop: &AtomicBool, removed: &Removed) -> Samples {
+fn sampler(edge_url: &str, stop: &AtomicBool, removed: &Removed, start: Instant) -> Samples {
     let http = Http::new();
     let mut samples = Samples::default();
     let mut next = 0usize;
@@ -288,6 +290,10 @@ fn sampler(edge_url: &str, stop: &AtomicBool, removed: &Removed) -> Samples {
                         .is_some_and(|e| e.contains("cannot be verified yet")) =>
             {
                 samples.unverified += 1;
+                *samples
+                    .unverified_at
+                    .entry(start.elapsed().as_secs())
+                    .or_default() += 1;
             }
             Ok((200, json)) if json["result"] == 701 => samples.denied += 1,
             _ => samples.other += 1,
@@ -394,7 +400,17 @@ fn edge_log(fleet: &Fleet, name: &str) -> String {
                     || l.contains("pat_edge"))
         })
         .collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+    let errors: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("][error]") || l.contains("][critical]"))
+        .take(10)
+        .copied()
+        .collect();
+    format!(
+        "first errors:\n{}\nlast lines:\n{}",
+        errors.join("\n"),
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    )
 }
 
 /// The last lines of a log.
@@ -444,7 +460,7 @@ fn under_load<T>(
                 })
             })
             .collect();
-        let sampling = s.spawn(|| sampler(&edge_url, &stop, &removed));
+        let sampling = s.spawn(|| sampler(&edge_url, &stop, &removed, start));
         let result = during(&stop);
         stop.store(true, Ordering::Relaxed);
         let mut tally = Tally::default();
@@ -545,6 +561,13 @@ fn a_replica_killed_under_load_loses_no_committed_change_and_forks_nothing() {
         samples.violations.is_empty(),
         "removed tokens let through: {:?}",
         samples.violations
+    );
+    assert_eq!(
+        samples.unverified,
+        0,
+        "the edge's serving workers lost their token list during the run (second of the run → samples: {:?}); its log:\n{}",
+        samples.unverified_at,
+        edge_log(&fleet, "edge-a")
     );
     assert!(tally.committed() > 0, "no change was committed");
     assert!(samples.taken > 0, "no sample was taken");
@@ -647,6 +670,13 @@ fn postgresql_restarted_under_load_the_replicas_reconnect_and_nothing_half_writt
         samples.violations.is_empty(),
         "removed tokens let through: {:?}",
         samples.violations
+    );
+    assert_eq!(
+        samples.unverified,
+        0,
+        "the edge's serving workers lost their token list during the run (second of the run → samples: {:?}); its log:\n{}",
+        samples.unverified_at,
+        edge_log(&fleet, "edge-a")
     );
     // The stores' failures were answered as such (`result` 99), never a crash or a bare 5xx.
     for (code, status) in tally.refused.keys() {
