@@ -401,6 +401,7 @@ fn edge_log(fleet: &Fleet, name: &str) -> String {
             // The serving VMs' lines, and anything gone wrong (the control VM's acceptances
             // are in the edge's status).
             !l.contains("push accepted")
+                && !l.contains("applied 1 delta(s)")
                 && (l.contains("][warning]")
                     || l.contains("][error]")
                     || l.contains("][critical]")
