@@ -9,12 +9,9 @@
 //! and skip without one; the second starts a cluster of its own (initdb as `postgres`: root
 //! and Debian's server binaries) and skips without them. They print their figures.
 //!
-//! Known failure (December 2026): under several replicas' concurrent pushes (out-of-order
-//! deltas answered with catch-ups), the edge's serving VMs are at times left without a
-//! token list for seconds and answer "cannot be verified yet" (fail closed): counted as
-//! `unverified` samples, asserted to be none. See `plugin/src/replica/refresh.rs`: a VM
-//! drops its state before reloading the full snapshot, and after `LOAD_ATTEMPTS` pointer
-//! races it is left with none until a later tick wins the race.
+//! The samples also count answers "cannot be verified yet" (a serving worker holding no
+//! token list), asserted to be none: several replicas' catch-ups once left every serving
+//! VM without one for seconds (see `plugin/src/shared/pointer.rs`, `forget`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
