@@ -3,6 +3,7 @@
 
 mod support;
 
+use serde_json::Value;
 use support::*;
 
 #[test]
@@ -98,4 +99,64 @@ fn serve_on_port_zero_names_the_addresses_it_bound() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The token API of a replica on PostgreSQL keeps working after the server closed its
+/// connections (a restart, a failover): a call that was using a closed connection may fail,
+/// cleanly (`result` 99, nothing changed), and the next ones get a new connection. The
+/// API's pool used to hand the closed connection out again, and every call failed until
+/// `serve` restarted.
+#[test]
+fn the_api_reconnects_after_postgresql_closed_its_connections() {
+    let admin = Admin::new();
+    let Some(pg) = &admin.pg else {
+        eprintln!("skipped: PostgreSQL only (PAT_TEST_ENGINE=postgres)");
+        return;
+    };
+    admin.user("alice");
+    let serve = admin.serve_api();
+    let api = serve.api_port.expect("api port");
+    let call = |method: &str, query: &str| {
+        let reply = http_request(
+            api,
+            "GET",
+            &format!("/1.0/users/authentication/rest/{method}?{query}"),
+            "x-test-client: 192.0.2.1\r\n",
+            b"",
+        );
+        assert_eq!(reply.status, 200);
+        reply.json()
+    };
+    let signin = call(
+        "Signin",
+        &format!("login=alice&password={}", PASSWORD.replace(' ', "+")),
+    );
+    let session = signin["session"].as_str().expect("session").to_string();
+    let tokens = format!("session={session}");
+    assert_eq!(call("GetTokens", &tokens)["result"], 0);
+    // The server ends every connection serve holds (as a restart does).
+    let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).expect("connect");
+    let ended = db
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pat-admin'",
+            &[],
+        )
+        .expect("terminate");
+    assert!(!ended.is_empty(), "serve holds a connection");
+    let answers: Vec<Value> = (0..6).map(|_| call("GetTokens", &tokens)).collect();
+    let failed = answers.iter().filter(|a| a["result"] != 0).count();
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["result"] == 0 || a["result"] == 99),
+        "{answers:?}"
+    );
+    assert!(
+        failed <= 1
+            && answers[answers.len() - 3..]
+                .iter()
+                .all(|a| a["result"] == 0),
+        "the API did not reconnect: {answers:?}\n{}",
+        serve.log()
+    );
 }

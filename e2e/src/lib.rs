@@ -11,7 +11,10 @@
 //! This library is one module: [`Stack`] is one deployment; [`Client`] sends requests
 //! through it. `tests/` holds one file per behaviour; `benches/envoy/` is the real-Envoy
 //! benchmark (`scripts/bench`), with the reference filters in `empty-filter/` and
-//! `probe-filter/`.
+//! `probe-filter/`. [`fleet`] runs several `pat-admin serve` replicas on one PostgreSQL
+//! store behind Envoy edges (`tests/replicas.rs`).
+
+pub mod fleet;
 
 use std::fs::File;
 use std::net::TcpListener;

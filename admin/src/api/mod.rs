@@ -170,7 +170,8 @@ impl TokenMethod {
     }
 }
 
-/// A store connection borrowed from the pool; returned when dropped.
+/// A store connection borrowed from the pool; returned when dropped, unless PostgreSQL
+/// closed it (a restart): the next call opens a new one.
 pub(crate) struct Pooled<'a> {
     api: &'a Api,
     store: Option<Store>,
@@ -184,7 +185,9 @@ impl Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let (Some(store), Ok(mut pool)) = (self.store.take(), self.api.pool.lock())
+        if let Some(store) = self.store.take()
+            && !store.conn().is_closed()
+            && let Ok(mut pool) = self.api.pool.lock()
             && pool.len() < 8
         {
             pool.push(store);

@@ -577,7 +577,19 @@ impl PgThread {
                 } else {
                     pg.reconnect_if_closed()
                 };
-                let _ = answer.send(reopened.and_then(|()| job(pg)));
+                let result = reopened.and_then(|()| job(pg));
+                if let Err(DbError::Postgres(e)) = &result
+                    && e.code().is_some_and(|c| {
+                        [
+                            postgres::error::SqlState::ADMIN_SHUTDOWN,
+                            postgres::error::SqlState::CRASH_SHUTDOWN,
+                        ]
+                        .contains(c)
+                    })
+                {
+                    pg.ending = true;
+                }
+                let _ = answer.send(result);
             }))
             .map_err(|_| DbError::Param("the PostgreSQL thread ended".into()))?;
         answered
@@ -603,6 +615,9 @@ struct Pg {
     read_only: bool,
     /// Inside a transaction: a closed connection is then an error, never reopened under it.
     in_tx: bool,
+    /// The server said it is ending this connection (it shuts down): the client learns it
+    /// is closed only at its next call.
+    ending: bool,
 }
 
 impl Pg {
@@ -623,6 +638,7 @@ impl Pg {
             statements: HashMap::new(),
             read_only,
             in_tx: false,
+            ending: false,
         })
     }
 
@@ -638,9 +654,14 @@ impl Pg {
         Ok(statement)
     }
 
+    /// Whether the server closed (or is closing) this connection.
+    fn is_closed(&self) -> bool {
+        self.ending || self.client.is_closed()
+    }
+
     /// Opens the connection again when the server closed it.
     fn reconnect_if_closed(&mut self) -> Result<()> {
-        if self.client.is_closed() {
+        if self.is_closed() {
             *self = Self::connect(&self.url, self.read_only)?;
         }
         Ok(())
@@ -680,6 +701,16 @@ impl Connection {
         match &self.engine {
             Inner::Sqlite(c) => Some(c),
             Inner::Postgres(_) => None,
+        }
+    }
+
+    /// Whether the server closed this connection (PostgreSQL restarted, the network
+    /// dropped); never for SQLite. A connection kept for later (the API's pool) is dropped
+    /// instead: a statement outside a transaction does not open it again.
+    pub fn is_closed(&self) -> bool {
+        match &self.engine {
+            Inner::Sqlite(_) => false,
+            Inner::Postgres(thread) => thread.run(|pg| Ok(pg.is_closed())).unwrap_or(true),
         }
     }
 

@@ -287,7 +287,19 @@ pub fn publish_chain(store: &impl SharedStore, docs: &[Document]) -> Result<(), 
         match store.set(POINTER_KEY, &ours.encode(), cas) {
             Ok(()) => {
                 if current.version != 0 && !current.shares_base(&ours) {
-                    forget(store, &current)?;
+                    // A compaction inside the old chain starts the new one: the deltas after
+                    // it are the same documents under the same keys, and stay.
+                    let kept: Vec<String> = docs
+                        .iter()
+                        .filter_map(|doc| match doc {
+                            Document::Delta(d) => {
+                                let h = d.header();
+                                Some(delta_key(h.version, &h.base_state_id))
+                            }
+                            Document::Full(_) => None,
+                        })
+                        .collect();
+                    forget(store, &current, &kept)?;
                 }
                 return Ok(());
             }
@@ -299,8 +311,9 @@ pub fn publish_chain(store: &impl SharedStore, docs: &[Document]) -> Result<(), 
 }
 
 /// Empties the keys a superseded state used: its full snapshot and its chain of deltas
-/// (walked from the full snapshot's state, each delta naming the next state).
-fn forget(store: &impl SharedStore, old: &Pointer) -> Result<(), StoreError> {
+/// (walked from the full snapshot's state, each delta naming the next state), except the
+/// deltas the new state uses too (`kept`).
+fn forget(store: &impl SharedStore, old: &Pointer, kept: &[String]) -> Result<(), StoreError> {
     store.set(&old.full_key(), b"", 0)?;
     let mut state_id = old.base_state_id;
     for version in old.base_version.saturating_add(1)..=old.version {
@@ -308,7 +321,9 @@ fn forget(store: &impl SharedStore, old: &Pointer) -> Result<(), StoreError> {
         let Some(bytes) = load(store, &key)? else {
             break;
         };
-        store.set(&key, b"", 0)?;
+        if !kept.contains(&key) {
+            store.set(&key, b"", 0)?;
+        }
         // The next state's id is in the (already verified) delta's signed header.
         match bytes
             .get(..pat_core::snapshot::HEADER_LEN)

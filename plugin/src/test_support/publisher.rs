@@ -91,6 +91,20 @@ impl Publisher {
         built.bytes
     }
 
+    /// A compaction: the full snapshot of `tokens` at `version`, in the state `state_id`
+    /// (that of the chain's delta at `version`), issued at [`ISSUED`] for a day. The chain
+    /// goes on from the last document built, as before.
+    pub fn compaction(&self, version: u64, state_id: [u8; 32], tokens: &[&str]) -> Vec<u8> {
+        Self::builder(tokens, 1)
+            .build(
+                Stamp::lasting(version, ISSUED, 86_400),
+                StateOf::Chain(state_id),
+                &self.key,
+            )
+            .expect("build")
+            .bytes
+    }
+
     /// A delta on top of the last document built, issued at [`ISSUED`] for a day.
     pub fn delta(&self, version: u64, added: &[&str], removed: &[&str]) -> Vec<u8> {
         self.delta_at(version, ISSUED, added, removed)
