@@ -118,12 +118,45 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// Claims `port` for this process among every test process of the run: a marker file
+/// created exclusively in the temp directory. A port is free for `bind` until its server
+/// starts, often hundreds of milliseconds later, and another test process picking it in
+/// between made Envoy fail with "Address already in use"; a marker older than
+/// [`CLAIM_LIFETIME`] (a finished run's) is taken over.
+fn claim(port: u16) -> bool {
+    const CLAIM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+    let dir = std::env::temp_dir().join("pat-e2e-ports");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return true;
+    }
+    let marker = dir.join(port.to_string());
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+    };
+    match create() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let stale = std::fs::metadata(&marker)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > CLAIM_LIFETIME);
+            stale && std::fs::remove_file(&marker).is_ok() && create().is_ok()
+        }
+        Err(_) => true,
+    }
+}
+
 /// A TCP port nothing listens on right now, for a server a test starts.
 ///
 /// Taken below the kernel's ephemeral range when there is room: a port the kernel handed
 /// out for `:0` can be given to another test's outgoing connection before the server binds
 /// it (seen as an Envoy that exits at start); ports below the range are never used that way.
 /// Tests run in parallel processes, so the choice starts at a place of this process's own.
+/// And claimed ([`claim`]), so no other test process of the run is given it meanwhile.
 pub fn free_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -141,7 +174,7 @@ pub fn free_port() -> u16 {
             let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let port = FIRST + start.wrapping_add(step.wrapping_mul(104_729)) % span;
             let port = u16::try_from(port).expect("below the ephemeral range");
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() && claim(port) {
                 return port;
             }
         }
