@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::{Edge, Proc, binary, envoy, free_port, module, root, wait_for_port, within};
+use crate::{
+    Edge, Proc, admin_json, binary, envoy, free_port, module, root, run_admin, wait_for_port,
+    within,
+};
 
 /// The secret every replica seals and unseals the signing keys with (`PAT_ADMIN_KEY_SECRET`).
 pub const KEY_SECRET: &str = "e2e fleet sealing secret, thirty-two bytes or more";
@@ -376,36 +379,18 @@ impl Fleet {
 
     /// Runs pat-admin on the store.
     pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(binary("pat-admin"))
+        let mut command = Command::new(binary("pat-admin"));
+        command
             .env_remove("PAT_ADMIN_STORE")
             .env("PAT_ADMIN_KEY_SECRET", KEY_SECRET)
             .args(["--store", &self.store])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pat-admin starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("pat-admin runs")
+            .args(args);
+        run_admin(command, stdin)
     }
 
     /// Runs pat-admin and expects success; stdout as JSON (or null).
     pub fn admin_ok(&self, args: &[&str], stdin: &str) -> Value {
-        let out = self.admin(args, stdin);
-        assert!(
-            out.status.success(),
-            "pat-admin {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        admin_json(args, self.admin(args, stdin))
     }
 
     /// Adds the accounts `names` (password [`PASSWORD`]), a few `pat-admin user add` at once.

@@ -150,6 +150,37 @@ fn claim(port: u16) -> bool {
     }
 }
 
+/// Runs a pat-admin `command` (store and arguments set) with `stdin` written to it, output
+/// captured.
+pub fn run_admin(mut command: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pat-admin starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("pat-admin runs")
+}
+
+/// A pat-admin run that must have succeeded (`args` name it in the failure): its stdout as
+/// JSON, or null.
+pub fn admin_json(args: &[&str], out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "pat-admin {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
 /// A TCP port nothing listens on right now, for a server a test starts.
 ///
 /// Taken below the kernel's ephemeral range when there is room: a port the kernel handed
@@ -743,24 +774,13 @@ impl Stack {
 
     /// Runs pat-admin on this stack's store.
     pub fn admin(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(binary("pat-admin"))
+        let mut command = Command::new(binary("pat-admin"));
+        command
             .env_remove("PAT_ADMIN_STORE")
             .arg("--store")
             .arg(self.dir.path().join("store"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pat-admin starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("pat-admin runs")
+            .args(args);
+        run_admin(command, stdin)
     }
 
     /// Starts pat-admin on this store without waiting for it: `stdin` written, stdout to
@@ -788,14 +808,7 @@ impl Stack {
 
     /// Runs pat-admin and expects success; returns stdout as JSON (or null).
     pub fn admin_ok(&self, args: &[&str], stdin: &str) -> Value {
-        let out = self.admin(args, stdin);
-        assert!(
-            out.status.success(),
-            "pat-admin {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        admin_json(args, self.admin(args, stdin))
     }
 
     /// Generates a token for alice (published to the edge); returns (id, value).

@@ -16,8 +16,8 @@ use super::{Api, ApiError, Caller, code};
 use crate::error::Error;
 use crate::expiry::api_instant;
 use crate::ops::{
-    ChangePublish, Confirmation, Description, Edit, Networks, NewToken, Ops, Regeneration, Scope,
-    Selection,
+    ChangePublish, Confirmation, Description, Done, Edit, Issued, Networks, NewToken, Ops,
+    Regeneration, Scope, Selection,
 };
 use crate::store::{Store, now, tokens};
 
@@ -90,6 +90,12 @@ impl Api {
         let expiry = ops.expiry_api(params.optional("expiresAt")?)?;
         let new = NewToken::new(description, scope, expiry).with_networks(networks);
         let done = ops.create(actor, new, password(params), self.publishing(), |_| Ok(()))?;
+        Ok(self.issued_answer(&done))
+    }
+
+    /// The answer to a change that issued a value (create, regenerate): the token with its
+    /// value, shown this once, and the publish result.
+    fn issued_answer(&self, done: &Done<Issued>) -> Value {
         let issued = &done.outcome;
         let mut answer = json!({
             "result": code::OK,
@@ -98,7 +104,7 @@ impl Api {
         if let Some(publish) = &done.publish {
             answer["publish"] = publish_json(publish);
         }
-        Ok(answer)
+        answer
     }
 
     pub(crate) fn edit(
@@ -177,15 +183,7 @@ impl Api {
                 self.publishing(),
                 |_| Ok(()),
             )?;
-        let issued = &done.outcome;
-        let mut answer = json!({
-            "result": code::OK,
-            "token": self.token_json(&issued.token, Some(issued.value.expose())),
-        });
-        if let Some(publish) = &done.publish {
-            answer["publish"] = publish_json(publish);
-        }
-        Ok(answer)
+        Ok(self.issued_answer(&done))
     }
 
     pub(crate) fn delete(
