@@ -307,6 +307,8 @@ impl Adder {
                 expires_at: t.expires_at,
                 scope,
                 networks,
+                envs: None,
+                rate_limit: None,
             })
             .map_err(build_error)
     }

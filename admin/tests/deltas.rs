@@ -121,6 +121,8 @@ fn full_build(admin: &Admin) -> (Snapshot, Vec<TokenHash>) {
                 expires_at: expires_at.map(|e| e as u64),
                 scope: &scope,
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             })
             .expect("add");
     }

@@ -51,6 +51,8 @@ fn v5_store(admin: &Admin) -> (String, Vec<String>) {
                 expires_at: None,
                 scope: &scope,
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             })
             .expect("add");
         values.push(value);

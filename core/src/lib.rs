@@ -8,6 +8,8 @@
 //!   resolution (strict: ambiguous paths are refused), and the methods no token may call.
 //! - [`user`]: which account names are safe to forward in a header.
 //! - [`net`]: client networks (CIDRs) a token may be limited to.
+//! - [`env`]: environment names a token may be limited to.
+//! - [`rate`]: per-token rate limits (`N/s`, `N/min`).
 //! - [`report`]: signed usage reports from edges ("last used").
 //! - [`protocol`]: the wire contract between the edge and pat-admin: the control
 //!   endpoint's and the origin's paths, parameters, headers and JSON answers.
@@ -31,11 +33,13 @@
     )
 )]
 
+pub mod env;
 pub mod hex;
 pub mod keys;
 pub mod method;
 pub mod net;
 pub mod protocol;
+pub mod rate;
 pub mod report;
 pub mod snapshot;
 pub mod token;

@@ -35,6 +35,8 @@ fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
         expires_at: None,
         scope: &ide,
         networks: &[],
+        envs: None,
+        rate_limit: None,
     })
     .expect("add");
     b.add(TokenSpec {
@@ -44,6 +46,8 @@ fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
         expires_at: Some(2_000_000_000),
         scope: &maven,
         networks: &[],
+        envs: None,
+        rate_limit: None,
     })
     .expect("add");
     // Same scope as t1 in another order: deduplicated.
@@ -55,6 +59,8 @@ fn sample(key: &SigningKey, version: u64) -> Vec<u8> {
         expires_at: None,
         scope: &ide_reordered,
         networks: &[],
+        envs: None,
+        rate_limit: None,
     })
     .expect("add");
     b.build(
@@ -340,6 +346,8 @@ fn builder_rejections() {
         expires_at: None,
         scope: &[],
         networks: &[],
+        envs: None,
+        rate_limit: None,
     };
     let mut b = SnapshotBuilder::new();
     b.add(TokenSpec {
@@ -440,6 +448,8 @@ proptest! {
                 expires_at: t.expires_at,
                 scope,
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             }).expect("add");
         }
         let built = b.build(Stamp::lasting(version, 42, DAY), StateOf::Genesis, &key).expect("build");

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use pat_core::keys::{SigningKey, TrustedKeys};
 use pat_core::method::MethodName;
 use pat_core::net::Network;
+use pat_core::snapshot::layout::{self, BODY_OFFSET, HEADER_LEN};
 use pat_core::snapshot::open::open;
 use pat_core::snapshot::{
     ApplyError, Base, Built, Delta, Document, Snapshot, SnapshotBuilder, SnapshotError, Stamp,
@@ -54,6 +55,8 @@ fn spec<'a>(secret: &str, t: &'a Tok) -> TokenSpec<'a> {
         expires_at: t.expires_at,
         scope: &t.scope,
         networks: &t.networks,
+        envs: None,
+        rate_limit: None,
     }
 }
 
@@ -235,11 +238,11 @@ fn a_delta_cannot_claim_a_state_it_does_not_produce() {
     // Re-signed (by a trusted but buggy or compromised publisher) with another state id.
     let mut bytes = d2.bytes.clone();
     bytes[56] ^= 1;
-    let header: &[u8; 184] = bytes[..184].try_into().expect("header");
-    let signature = key.sign(&[b"pat-edge snapshot v3\0".as_slice(), header].concat());
-    bytes[184..248].copy_from_slice(&signature);
+    let header: &[u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("header");
+    let signature = key.sign(&[layout::SIGNING_CONTEXT, header].concat());
+    bytes[HEADER_LEN..BODY_OFFSET].copy_from_slice(&signature);
     assert!(matches!(
-        verify_head(&bytes[..248], &trusted(&key)),
+        verify_head(&bytes[..BODY_OFFSET], &trusted(&key)),
         Err(SnapshotError::Malformed(_))
     ));
     assert!(Delta::open(bytes, &trusted(&key)).is_err());

@@ -36,6 +36,8 @@ fn spec<'a>(
         expires_at: None,
         scope,
         networks,
+        envs: None,
+        rate_limit: None,
     }
 }
 

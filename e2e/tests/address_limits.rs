@@ -61,6 +61,8 @@ fn a_token_limited_to_127_0_0_2_works_only_from_there() {
             expires_at: None,
             scope: &scope,
             networks,
+            envs: None,
+            rate_limit: None,
         })
         .expect("add");
     }

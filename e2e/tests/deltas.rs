@@ -31,6 +31,8 @@ impl Publisher {
             expires_at: None,
             scope: &*SCOPE,
             networks: &[],
+            envs: None,
+            rate_limit: None,
         }
     }
 

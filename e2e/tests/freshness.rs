@@ -36,6 +36,8 @@ fn signed(key: &SigningKey, stamp: Stamp, token: &Token) -> Vec<u8> {
         expires_at: None,
         scope: &scope,
         networks: &[],
+        envs: None,
+        rate_limit: None,
     })
     .expect("add");
     b.build(stamp, StateOf::Genesis, key).expect("build").bytes

@@ -33,6 +33,8 @@ fn big_snapshot(key: &SigningKey, version: u64, count: usize) -> Vec<u8> {
             expires_at: None,
             scope: &scope,
             networks: &[],
+            envs: None,
+            rate_limit: None,
         })
         .expect("add");
     }

@@ -64,6 +64,8 @@ fn main() {
             expires_at: None,
             scope: &stopenv,
             networks: &[],
+            envs: None,
+            rate_limit: None,
         })
         .expect("token");
     for id in 2..=TOKENS {
@@ -75,6 +77,8 @@ fn main() {
                 expires_at: None,
                 scope: &stopenv,
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             })
             .expect("token");
     }

@@ -405,6 +405,8 @@ mod tests {
             expires_at: Some(NOW + 1),
             scope: &scope,
             networks: &[],
+            envs: None,
+            rate_limit: None,
         })
         .expect("add");
         b.add(TokenSpec {
@@ -414,6 +416,8 @@ mod tests {
             expires_at: Some(NOW),
             scope: &scope,
             networks: &[],
+            envs: None,
+            rate_limit: None,
         })
         .expect("add");
         b.add(TokenSpec {
@@ -423,6 +427,8 @@ mod tests {
             expires_at: None,
             scope: &scope,
             networks: &networks,
+            envs: None,
+            rate_limit: None,
         })
         .expect("add");
         let built = b

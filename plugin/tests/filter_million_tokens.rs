@@ -40,6 +40,8 @@ fn big_snapshot(edge: &Edge, version: u64, real: &[&Minted]) -> Vec<u8> {
                 expires_at: (i % 3 == 0).then_some(START + 86_400 * 30),
                 scope: &scopes[i % scopes.len()],
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             })
             .expect("filler");
     }
@@ -52,6 +54,8 @@ fn big_snapshot(edge: &Edge, version: u64, real: &[&Minted]) -> Vec<u8> {
                 expires_at: t.expires_at,
                 scope: &t.scope,
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             })
             .expect("real token");
     }

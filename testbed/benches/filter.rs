@@ -47,6 +47,8 @@ fn snapshot(key: &SigningKey, version: u64, tokens: usize, real: &Token) -> Vec<
             expires_at: None,
             scope: if i % 2 == 0 { &scope } else { &other },
             networks: &[],
+            envs: None,
+            rate_limit: None,
         })
         .expect("filler");
     }
@@ -57,6 +59,8 @@ fn snapshot(key: &SigningKey, version: u64, tokens: usize, real: &Token) -> Vec<
         expires_at: None,
         scope: &scope,
         networks: &[],
+        envs: None,
+        rate_limit: None,
     })
     .expect("real");
     b.build(

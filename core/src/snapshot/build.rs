@@ -3,10 +3,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::layout::{BODY_OFFSET, Header, Kind, PREFIX_LEN, RECORD_LEN, SIGNING_CONTEXT, chain};
+use super::layout::{
+    BODY_OFFSET, Header, Kind, PREFIX_LEN, RECORD_LEN, RESTRICTION_LEN, SIGNING_CONTEXT, chain,
+};
+use crate::env::EnvList;
 use crate::keys::SigningKey;
 use crate::method::MethodName;
 use crate::net::Network;
+use crate::rate::RateLimit;
 use crate::token::TokenHash;
 use crate::user::{UserNameError, validate_user_name};
 
@@ -26,6 +30,10 @@ pub struct TokenSpec<'a> {
     pub scope: &'a [MethodName],
     /// The client networks it may be used from; empty = any.
     pub networks: &'a [Network],
+    /// The environments it may act on; `None` = any.
+    pub envs: Option<&'a EnvList>,
+    /// At most this many requests per period on each edge; `None` = no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// What the publisher signs besides the tokens: the version, when it was issued, and until
@@ -141,8 +149,8 @@ pub enum BuildError {
     },
 }
 
-/// Collects tokens (and, for a delta, removals), deduplicating users, scopes and network
-/// lists, then encodes and signs the document.
+/// Collects tokens (and, for a delta, removals), deduplicating users, scopes, network and
+/// environment lists and restrictions, then encodes and signs the document.
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     users: HashMap<String, u32>,
@@ -153,6 +161,11 @@ pub struct SnapshotBuilder {
     scope_sets: Vec<Vec<MethodName>>,
     networks: HashMap<Vec<Network>, u32>,
     network_sets: Vec<Vec<Network>>,
+    env_lists: HashMap<String, u32>,
+    env_list_texts: Vec<String>,
+    restrictions: HashMap<Restriction, u32>,
+    restriction_entries: Vec<Restriction>,
+    env_methods: BTreeSet<MethodName>,
     records: Vec<Record>,
     removed: Vec<[u8; PREFIX_LEN]>,
 }
@@ -164,8 +177,19 @@ struct Record {
     expires_at: u32,
     user: u32,
     scope: u32,
-    /// 0 = any address, else index + 1.
+    /// 0 = no restriction, else index + 1.
+    restriction: u32,
+}
+
+/// A restriction entry: everything but the record's own fields that limits a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Restriction {
+    /// 0 = any address, else network list index + 1.
     networks: u32,
+    /// 0 = any environment, else environment list index + 1.
+    envs: u32,
+    /// `(count, period seconds)`; `(0, 0)` = no limit.
+    rate: (u32, u32),
 }
 
 impl SnapshotBuilder {
@@ -232,15 +256,32 @@ impl SnapshotBuilder {
             return Err(BuildError::TooManyNetworks(token.id));
         }
         let networks = self.intern_networks(token.networks)?;
+        let envs = match token.envs {
+            None => 0,
+            Some(list) => self.intern_env_list(list)?,
+        };
+        let rate = token.rate_limit.map_or((0, 0), RateLimit::to_wire);
+        let restriction = self.intern_restriction(Restriction {
+            networks,
+            envs,
+            rate,
+        })?;
         self.records.push(Record {
             prefix: token.hash.prefix(),
             id: token.id,
             expires_at,
             user,
             scope,
-            networks,
+            restriction,
         });
         Ok(())
+    }
+
+    /// Declares the methods that act on the one environment their `envName` names (the
+    /// catalogue's methods that take `envName` and no other environment): a token limited to
+    /// some environments may call only these. Only those some scope names are written.
+    pub fn env_methods(&mut self, methods: impl IntoIterator<Item = MethodName>) {
+        self.env_methods.extend(methods);
     }
 
     /// Removes a token (deltas only): edges forget the value with this hash.
@@ -278,6 +319,34 @@ impl SnapshotBuilder {
             .map_err(|_| BuildError::TooMany("network lists"))?;
         self.networks.insert(sorted.clone(), index);
         self.network_sets.push(sorted);
+        Ok(index + 1)
+    }
+
+    /// 1 + the index of the environment list, adding it if new.
+    fn intern_env_list(&mut self, list: &EnvList) -> Result<u32, BuildError> {
+        let text = list.encoded();
+        if let Some(&index) = self.env_lists.get(&text) {
+            return Ok(index + 1);
+        }
+        let index = u32::try_from(self.env_list_texts.len())
+            .map_err(|_| BuildError::TooMany("environment lists"))?;
+        self.env_lists.insert(text.clone(), index);
+        self.env_list_texts.push(text);
+        Ok(index + 1)
+    }
+
+    /// 0 for a token limited by nothing here, else 1 + the index of the restriction entry.
+    fn intern_restriction(&mut self, restriction: Restriction) -> Result<u32, BuildError> {
+        if restriction.networks == 0 && restriction.envs == 0 && restriction.rate == (0, 0) {
+            return Ok(0);
+        }
+        if let Some(&index) = self.restrictions.get(&restriction) {
+            return Ok(index + 1);
+        }
+        let index = u32::try_from(self.restriction_entries.len())
+            .map_err(|_| BuildError::TooMany("restrictions"))?;
+        self.restrictions.insert(restriction, index);
+        self.restriction_entries.push(restriction);
         Ok(index + 1)
     }
 
@@ -378,6 +447,16 @@ impl SnapshotBuilder {
             self.records.len() * RECORD_LEN + self.removed.len() * PREFIX_LEN + 4096,
         );
         put_strings(&mut body, methods.iter().map(|m| m.as_str()))?;
+        // Env methods: the indices of the declared ones the method table holds, ascending.
+        let env_methods: Vec<u16> = methods
+            .iter()
+            .zip(0u16..)
+            .filter(|(m, _)| self.env_methods.contains(**m))
+            .map(|(_, i)| i)
+            .collect();
+        for index in &env_methods {
+            body.extend_from_slice(&index.to_le_bytes());
+        }
         // Scopes: offsets into one array of u16 method indices. Method names are sorted and
         // each scope is sorted by name, so each scope's indices come out ascending.
         put_offsets(&mut body, self.scope_sets.iter().map(Vec::len))?;
@@ -393,13 +472,24 @@ impl SnapshotBuilder {
         for network in self.network_sets.iter().flatten() {
             body.extend_from_slice(&network.encode());
         }
+        put_strings(&mut body, self.env_list_texts.iter().map(String::as_str))?;
+        for r in &self.restriction_entries {
+            let mut entry = [0u8; RESTRICTION_LEN];
+            for (slot, value) in entry
+                .chunks_exact_mut(4)
+                .zip([r.networks, r.envs, r.rate.0, r.rate.1])
+            {
+                slot.copy_from_slice(&value.to_le_bytes());
+            }
+            body.extend_from_slice(&entry);
+        }
         for r in &self.records {
             body.extend_from_slice(&r.prefix);
             body.extend_from_slice(&r.id.to_le_bytes());
             body.extend_from_slice(&r.expires_at.to_le_bytes());
             body.extend_from_slice(&r.user.to_le_bytes());
             body.extend_from_slice(&r.scope.to_le_bytes());
-            body.extend_from_slice(&r.networks.to_le_bytes());
+            body.extend_from_slice(&r.restriction.to_le_bytes());
         }
         for prefix in &self.removed {
             body.extend_from_slice(prefix);
@@ -429,6 +519,9 @@ impl SnapshotBuilder {
             record_count,
             removed_count,
             network_count: count(self.network_sets.len(), "network lists")?,
+            env_method_count: count(env_methods.len(), "environment methods")?,
+            env_list_count: count(self.env_list_texts.len(), "environment lists")?,
+            restriction_count: count(self.restriction_entries.len(), "restrictions")?,
             body_len: body.len() as u64,
         }
         .encode();

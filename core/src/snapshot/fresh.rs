@@ -91,6 +91,9 @@ mod tests {
             record_count: 0,
             removed_count: 0,
             network_count: 0,
+            env_method_count: 0,
+            env_list_count: 0,
+            restriction_count: 0,
             body_len: 0,
         }
     }

@@ -3,7 +3,7 @@
 //! ```text
 //! offset size  field
 //!      0    8  magic "PATSNAP1"
-//!      8    2  format version (3)
+//!      8    2  format version (4)
 //!     10    2  kind: 0 = full snapshot, 1 = delta
 //!     12    4  tokens in the state after this document
 //!     16    8  version: the token list's version after this document, strictly increasing
@@ -17,22 +17,33 @@
 //!    152    4  method count          156  4  scope count
 //!    160    4  user count            164  4  record count
 //!    168    4  removed count (deltas) 172 4  network-list count
-//!    176    8  body length
-//!    184   64  Ed25519 signature over SIGNING_CONTEXT ‖ bytes 0..184
-//!    248       body:
+//!    176    4  env-method count      180  4  environment-list count
+//!    184    4  restriction count
+//!    188    8  body length
+//!    196   64  Ed25519 signature over SIGNING_CONTEXT ‖ bytes 0..196
+//!    260       body:
 //!              methods  string table: (count+1) × u32 offsets, then UTF-8 bytes;
 //!                       canonical method names, sorted, unique
+//!              env methods  count × u16 method indices, sorted, unique: the methods that
+//!                       act on the one environment their `envName` names
 //!              scopes   (count+1) × u32 offsets into the element array, then u16 elements:
 //!                       method indices, sorted and unique within each scope
 //!              users    string table, header-safe user names
 //!              networks (count+1) × u32 offsets into the entry array, then 18-byte entries
 //!                       (family 4|6, prefix length, 16 address bytes); a token's allowed
 //!                       client networks
+//!              envs     string table: environment lists, each its names lowercase, sorted,
+//!                       unique, joined by commas (crate::env)
+//!              restrictions count × 16-byte entries, each limiting at least one thing:
+//!                       [0..4) network list: 0 = any address, else index + 1
+//!                       [4..8) environment list: 0 = any environment, else index + 1
+//!                       [8..12) rate limit count, 0 = none; [12..16) its period, seconds
+//!                       (0 with no limit, else 1 or 60; crate::rate)
 //!              records  count × 40-byte records sorted by hash prefix, unique:
 //!                       [0..16) the first 16 bytes of the token's SHA-256
 //!                       [16..24) token id   [24..28) expires at, Unix seconds, 0 = never
 //!                       [28..32) user index [32..36) scope index
-//!                       [36..40) network list: 0 = any address, else index + 1
+//!                       [36..40) restrictions: 0 = none, else index + 1
 //!              removed  (deltas) count × 16-byte hash prefixes, sorted, unique
 //! ```
 //!
@@ -51,15 +62,17 @@
 //!
 //! 16 bytes of the hash find a token: a second token whose SHA-256 shares them with a real
 //! one takes 2^128 tries. That keeps a record at 40 bytes, the edge's memory at about 40 bytes
-//! per token. Formats 1 and 2 are refused (and their signatures cannot be mistaken for format
-//! 3 ones: the signing context names the format).
+//! per token. A token's limits beyond its scope and expiry (client networks, environments, a
+//! rate limit) sit behind one shared restriction entry, so a token with none costs nothing
+//! more, and tokens with the same limits share one. Formats 1 to 3 are refused (and their
+//! signatures cannot be mistaken for format 4 ones: the signing context names the format).
 
 /// First 8 bytes of every document.
 pub const MAGIC: [u8; 8] = *b"PATSNAP1";
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Bytes of the signed header.
-pub const HEADER_LEN: usize = 184;
+pub const HEADER_LEN: usize = 196;
 /// Bytes of the Ed25519 signature that follows the header.
 pub const SIGNATURE_LEN: usize = 64;
 /// Where the body starts.
@@ -70,9 +83,11 @@ pub const RECORD_LEN: usize = 40;
 pub const PREFIX_LEN: usize = 16;
 /// Bytes of one network entry.
 pub const NETWORK_LEN: usize = 18;
+/// Bytes of one restriction entry.
+pub const RESTRICTION_LEN: usize = 16;
 /// Prepended to the header before signing, so a signature can never be mistaken for a
 /// signature over anything else.
-pub const SIGNING_CONTEXT: &[u8] = b"pat-edge snapshot v3\0";
+pub const SIGNING_CONTEXT: &[u8] = b"pat-edge snapshot v4\0";
 
 /// Which kind of document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +133,12 @@ pub struct Header {
     pub removed_count: u32,
     /// Number of distinct network lists.
     pub network_count: u32,
+    /// Number of methods that act on the environment their `envName` names.
+    pub env_method_count: u32,
+    /// Number of distinct environment lists.
+    pub env_list_count: u32,
+    /// Number of distinct restriction entries.
+    pub restriction_count: u32,
     /// Length of the body in bytes.
     pub body_len: u64,
 }
@@ -151,6 +172,9 @@ impl Header {
         w.put(&self.record_count.to_le_bytes());
         w.put(&self.removed_count.to_le_bytes());
         w.put(&self.network_count.to_le_bytes());
+        w.put(&self.env_method_count.to_le_bytes());
+        w.put(&self.env_list_count.to_le_bytes());
+        w.put(&self.restriction_count.to_le_bytes());
         w.put(&self.body_len.to_le_bytes());
         out
     }
@@ -188,6 +212,9 @@ impl Header {
             record_count: u32::from_le_bytes(r.array()),
             removed_count: u32::from_le_bytes(r.array()),
             network_count: u32::from_le_bytes(r.array()),
+            env_method_count: u32::from_le_bytes(r.array()),
+            env_list_count: u32::from_le_bytes(r.array()),
+            restriction_count: u32::from_le_bytes(r.array()),
             body_len: u64::from_le_bytes(r.array()),
         };
         match header.kind {
@@ -320,6 +347,9 @@ mod tests {
             record_count: 11,
             removed_count: 2,
             network_count: 1,
+            env_method_count: 4,
+            env_list_count: 2,
+            restriction_count: 3,
             body_len: 1234,
         }
     }
@@ -329,13 +359,15 @@ mod tests {
         let header = sample();
         let bytes = header.encode();
         assert_eq!(&bytes[..8], b"PATSNAP1");
-        assert_eq!(&bytes[8..10], &3u16.to_le_bytes());
+        assert_eq!(&bytes[8..10], &4u16.to_le_bytes());
         assert_eq!(&bytes[10..12], &1u16.to_le_bytes());
         assert_eq!(&bytes[16..24], &7u64.to_le_bytes());
         assert_eq!(&bytes[24..32], &6u64.to_le_bytes());
         assert_eq!(&bytes[40..48], &1_800_086_400u64.to_le_bytes());
         assert_eq!(&bytes[164..168], &11u32.to_le_bytes());
-        assert_eq!(&bytes[176..184], &1234u64.to_le_bytes());
+        assert_eq!(&bytes[176..180], &4u32.to_le_bytes());
+        assert_eq!(&bytes[184..188], &3u32.to_le_bytes());
+        assert_eq!(&bytes[188..196], &1234u64.to_le_bytes());
         assert_eq!(Header::decode(&bytes), Ok(header));
     }
 
@@ -346,8 +378,8 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(Header::decode(&bad), Err(HeaderError::Magic));
         let mut bad = good;
-        bad[8] = 2;
-        assert_eq!(Header::decode(&bad), Err(HeaderError::FormatVersion(2)));
+        bad[8] = 3;
+        assert_eq!(Header::decode(&bad), Err(HeaderError::FormatVersion(3)));
         let mut bad = good;
         bad[10] = 9;
         assert_eq!(Header::decode(&bad), Err(HeaderError::Kind(9)));

@@ -1,5 +1,5 @@
 //! Queries on a verified document: token by hash, method index by name, scope membership,
-//! allowed networks. None of them allocates; a token lookup in a full snapshot is a bucket
+//! allowed networks and environments, rate limits. None of them allocates; a token lookup in a full snapshot is a bucket
 //! jump plus a binary search over about a dozen records.
 
 use std::cmp::Ordering;
@@ -7,10 +7,11 @@ use std::net::IpAddr;
 
 use subtle::ConstantTimeEq;
 
-use super::layout::{NETWORK_LEN, PREFIX_LEN, RECORD_LEN};
+use super::layout::{NETWORK_LEN, PREFIX_LEN, RECORD_LEN, RESTRICTION_LEN};
 use super::open::{Tables, bucket_of, u16_at, u32_at, u64_at};
 use super::{Delta, Snapshot};
 use crate::net::Network;
+use crate::rate::RateLimit;
 use crate::token::TokenHash;
 
 /// Position of a method in a document's method table.
@@ -83,6 +84,40 @@ impl Networks<'_> {
     }
 }
 
+/// The environments a token may act on (snapshot form, [`crate::env`]); none = any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envs<'a> {
+    encoded: Option<&'a str>,
+}
+
+impl<'a> Envs<'a> {
+    /// The list in snapshot form (already validated), or none.
+    pub(super) fn from_encoded(encoded: Option<&'a str>) -> Self {
+        Self { encoded }
+    }
+
+    /// No limit: any environment.
+    pub fn is_unrestricted(&self) -> bool {
+        self.encoded.is_none()
+    }
+
+    /// Does the list allow the environment `name` (always, when unrestricted)?
+    pub fn allows(&self, name: &str) -> bool {
+        self.encoded
+            .is_none_or(|list| crate::env::list_contains(list, name))
+    }
+
+    /// The names, lowercase and sorted (none when unrestricted).
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.encoded.into_iter().flat_map(|list| list.split(','))
+    }
+
+    /// The snapshot form, `None` when unrestricted.
+    pub fn encoded(&self) -> Option<&'a str> {
+        self.encoded
+    }
+}
+
 /// One token of a document.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenEntry<'a> {
@@ -98,6 +133,10 @@ pub struct TokenEntry<'a> {
     pub scope: Scope<'a>,
     /// The client networks it may be used from.
     pub networks: Networks<'a>,
+    /// The environments it may act on.
+    pub envs: Envs<'a>,
+    /// Its rate limit, if any.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl TokenEntry<'_> {
@@ -112,9 +151,24 @@ impl Tables {
     fn entry<'a>(&self, bytes: &'a [u8], record: &'a [u8]) -> Option<TokenEntry<'a>> {
         let expires_at = u32_at(record, 24)?;
         let scope_index = u32_at(record, 32)?;
-        let networks = match u32_at(record, 36)? {
-            0 => &[][..],
-            n => self.networks.get(bytes, n as usize - 1)?,
+        let (networks, envs, rate_limit) = match u32_at(record, 36)? {
+            0 => (&[][..], None, None),
+            n => {
+                let at = self
+                    .restrictions_at
+                    .checked_add((n as usize - 1).checked_mul(RESTRICTION_LEN)?)?;
+                let entry = bytes.get(at..at.checked_add(RESTRICTION_LEN)?)?;
+                let networks = match u32_at(entry, 0)? {
+                    0 => &[][..],
+                    n => self.networks.get(bytes, n as usize - 1)?,
+                };
+                let envs = match u32_at(entry, 4)? {
+                    0 => None,
+                    n => Some(self.env_lists.get(bytes, n as usize - 1)?),
+                };
+                let rate = RateLimit::from_wire(u32_at(entry, 8)?, u32_at(entry, 12)?);
+                (networks, envs, rate)
+            }
         };
         Some(TokenEntry {
             id: u64_at(record, 16)?,
@@ -125,6 +179,8 @@ impl Tables {
                 elements: self.scopes.get(bytes, scope_index as usize)?,
             },
             networks: Networks { entries: networks },
+            envs: Envs { encoded: envs },
+            rate_limit,
         })
     }
 
@@ -132,6 +188,21 @@ impl Tables {
         bytes
             .get(self.records_at..self.removed_at)
             .unwrap_or_default()
+    }
+
+    /// Does this method act on the one environment its `envName` names?
+    fn is_env_method(&self, bytes: &[u8], method: MethodIndex) -> bool {
+        let (mut lo, mut hi) = (0usize, self.env_method_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match u16_at(bytes, self.env_methods_at + mid * 2).map(|m| m.cmp(&method.0)) {
+                Some(Ordering::Less) => lo = mid + 1,
+                Some(Ordering::Greater) => hi = mid,
+                Some(Ordering::Equal) => return true,
+                None => return false,
+            }
+        }
+        false
     }
 
     fn method_index(&self, bytes: &[u8], canonical: &str) -> Option<MethodIndex> {
@@ -201,6 +272,12 @@ impl Snapshot {
     pub fn method_count(&self) -> usize {
         self.tables.methods.count
     }
+
+    /// Does this method act on the one environment its `envName` names (a method a token
+    /// limited to some environments may call)?
+    pub fn is_env_method(&self, index: MethodIndex) -> bool {
+        self.tables.is_env_method(&self.bytes, index)
+    }
 }
 
 fn entries<'a>(
@@ -234,6 +311,11 @@ impl Delta {
     /// The canonical name of a method index of this delta.
     pub fn method_name(&self, index: MethodIndex) -> Option<&str> {
         self.tables.methods.get(&self.bytes, usize::from(index.0))
+    }
+
+    /// Does this method of the delta act on the one environment its `envName` names?
+    pub fn is_env_method(&self, index: MethodIndex) -> bool {
+        self.tables.is_env_method(&self.bytes, index)
     }
 
     /// Number of tokens added or changed.

@@ -1,6 +1,7 @@
 //! Signed documents of the token list, as pat-admin builds and signs them and the edge
 //! verifies and serves lookups from: **full snapshots** (every active token's hash prefix,
-//! id, user, expiry, scope and allowed networks) and **deltas** (what changed since an exact
+//! id, user, expiry, scope and its restrictions: allowed networks and environments, a rate
+//! limit) and **deltas** (what changed since an exact
 //! base state), and the **state** an edge holds: a full snapshot with the deltas applied on
 //! top of it.
 //!
@@ -30,7 +31,7 @@ pub mod state;
 pub use build::{Base, BuildError, Built, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 pub use fresh::{Stale, check_fresh, fresh_until_ms};
 pub use layout::{BODY_OFFSET, HEADER_LEN, Header, HeaderError, Kind};
-pub use lookup::{MethodIndex, Networks, Scope, TokenEntry};
+pub use lookup::{Envs, MethodIndex, Networks, Scope, TokenEntry};
 pub use open::{announced_len, check_length, verify, verify_head, verify_header};
 pub use state::{ApplyError, StateToken, TokenState};
 

@@ -4,13 +4,14 @@
 //! → structure. The cheap checks run first, so a forged or truncated push costs little.
 
 use super::layout::{
-    BODY_OFFSET, HEADER_LEN, Header, Kind, NETWORK_LEN, PREFIX_LEN, RECORD_LEN, SIGNATURE_LEN,
-    SIGNING_CONTEXT,
+    BODY_OFFSET, HEADER_LEN, Header, Kind, NETWORK_LEN, PREFIX_LEN, RECORD_LEN, RESTRICTION_LEN,
+    SIGNATURE_LEN, SIGNING_CONTEXT,
 };
 use super::{Delta, Document, Snapshot, SnapshotError};
 use crate::keys::{KeyId, TrustedKeys};
 use crate::method::is_canonical;
 use crate::net::Network;
+use crate::rate::RateLimit;
 use crate::user::validate_user_name;
 
 /// A table of strings: `count + 1` u32 offsets at `offsets`, string bytes at `data`.
@@ -34,9 +35,14 @@ pub(super) struct ListTable {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Tables {
     pub(super) methods: StrTable,
+    /// Where the sorted u16 indices of the environment methods start, and how many.
+    pub(super) env_methods_at: usize,
+    pub(super) env_method_count: usize,
     pub(super) scopes: ListTable,
     pub(super) users: StrTable,
     pub(super) networks: ListTable,
+    pub(super) env_lists: StrTable,
+    pub(super) restrictions_at: usize,
     pub(super) records_at: usize,
     pub(super) record_count: usize,
     pub(super) removed_at: usize,
@@ -239,6 +245,23 @@ fn validate_body(bytes: &[u8], header: &Header) -> Result<Tables, SnapshotError>
         }
         previous = Some(name);
     }
+    let env_methods_at = at;
+    let env_method_count = header.env_method_count as usize;
+    at = env_method_count
+        .checked_mul(2)
+        .and_then(|n| n.checked_add(at))
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| malformed("the environment method table is cut short"))?;
+    let mut last: Option<u16> = None;
+    for i in 0..env_method_count {
+        let index = u16_at(bytes, env_methods_at + 2 * i).unwrap_or(u16::MAX);
+        if usize::from(index) >= methods.count || last.is_some_and(|l| l >= index) {
+            return Err(malformed(format!(
+                "environment method {i} is beyond the method table, or not sorted and unique"
+            )));
+        }
+        last = Some(index);
+    }
     let scopes = read_list_table(bytes, &mut at, header.scope_count, 2, "scope")?;
     for i in 0..scopes.count {
         let raw = scopes
@@ -283,6 +306,43 @@ fn validate_body(bytes: &[u8], header: &Header) -> Result<Tables, SnapshotError>
             last = Some(network);
         }
     }
+    let env_lists = read_str_table(bytes, &mut at, header.env_list_count, "environment list")?;
+    for i in 0..env_lists.count {
+        let list = env_lists
+            .get(bytes, i)
+            .ok_or_else(|| malformed("environment list table"))?;
+        if !crate::env::is_valid_encoded(list) {
+            return Err(malformed(format!(
+                "environment list {i} is not valid names, lowercase, sorted and unique"
+            )));
+        }
+    }
+    let restrictions_at = at;
+    let restriction_count = header.restriction_count as usize;
+    at = restriction_count
+        .checked_mul(RESTRICTION_LEN)
+        .and_then(|n| n.checked_add(at))
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| malformed("the restriction table is cut short"))?;
+    for (i, entry) in bytes
+        .get(restrictions_at..at)
+        .unwrap_or_default()
+        .chunks_exact(RESTRICTION_LEN)
+        .enumerate()
+    {
+        let field = |n: usize| u32_at(entry, n * 4).unwrap_or(u32::MAX);
+        let (networks, envs, count, period) = (field(0), field(1), field(2), field(3));
+        let rate_ok = (count, period) == (0, 0) || RateLimit::from_wire(count, period).is_some();
+        if networks > header.network_count
+            || envs > header.env_list_count
+            || !rate_ok
+            || (networks, envs, count) == (0, 0, 0)
+        {
+            return Err(malformed(format!(
+                "restriction {i} names a list beyond its table, a rate limit this build does not know, or nothing"
+            )));
+        }
+    }
     let record_count = header.record_count as usize;
     let removed_count = header.removed_count as usize;
     let records_at = at;
@@ -304,7 +364,7 @@ fn validate_body(bytes: &[u8], header: &Header) -> Result<Tables, SnapshotError>
         bytes.get(records_at..removed_at).unwrap_or_default(),
         header.user_count,
         header.scope_count,
-        header.network_count,
+        header.restriction_count,
     )?;
     let removed = bytes.get(removed_at..end).unwrap_or_default();
     let mut previous: Option<&[u8]> = None;
@@ -316,9 +376,13 @@ fn validate_body(bytes: &[u8], header: &Header) -> Result<Tables, SnapshotError>
     }
     Ok(Tables {
         methods,
+        env_methods_at,
+        env_method_count,
         scopes,
         users,
         networks,
+        env_lists,
+        restrictions_at,
         records_at,
         record_count,
         removed_at,
@@ -410,7 +474,7 @@ fn validate_records(
     records: &[u8],
     user_count: u32,
     scope_count: u32,
-    network_count: u32,
+    restriction_count: u32,
 ) -> Result<(), SnapshotError> {
     let mut previous: Option<&[u8]> = None;
     for (i, record) in records.chunks_exact(RECORD_LEN).enumerate() {
@@ -424,7 +488,7 @@ fn validate_records(
         let id = u64_at(record, 16).unwrap_or(0);
         let user = u32_at(record, 28).unwrap_or(u32::MAX);
         let scope = u32_at(record, 32).unwrap_or(u32::MAX);
-        let networks = u32_at(record, 36).unwrap_or(u32::MAX);
+        let restriction = u32_at(record, 36).unwrap_or(u32::MAX);
         if id == 0 {
             return Err(malformed(format!("token {i} has the reserved id 0")));
         }
@@ -438,9 +502,9 @@ fn validate_records(
                 "token {i} names scope {scope}, beyond the scope table"
             )));
         }
-        if networks > network_count {
+        if restriction > restriction_count {
             return Err(malformed(format!(
-                "token {i} names network list {networks}, beyond the network table"
+                "token {i} names restriction {restriction}, beyond the restriction table"
             )));
         }
     }

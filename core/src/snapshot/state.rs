@@ -13,9 +13,10 @@ use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use super::layout::{Header, Kind, PREFIX_LEN};
-use super::lookup::TokenEntry;
+use super::lookup::{Envs, TokenEntry};
 use super::{Delta, Snapshot};
 use crate::net::Network;
+use crate::rate::RateLimit;
 use crate::token::TokenHash;
 
 /// A token added or changed by a delta, owned by the overlay.
@@ -27,6 +28,11 @@ pub struct Added {
     /// Canonical method names, sorted.
     methods: Box<[Box<str>]>,
     networks: Box<[Network]>,
+    /// Its environment list in snapshot form; `None` = any.
+    envs: Option<Box<str>>,
+    /// Those of `methods` that act on one environment (kept only for a token with `envs`).
+    env_methods: Box<[Box<str>]>,
+    rate_limit: Option<RateLimit>,
 }
 
 /// Why a delta does not apply.
@@ -129,6 +135,37 @@ impl StateToken<'_> {
         match self {
             Self::Base { entry, .. } => entry.networks.allows(ip),
             Self::Added(a) => a.networks.is_empty() || a.networks.iter().any(|n| n.contains(ip)),
+        }
+    }
+
+    /// The environments it may act on.
+    pub fn envs(&self) -> Envs<'_> {
+        match self {
+            Self::Base { entry, .. } => entry.envs,
+            Self::Added(a) => Envs::from_encoded(a.envs.as_deref()),
+        }
+    }
+
+    /// Does this method (canonical name, in the token's scope) act on the one environment its
+    /// `envName` names? Answered for tokens limited to some environments; `false` otherwise
+    /// for a token added by a delta (nobody asks).
+    pub fn method_acts_on_env(&self, canonical: &str) -> bool {
+        match self {
+            Self::Base { snapshot, .. } => snapshot
+                .method_index(canonical)
+                .is_some_and(|index| snapshot.is_env_method(index)),
+            Self::Added(a) => a
+                .env_methods
+                .binary_search_by(|m| m.as_ref().cmp(canonical))
+                .is_ok(),
+        }
+    }
+
+    /// Its rate limit, if any.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        match self {
+            Self::Base { entry, .. } => entry.rate_limit,
+            Self::Added(a) => a.rate_limit,
         }
     }
 
@@ -255,12 +292,26 @@ impl TokenState {
                 .filter_map(|i| delta.method_name(i).map(Box::from))
                 .collect();
             methods.sort();
+            let mut env_methods: Vec<Box<str>> = if entry.envs.is_unrestricted() {
+                Vec::new()
+            } else {
+                entry
+                    .scope
+                    .indices()
+                    .filter(|&i| delta.is_env_method(i))
+                    .filter_map(|i| delta.method_name(i).map(Box::from))
+                    .collect()
+            };
+            env_methods.sort();
             let added = Added {
                 id: entry.id,
                 user: entry.user.into(),
                 expires_at: entry.expires_at,
                 methods: methods.into_boxed_slice(),
                 networks: entry.networks.iter().collect(),
+                envs: entry.envs.encoded().map(Box::from),
+                env_methods: env_methods.into_boxed_slice(),
+                rate_limit: entry.rate_limit,
             };
             self.added.insert(prefix, added);
         }

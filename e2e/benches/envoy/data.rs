@@ -58,6 +58,8 @@ pub(crate) fn full(
             expires_at: None,
             scope: if i % 2 == 0 { &stop } else { &other },
             networks: &[],
+            envs: None,
+            rate_limit: None,
         })
         .expect("filler");
     }
@@ -69,6 +71,8 @@ pub(crate) fn full(
             expires_at: None,
             scope: &stop,
             networks: &[],
+            envs: None,
+            rate_limit: None,
         })
         .expect("extra");
     }
@@ -92,6 +96,8 @@ fn real_spec<'a>(tokens: &Tokens, scope: &'a [MethodName]) -> TokenSpec<'a> {
         expires_at: None,
         scope,
         networks: &[],
+        envs: None,
+        rate_limit: None,
     }
 }
 
@@ -109,6 +115,8 @@ pub(crate) fn snapshot_address_limited(tokens: &Tokens, version: u64, fillers: u
                 expires_at: None,
                 scope: if i % 2 == 0 { &stop } else { &other },
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             })
             .expect("filler");
     }

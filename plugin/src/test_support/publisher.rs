@@ -67,6 +67,8 @@ impl Publisher {
                 expires_at: None,
                 scope: &scope,
                 networks: &[],
+                envs: None,
+                rate_limit: None,
             })
             .expect("add");
         }

@@ -120,6 +120,8 @@ impl Vm {
                     expires_at: None,
                     scope: &t.scope,
                     networks: &t.networks,
+                    envs: None,
+                    rate_limit: None,
                 })
                 .expect("valid token");
         }

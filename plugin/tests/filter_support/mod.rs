@@ -115,6 +115,8 @@ fn spec(t: &Minted) -> TokenSpec<'_> {
         expires_at: t.expires_at,
         scope: &t.scope,
         networks: &t.networks,
+        envs: None,
+        rate_limit: None,
     }
 }
 
