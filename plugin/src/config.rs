@@ -10,6 +10,7 @@ use pat_core::keys::{KeyError, PublicKey, TrustedKeys};
 use pat_core::protocol;
 use serde::Deserialize;
 
+use crate::rate_limit::Budget;
 use crate::usage::UsageConfig;
 
 /// Default name of the environment variable holding trusted public keys.
@@ -64,6 +65,52 @@ pub struct Config {
     pub origin: Option<OriginConfig>,
     /// Where usage reports go, and the edge's key that signs them (absent: no reports).
     pub usage: Option<Usage>,
+    /// Where per-token rate-limit budgets live.
+    pub rate_budget: Budget,
+}
+
+/// The `rate_limits` section: where each token's budget lives
+/// ([`crate::rate_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawBudget {
+    /// One budget per token for the whole edge, in shared data.
+    Shared,
+    /// `limit / workers` in each worker.
+    PerWorker,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRateLimits {
+    budget: RawBudget,
+    /// With `per_worker`: Envoy's worker count (`--concurrency`).
+    workers: u32,
+}
+
+impl Default for RawRateLimits {
+    fn default() -> Self {
+        Self {
+            budget: RawBudget::Shared,
+            workers: 0,
+        }
+    }
+}
+
+/// `rate_limits`: a per-worker split needs the worker count.
+fn parse_rate_limits(raw: &RawRateLimits) -> Result<Budget, ConfigError> {
+    match (raw.budget, raw.workers) {
+        (RawBudget::Shared, 0) => Ok(Budget::Shared),
+        (RawBudget::Shared, _) => Err(ConfigError::Range {
+            field: "rate_limits.workers",
+            message: "only with budget \"per_worker\"",
+        }),
+        (RawBudget::PerWorker, workers @ 1..=1024) => Ok(Budget::PerWorker { workers }),
+        (RawBudget::PerWorker, _) => Err(ConfigError::Range {
+            field: "rate_limits.workers",
+            message: "with budget \"per_worker\", give Envoy's worker count (--concurrency), 1 to 1024",
+        }),
+    }
 }
 
 /// Usage reporting: where to, and the key that signs the reports.
@@ -144,6 +191,11 @@ pub struct DenyStyle {
     pub source: String,
     /// The `result` code per kind of denial.
     pub codes: DenyCodes,
+    /// HTTP status of a rate-limit denial; unset: `http_status`. The platform's own clients
+    /// (py-jelastic, jelastic-client) read no `result` from a non-200 answer and do not retry
+    /// on 429, so 429 is for operators whose clients handle it. `Retry-After` is sent either
+    /// way.
+    pub rate_limited_http_status: Option<u32>,
 }
 
 impl Default for DenyStyle {
@@ -152,6 +204,7 @@ impl Default for DenyStyle {
             http_status: 200,
             source: "JEL".into(),
             codes: DenyCodes::default(),
+            rate_limited_http_status: None,
         }
     }
 }
@@ -168,6 +221,11 @@ pub struct DenyCodes {
     /// A request the edge cannot authorize unambiguously: conflicting `session` values,
     /// ambiguous path, unparseable or oversized body.
     pub invalid_request: i64,
+    /// A token limited to some environments, on a request that does not name exactly one of
+    /// them, or on a method that does not act on one environment.
+    pub environment: i64,
+    /// A token over its rate limit.
+    pub rate_limited: i64,
 }
 
 impl Default for DenyCodes {
@@ -176,6 +234,8 @@ impl Default for DenyCodes {
             unauthenticated: 701,
             forbidden: 702,
             invalid_request: 703,
+            environment: 704,
+            rate_limited: 705,
         }
     }
 }
@@ -208,6 +268,7 @@ struct RawConfig {
     push: Option<RawPush>,
     origin: Option<RawOrigin>,
     usage: Option<RawUsage>,
+    rate_limits: RawRateLimits,
 }
 
 impl Default for RawConfig {
@@ -226,6 +287,7 @@ impl Default for RawConfig {
             push: None,
             origin: None,
             usage: None,
+            rate_limits: RawRateLimits::default(),
         }
     }
 }
@@ -403,6 +465,7 @@ impl Config {
         check_identity(&raw.identity_headers)?;
         check_deny(&raw.deny)?;
         let limits = parse_limits(&raw)?;
+        let rate_budget = parse_rate_limits(&raw.rate_limits)?;
         let push = match raw.push {
             Some(push) if push.enabled => Some(parse_push(push)?),
             _ => None,
@@ -426,6 +489,7 @@ impl Config {
             push,
             origin,
             usage,
+            rate_budget,
         })
     }
 }
@@ -494,13 +558,20 @@ fn check_identity(headers: &IdentityHeaders) -> Result<(), ConfigError> {
 
 /// `deny`: a status Envoy can send, non-zero codes, a plain `source`.
 fn check_deny(deny: &DenyStyle) -> Result<(), ConfigError> {
-    if !(200..=599).contains(&deny.http_status) {
-        return Err(ConfigError::HttpStatus(deny.http_status));
+    for status in [Some(deny.http_status), deny.rate_limited_http_status]
+        .into_iter()
+        .flatten()
+    {
+        if !(200..=599).contains(&status) {
+            return Err(ConfigError::HttpStatus(status));
+        }
     }
     for (field, code) in [
         ("unauthenticated", deny.codes.unauthenticated),
         ("forbidden", deny.codes.forbidden),
         ("invalid_request", deny.codes.invalid_request),
+        ("environment", deny.codes.environment),
+        ("rate_limited", deny.codes.rate_limited),
     ] {
         if code == 0 {
             return Err(ConfigError::ZeroCode(field));
@@ -720,6 +791,54 @@ mod tests {
         assert_eq!(config.deny.source, "JEL");
         assert_eq!(config.refresh_interval, Duration::from_millis(20));
         assert!(config.push.is_none());
+    }
+
+    #[test]
+    fn rate_limit_budgets_and_their_denials() {
+        let k = key();
+        let parse = |fields: &str| {
+            Config::parse(
+                format!(r#"{{"public_keys":["{k}"]{fields}}}"#).as_bytes(),
+                no_env,
+            )
+        };
+        let defaults = parse("").expect("valid");
+        assert_eq!(defaults.rate_budget, Budget::Shared);
+        assert_eq!(
+            (
+                defaults.deny.codes.environment,
+                defaults.deny.codes.rate_limited
+            ),
+            (704, 705)
+        );
+        assert_eq!(defaults.deny.rate_limited_http_status, None);
+        let split = parse(r#","rate_limits":{"budget":"per_worker","workers":4}"#).expect("valid");
+        assert_eq!(split.rate_budget, Budget::PerWorker { workers: 4 });
+        let with_429 = parse(r#","deny":{"rate_limited_http_status":429}"#).expect("valid");
+        assert_eq!(with_429.deny.rate_limited_http_status, Some(429));
+        for (fields, expected) in [
+            (
+                r#","rate_limits":{"budget":"per_worker"}"#,
+                "rate_limits.workers",
+            ),
+            (
+                r#","rate_limits":{"budget":"shared","workers":2}"#,
+                "rate_limits.workers",
+            ),
+            (r#","rate_limits":{"budget":"global"}"#, "unknown variant"),
+            (r#","deny":{"rate_limited_http_status":99}"#, "99"),
+            (
+                r#","deny":{"codes":{"rate_limited":0}}"#,
+                "deny.codes.rate_limited",
+            ),
+            (
+                r#","deny":{"codes":{"environment":0}}"#,
+                "deny.codes.environment",
+            ),
+        ] {
+            let error = parse(fields).expect_err(fields).to_string();
+            assert!(error.contains(expected), "{fields}: {error}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use pat_core::method::{MethodName, PathError, resolve_path};
+use pat_core::rate::RateLimit;
 use pat_core::snapshot::TokenState;
 use pat_core::token::{self, TokenFormatError, TokenHash};
 
@@ -31,6 +32,8 @@ pub struct Grant {
     pub user: String,
     /// The method it was authorized for.
     pub method: MethodName,
+    /// Its rate limit, checked after the verdict ([`crate::rate_limit`]).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Why a request was refused.
@@ -93,9 +96,40 @@ pub enum Denial {
     UnparseableBody(&'static str),
     /// A body too large to inspect.
     BodyTooLarge,
+    /// A token limited to some environments, on a method that does not act on one
+    /// environment (`GetEnvs` lists them all; `CloneEnv` names a second one).
+    NotAnEnvironmentMethod {
+        /// The masked value.
+        masked: String,
+        /// The method.
+        method: MethodName,
+    },
+    /// A token limited to some environments, on a request whose one `envName` is not among
+    /// them (`None`: the request names none).
+    EnvironmentNotAllowed {
+        /// The masked value.
+        masked: String,
+        /// The environment named, if any (shown escaped).
+        env: Option<String>,
+    },
+    /// A token limited to some environments, on a request that names several, or names one
+    /// where the filter does not look (`envname=`).
+    AmbiguousEnvironment {
+        /// The masked value.
+        masked: String,
+    },
+    /// A token over its rate limit.
+    RateLimited {
+        /// The masked value.
+        masked: String,
+        /// Its limit.
+        limit: RateLimit,
+        /// When a retry would be admitted.
+        retry_after_ms: u64,
+    },
 }
 
-/// The three families of denial, each with its own configurable `result` code.
+/// The families of denial, each with its own configurable `result` code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
     /// No valid credential.
@@ -104,6 +138,10 @@ pub enum Category {
     Forbidden,
     /// A request that cannot be authorized unambiguously.
     InvalidRequest,
+    /// A token limited to some environments, outside them.
+    Environment,
+    /// A token over its rate limit.
+    RateLimited,
 }
 
 /// What a denial is, without its details: the metric suffix and log word ([`Self::name`]),
@@ -141,11 +179,19 @@ pub enum Reason {
     UnparseableBody,
     /// [`Denial::BodyTooLarge`].
     BodyTooLarge,
+    /// [`Denial::NotAnEnvironmentMethod`].
+    NotAnEnvironmentMethod,
+    /// [`Denial::EnvironmentNotAllowed`].
+    EnvironmentNotAllowed,
+    /// [`Denial::AmbiguousEnvironment`].
+    AmbiguousEnvironment,
+    /// [`Denial::RateLimited`].
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in [`Self::index`] order (for defining metrics up front).
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 19] = [
         Self::MissingSession,
         Self::OrdinarySession,
         Self::MalformedToken,
@@ -161,6 +207,10 @@ impl Reason {
         Self::StrayToken,
         Self::UnparseableBody,
         Self::BodyTooLarge,
+        Self::NotAnEnvironmentMethod,
+        Self::EnvironmentNotAllowed,
+        Self::AmbiguousEnvironment,
+        Self::RateLimited,
     ];
 
     /// Its position in [`Self::ALL`].
@@ -186,6 +236,10 @@ impl Reason {
             Self::StrayToken => "stray_token",
             Self::UnparseableBody => "unparseable_body",
             Self::BodyTooLarge => "body_too_large",
+            Self::NotAnEnvironmentMethod => "not_an_environment_method",
+            Self::EnvironmentNotAllowed => "environment_not_allowed",
+            Self::AmbiguousEnvironment => "ambiguous_environment",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -209,6 +263,10 @@ impl Denial {
             Self::StrayToken => Reason::StrayToken,
             Self::UnparseableBody(_) => Reason::UnparseableBody,
             Self::BodyTooLarge => Reason::BodyTooLarge,
+            Self::NotAnEnvironmentMethod { .. } => Reason::NotAnEnvironmentMethod,
+            Self::EnvironmentNotAllowed { .. } => Reason::EnvironmentNotAllowed,
+            Self::AmbiguousEnvironment { .. } => Reason::AmbiguousEnvironment,
+            Self::RateLimited { .. } => Reason::RateLimited,
         }
     }
 
@@ -230,6 +288,10 @@ impl Denial {
             | Self::StrayToken
             | Self::UnparseableBody(_)
             | Self::BodyTooLarge => Category::InvalidRequest,
+            Self::NotAnEnvironmentMethod { .. }
+            | Self::EnvironmentNotAllowed { .. }
+            | Self::AmbiguousEnvironment { .. } => Category::Environment,
+            Self::RateLimited { .. } => Category::RateLimited,
         }
     }
 
@@ -258,6 +320,23 @@ impl Denial {
             Self::StrayToken => "the request carries an access token outside its session parameter; pass it only as session".into(),
             Self::UnparseableBody(why) => format!("the request body cannot be parsed: {why}"),
             Self::BodyTooLarge => "the request body is too large to check for a session parameter".into(),
+            Self::NotAnEnvironmentMethod { masked, method } => format!(
+                "access token {masked} is limited to some environments and cannot call {method}, which does not act on one environment named by envName"
+            ),
+            Self::EnvironmentNotAllowed { masked, env: Some(env) } => format!(
+                "access token {masked} may not act on environment {}: it is limited to other environments",
+                env.escape_default()
+            ),
+            Self::EnvironmentNotAllowed { masked, env: None } => format!(
+                "access token {masked} is limited to some environments: name one of them as envName"
+            ),
+            Self::AmbiguousEnvironment { masked } => format!(
+                "access token {masked} is limited to some environments, and the request names its environment more than once, or in another spelling of envName; pass exactly one envName"
+            ),
+            Self::RateLimited { masked, limit, retry_after_ms } => format!(
+                "access token {masked} is over its rate limit of {limit}; retry in {} s",
+                retry_after_ms.div_ceil(1000)
+            ),
         }
     }
 }
@@ -358,6 +437,7 @@ fn authorize(
         token_id: entry.id(),
         user: entry.user().to_string(),
         method,
+        rate_limit: entry.rate_limit(),
     })
 }
 

@@ -10,6 +10,7 @@
 //! - [`content_type`], [`multipart`]: which bodies can carry a session, and the incremental
 //!   multipart scan that stops at the first file part.
 //! - [`decide`]: the allow / deny / pass-through verdict and the denial reasons.
+//! - [`rate_limit`]: per-token rate limits (GCRA), edge-wide in shared data or per worker.
 //! - [`control`]: the control endpoint rules (internal listeners only, reply statuses).
 //! - [`reply`]: the JSON bodies, from the wire contract's types ([`pat_core::protocol`]).
 //! - [`header_map`]: the request's headers as the host serializes them, read in one call.
@@ -60,6 +61,7 @@ pub mod decide;
 pub mod header_map;
 pub mod log;
 pub mod multipart;
+pub mod rate_limit;
 pub mod replica;
 pub mod reply;
 pub mod request;

@@ -17,6 +17,7 @@ use super::vm::{self, REPLICA};
 use crate::config::Config;
 use crate::control::CONTROL_SOURCE;
 use crate::header_map::HeaderMap;
+use crate::rate_limit::LocalBudgets;
 use crate::replica::Replica;
 use crate::reply::error_body;
 use crate::request::{Action, Event, Level, Request, RequestHost};
@@ -142,6 +143,10 @@ impl RequestHost for Host<'_> {
 
     fn usage<R>(&self, f: impl FnOnce(&mut UsageLog) -> R) -> R {
         vm::USAGE.with_borrow_mut(f)
+    }
+
+    fn rate_budgets<R>(&self, f: impl FnOnce(&mut LocalBudgets) -> R) -> R {
+        vm::RATE_BUDGETS.with_borrow_mut(f)
     }
 
     fn vm_active(&self) -> bool {

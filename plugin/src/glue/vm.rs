@@ -1,11 +1,13 @@
 //! State of this VM, shared by every root context and request in it: its copy of the token
-//! state, whether it serves requests at all, its usage log, and its number within this Envoy.
+//! state, whether it serves requests at all, its usage log, its rate-limit budgets (when split
+//! per worker), and its number within this Envoy.
 
 use std::cell::{Cell, RefCell};
 
 use proxy_wasm::types::LogLevel;
 
 use super::host::{HostShared, log};
+use crate::rate_limit::LocalBudgets;
 use crate::replica::Replica;
 use crate::shared::vm_number;
 use crate::usage::UsageLog;
@@ -26,6 +28,9 @@ thread_local! {
 
     /// What this VM let through since its last usage report.
     pub(crate) static USAGE: RefCell<UsageLog> = RefCell::new(UsageLog::default());
+
+    /// This VM's rate-limit budgets, when they are split per worker.
+    pub(crate) static RATE_BUDGETS: RefCell<LocalBudgets> = RefCell::new(LocalBudgets::default());
 }
 
 /// Marks this VM as serving requests.

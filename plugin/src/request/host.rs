@@ -10,6 +10,7 @@
 use crate::decide::Reason;
 use crate::header_map::HeaderMap;
 pub use crate::log::Level;
+use crate::rate_limit::LocalBudgets;
 use crate::replica::Replica;
 use crate::shared::SharedStore;
 use crate::usage::UsageLog;
@@ -95,6 +96,8 @@ pub trait RequestHost {
     fn replica_mut<R>(&self, f: impl FnOnce(&mut Replica) -> R) -> R;
     /// What the VM let through since its last usage report.
     fn usage<R>(&self, f: impl FnOnce(&mut UsageLog) -> R) -> R;
+    /// The VM's own rate-limit budgets (used when budgets are split per worker).
+    fn rate_budgets<R>(&self, f: impl FnOnce(&mut LocalBudgets) -> R) -> R;
     /// Whether the VM serves requests (holds a snapshot of its own).
     fn vm_active(&self) -> bool;
     /// The VM's number within this Envoy.

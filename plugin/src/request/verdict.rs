@@ -9,6 +9,7 @@ use super::{Action, Request, RequestHost, Stage};
 use crate::config::{Config, IdentityHeaders};
 use crate::decide::{Category, Denial, Policy, Verdict, decide};
 use crate::multipart::remove_ranges;
+use crate::rate_limit::{Admission, Budget, admit_shared};
 use crate::replica::Clock;
 use crate::reply::error_body;
 use crate::session::{SessionFinding, split_path, strip_from_path, strip_pairs, text};
@@ -86,6 +87,22 @@ impl Request {
                 Applied::Forwarded
             }
             Verdict::Allow(grant) => {
+                if let Some(limit) = grant.rate_limit
+                    && let Admission::Limited { retry_after_ms } =
+                        admit(host, config, grant.token_id, limit)
+                {
+                    let masked = match &finding {
+                        SessionFinding::Found(value) => pat_core::token::mask(value),
+                        _ => String::new(),
+                    };
+                    let denial = Denial::RateLimited {
+                        masked,
+                        limit,
+                        retry_after_ms,
+                    };
+                    deny(host, config, &denial);
+                    return Applied::Denied;
+                }
                 if config.usage.is_some() {
                     record_use(host, grant.token_id, now);
                 }
@@ -163,6 +180,31 @@ impl Request {
     }
 }
 
+/// Asks the token's budget for this request ([`crate::rate_limit`]). A shared-data failure
+/// counts as over the limit (and is logged): a budget nobody can read is not spent freely.
+fn admit(
+    host: &impl RequestHost,
+    config: &Config,
+    token_id: u64,
+    limit: pat_core::rate::RateLimit,
+) -> Admission {
+    let now_us = host.now_micros();
+    match config.rate_budget {
+        Budget::Shared => admit_shared(host.store(), token_id, limit, now_us).unwrap_or_else(|e| {
+            host.log(
+                Level::Warn,
+                &format!("pat-edge: rate limit of token {token_id}: {e}; request refused"),
+            );
+            Admission::Limited {
+                retry_after_ms: 1000,
+            }
+        }),
+        Budget::PerWorker { workers } => {
+            host.rate_budgets(|budgets| budgets.admit(token_id, limit, now_us, workers))
+        }
+    }
+}
+
 /// Notes a token's use for the next usage report: no host call, except the client address
 /// the first time the token is seen in a report window.
 fn record_use(host: &impl RequestHost, token_id: u64, now: u64) {
@@ -199,16 +241,25 @@ pub(super) fn deny(host: &impl RequestHost, config: &Config, denial: &Denial) {
             &format!("pat-edge: denied ({}): {message}", denial.reason().name()),
         );
     }
+    let codes = &config.deny.codes;
     let code = match denial.category() {
-        Category::Unauthenticated => config.deny.codes.unauthenticated,
-        Category::Forbidden => config.deny.codes.forbidden,
-        Category::InvalidRequest => config.deny.codes.invalid_request,
+        Category::Unauthenticated => codes.unauthenticated,
+        Category::Forbidden => codes.forbidden,
+        Category::InvalidRequest => codes.invalid_request,
+        Category::Environment => codes.environment,
+        Category::RateLimited => codes.rate_limited,
     };
-    host.send_json(
-        config.deny.http_status,
-        &error_body(code, &message, &config.deny.source),
-        &[],
-    );
+    let body = error_body(code, &message, &config.deny.source);
+    if let Denial::RateLimited { retry_after_ms, .. } = denial {
+        let status = config
+            .deny
+            .rate_limited_http_status
+            .unwrap_or(config.deny.http_status);
+        let seconds = retry_after_ms.div_ceil(1000).max(1).to_string();
+        host.send_json(status, &body, &[("retry-after", &seconds)]);
+    } else {
+        host.send_json(config.deny.http_status, &body, &[]);
+    }
 }
 
 impl Request {

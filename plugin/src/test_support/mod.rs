@@ -32,4 +32,4 @@ pub use crate::shared::memory::MemoryStore;
 pub use publisher::{ISSUED, NOW, Publisher};
 pub use request_host::{FakeRequest, QuietRequest, Reply, Run, Unreadable};
 pub use root_host::{Dispatched, FakeRoot, Response};
-pub use vm::{Minted, START, Vm};
+pub use vm::{ENV_METHODS, Minted, START, Vm};

@@ -7,6 +7,7 @@ use super::vm::Vm;
 use crate::config::Config;
 use crate::header_map::HeaderMap;
 use crate::log::Level;
+use crate::rate_limit::LocalBudgets;
 use crate::replica::Replica;
 use crate::request::{Action, Event, Request, RequestHost};
 use crate::shared::memory::MemoryStore;
@@ -289,6 +290,10 @@ impl RequestHost for FakeRequest<'_> {
         f(&mut self.vm.usage.borrow_mut())
     }
 
+    fn rate_budgets<R>(&self, f: impl FnOnce(&mut LocalBudgets) -> R) -> R {
+        f(&mut self.vm.rate_budgets.borrow_mut())
+    }
+
     fn vm_active(&self) -> bool {
         self.vm.active.get()
     }
@@ -416,6 +421,10 @@ impl RequestHost for QuietRequest<'_> {
 
     fn usage<R>(&self, f: impl FnOnce(&mut UsageLog) -> R) -> R {
         f(&mut self.vm.usage.borrow_mut())
+    }
+
+    fn rate_budgets<R>(&self, f: impl FnOnce(&mut LocalBudgets) -> R) -> R {
+        f(&mut self.vm.rate_budgets.borrow_mut())
     }
 
     fn vm_active(&self) -> bool {

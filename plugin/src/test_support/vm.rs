@@ -3,15 +3,18 @@
 
 use std::cell::{Cell, RefCell};
 
+use pat_core::env::EnvList;
 use pat_core::keys::{SigningKey, TrustedKeys};
 use pat_core::method::MethodName;
 use pat_core::net::Network;
+use pat_core::rate::RateLimit;
 use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::Token;
 
 use super::publisher::Publisher;
 use crate::config::Config;
 use crate::log::Level;
+use crate::rate_limit::LocalBudgets;
 use crate::replica::{Clock, Replica};
 use crate::shared::ensure_pointer;
 use crate::shared::memory::MemoryStore;
@@ -30,6 +33,8 @@ pub struct Vm {
     pub store: MemoryStore,
     pub replica: RefCell<Replica>,
     pub usage: RefCell<UsageLog>,
+    /// Its per-worker rate-limit budgets.
+    pub rate_budgets: RefCell<LocalBudgets>,
     /// The host's clock, Unix milliseconds.
     pub now_ms: Cell<u64>,
     /// Whether it serves requests.
@@ -67,6 +72,7 @@ impl Vm {
             store,
             replica: RefCell::new(Replica::default()),
             usage: RefCell::new(UsageLog::default()),
+            rate_budgets: RefCell::new(LocalBudgets::default()),
             now_ms: Cell::new((START + 60) * 1000),
             active: Cell::new(true),
             events: RefCell::new(Vec::new()),
@@ -111,6 +117,11 @@ impl Vm {
     /// for a week.
     pub fn snapshot(&self, version: u64, tokens: &[&Minted]) -> Vec<u8> {
         let mut builder = SnapshotBuilder::new();
+        builder.env_methods(
+            ENV_METHODS
+                .iter()
+                .map(|m| MethodName::parse(m).expect("method")),
+        );
         for t in tokens {
             builder
                 .add(TokenSpec {
@@ -120,8 +131,8 @@ impl Vm {
                     expires_at: None,
                     scope: &t.scope,
                     networks: &t.networks,
-                    envs: None,
-                    rate_limit: None,
+                    envs: t.envs.as_ref(),
+                    rate_limit: t.rate_limit,
                 })
                 .expect("valid token");
         }
@@ -183,7 +194,18 @@ pub struct Minted {
     pub user: String,
     pub scope: Vec<MethodName>,
     pub networks: Vec<Network>,
+    pub envs: Option<EnvList>,
+    pub rate_limit: Option<RateLimit>,
 }
+
+/// The methods the fake's snapshots declare as acting on one environment (pat-admin takes
+/// them from its catalogue).
+pub const ENV_METHODS: &[&str] = &[
+    "environment.Control.StopEnv",
+    "environment.Control.StartEnv",
+    "environment.Control.RestartNodes",
+    "environment.File.Write",
+];
 
 impl Minted {
     /// Token `id` of `alice`, allowed one method.
@@ -194,7 +216,31 @@ impl Minted {
             user: "alice".into(),
             scope: vec![MethodName::parse(scope).expect("method")],
             networks: Vec::new(),
+            envs: None,
+            rate_limit: None,
         }
+    }
+
+    /// Also allowed these methods.
+    pub fn and(mut self, methods: &[&str]) -> Self {
+        self.scope.extend(
+            methods
+                .iter()
+                .map(|m| MethodName::parse(m).expect("method")),
+        );
+        self
+    }
+
+    /// Limited to these environments.
+    pub fn in_envs(mut self, names: &[&str]) -> Self {
+        self.envs = EnvList::parse(names).expect("names");
+        self
+    }
+
+    /// Limited to this rate (`5/s`).
+    pub fn rate_limited(mut self, limit: &str) -> Self {
+        self.rate_limit = Some(limit.parse().expect("limit"));
+        self
     }
 
     /// Limited to one client network.

@@ -10,6 +10,7 @@ mod identity;
 mod multipart;
 mod pollution;
 mod pushes;
+mod rate_limits;
 mod usage;
 mod verdicts;
 
