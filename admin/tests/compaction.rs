@@ -11,10 +11,15 @@ mod support;
 use std::time::{Duration, Instant};
 
 use pat_admin::snapshot;
-use pat_admin::store::{Store, now, tokens};
+use pat_admin::store::{Store, tokens};
 use pat_core::snapshot::Kind;
 use pat_core::token::TokenHash;
 use support::*;
+
+/// The current time, Unix seconds (the system clock, as pat-admin reads it).
+fn now() -> u64 {
+    pat_admin::clock::Clock::system().now()
+}
 
 /// `count` token changes of `per_change` new tokens each, each change in its own
 /// transaction with its own delta when a key is active (as `generate` makes them, without
