@@ -578,6 +578,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_check_interval_is_a_duration_of_a_second_or_more() {
+        assert_eq!(check_interval(None).ok(), Some(RESIGN_CHECK));
+        assert_eq!(
+            check_interval(Some("1s")).ok(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            check_interval(Some("1m")).ok(),
+            Some(Duration::from_secs(60))
+        );
+        for bad in ["0s", "0m", "2", "1.5s", "fast", ""] {
+            assert!(
+                matches!(check_interval(Some(bad)), Err(Error::Invalid(m)) if m.contains("--check-every")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn since_is_a_version_or_nothing() {
         assert_eq!(parse_since(None), Ok(None));
         assert_eq!(parse_since(Some("")), Ok(None));

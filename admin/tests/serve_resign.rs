@@ -200,3 +200,29 @@ fn a_newly_active_key_re_signs_at_once() {
     })
     .unwrap_or_else(|| panic!("not re-signed with the old key: {}", serve.log()));
 }
+
+#[test]
+fn the_check_interval_is_a_documented_duration_of_a_second_or_more() {
+    let admin = Admin::new();
+    let help = admin.run(&["serve", "--help"]);
+    let help = help.ok().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("--check-every <DURATION>") && help.contains("[default: 2s]"),
+        "{help}"
+    );
+    for (bad, why) in [
+        ("0s", "--check-every 0s: at least 1s"),
+        ("2", "--check-every: `2` is not a duration"),
+    ] {
+        let run = admin.run(&["serve", "--listen", "127.0.0.1:0", "--check-every", bad]);
+        let stderr = run.fails(2);
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    // The interval in use is in serve's first line (written once it listens).
+    let serve = admin.serve();
+    let line = format!("checked every {}s", SERVE_CHECK.as_secs());
+    within(Duration::from_secs(10), || {
+        serve.log().contains(&line).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", serve.log()));
+}
