@@ -8,6 +8,11 @@
 //! - [`ManualClock`]: a clock a test sets and advances itself (in-process tests of the
 //!   store and the operations: expiry, grace windows, re-signing without waiting).
 //!
+//! Not from it: real waits and their limits, which must pass in real time whatever the
+//! clock says — push timeouts and deadlines ([`crate::publish`]), the platform's session
+//! cache, the password back-off ([`crate::attempts`] sleeps it), `serve`'s interval between
+//! checks (`--check-every`). They use [`std::time::Instant`] and sleeps.
+//!
 //! # Shifting the binary's clock in tests (`test-clock` feature)
 //!
 //! The integration tests run the real `pat-admin` binary, often a `serve` that re-signs and
