@@ -20,14 +20,14 @@
 //! A process killed while it holds slots blocks them at most [`STALE_AFTER`] beyond the end
 //! it announced.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::password;
 use crate::store::checks::{self, Holder, Key, Taken};
 use crate::store::db::Connection;
 use crate::store::sessions::{self, FailureKey};
-use crate::store::{Store, audit, now, users};
+use crate::store::{Store, audit, users};
 
 /// How long a check itself is expected to take beyond its back-off: what "retry in N s"
 /// adds to the back-off of the check under way.
@@ -107,7 +107,7 @@ pub fn check(
     let holder = Holder::new()?;
     let keys = attempt.keys();
     let taken = store.write(|tx| {
-        let at_ms = now_ms();
+        let at_ms = tx.now_ms();
         let failures = attempt.failures(tx, at_ms / 1000)?;
         let delay = password::delay_after(failures);
         let ends_at = at_ms + millis(delay + CHECK_TIME);
@@ -152,7 +152,7 @@ pub fn check(
     };
     let recorded = store.write(|tx| {
         give_back(tx, attempt, holder)?;
-        let at = now();
+        let at = tx.now();
         if verified {
             if let Some(name) = attempt.account {
                 users::reset_failures(tx, name)?;
@@ -234,12 +234,6 @@ fn who(attempt: &Attempt<'_>) -> String {
         Some(address) => format!("{login} or client address {address}"),
         None => login,
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn millis(d: Duration) -> u64 {

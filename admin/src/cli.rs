@@ -514,6 +514,11 @@ pub struct ServeArgs {
     /// each at /module/sha256/<hex>/plugin.wasm, for Envoy's vm_config.code.remote.
     #[arg(long, value_name = "PATH", requires = "listen")]
     pub module: Vec<std::path::PathBuf>,
+    /// How often to look at the latest document, re-signing it a quarter into its lifetime
+    /// (or when changes were committed without one, or another key is active) and compacting
+    /// a long chain of deltas: a duration, e.g. 2s, 30s or 1m (at least 1s) [default: 2s].
+    #[arg(long, value_name = "DURATION")]
+    pub check_every: Option<String>,
 }
 
 /// `audit`.

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap): the contract scripts rely on.
+//! - [`clock`]: where every "now" comes from (the system clock; a manual one for tests; a
+//!   shifted one for the binary in tests, `test-clock` builds only).
 //! - [`commands`]: one module per command group, sharing a context (store, catalogue, output).
 //! - [`ops`]: the operations, one call per change (create, copy, regenerate, edit, remove,
 //!   revoke leaked values, account changes) that checks, confirms the password, commits,
@@ -43,6 +45,7 @@ pub mod api;
 pub mod attempts;
 pub mod catalogue;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod duration;
 pub mod error;

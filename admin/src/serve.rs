@@ -26,7 +26,8 @@
 //! process is served at once; a small in-memory cache keeps the last few answers' bytes (a
 //! full answer is ~57 MB at 1,000,000 tokens) for edges that ask for the same thing.
 //!
-//! A background thread looks at the latest document's metadata every [`RESIGN_CHECK`] and
+//! A background thread looks at the latest document's metadata every [`RESIGN_CHECK`]
+//! (`--check-every`; its clock is the store's, [`crate::clock`]) and
 //! builds and stores a new one (one write transaction) when it is due for re-signing (a
 //! quarter of its lifetime has passed: an empty delta), when token changes were committed
 //! without one (no key was active), or when another key is active (a full snapshot); then it
@@ -51,6 +52,7 @@ use pat_core::protocol::origin as wire;
 use pat_core::protocol::{ErrorReply, JSON};
 
 use crate::cli::ServeArgs;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
 use crate::origin::{self, Plan};
@@ -65,7 +67,7 @@ pub const SNAPSHOT_PATH: &str = wire::SNAPSHOT_PATH;
 pub const HEAD_PATH: &str = wire::HEAD_PATH;
 /// The path edges send usage reports to.
 pub const USAGE_PATH: &str = wire::USAGE_PATH;
-/// How often the re-signer looks at the latest document.
+/// How often the re-signer looks at the latest document by default (`serve --check-every`).
 pub const RESIGN_CHECK: Duration = Duration::from_secs(2);
 /// `Cache-Control` of the head: a cache may answer polls for a second.
 pub const HEAD_CACHE_CONTROL: &str = "max-age=1";
@@ -86,17 +88,21 @@ pub async fn run(store_dir: Location, listen: &str) -> Result<()> {
             client_address_header: None,
             platform_url: None,
             module: Vec::new(),
+            check_every: None,
         },
+        Clock::system(),
     )
     .await
 }
 
 /// Runs what `args` asks for — the origin (`--listen`), the token API (`--api-listen`), or
 /// both in one process on one store — and the re-signer, until the process is interrupted.
-pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
+/// Every store connection it opens reads the time from `clock`.
+pub async fn run_with(store_dir: Location, args: &ServeArgs, clock: Clock) -> Result<()> {
+    let check_every = check_interval(args.check_every.as_deref())?;
     // Fail early on an unusable store (and migrate it before anything reads it). The origin
     // may create the store: it writes (re-signs), and it starts before anything is published.
-    let store = Store::open_as(store_dir.clone(), Open::Create)?;
+    let store = Store::open_as(store_dir.clone(), Open::Create)?.with_clock(clock.clone());
     for warning in store.warnings() {
         eprintln!("pat-admin serve: warning: {warning}");
     }
@@ -141,6 +147,7 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
                 crate::api::Config {
                     client_address_header: header,
                     platform,
+                    clock: clock.clone(),
                 },
             )?;
             let (bound, listener) = bind(addr, "--api-listen").await?;
@@ -150,10 +157,14 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
     };
     let modules = crate::module::Modules::read(&args.module)?;
     let origin = match origin {
-        Some((addr, listener)) => Some((addr, listener, Origin::new(store_dir.clone())?)),
+        Some((addr, listener)) => Some((
+            addr,
+            listener,
+            Origin::new(store_dir.clone(), clock.clone())?,
+        )),
         None => None,
     };
-    spawn_resigner(store)?;
+    spawn_resigner(store, check_every)?;
     let mut servers = tokio::task::JoinSet::new();
     if let Some((addr, listener, state)) = origin {
         let app = Router::new()
@@ -168,8 +179,9 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs) -> Result<()> {
             eprintln!("{line}");
         }
         eprintln!(
-            "pat-admin: serving signed snapshots on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}, catch-ups: {SNAPSHOT_PATH}?since=VERSION, health: {}) and taking usage reports on {USAGE_PATH}; re-signing before expiry, compacting long chains",
-            wire::HEALTH_PATH
+            "pat-admin: serving signed snapshots on http://{addr}{SNAPSHOT_PATH} (head: {HEAD_PATH}, catch-ups: {SNAPSHOT_PATH}?since=VERSION, health: {}) and taking usage reports on {USAGE_PATH}; re-signing before expiry, compacting long chains (checked every {})",
+            wire::HEALTH_PATH,
+            crate::duration::text(check_every.as_secs())
         );
         servers.spawn(async move {
             axum::serve(listener, app)
@@ -233,10 +245,23 @@ pub async fn resolve(listen: &str) -> Result<SocketAddr> {
         .ok_or_else(|| invalid("the host name has no address".into()))
 }
 
-/// Starts the re-signer thread: re-signing, then compacting when due. It logs one line per
-/// document it signs, and a failure once until it changes or clears; it never stops the
-/// server.
-fn spawn_resigner(mut store: Store) -> Result<()> {
+/// The re-signer's interval: `--check-every` (a duration, at least a second), or
+/// [`RESIGN_CHECK`].
+pub fn check_interval(given: Option<&str>) -> Result<Duration> {
+    let Some(text) = given else {
+        return Ok(RESIGN_CHECK);
+    };
+    match crate::duration::parse(text) {
+        Ok(0) => Err(Error::Invalid(format!("--check-every {text}: at least 1s"))),
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(e) => Err(Error::Invalid(format!("--check-every: {e}"))),
+    }
+}
+
+/// Starts the re-signer thread: every `every`, re-signing, then compacting when due. It logs
+/// one line per document it signs, and a failure once until it changes or clears; it never
+/// stops the server.
+fn spawn_resigner(mut store: Store, every: Duration) -> Result<()> {
     std::thread::Builder::new()
         .name("pat-admin-resign".into())
         .spawn(move || {
@@ -277,13 +302,13 @@ fn spawn_resigner(mut store: Store) -> Result<()> {
                         if failing.as_deref() != Some(message.as_str()) {
                             eprintln!(
                                 "pat-admin serve: cannot re-sign or compact: {message}; trying again every {} s",
-                                RESIGN_CHECK.as_secs()
+                                every.as_secs()
                             );
                             failing = Some(message);
                         }
                     }
                 }
-                std::thread::sleep(RESIGN_CHECK);
+                std::thread::sleep(every);
             }
         })
         .map(drop)
@@ -294,16 +319,19 @@ fn spawn_resigner(mut store: Store) -> Result<()> {
 /// last few answers' bytes.
 struct Origin {
     dir: Location,
+    /// The clock of every store connection it opens.
+    clock: Clock,
     writer: Mutex<Store>,
     answers: Mutex<VecDeque<(String, Bytes)>>,
     last_refusal: Mutex<Option<String>>,
 }
 
 impl Origin {
-    fn new(dir: Location) -> Result<Self> {
-        let writer = Store::open_as(dir.clone(), Open::Existing)?;
+    fn new(dir: Location, clock: Clock) -> Result<Self> {
+        let writer = Store::open_as(dir.clone(), Open::Existing)?.with_clock(clock.clone());
         Ok(Self {
             dir,
+            clock,
             writer: Mutex::new(writer),
             answers: Mutex::new(VecDeque::new()),
             last_refusal: Mutex::new(None),
@@ -420,7 +448,7 @@ async fn bundle(State(origin): State<Arc<Origin>>, uri: Uri, headers: HeaderMap)
         Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
     };
     let found = tokio::task::spawn_blocking(move || -> Result<Found> {
-        let mut store = Store::open_reader(&origin.dir)?;
+        let mut store = Store::open_reader(&origin.dir)?.with_clock(origin.clock.clone());
         store.read(|tx| {
             let Some(plan) = origin::plan(tx, since)? else {
                 return Ok(Found::Nothing);
@@ -456,7 +484,7 @@ async fn bundle(State(origin): State<Arc<Origin>>, uri: Uri, headers: HeaderMap)
 /// `GET /snapshot/head`.
 async fn head(State(origin): State<Arc<Origin>>, headers: HeaderMap) -> Response {
     let latest = tokio::task::spawn_blocking(move || -> Result<_> {
-        let store = Store::open_reader(&origin.dir)?;
+        let store = Store::open_reader(&origin.dir)?.with_clock(origin.clock.clone());
         snapshots::latest_head(store.conn())
     })
     .await;
@@ -501,9 +529,7 @@ async fn usage_report(
     };
     let state = origin.clone();
     let merged = tokio::task::spawn_blocking(move || {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now_ms = state.clock.now_ms();
         let mut store = state
             .writer
             .lock()
@@ -550,6 +576,25 @@ async fn usage_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_check_interval_is_a_duration_of_a_second_or_more() {
+        assert_eq!(check_interval(None).ok(), Some(RESIGN_CHECK));
+        assert_eq!(
+            check_interval(Some("1s")).ok(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            check_interval(Some("1m")).ok(),
+            Some(Duration::from_secs(60))
+        );
+        for bad in ["0s", "0m", "2", "1.5s", "fast", ""] {
+            assert!(
+                matches!(check_interval(Some(bad)), Err(Error::Invalid(m)) if m.contains("--check-every")),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn since_is_a_version_or_nothing() {

@@ -48,7 +48,7 @@ use pat_core::token::TokenHash;
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
 use crate::store::snapshots::{self, Published, Stamp, kind_word};
-use crate::store::{Store, audit, keys, now, settings, tokens};
+use crate::store::{Store, audit, keys, settings, tokens};
 
 /// A chain of more deltas than this since the latest full snapshot is compacted: an edge
 /// that starts from nothing applies the full snapshot and at most this many deltas (each
@@ -387,7 +387,7 @@ pub fn build_in(
     key: &keys::Key,
     why: &str,
 ) -> Result<Published> {
-    let at = now();
+    let at = tx.now();
     let base = usable_base(
         snapshots::latest_stamp(tx)?,
         key,
@@ -410,7 +410,7 @@ fn build_full_in(
     why: &str,
 ) -> Result<Published> {
     let secret = load_secret(location, key)?;
-    let issued_at = now();
+    let issued_at = tx.now();
     let lifetime = settings::snapshot_lifetime(tx)?;
     let state_serial = snapshots::state_serial(tx)?;
     let version = snapshots::next_version(tx)?;
@@ -477,7 +477,7 @@ fn build_delta_in(
 ) -> Result<Published> {
     let secret = load_secret(location, key)?;
     // The base's state is the tokens not expired at its issue: never go back from there.
-    let at = now().max(base.issued_at);
+    let at = tx.now().max(base.issued_at);
     let lifetime = settings::snapshot_lifetime(tx)?;
     let state_serial = snapshots::state_serial(tx)?;
     let version = snapshots::next_version(tx)?;
@@ -591,7 +591,7 @@ pub fn current(store: &mut Store) -> Result<(Published, Option<Reason>)> {
     let dir = store.location().clone();
     store.write(|tx| {
         let key = require_active(tx)?;
-        let at = now();
+        let at = tx.now();
         let latest = snapshots::latest_stamp(tx)?;
         let reason = match why_new(
             latest.as_ref(),
@@ -639,7 +639,7 @@ pub fn resign_if_needed(store: &mut Store) -> Result<Option<(Stamp, Reason)>> {
             snapshots::state_serial(conn)?,
             &key.id,
             settings::snapshot_lifetime(conn)?,
-            now(),
+            conn.now(),
             false,
         );
         Ok(reason.map(|r| (key, r)))
@@ -714,7 +714,7 @@ pub fn compact_if_due(store: &mut Store) -> Result<Option<(Stamp, Compaction)>> 
         let Some(key) = keys::active(tx)? else {
             return Ok(None);
         };
-        let issued_at = now();
+        let issued_at = tx.now();
         let Some((latest, why)) = compaction_due(tx, &key.id, issued_at)? else {
             return Ok(None);
         };

@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use pat_admin::snapshot;
-use pat_admin::store::{Store, now, tokens};
+use pat_admin::store::tokens;
 use pat_core::snapshot::Kind;
 use pat_core::token::TokenHash;
 use support::*;
@@ -20,7 +20,7 @@ use support::*;
 /// transaction with its own delta when a key is active (as `generate` makes them, without
 /// the password hashing that makes the real command slow).
 fn changes(admin: &Admin, count: usize, per_change: usize) -> Vec<String> {
-    let mut store = Store::open(admin.location()).expect("store");
+    let mut store = admin.open();
     let dir = admin.location();
     let mut values = Vec::new();
     for i in 0..count {
@@ -39,7 +39,7 @@ fn changes(admin: &Admin, count: usize, per_change: usize) -> Vec<String> {
                             hash: TokenHash::of(value),
                             scope_set: None,
                             methods: vec!["environment.control.stopenv".into()],
-                            created_at: now(),
+                            created_at: tx.now(),
                             expires_at: None,
                             regenerated_at: None,
                             last_used_at: None,
@@ -237,28 +237,41 @@ fn serve_compacts_when_the_full_snapshot_is_a_quarter_of_its_lifetime_old() {
     admin.token("alice", &["--api", "ide-plugins"]);
     admin.token("alice", &["--api", "ide-plugins"]);
     let serve = admin.serve();
-    // Short chains of small deltas on a fresh full snapshot: nothing to do.
-    std::thread::sleep(Duration::from_secs(3));
+    // Five hours on (default lifetime 24 h: a quarter is 6 h), a change: a fresh delta on a
+    // full snapshot not yet a quarter of its lifetime old, a short chain of small deltas:
+    // nothing to do.
+    admin.advance(5 * 3600);
+    admin.token("alice", &["--api", "ide-plugins"]);
+    serve.wait_checks(2);
     assert!(!serve.log().contains("compacted"), "{}", serve.log());
-    assert_eq!(serve.snapshot(&key).documents.len(), 2);
+    assert!(
+        !serve.log().contains("signed snapshot version"),
+        "{}",
+        serve.log()
+    );
+    assert_eq!(
+        serve.snapshot(&key).documents,
+        [(1, Kind::Full), (2, Kind::Delta), (3, Kind::Delta)]
+    );
 
-    // The full snapshot is 7 hours old (default lifetime 24 h): the full answer an edge
-    // that starts from nothing gets must stay fresh enough to be a base.
-    admin
-        .db()
-        .execute(
-            "UPDATE snapshots SET issued_at = issued_at - 7 * 3600 WHERE kind = 'full'",
-            [],
-        )
-        .expect("age");
+    // Two hours later the full snapshot is 7 hours old while the latest delta is only 2:
+    // the full answer an edge that starts from nothing gets must stay fresh enough to be a
+    // base, so it is compacted (and the delta is not re-signed).
+    admin.advance(2 * 3600);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !serve.log().contains("compacted version 2") {
+    while !serve.log().contains("compacted version 3") {
         assert!(Instant::now() < deadline, "not compacted: {}", serve.log());
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(serve.log().contains("a quarter of its"), "{}", serve.log());
+    assert!(
+        !serve.log().contains("signed snapshot version"),
+        "{}",
+        serve.log()
+    );
     let served = serve.snapshot(&key);
-    assert_eq!(served.documents, [(2, Kind::Full)]);
-    let age = now() - served.header().issued_at;
+    assert_eq!(served.documents, [(3, Kind::Full)]);
+    assert_eq!(served.token_count(), 3);
+    let age = admin.now() - served.header().issued_at;
     assert!(age < 30, "the compaction is fresh: {age} s old");
 }

@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use pat_core::snapshot::Document;
 use pat_core::token::TokenHash;
 use serde_json::{Value, json};
@@ -361,9 +359,17 @@ fn a_later_regeneration_ends_the_earlier_window() {
 fn once_the_window_has_passed_the_old_hash_leaves_the_next_document() {
     let (admin, key) = setup();
     let (id, old) = admin.token("alice", &["--method", STOPENV]);
-    let (new, _) = regenerate(&admin, id, &["--grace", "2s"]);
+    let (new, reply) = regenerate(&admin, id, &["--grace", "1h"]);
+    let end = unix(reply["old_value_expires_at"].as_str().expect("end"));
     assert!(admin.served(&key).find(&TokenHash::of(&old)).is_some());
-    std::thread::sleep(Duration::from_millis(3100));
+    // Time passes by the test clock: moments before the end the window is still open...
+    admin.advance_to(end - 5);
+    assert_eq!(
+        show(&admin, id)["old_value_expires_at"],
+        reply["old_value_expires_at"]
+    );
+    // ...and then it has passed.
+    admin.advance_to(end + 1);
     assert!(show(&admin, id)["old_value_expires_at"].is_null());
     let list = admin.run(&["list", "--user", "alice"]).ok().to_string();
     assert!(!list.contains("old value"), "{list}");

@@ -16,9 +16,14 @@ use pat_admin::ops::{
     Publishing, Regeneration, Scope, Selection, value_id,
 };
 use pat_admin::publish::Timeouts;
-use pat_admin::store::{Open, Store, audit, edges, keys, now, tokens, users};
+use pat_admin::store::{Open, Store, audit, edges, keys, tokens, users};
 use pat_core::keys::SigningKey;
 use pat_core::token::{TokenHash, mask};
+
+/// The current time, Unix seconds (the system clock, as pat-admin reads it).
+fn now() -> u64 {
+    pat_admin::clock::Clock::system().now()
+}
 
 mod support;
 

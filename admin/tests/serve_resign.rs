@@ -2,6 +2,9 @@
 //! quarter into its lifetime (same tokens, newer version, later expiry), signs changes that
 //! were committed while no key existed, re-signs with a newly active key, waits out a
 //! locked store without dying, and of two serve processes only one re-signs.
+//!
+//! Time passes by the test clock ([`Admin::advance`]), not by waiting: the serves see it on
+//! their next check ([`SERVE_CHECK`]).
 
 mod support;
 
@@ -11,20 +14,6 @@ use pat_core::token::TokenHash;
 use support::*;
 
 const SCOPE: &[&str] = &["--api", "ide-plugins"];
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
-/// Sleeps until the Unix second `at` has begun.
-fn sleep_until(at: u64) {
-    while unix_now() < at {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Polls `check` every 100 ms for up to `limit`.
 fn within<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
@@ -78,17 +67,19 @@ fn serve_re_signs_a_quarter_into_the_lifetime_once_for_two_serves() {
     let tokens = sorted_hashes(&serve.snapshot(&key));
     assert_eq!(tokens.len(), 2);
 
-    // Well before a quarter of the lifetime: the same snapshot.
-    sleep_until(first.issued_at + 10);
+    // Well before a quarter of the lifetime: the same snapshot, however often they look.
+    admin.advance_to(first.issued_at + 10);
+    serve.wait_checks(2);
     assert_eq!(serve.head(&key).0, first, "nothing to re-sign yet");
+    assert_eq!(resign_lines(&serve.log()) + resign_lines(&other.log()), 0);
 
     // A quarter (15 s) in, serve re-signs within its check interval.
-    sleep_until(first.issued_at + 15);
-    let (second, _) = within(Duration::from_secs(6), || {
+    admin.advance_to(first.issued_at + 15);
+    let (second, _) = within(Duration::from_secs(10), || {
         let head = serve.head(&key);
         (head.0.version != first.version).then_some(head)
     })
-    .unwrap_or_else(|| panic!("not re-signed 21 s in: {}", serve.log()));
+    .unwrap_or_else(|| panic!("not re-signed 15 s in: {}", serve.log()));
     assert!(second.version > first.version);
     assert!(second.expires_at > first.expires_at, "a later expiry");
     assert_eq!(second.expires_at - second.issued_at, 60);
@@ -96,9 +87,9 @@ fn serve_re_signs_a_quarter_into_the_lifetime_once_for_two_serves() {
     assert_eq!(snapshot.version(), second.version);
     assert_eq!(sorted_hashes(&snapshot), tokens, "the same tokens");
 
-    // Both serves had a chance to re-sign (each checks every 2 s): only one did, and both
-    // hand out the same snapshot.
-    std::thread::sleep(Duration::from_secs(5));
+    // Both serves had a chance to re-sign (each checks every SERVE_CHECK): only one did, and
+    // both hand out the same snapshot.
+    serve.wait_checks(2);
     assert_eq!(other.head(&key).0, serve.head(&key).0);
     assert_eq!(serve.head(&key).0, second);
     assert_eq!(second.version, first.version + 1, "no version was skipped");
@@ -120,17 +111,19 @@ fn a_locked_store_delays_re_signing_but_serve_keeps_serving() {
     let (admin, key) = short_lived();
     let mut serve = admin.serve();
     let (first, _) = serve.head(&key);
-    sleep_until(first.issued_at + 12);
+    admin.advance_to(first.issued_at + 12);
     // Another process holds the write lock across the moment serve would re-sign.
     let lock = admin.db();
     lock.begin(pat_admin::store::db::Begin::Write)
         .expect("write lock");
-    sleep_until(first.issued_at + 20);
+    admin.advance_to(first.issued_at + 20);
+    // Its re-signer looked (and waits for the lock) meanwhile.
+    serve.wait_checks(2);
     assert_eq!(serve.head(&key).0, first, "still served while locked");
     assert_eq!(serve.snapshot(&key).version(), first.version);
     serve.assert_running();
     lock.execute_batch("ROLLBACK").expect("unlock");
-    let (second, _) = within(Duration::from_secs(6), || {
+    let (second, _) = within(Duration::from_secs(10), || {
         let head = serve.head(&key);
         (head.0.version != first.version).then_some(head)
     })
@@ -146,7 +139,7 @@ fn changes_made_without_a_key_are_signed_once_a_key_exists() {
     let mut serve = admin.serve();
     let (_, a) = admin.token("alice", SCOPE);
     let (_, b) = admin.token("alice", SCOPE);
-    std::thread::sleep(Duration::from_secs(3));
+    serve.wait_checks(2);
     assert_eq!(
         serve.get("/snapshot/head", None).status,
         404,
@@ -206,4 +199,30 @@ fn a_newly_active_key_re_signs_at_once() {
         .then_some(())
     })
     .unwrap_or_else(|| panic!("not re-signed with the old key: {}", serve.log()));
+}
+
+#[test]
+fn the_check_interval_is_a_documented_duration_of_a_second_or_more() {
+    let admin = Admin::new();
+    let help = admin.run(&["serve", "--help"]);
+    let help = help.ok().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("--check-every <DURATION>") && help.contains("[default: 2s]"),
+        "{help}"
+    );
+    for (bad, why) in [
+        ("0s", "--check-every 0s: at least 1s"),
+        ("2", "--check-every: `2` is not a duration"),
+    ] {
+        let run = admin.run(&["serve", "--listen", "127.0.0.1:0", "--check-every", bad]);
+        let stderr = run.fails(2);
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    // The interval in use is in serve's first line (written once it listens).
+    let serve = admin.serve();
+    let line = format!("checked every {}s", SERVE_CHECK.as_secs());
+    within(Duration::from_secs(10), || {
+        serve.log().contains(&line).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", serve.log()));
 }

@@ -95,6 +95,8 @@ pub struct Config {
     pub client_address_header: Option<HeaderName>,
     /// Platform mode's settings (`None`: standalone mode).
     pub platform: Option<platform::Settings>,
+    /// The clock of every store connection the API opens ([`crate::clock`]).
+    pub clock: crate::clock::Clock,
 }
 
 /// Platform mode: the calls to the platform and its answers about sessions.
@@ -253,7 +255,8 @@ impl Api {
         let idle = self.pool.lock().ok().and_then(|mut p| p.pop());
         let store = match idle {
             Some(store) => store,
-            None => Store::open_as(self.dir.clone(), Open::Existing)?,
+            None => Store::open_as(self.dir.clone(), Open::Existing)?
+                .with_clock(self.config.clock.clone()),
         };
         Ok(Pooled {
             api: self,

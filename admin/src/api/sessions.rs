@@ -19,7 +19,7 @@ use crate::password;
 use crate::platform::{self, SessionAnswer};
 use crate::settings;
 use crate::store::sessions;
-use crate::store::{Store, audit, now, users};
+use crate::store::{Store, audit, users};
 
 impl Api {
     /// Session lifetimes: (idle, absolute), seconds.
@@ -74,7 +74,7 @@ impl Api {
                 "wrong login or password",
             ));
         };
-        let at = now();
+        let at = store.now();
         let value = sessions::new_value()?;
         let (idle, absolute) = Self::lifetimes(store)?;
         store.write(|tx| {
@@ -139,7 +139,7 @@ impl Api {
             ));
         };
         let (idle, absolute) = Self::lifetimes(store)?;
-        let at = now();
+        let at = store.now();
         if at >= found.created_at.saturating_add(absolute)
             || at >= found.last_used_at.saturating_add(idle)
         {

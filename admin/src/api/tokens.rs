@@ -19,7 +19,7 @@ use crate::ops::{
     ChangePublish, Confirmation, Description, Done, Edit, Issued, Networks, NewToken, Ops,
     Regeneration, Scope, Selection,
 };
-use crate::store::{Store, now, tokens};
+use crate::store::{Store, tokens};
 
 /// The `password` parameter as a change's confirmation: read only once the request is
 /// checked, so a bad parameter is answered as such whatever the password.
@@ -90,16 +90,16 @@ impl Api {
         let expiry = ops.expiry_api(params.optional("expiresAt")?)?;
         let new = NewToken::new(description, scope, expiry).with_networks(networks);
         let done = ops.create(actor, new, password(params), self.publishing(), |_| Ok(()))?;
-        Ok(self.issued_answer(&done))
+        Ok(self.issued_answer(&done, store.now()))
     }
 
     /// The answer to a change that issued a value (create, regenerate): the token with its
     /// value, shown this once, and the publish result.
-    fn issued_answer(&self, done: &Done<Issued>) -> Value {
+    fn issued_answer(&self, done: &Done<Issued>, at: u64) -> Value {
         let issued = &done.outcome;
         let mut answer = json!({
             "result": code::OK,
-            "token": self.token_json(&issued.token, Some(issued.value.expose())),
+            "token": self.token_json(&issued.token, Some(issued.value.expose()), at),
         });
         if let Some(publish) = &done.publish {
             answer["publish"] = publish_json(publish);
@@ -147,7 +147,7 @@ impl Api {
             self.publishing(),
             |_| Ok(()),
         )?;
-        let token = self.token_json(&done.outcome.token, None);
+        let token = self.token_json(&done.outcome.token, None, store.now());
         Ok(match &done.publish {
             None => json!({ "result": code::OK, "token": token, "changed": done.outcome.changed }),
             Some(publish) => json!({
@@ -183,7 +183,7 @@ impl Api {
                 self.publishing(),
                 |_| Ok(()),
             )?;
-        Ok(self.issued_answer(&done))
+        Ok(self.issued_answer(&done, store.now()))
     }
 
     pub(crate) fn delete(
@@ -239,7 +239,8 @@ impl Api {
                 }
             },
         };
-        let list: Vec<Value> = rows.iter().map(|t| self.token_json(t, None)).collect();
+        let at = store.now();
+        let list: Vec<Value> = rows.iter().map(|t| self.token_json(t, None, at)).collect();
         Ok(json!({ "result": code::OK, "apiTokens": list }))
     }
 
@@ -248,7 +249,8 @@ impl Api {
     /// accepted from (`[]`: any), `oldKeyExpiresAt`, until when its previous value still
     /// works after a regeneration with a grace window (`null`: it does not), and `suspended`
     /// (its account is disabled: the token is on no edge).
-    fn token_json(&self, t: &tokens::Token, key: Option<&str>) -> Value {
+    /// `at`: now, by the store's clock.
+    fn token_json(&self, t: &tokens::Token, key: Option<&str>, at: u64) -> Value {
         let mut v = json!({
             "id": t.id,
             "description": t.description,
@@ -258,7 +260,7 @@ impl Api {
             "createdAt": api_instant(t.created_at),
             "apiListItems": self.items(&t.methods),
             "allowedIps": t.networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "oldKeyExpiresAt": t.old_value_until(now()).map(api_instant),
+            "oldKeyExpiresAt": t.old_value_until(at).map(api_instant),
             "suspended": t.suspended,
         });
         if let Some(set) = t

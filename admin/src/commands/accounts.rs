@@ -9,7 +9,7 @@ use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
 use crate::ops::Confirmation;
 use crate::password::{self, Source};
-use crate::store::{audit, now, users};
+use crate::store::{audit, users};
 
 /// Runs a `user` subcommand.
 pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
@@ -30,7 +30,7 @@ pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
             let mut source = Source::new(confirm.password_stdin);
             let new = source.read_new(&user)?;
             let hash = password::hash(&new)?;
-            let created_at = now();
+            let created_at = ctx.store.now();
             ctx.store.write(|tx| {
                 users::add(tx, &user, &hash, created_at)?;
                 audit::record(tx, Some(&user), "user.add", None, "account created")
@@ -157,7 +157,7 @@ pub fn run(ctx: &mut Ctx, command: UserCommand) -> Result<u8> {
                 ));
             }
             let disabled = users::Disabled {
-                at: now(),
+                at: ctx.store.now(),
                 by: users::DisabledBy::Operator,
                 reason,
             };

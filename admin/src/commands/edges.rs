@@ -12,7 +12,7 @@ use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
 use crate::output::{self, paint};
 use crate::publish;
-use crate::store::{audit, edge_keys, edges, now, snapshots};
+use crate::store::{audit, edge_keys, edges, snapshots};
 
 /// Runs an `edge` subcommand.
 pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
@@ -21,7 +21,7 @@ pub fn run_edge(ctx: &mut Ctx, command: EdgeCommand) -> Result<u8> {
         EdgeCommand::Add { url } => {
             let url = publish::canonical_edge(&url)?;
             ctx.store.write(|tx| {
-                edges::add(tx, &url, now())?;
+                edges::add(tx, &url, tx.now())?;
                 audit::record(tx, None, "edge.add", None, &url)
             })?;
         }
@@ -125,7 +125,7 @@ fn run_edge_key(ctx: &mut Ctx, command: EdgeKeyCommand) -> Result<u8> {
                 id: public.id().to_string(),
                 name: name.clone(),
                 public_key: public.to_string(),
-                created_at: now(),
+                created_at: ctx.store.now(),
                 last_report_at: None,
             };
             write_secret(&output, &secret)?;

@@ -11,7 +11,7 @@ use crate::cli::KeyCommand;
 use crate::error::{Error, Result, exit};
 use crate::expiry::rfc3339;
 use crate::store::sealed::Sealer;
-use crate::store::{KEYS_DIR, audit, keys, now};
+use crate::store::{KEYS_DIR, audit, keys};
 
 /// Runs a `key` subcommand.
 pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<u8> {
@@ -116,7 +116,7 @@ fn generate(ctx: &mut Ctx, inactive: bool) -> Result<u8> {
         public_key: public.to_string(),
         file,
         sealed,
-        created_at: now(),
+        created_at: ctx.store.now(),
         active: !inactive,
     };
     let saved = ctx.store.write(|tx| {

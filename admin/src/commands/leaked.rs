@@ -26,7 +26,7 @@ use crate::error::{Error, Result, exit};
 use crate::ops::tokens::holder;
 use crate::ops::{Confirmation, Leaked, Revoked};
 use crate::output;
-use crate::store::now;
+
 use crate::store::tokens::Which;
 
 /// The most stdin is read for values (a scanner's batch, not a file dump).
@@ -108,7 +108,7 @@ struct Found {
 /// one was not (it may have been removed already, or belong to another store).
 pub fn lookup(ctx: &mut Ctx, _args: &LookupArgs) -> Result<u8> {
     let values = read_values()?;
-    let at = now();
+    let at = ctx.store.now();
     let mut report = Vec::new();
     for value in &values {
         let token = holder(ctx.store.conn(), value)?;

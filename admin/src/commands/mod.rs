@@ -33,7 +33,7 @@ use crate::publish::{self, EdgeResult, Outcome, Timeouts};
 use crate::snapshot;
 use crate::store::db::Location;
 use crate::store::snapshots::Published;
-use crate::store::{Open, Store, now, users};
+use crate::store::{Open, Store, users};
 
 /// What every command gets.
 pub struct Ctx {
@@ -243,7 +243,7 @@ pub(crate) fn build_and_push(
         let latest = crate::store::snapshots::latest(ctx.store.conn())?.ok_or_else(|| {
             Error::Refused("nothing has been published yet: run pat-admin publish".into())
         })?;
-        if latest.stamp.expires_at <= now() {
+        if latest.stamp.expires_at <= ctx.store.now() {
             return Err(Error::Refused(format!(
                 "the latest snapshot, version {}, expired at {}: edges refuse it; run pat-admin publish to sign the current state",
                 latest.stamp.version,
@@ -473,7 +473,11 @@ pub fn run(command: Command, store_dir: Location, json: bool) -> Result<u8> {
         }
         Command::Man(args) => return man::run(out, &args),
         Command::Serve(args) => {
-            runtime()?.block_on(crate::serve::run_with(store_dir, &args))?;
+            runtime()?.block_on(crate::serve::run_with(
+                store_dir,
+                &args,
+                crate::clock::Clock::system(),
+            ))?;
             return Ok(exit::OK);
         }
         Command::Methods(args) if !args.only_checked => {

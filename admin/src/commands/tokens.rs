@@ -30,7 +30,7 @@ use crate::ops::{
 };
 use crate::output::Output;
 use crate::password::Source;
-use crate::store::{now, tokens, users};
+use crate::store::{tokens, users};
 
 /// A token as the commands show it (never its value).
 #[derive(Debug, Serialize)]
@@ -348,6 +348,7 @@ fn issue(
     verb: &str,
 ) -> Result<u8> {
     let (catalogue, out) = (ctx.catalogue, ctx.out);
+    let clock = ctx.store.clock().clone();
     let email = users::get(ctx.store.conn(), actor.account())?.and_then(|u| u.email);
     let claimed = RefCell::new(None);
     let mut source = Source::new(confirm.password_stdin);
@@ -358,7 +359,7 @@ fn issue(
     });
     let mut shown = None;
     let committed = |issued: &ops::Issued| -> Result<()> {
-        let view = View::build(catalogue, email.clone(), &issued.token, now());
+        let view = View::build(catalogue, email.clone(), &issued.token, clock.now());
         let taken = claimed.borrow_mut().take();
         shown = Some(deliver(out, view, &issued.value, taken, verb)?);
         Ok(())
@@ -394,7 +395,7 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
     let window = parse("expiring-within", args.expiring_within.as_deref())?;
     let unused = parse("unused-for", args.unused_for.as_deref())?;
     let user = args.user.as_deref().map(|u| ctx.account(u)).transpose()?;
-    let at = now();
+    let at = ctx.store.now();
     let rows = match &user {
         Some(user) => tokens::list(ctx.store.conn(), user)?,
         None => tokens::list_all(ctx.store.conn())?,
@@ -510,7 +511,7 @@ fn status_cell(status: &str) -> String {
 pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
     let actor = ctx.actor(&args.user)?;
     let t = ctx.ops().show(&actor, args.id)?;
-    let view = View::of(ctx, &t, now());
+    let view = View::of(ctx, &t, ctx.store.now());
     ctx.emit(&view, || {
         let mut rows: Vec<Vec<String>> = vec![
             vec!["id".into(), view.id.to_string()],
@@ -531,7 +532,7 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
                     None => "never".into(),
                     Some(d) => format!(
                         "{d} (end of day, UTC; {})",
-                        match view.expires_in(t.expires_at, now()).as_str() {
+                        match view.expires_in(t.expires_at, ctx.store.now()).as_str() {
                             "expired" => "expired".to_string(),
                             left => format!("in {left}"),
                         }
@@ -555,12 +556,15 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
             ],
             vec!["status".into(), view.status_detail()],
         ];
-        if let (Some(end), Some(at)) = (&view.old_value_expires_at, t.old_value_until(now())) {
+        if let (Some(end), Some(at)) = (
+            &view.old_value_expires_at,
+            t.old_value_until(ctx.store.now()),
+        ) {
             rows.push(vec![
                 "old value".into(),
                 format!(
                     "works until {end} (in {})",
-                    remaining(at.saturating_sub(now()))
+                    remaining(at.saturating_sub(ctx.store.now()))
                 ),
             ]);
         }
@@ -635,7 +639,7 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
             },
         )
     })?;
-    let view = View::build(catalogue, email, &done.outcome.token, now());
+    let view = View::build(catalogue, email, &done.outcome.token, ctx.store.now());
     if !done.outcome.changed {
         // Nothing would change: no password, no audit entry, no new snapshot.
         ctx.note(&format!(

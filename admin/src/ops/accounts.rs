@@ -11,7 +11,7 @@ use super::{Actor, Confirmation, Done, Ops, Publishing};
 use crate::error::Result;
 use crate::snapshot;
 use crate::store::snapshots::Published;
-use crate::store::{audit, now, sessions, settings, tokens, users};
+use crate::store::{audit, sessions, settings, tokens, users};
 
 /// What an account change did.
 #[derive(Debug)]
@@ -133,7 +133,7 @@ impl Ops<'_> {
         publishing: Publishing<'_>,
     ) -> Result<Done<AccountChange>> {
         let dir = self.store.location().clone();
-        let at = now();
+        let at = self.store.now();
         let (account, mut changes, mut changed) = self.store.write(|tx| {
             // The setting as it is now (`config set platform-identity` may have changed it
             // since this process started).

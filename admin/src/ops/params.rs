@@ -8,14 +8,13 @@
 //!   [`Ops::grace`]) and the expiry a new value gets (regenerate, copy).
 
 use pat_core::net::{MAX_PER_TOKEN, Network};
-use time::OffsetDateTime;
 
 use super::{Actor, Channel, Ops};
 use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
 use crate::expiry::{self, last_day};
 use crate::settings;
-use crate::store::{now, tokens};
+use crate::store::tokens;
 
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION: usize = 200;
@@ -288,7 +287,7 @@ impl Ops<'_> {
         match text {
             Some(text) => Ok(Expiry(Some(expiry::parse(
                 text,
-                OffsetDateTime::now_utc(),
+                self.store.clock().utc(),
                 max,
             )?))),
             None => {
@@ -305,7 +304,7 @@ impl Ops<'_> {
         match text {
             Some(text) => Ok(Expiry(Some(expiry::parse_api(
                 text,
-                OffsetDateTime::now_utc(),
+                self.store.clock().utc(),
                 max,
             )?))),
             None => {
@@ -390,7 +389,7 @@ impl Ops<'_> {
     ) -> Result<Expiry> {
         match given {
             Some(e) => Ok(e),
-            None if kept.is_some_and(|at| now() >= at) => Err(Error::Invalid(format!(
+            None if kept.is_some_and(|at| self.store.now() >= at) => Err(Error::Invalid(format!(
                 "token {id} expired on {}; give it a new date with {}",
                 kept.map(last_day).unwrap_or_default(),
                 match actor.channel {
@@ -403,7 +402,7 @@ impl Ops<'_> {
                 match kept {
                     // The kept instant, against the maximum as a last valid day.
                     Some(at) => {
-                        expiry::parse(&last_day(at), OffsetDateTime::now_utc(), max)?;
+                        expiry::parse(&last_day(at), self.store.clock().utc(), max)?;
                     }
                     None => expiry::check_none(max)?,
                 }

@@ -22,7 +22,7 @@ use crate::expiry::{last_day, rfc3339};
 use crate::snapshot;
 use crate::store::snapshots::Published;
 use crate::store::tokens::Which;
-use crate::store::{audit, now, tokens};
+use crate::store::{audit, tokens};
 
 /// `copy`: a new token with another one's parameters.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +133,7 @@ pub struct Revocation {
 /// The token a leaked value belongs to, if any (its current value, or its previous one
 /// while that still works in a grace window), and which of the two it is.
 pub fn holder(conn: &Connection, value: &Leaked) -> Result<Option<(tokens::Token, Which)>> {
-    let at = now();
+    let at = conn.now();
     Ok(tokens::by_hash(conn, &value.hash, at)?
         .and_then(|t| t.has_value(&value.hash, at).map(|which| (t, which))))
 }
@@ -327,7 +327,7 @@ impl Ops<'_> {
         }
         let dir = self.store.location().clone();
         let (revocation, built) = self.store.write(|tx| {
-            let at = now();
+            let at = tx.now();
             let mut revoked: Vec<Revoked> = Vec::new();
             let mut unknown = Vec::new();
             for value in values {
@@ -405,7 +405,7 @@ impl Ops<'_> {
             hash: value.hash(),
             scope_set: new.scope.set,
             methods: new.scope.methods,
-            created_at: now(),
+            created_at: self.store.now(),
             expires_at: new.expiry.0,
             regenerated_at: None,
             last_used_at: None,
@@ -478,7 +478,7 @@ impl Ops<'_> {
         let (token, built) = self.store.write(|tx| {
             Self::still_confirmed(tx, actor, confirmed)?;
             let mut row = tokens::require(tx, &actor.account, plan.id)?;
-            let at = now();
+            let at = tx.now();
             let ended = row
                 .old_value
                 .zip(row.old_value_until(at))
@@ -553,7 +553,7 @@ impl Ops<'_> {
             if removal.ids.is_empty() {
                 return Ok(None);
             }
-            let at = now();
+            let at = tx.now();
             for &id in &removal.ids {
                 let old = tokens::get(tx, &actor.account, id)?.and_then(|t| {
                     t.old_value

@@ -66,7 +66,7 @@ pub fn record_by(
     conn.prepare_cached(
         "INSERT INTO audit (at, actor, account, action, token_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![super::now() as i64, actor, account, action, token_id, detail])?;
+    .execute(params![conn.now() as i64, actor, account, action, token_id, detail])?;
     Ok(())
 }
 

@@ -33,6 +33,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use postgres::types::{IsNull, ToSql, Type};
+
+use crate::clock::Clock;
 use postgres_types::to_sql_checked;
 
 /// What a database call returns.
@@ -517,6 +519,8 @@ pub enum Begin {
 /// One connection to the store's database.
 pub struct Connection {
     engine: Inner,
+    /// Where this connection's users read the time ([`Connection::now`]).
+    clock: Clock,
 }
 
 enum Inner {
@@ -673,6 +677,7 @@ impl Connection {
     pub fn sqlite(conn: rusqlite::Connection) -> Self {
         Self {
             engine: Inner::Sqlite(conn),
+            clock: Clock::system(),
         }
     }
 
@@ -685,7 +690,29 @@ impl Connection {
     pub fn postgres(url: &str, read_only: bool) -> Result<Self> {
         Ok(Self {
             engine: Inner::Postgres(PgThread::start(url, read_only)?),
+            clock: Clock::system(),
         })
+    }
+
+    /// The clock every "now" read over this connection comes from: the store's clock
+    /// ([`crate::store::Store::clock`]); the system clock unless one was set.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Reads the time from `clock` from now on.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The current time by this connection's clock, Unix seconds.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The current time by this connection's clock, Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// Which engine this is.

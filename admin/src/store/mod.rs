@@ -13,6 +13,9 @@
 //!
 //! Token values are never stored on either, only their SHA-256.
 //!
+//! Every "now" of the store and of what runs over it comes from the store's
+//! [`Clock`] ([`Store::clock`], [`Store::now`]; [`Connection::now`] inside a transaction).
+//!
 //! - [`db`]: the connection both engines share (one dialect, rusqlite's shapes).
 //! - [`schema`]: tables and migrations.
 //! - [`sealed`]: private keys sealed in the store.
@@ -42,6 +45,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::store::db::{Begin, Connection, Engine, Location};
 
@@ -350,6 +354,29 @@ impl Store {
         self.dir().map(|d| d.join(KEYS_DIR))
     }
 
+    /// The clock every "now" of this store comes from ([`crate::clock`]): the system clock
+    /// unless [`Store::set_clock`] gave it another. Its connection carries it, so functions
+    /// over a transaction read the same one ([`Connection::now`]).
+    pub fn clock(&self) -> &Clock {
+        self.conn.clock()
+    }
+
+    /// Reads the time from `clock` from now on (tests: a [`crate::clock::ManualClock`]).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.conn.set_clock(clock);
+    }
+
+    /// This store with `clock` ([`Store::set_clock`]).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.set_clock(clock);
+        self
+    }
+
+    /// The current time by the store's clock, Unix seconds.
+    pub fn now(&self) -> u64 {
+        self.conn.now()
+    }
+
     /// The connection, for reads outside a transaction (each statement sees one state).
     pub fn conn(&self) -> &Connection {
         &self.conn
@@ -427,11 +454,4 @@ fn failpoint_before_commit() {
         eprintln!("pat-admin: failpoint: sleeping before commit");
         std::thread::sleep(Duration::from_secs(30));
     }
-}
-
-/// The current time, Unix seconds.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

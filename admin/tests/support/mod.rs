@@ -164,6 +164,7 @@ impl Admin {
     pub fn open(&self) -> pat_admin::store::Store {
         pat_admin::store::Store::open_as(self.location(), pat_admin::store::Open::Create)
             .expect("open the store")
+            .with_clock(self.clock())
     }
 
     /// Creates the (empty) store, as the first `user add` or `key generate` would, for tests
@@ -176,10 +177,63 @@ impl Admin {
     /// The environment a pat-admin process on this store needs: the sealing secret (this
     /// process's own when it has one, as the PostgreSQL run of `scripts/test` sets it, so
     /// keys sealed by a child open in tests that sign in-process).
+    ///
+    /// And the test clock's offset file ([`Admin::advance`]): every pat-admin process of the
+    /// test reads its time shifted by it (the binary is built with the `test-clock` feature
+    /// for these tests, `pat_admin::clock`).
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let secret =
             std::env::var("PAT_ADMIN_KEY_SECRET").unwrap_or_else(|_| KEY_SECRET.to_string());
-        vec![("PAT_ADMIN_KEY_SECRET", secret)]
+        vec![
+            ("PAT_ADMIN_KEY_SECRET", secret),
+            (
+                pat_admin::clock::TEST_CLOCK_FILE_VAR,
+                self.clock_file().display().to_string(),
+            ),
+        ]
+    }
+
+    /// The file holding the offset, in seconds, of this test's pat-admin clocks.
+    pub fn clock_file(&self) -> PathBuf {
+        self.dir.path().join("clock-offset")
+    }
+
+    /// The offset of this test's pat-admin clocks from the system clock, seconds.
+    pub fn clock_offset(&self) -> i64 {
+        match std::fs::read_to_string(self.clock_file()) {
+            Ok(text) => text.trim().parse().expect("an offset in seconds"),
+            Err(_) => 0,
+        }
+    }
+
+    /// The clock of this test's pat-admin processes (and of [`Admin::open`]'s store).
+    pub fn clock(&self) -> pat_admin::clock::Clock {
+        pat_admin::clock::Clock::shifted_by_file(self.clock_file())
+    }
+
+    /// The time by this test's pat-admin clocks, Unix seconds.
+    pub fn now(&self) -> u64 {
+        self.clock().now()
+    }
+
+    /// Moves this test's pat-admin clocks `secs` seconds forward, at once for every process
+    /// already running (a `serve` re-signs or compacts on its next check, a grace window
+    /// ends): the offset file is replaced in one rename, so no process reads half of it.
+    pub fn advance(&self, secs: u64) {
+        let offset = self.clock_offset() + i64::try_from(secs).expect("seconds");
+        let file = self.clock_file();
+        let next = file.with_extension("next");
+        std::fs::write(&next, offset.to_string()).expect("write the clock offset");
+        std::fs::rename(&next, &file).expect("replace the clock offset");
+    }
+
+    /// Moves this test's pat-admin clocks forward until they read `at` (Unix seconds); a
+    /// time already reached leaves them as they are.
+    pub fn advance_to(&self, at: u64) {
+        let now = self.now();
+        if at > now {
+            self.advance(at - now);
+        }
     }
 
     /// A command for the binary, on this store, with no inherited store variable.
@@ -487,6 +541,10 @@ impl Drop for Server {
     }
 }
 
+/// How often the tests' `serve` looks at the latest document (`--check-every`; the default
+/// is 2 s).
+pub const SERVE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -527,6 +585,7 @@ impl Admin {
         let child = self
             .std_command()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--check-every", &format!("{}s", SERVE_CHECK.as_secs())])
             .args(api_port.map_or_else(Vec::new, |p| {
                 vec![
                     "--api-listen".to_string(),
@@ -597,6 +656,13 @@ impl Server {
     /// `POST path` with `body`.
     pub fn post(&self, path: &str, body: &[u8]) -> Reply {
         http_post(self.port, path, body)
+    }
+
+    /// Waits long enough for its re-signer to have looked at the store `checks` times (each
+    /// [`SERVE_CHECK`], and a margin): for tests that something does *not* happen, which no
+    /// clock can show sooner.
+    pub fn wait_checks(&self, checks: u32) {
+        std::thread::sleep(SERVE_CHECK * checks + std::time::Duration::from_millis(300));
     }
 
     /// What it logged so far.

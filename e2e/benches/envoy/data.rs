@@ -211,7 +211,7 @@ pub(crate) fn push(client: &reqwest::blocking::Client, envoy: &Envoy, bytes: Vec
 /// `count` tokens (inserted directly: hashing passwords would only measure argon2); returns
 /// the public key the edge must trust.
 pub(crate) fn seed_admin_store(store_dir: &Path, count: usize) -> String {
-    use pat_admin::store::{Store, now, tokens, users};
+    use pat_admin::store::{Store, tokens, users};
     let out = Command::new(release_binary("pat-admin"))
         .env_remove("PAT_ADMIN_STORE")
         .arg("--store")
