@@ -344,7 +344,10 @@ mod tests {
         let acts = |name: &str| c.resolve(name).expect(name).acts_on_one_env();
         assert!(acts("environment.Control.StopEnv"));
         assert!(acts("environment.Control.StartEnv"));
-        assert!(!acts("environment.Control.GetEnvs"), "lists every environment");
+        assert!(
+            !acts("environment.Control.GetEnvs"),
+            "lists every environment"
+        );
         assert!(!acts("environment.Control.CloneEnv"), "makes another one");
         assert!(!acts("environment.Build.AddProject"), "takes targetEnv");
         assert_eq!(c.env_methods().count(), 198);

@@ -572,12 +572,20 @@ mod tests {
         assert_eq!(MAX_LIFETIME_DAYS.parse("none").expect("ok").stored, None);
         assert!(PLATFORM_IDENTITY.parse("name").is_err());
         assert_eq!(
-            DEFAULT_RATE_LIMIT.parse("600/m").expect("ok").stored.as_deref(),
+            DEFAULT_RATE_LIMIT
+                .parse("600/m")
+                .expect("ok")
+                .stored
+                .as_deref(),
             Some("600/min")
         );
         assert_eq!(DEFAULT_RATE_LIMIT.parse("none").expect("ok").stored, None);
         let e = DEFAULT_RATE_LIMIT.parse("10/h").expect_err("bad");
-        assert!(e.to_string().starts_with("default-rate-limit: `10/h` is not a rate limit"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("default-rate-limit: `10/h` is not a rate limit"),
+            "{e}"
+        );
         assert!(find("no-such-setting").is_err());
     }
 

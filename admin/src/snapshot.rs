@@ -39,9 +39,9 @@ use std::fmt;
 
 use crate::store::db::{Connection, Location};
 use crate::store::sealed::Sealer;
+use pat_core::env::EnvList;
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
-use pat_core::env::EnvList;
 use pat_core::net::Network;
 use pat_core::rate::RateLimit;
 use pat_core::snapshot::{Base, Kind, SnapshotBuilder, StateOf, TokenSpec};
@@ -321,15 +321,12 @@ impl Adder {
             .map(Vec::as_slice)
             .unwrap_or_default();
         if !t.envs.is_empty() && !self.envs.contains_key(t.envs) {
-            let list = tokens::parse_envs(t.envs)
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    Error::Internal(format!(
-                        "token {} has an invalid stored environment list",
-                        t.id
-                    ))
-                })?;
+            let list = tokens::parse_envs(t.envs).ok().flatten().ok_or_else(|| {
+                Error::Internal(format!(
+                    "token {} has an invalid stored environment list",
+                    t.id
+                ))
+            })?;
             self.envs.insert(t.envs.to_string(), list);
         }
         if !t.rate_limit.is_empty() && !self.rates.contains_key(t.rate_limit) {

@@ -294,7 +294,12 @@ impl Api {
     /// may act on (`null`: any), `rateLimit`, its own rate limit (`"10/s"`, `"600/min"`;
     /// `null`: none of its own), and `effectiveRateLimit`, the one edges enforce (its own,
     /// else the `default-rate-limit` setting's; `null`: none). `default` is that setting.
-    fn token_json(&self, t: &tokens::Token, key: Option<&str>, default: Option<RateLimit>) -> Value {
+    fn token_json(
+        &self,
+        t: &tokens::Token,
+        key: Option<&str>,
+        default: Option<RateLimit>,
+    ) -> Value {
         let mut v = json!({
             "id": t.id,
             "description": t.description,

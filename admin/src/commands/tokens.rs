@@ -20,20 +20,19 @@ use serde::Serialize;
 use super::{ChangePublish, Changed, Ctx, PublishState, create_secret_file, table};
 use crate::catalogue::Catalogue;
 use crate::cli::{
-    Confirm, CopyArgs, EditArgs, GenerateArgs, Limits, ListArgs, RegenerateArgs, RemoveArgs,
-    Scope, TokenRef,
+    Confirm, CopyArgs, EditArgs, GenerateArgs, Limits, ListArgs, RegenerateArgs, RemoveArgs, Scope,
+    TokenRef,
 };
 use crate::error::{Error, Result, exit};
 use crate::expiry::{last_day, rfc3339};
 use crate::ops::{
-    self, Actor, CopyOf, Description, Edit, Envs, Networks, NewToken, Rate, Regeneration,
-    Selection,
+    self, Actor, CopyOf, Description, Edit, Envs, Networks, NewToken, Rate, Regeneration, Selection,
 };
-use crate::settings::DEFAULT_RATE_LIMIT;
-use pat_core::rate::RateLimit;
 use crate::output::Output;
 use crate::password::Source;
+use crate::settings::DEFAULT_RATE_LIMIT;
 use crate::store::{now, tokens, users};
+use pat_core::rate::RateLimit;
 
 /// A token as the commands show it (never its value).
 #[derive(Debug, Serialize)]
