@@ -67,7 +67,7 @@ fn every_subcommand_has_help() {
         (&["show"], "One token in detail"),
         (
             &["edit"],
-            "Change a token's description, expiry, scope or allowed client networks",
+            "Change a token's description, expiry, scope, allowed client networks, environments",
         ),
         (&["regenerate"], "Give a token a new value"),
         (&["copy"], "Create a new token with the parameters"),
