@@ -373,7 +373,7 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
     let rate = args
         .rate_limit
         .as_deref()
-        .map(|text| rate_flag(text))
+        .map(rate_flag)
         .transpose()?
         .unwrap_or_default();
     let actor = ctx.actor(&args.user)?;
