@@ -22,7 +22,7 @@
 //! signed by the active key, and is fresh enough; [`current`] (`publish`) and
 //! [`resign_if_needed`] (`serve`) build a new one only then, each in one write transaction,
 //! so concurrent processes never hand out the same version. Re-signing when due is an
-//! empty delta (264 bytes at any size: a new version, a new expiry).
+//! empty delta (280 bytes at any size: a new version, a new expiry).
 //!
 //! **Compaction** ([`compact_if_due`], by `serve`'s background thread and by `publish`):
 //! when the chain of deltas since the latest full snapshot holds more than

@@ -343,7 +343,7 @@ fn re_signing_is_an_empty_delta_and_a_new_key_starts_a_full_snapshot() {
             &json["bytes"],
             &json["tokens"]
         ),
-        (&3.into(), &"delta".into(), &264.into(), &2.into()),
+        (&3.into(), &"delta".into(), &280.into(), &2.into()),
         "{json}"
     );
     assert_eq!(latest_delta(&admin, &key, 2), (vec![], vec![], 2));
