@@ -102,6 +102,8 @@ fn main() {
                         networks: Vec::new(),
                         old_value: None,
                         suspended: false,
+                        envs: None,
+                        rate_limit: None,
                     },
                 )?;
             }

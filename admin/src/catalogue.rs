@@ -22,6 +22,22 @@ pub struct Method {
     pub params: Vec<String>,
 }
 
+/// Parameters that name an environment besides `envName`: a method taking one of them acts
+/// on (or creates) another environment too, so a token limited to some environments may not
+/// call it.
+pub const OTHER_ENV_PARAMS: [&str; 4] = ["targetEnv", "srcEnvName", "dstEnvName", "targetAppid"];
+
+impl Method {
+    /// Does it act on the one environment its `envName` names: its parameters include
+    /// `envName` and none of [`OTHER_ENV_PARAMS`]? Only these may be called by a token
+    /// limited to some environments (`GetEnvs`, which lists every environment, and
+    /// `CloneEnv`, which makes another, may not).
+    pub fn acts_on_one_env(&self) -> bool {
+        let has = |name: &str| self.params.iter().any(|p| p.eq_ignore_ascii_case(name));
+        has(pat_core::env::ENV_PARAM) && !OTHER_ENV_PARAMS.iter().any(|p| has(p))
+    }
+}
+
 /// A predefined token set (the dashboard's "API" choices).
 #[derive(Debug, Clone)]
 pub struct TokenSet {
@@ -179,6 +195,15 @@ impl Catalogue {
         &self.methods
     }
 
+    /// The methods that act on one environment ([`Method::acts_on_one_env`]), canonical:
+    /// what every document declares, so edges can hold tokens limited to environments.
+    pub fn env_methods(&self) -> impl Iterator<Item = &MethodName> + '_ {
+        self.methods
+            .iter()
+            .filter(|m| m.acts_on_one_env())
+            .map(|m| &m.canonical)
+    }
+
     /// The predefined token sets, sorted by id.
     pub fn sets(&self) -> &[TokenSet] {
         &self.sets
@@ -311,6 +336,29 @@ mod tests {
                 set.id
             );
         }
+    }
+
+    #[test]
+    fn methods_that_act_on_one_environment() {
+        let c = catalogue();
+        let acts = |name: &str| c.resolve(name).expect(name).acts_on_one_env();
+        assert!(acts("environment.Control.StopEnv"));
+        assert!(acts("environment.Control.StartEnv"));
+        assert!(
+            !acts("environment.Control.GetEnvs"),
+            "lists every environment"
+        );
+        assert!(!acts("environment.Control.CloneEnv"), "makes another one");
+        assert!(!acts("environment.Build.AddProject"), "takes targetEnv");
+        assert_eq!(c.env_methods().count(), 198);
+        assert_eq!(
+            c.methods()
+                .iter()
+                .filter(|m| m.params.iter().any(|p| p == "envName"))
+                .count(),
+            206,
+            "take envName at all"
+        );
     }
 
     #[test]

@@ -52,8 +52,8 @@ pub enum Command {
     List(ListArgs),
     /// One token in detail, with every method of its scope.
     Show(TokenRef),
-    /// Change a token's description, expiry, scope or allowed client networks (its value
-    /// stays the same).
+    /// Change a token's description, expiry, scope, allowed client networks, environments or
+    /// rate limit (its value stays the same).
     Edit(EditArgs),
     /// Give a token a new value, keeping every other parameter; the old value stops working,
     /// at once or (--grace) at the end of a grace window.
@@ -226,12 +226,44 @@ pub struct GenerateArgs {
     /// commas; at most 32). Without it: any address.
     #[arg(long = "allow-ip", value_name = "CIDR", value_delimiter = ',')]
     pub allow_ip: Vec<String>,
+    /// Only let the token act on this environment (its name, e.g. my-app; repeat the flag,
+    /// or separate with commas; at most 32): it may then call only the methods that act on
+    /// one environment named by `envName`. Without it: any environment.
+    #[arg(long = "env", value_name = "NAME", value_delimiter = ',')]
+    pub env: Vec<String>,
+    /// At most this many requests per second or minute on each edge, e.g. 10/s or 600/min.
+    /// Without it: the default-rate-limit setting's, if any.
+    #[arg(long, value_name = "N/s|N/min")]
+    pub rate_limit: Option<String>,
     /// Write the token to this new file (mode 0600) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Password confirmation and publishing.
     #[command(flatten)]
     pub confirm: Confirm,
+}
+
+/// A change of a token's environments and rate limit (`edit`, `copy`).
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Only let the token act on these environments (replacing the list; repeat the flag,
+    /// or separate with commas; at most 32).
+    #[arg(
+        long = "env",
+        value_name = "NAME",
+        value_delimiter = ',',
+        conflicts_with = "any_env"
+    )]
+    pub env: Vec<String>,
+    /// Let the token act on any environment again (drop its environment list).
+    #[arg(long)]
+    pub any_env: bool,
+    /// At most this many requests per second or minute on each edge, e.g. 10/s or 600/min.
+    #[arg(long, value_name = "N/s|N/min", conflicts_with = "no_rate_limit")]
+    pub rate_limit: Option<String>,
+    /// Drop the token's own rate limit (the default-rate-limit setting's applies, if any).
+    #[arg(long)]
+    pub no_rate_limit: bool,
 }
 
 /// An account's token.
@@ -318,6 +350,9 @@ pub struct EditArgs {
     /// Accept the token from any address again (drop its allowed networks).
     #[arg(long)]
     pub no_ip_limit: bool,
+    /// Environments and rate limit.
+    #[command(flatten)]
+    pub limits: Limits,
     /// Password confirmation and publishing.
     #[command(flatten)]
     pub confirm: Confirm,
@@ -358,6 +393,9 @@ pub struct CopyArgs {
     /// Last valid day of the copy (default: the original's; needed when it has expired).
     #[arg(long, value_name = "DD-MM-YYYY")]
     pub expires_at: Option<String>,
+    /// Environments and rate limit of the copy (default: the original's).
+    #[command(flatten)]
+    pub limits: Limits,
     /// Write the new token to this new file (mode 0600) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -10,9 +10,10 @@
 //!   value; [`ALL`], every entry in `config show`'s order; [`find`], an entry by name.
 //! - One typed kind per shape of value, each with its `get`: [`Count`] (a whole number,
 //!   maybe none), [`Seconds`] (a push timeout: flag, variable, setting, default),
-//!   [`Window`] (a duration within a range, clamped when read), [`Url`], [`Choice`].
+//!   [`Window`] (a duration within a range, clamped when read), [`Url`], [`Choice`],
+//!   [`Rate`] (a rate limit, maybe none).
 //! - [`names`], [`possible_values`]: what `config set` takes, with each one's help.
-//! - The entries themselves: [`MAX_TOKENS`] … [`PLATFORM_IDENTITY`].
+//! - The entries themselves: [`MAX_TOKENS`] … [`DEFAULT_RATE_LIMIT`].
 
 use std::time::Duration;
 
@@ -319,6 +320,48 @@ impl Setting for Choice {
     }
 }
 
+/// A rate limit, `N/s` or `N/min`; `none` unsets it.
+#[derive(Debug)]
+pub struct Rate {
+    name: &'static str,
+    key: &'static str,
+    help: &'static str,
+}
+
+impl Rate {
+    /// The stored limit, if set and valid.
+    pub fn get(&self, conn: &Connection) -> Result<Option<pat_core::rate::RateLimit>> {
+        Ok(meta::get(conn, self.key)?.and_then(|v| v.parse().ok()))
+    }
+}
+
+impl Setting for Rate {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn key(&self) -> &'static str {
+        self.key
+    }
+    fn help(&self) -> String {
+        self.help.into()
+    }
+    fn parse(&self, value: &str) -> Result<Parsed> {
+        if value == "none" {
+            return Ok(Parsed {
+                stored: None,
+                shown: "none".into(),
+            });
+        }
+        let limit = value
+            .parse::<pat_core::rate::RateLimit>()
+            .map_err(|e| Error::Invalid(format!("{}: {e} (or none)", self.name)))?;
+        Ok(Parsed {
+            stored: Some(limit.to_string()),
+            shown: limit.to_string(),
+        })
+    }
+}
+
 /// `max-tokens-per-account`: tokens one account may have (default: the catalogue's limit).
 pub static MAX_TOKENS: Count = Count {
     name: "max-tokens-per-account",
@@ -446,8 +489,15 @@ pub static PLATFORM_IDENTITY: Choice = Choice {
     help: "uid|email (default uid): what edges forward for platform accounts' tokens; a change re-signs them",
 };
 
+/// `default-rate-limit`: the rate limit of every token without one of its own.
+pub static DEFAULT_RATE_LIMIT: Rate = Rate {
+    name: "default-rate-limit",
+    key: meta::DEFAULT_RATE_LIMIT,
+    help: "N/s|N/min|none (default none): the rate limit of every token without one of its own, per edge; a change re-signs them",
+};
+
 /// Every setting, in `config show`'s order.
-pub static ALL: [&dyn Setting; 13] = [
+pub static ALL: [&dyn Setting; 14] = [
     &MAX_TOKENS,
     &MAX_LIFETIME_DAYS,
     &SNAPSHOT_LIFETIME,
@@ -461,6 +511,7 @@ pub static ALL: [&dyn Setting; 13] = [
     &PLATFORM_TIMEOUT,
     &PLATFORM_PASSWORD_CHECK,
     &PLATFORM_IDENTITY,
+    &DEFAULT_RATE_LIMIT,
 ];
 
 /// The names `config set` takes, in [`ALL`]'s order.
@@ -520,6 +571,21 @@ mod tests {
         assert!(MAX_TOKENS.parse("none").is_err());
         assert_eq!(MAX_LIFETIME_DAYS.parse("none").expect("ok").stored, None);
         assert!(PLATFORM_IDENTITY.parse("name").is_err());
+        assert_eq!(
+            DEFAULT_RATE_LIMIT
+                .parse("600/m")
+                .expect("ok")
+                .stored
+                .as_deref(),
+            Some("600/min")
+        );
+        assert_eq!(DEFAULT_RATE_LIMIT.parse("none").expect("ok").stored, None);
+        let e = DEFAULT_RATE_LIMIT.parse("10/h").expect_err("bad");
+        assert!(
+            e.to_string()
+                .starts_with("default-rate-limit: `10/h` is not a rate limit"),
+            "{e}"
+        );
         assert!(find("no-such-setting").is_err());
     }
 

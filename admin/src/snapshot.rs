@@ -39,12 +39,15 @@ use std::fmt;
 
 use crate::store::db::{Connection, Location};
 use crate::store::sealed::Sealer;
+use pat_core::env::EnvList;
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
 use pat_core::net::Network;
+use pat_core::rate::RateLimit;
 use pat_core::snapshot::{Base, Kind, SnapshotBuilder, StateOf, TokenSpec};
 use pat_core::token::TokenHash;
 
+use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
 use crate::expiry::rfc3339;
 use crate::store::snapshots::{self, Published, Stamp, kind_word};
@@ -259,15 +262,33 @@ fn build_error(e: pat_core::snapshot::BuildError) -> Error {
     Error::Internal(format!("cannot build the snapshot: {e}"))
 }
 
-/// Adds stored records to a builder, parsing each distinct scope and network list once
-/// (they repeat across tokens).
-#[derive(Default)]
+/// Adds stored records to a builder, parsing each distinct scope, network list,
+/// environment list and rate limit once (they repeat across tokens). A token without a rate
+/// limit of its own gets the `default-rate-limit` setting's (read once per document).
 struct Adder {
     parsed: HashMap<String, Vec<MethodName>>,
     networks: HashMap<String, Vec<Network>>,
+    envs: HashMap<String, EnvList>,
+    rates: HashMap<String, RateLimit>,
+    default_rate: Option<RateLimit>,
 }
 
 impl Adder {
+    /// An adder for a document built now in `tx`; declares the catalogue's methods that act
+    /// on one environment to `builder` (edges need them for tokens limited to environments;
+    /// only those some scope names are written).
+    fn new(tx: &Connection, builder: &mut SnapshotBuilder) -> Result<Self> {
+        let catalogue = Catalogue::builtin().map_err(Error::Internal)?;
+        builder.env_methods(catalogue.env_methods().cloned());
+        Ok(Self {
+            parsed: HashMap::new(),
+            networks: HashMap::new(),
+            envs: HashMap::new(),
+            rates: HashMap::new(),
+            default_rate: crate::settings::DEFAULT_RATE_LIMIT.get(tx)?,
+        })
+    }
+
     fn add(&mut self, builder: &mut SnapshotBuilder, t: &tokens::Published<'_>) -> Result<()> {
         if !self.parsed.contains_key(t.methods) {
             let methods = t
@@ -299,6 +320,30 @@ impl Adder {
             .get(t.networks)
             .map(Vec::as_slice)
             .unwrap_or_default();
+        if !t.envs.is_empty() && !self.envs.contains_key(t.envs) {
+            let list = tokens::parse_envs(t.envs).ok().flatten().ok_or_else(|| {
+                Error::Internal(format!(
+                    "token {} has an invalid stored environment list",
+                    t.id
+                ))
+            })?;
+            self.envs.insert(t.envs.to_string(), list);
+        }
+        if !t.rate_limit.is_empty() && !self.rates.contains_key(t.rate_limit) {
+            let rate = t.rate_limit.parse::<RateLimit>().map_err(|e| {
+                Error::Internal(format!(
+                    "token {} has an invalid stored rate limit: {e}",
+                    t.id
+                ))
+            })?;
+            self.rates.insert(t.rate_limit.to_string(), rate);
+        }
+        let envs = self.envs.get(t.envs);
+        let rate_limit = if t.rate_limit.is_empty() {
+            self.default_rate
+        } else {
+            self.rates.get(t.rate_limit).copied()
+        };
         builder
             .add(TokenSpec {
                 hash: stored_hash(t.id, t.hash)?,
@@ -307,8 +352,8 @@ impl Adder {
                 expires_at: t.expires_at,
                 scope,
                 networks,
-                envs: None,
-                rate_limit: None,
+                envs,
+                rate_limit,
             })
             .map_err(build_error)
     }
@@ -342,7 +387,7 @@ fn full_body(
     state: StateOf,
 ) -> Result<(pat_core::snapshot::Built, u64)> {
     let mut builder = SnapshotBuilder::new();
-    let mut adder = Adder::default();
+    let mut adder = Adder::new(tx, &mut builder)?;
     match holding {
         Holding::ActiveAt(at) => {
             tokens::for_each_published(tx, at, |t| adder.add(&mut builder, &t))?;
@@ -483,7 +528,7 @@ fn build_delta_in(
     let version = snapshots::next_version(tx)?;
     let (changed, dead) = snapshots::pending_changes(tx)?;
     let mut builder = SnapshotBuilder::new();
-    let mut adder = Adder::default();
+    let mut adder = Adder::new(tx, &mut builder)?;
     let mut added: HashSet<[u8; 16]> = HashSet::new();
     let mut removed: HashSet<[u8; 16]> = HashSet::new();
     let mut remove = |builder: &mut SnapshotBuilder, hash: TokenHash| {
@@ -580,6 +625,22 @@ fn build_delta_in(
 pub fn after_change(tx: &Connection, location: &Location) -> Result<Option<Published>> {
     match keys::active(tx)? {
         Some(key) => build_in(tx, location, &key, &Reason::TokenChange.to_string()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// At the end of a change that moves every token's record at once (`config set
+/// default-rate-limit`), whose caller moved the state serial without recording each token:
+/// a full snapshot of the new state, built and stored in the same transaction, or `None`
+/// when no signing key is active (`serve` or `publish` signs one once one is: the serial
+/// moved by more than the changes recorded, so theirs is a full snapshot too).
+pub fn full_after_change(
+    tx: &Connection,
+    location: &Location,
+    why: &str,
+) -> Result<Option<Published>> {
+    match keys::active(tx)? {
+        Some(key) => build_full_in(tx, location, &key, why).map(Some),
         None => Ok(None),
     }
 }

@@ -67,7 +67,7 @@ fn every_subcommand_has_help() {
         (&["show"], "One token in detail"),
         (
             &["edit"],
-            "Change a token's description, expiry, scope or allowed client networks",
+            "Change a token's description, expiry, scope, allowed client networks, environments",
         ),
         (&["regenerate"], "Give a token a new value"),
         (&["copy"], "Create a new token with the parameters"),
@@ -118,10 +118,22 @@ fn change_commands_document_their_flags() {
         "--password-stdin",
         "--no-publish",
         "--allow-ip <CIDR>",
+        "--env <NAME>",
+        "--rate-limit <N/s|N/min>",
     ] {
         assert!(generate.contains(flag), "{flag} in {generate}");
     }
     let edit = admin.run(&["edit", "--help"]).ok().to_string();
+    let copy = admin.run(&["copy", "--help"]).ok().to_string();
+    for flag in [
+        "--env <NAME>",
+        "--any-env",
+        "--rate-limit <N/s|N/min>",
+        "--no-rate-limit",
+    ] {
+        assert!(edit.contains(flag), "{flag} in {edit}");
+        assert!(copy.contains(flag), "{flag} in {copy}");
+    }
     for flag in ["--no-expiry", "--allow-ip <CIDR>", "--no-ip-limit"] {
         assert!(edit.contains(flag), "{flag} in {edit}");
     }
@@ -148,6 +160,16 @@ fn change_commands_document_their_flags() {
         .fails(2)
         .to_string();
     assert!(err.contains("cannot be used with"), "{err}");
+    for (set, clear) in [
+        ("--env=a", "--any-env"),
+        ("--rate-limit=1/s", "--no-rate-limit"),
+    ] {
+        let err = admin
+            .run(&["edit", "--user", "alice", "1", set, clear])
+            .fails(2)
+            .to_string();
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
 }
 
 #[test]

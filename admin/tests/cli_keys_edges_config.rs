@@ -173,6 +173,7 @@ fn config_show_and_set() {
             "platform_timeout_secs": 5,
             "platform_password_check": "signin",
             "platform_identity": "uid",
+            "default_rate_limit": null,
             "max_grace_secs": 604800
         })
     );

@@ -47,6 +47,8 @@ fn changes(admin: &Admin, count: usize, per_change: usize) -> Vec<String> {
                             networks: Vec::new(),
                             old_value: None,
                             suspended: false,
+                            envs: None,
+                            rate_limit: None,
                         },
                     )?;
                 }

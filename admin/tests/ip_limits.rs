@@ -106,12 +106,15 @@ fn generate_normalizes_the_list_and_every_view_shows_it() {
             "allowed_ips",
             "created_at",
             "description",
+            "effective_rate_limit",
             "email",
+            "envs",
             "expires_at",
             "id",
             "last_used_at",
             "last_used_ip",
             "old_value_expires_at",
+            "rate_limit",
             "regenerated_at",
             "scope",
             "status",
@@ -346,7 +349,7 @@ fn edit_replaces_or_drops_the_list_and_its_delta_carries_the_new_record() {
         entry["detail"]
             .as_str()
             .unwrap_or_default()
-            .ends_with("allowed IPs any"),
+            .contains("allowed IPs any;"),
         "{entry}"
     );
 }
@@ -441,11 +444,14 @@ fn the_api_takes_allowed_ips_on_create_and_edit_and_lists_them() {
             "apiListItems",
             "createdAt",
             "description",
+            "effectiveRateLimit",
+            "envNames",
             "expiresAt",
             "id",
             "isSystem",
             "lastUsed",
             "oldKeyExpiresAt",
+            "rateLimit",
             "suspended"
         ]
     );

@@ -73,7 +73,7 @@ fn a_schema_1_store_is_migrated_and_signed_anew() {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("user_version");
     assert_eq!(version, schema::VERSION);
-    assert_eq!(schema::VERSION, 9);
+    assert_eq!(schema::VERSION, 10);
     let stored: i64 = db
         .query_row("SELECT count(*) FROM snapshots", [], |row| row.get(0))
         .expect("count");

@@ -1,8 +1,8 @@
-//! A store written by the previous pat-admin (schema 5: full snapshots and deltas in
-//! snapshot format 3) is migrated in place to schema 6: tokens get no network limit and no
-//! previous value, everything else survives — the documents too, since format 3 already
-//! carried networks — so the next change is a delta on the latest stored document, with the
-//! new parameters in it.
+//! A store written by an earlier pat-admin (schema 5: full snapshots and deltas in
+//! snapshot format 3) is migrated in place to schema 6 and on: tokens get no network limit
+//! and no previous value, everything else survives. Schema 6 kept the documents (format 3
+//! already carried networks); schema 10 drops them (snapshot format 4), so the next change
+//! is a full snapshot above the stored version, with the new parameters in it.
 
 mod support;
 
@@ -119,8 +119,8 @@ fn a_schema_5_store_is_migrated_in_place_and_its_chain_goes_on() {
     }
     assert_eq!(
         count(&admin, "SELECT count(*) FROM snapshots"),
-        1,
-        "the document stays"
+        0,
+        "format-3 documents are dropped by schema 10"
     );
     assert_eq!(
         count(
@@ -130,7 +130,7 @@ fn a_schema_5_store_is_migrated_in_place_and_its_chain_goes_on() {
         2
     );
 
-    // The next change is a delta on the stored document, carrying the new list.
+    // The next change is a full snapshot above the stored version, carrying the new list.
     let (id, value) = admin.token(
         "alice",
         &[
@@ -141,10 +141,7 @@ fn a_schema_5_store_is_migrated_in_place_and_its_chain_goes_on() {
         ],
     );
     let served = admin.served(&key);
-    assert_eq!(
-        served.documents,
-        [(VERSION, Kind::Full), (VERSION + 1, Kind::Delta)]
-    );
+    assert_eq!(served.documents, [(VERSION + 1, Kind::Full)]);
     assert_eq!(served.token_count(), 3);
     let limited = served.find(&TokenHash::of(&value)).expect("the new token");
     assert!(limited.allows_address("127.0.0.2".parse().expect("ip")));

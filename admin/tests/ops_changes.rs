@@ -419,6 +419,8 @@ fn regenerate_with_grace_keeps_the_old_value_and_copy_keeps_the_parameters() {
                 id,
                 description: None,
                 expires_at: None,
+                envs: None,
+                rate: None,
             },
             Confirmation::password(PASSWORD),
             Publishing::quiet(),

@@ -36,7 +36,14 @@ fn busy_sqlite_store() -> (Admin, String, String) {
             "10.0.0.0/8",
             "--allow-ip",
             "2001:db8::/32",
+            "--env",
+            "my-app",
+            "--rate-limit",
+            "10/s",
         ])
+        .ok();
+    admin
+        .run(&["config", "set", "default-rate-limit", "600/min"])
         .ok();
     let (graced, old_value) = admin.token("alice", SCOPE);
     admin
@@ -101,6 +108,14 @@ fn assert_same_store(source: &Admin, target: &Admin, key: &str, old_value: &str)
     let (list, audit, config) = views(source);
     let (list2, audit2, config2) = views(target);
     assert_eq!(list2, list, "the same tokens, ids, allowlists and windows");
+    assert!(
+        list.as_array()
+            .expect("list")
+            .iter()
+            .any(|t| t["envs"] == serde_json::json!(["my-app"]) && t["rate_limit"] == "10/s"),
+        "environment lists and rate limits are copied: {list}"
+    );
+    assert_eq!(config["default_rate_limit"], "600/min");
     assert_eq!(config2, config, "the same settings");
     assert_eq!(
         audit2.len(),

@@ -359,18 +359,18 @@ fn step2_the_list_the_tools_and_selection_with_shift_and_ctrl() {
         let rows = b.rows();
         assert_eq!(
             rows[0]["cells"],
-            json!([t1.to_string(), "CI deploys", "IDE Plugins", "any", expires, "never", "active"])
+            json!([t1.to_string(), "CI deploys", "IDE Plugins", "any", expires, "never", "active", "any", "none"])
         );
         assert_eq!(
             rows[1]["cells"],
-            json!([t2.to_string(), "stop/start", "Custom, 2 methods", "any", "never", "never", "active"])
+            json!([t2.to_string(), "stop/start", "Custom, 2 methods", "any", "never", "never", "active", "any", "none"])
         );
         assert_eq!(rows[2]["cells"][2], "Marketplace");
         assert_eq!(rows[2]["cells"][6], "expired");
         // The column headers and exactly these tools.
         assert_eq!(
             b.js("return [...document.querySelectorAll('#token-table th')].map((th) => th.textContent);", vec![]),
-            json!(["ID", "Description", "API", "Allowed IPs", "Expires", "Last used", "Status"])
+            json!(["ID", "Description", "API", "Allowed IPs", "Expires", "Last used", "Status", "Environments", "Rate limit"])
         );
         assert_eq!(
             b.js("return [...document.querySelector('[role=toolbar]').querySelectorAll('button')].map((x) => x.textContent);", vec![]),
@@ -765,6 +765,78 @@ fn eventually_from(stack: &Stack, token: &str, from: &str, code: i64) {
         let answer = platform_from(stack, token, from);
         assert_eq!(answer["result"], code, "from {from}: {answer}");
     }
+}
+
+#[test]
+fn the_environments_and_rate_limit_fields() {
+    let (stack, b) = start("envs_and_rate_limit", Screen::Desktop);
+    b.check(|b| {
+        b.sign_in(&stack.public_base(), "alice", PASSWORD);
+        // Generate: both fields, checked before the password is asked; hostile text is text.
+        open_form(b, "Generate");
+        b.field("Environments");
+        b.field("Rate limit");
+        assert!(b.text_of("f-envs-hint").contains("Empty: any environment"));
+        b.fill("Description", "staging deploys");
+        check_method(b, "stopenv", "environment.Control.StopEnv");
+        b.fill("Environments", "my-app, <b>x</b>");
+        b.click_button("Apply");
+        let error = b.wait_text("form-error", "is not an environment name");
+        assert!(error.contains("\"<b>x</b>\""), "shown as text: {error}");
+        assert!(!b.dialog_open("confirm-dialog"), "no password asked");
+        assert_eq!(b.focused_id(), "f-envs");
+        b.fill("Environments", "My-App, staging");
+        b.fill("Rate limit", "10/h");
+        b.click_button("Apply");
+        b.wait_text("form-error", "is not a rate limit");
+        assert_eq!(b.focused_id(), "f-rate-limit");
+        assert!(api_tokens(&stack).is_empty(), "nothing created");
+        b.fill("Rate limit", "10/s");
+        b.shot("envs-and-rate-filled");
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        let value = b.token_value();
+        close_value(b, &value);
+        let token = api_tokens(&stack)[0].clone();
+        let id = token["id"].as_i64().expect("id");
+        assert_eq!(token["envNames"], json!(["my-app", "staging"]));
+        assert_eq!(token["rateLimit"], "10/s");
+        b.wait_rows(&[id]);
+        assert_eq!(b.rows()[0]["cells"][7], "my-app, staging");
+        assert_eq!(b.rows()[0]["cells"][8], "10/s");
+
+        // Copy keeps both (pre-filled).
+        b.click(&b.row(id));
+        open_form(b, "Copy");
+        let value_of =
+            |label: &str| b.js("return arguments[0].value;", vec![json!(b.field(label))]);
+        assert_eq!(value_of("Environments"), json!("my-app, staging"));
+        assert_eq!(value_of("Rate limit"), json!("10/s"));
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        let copy_value = b.token_value();
+        close_value(b, &copy_value);
+        let copy = api_tokens(&stack)[1].clone();
+        assert_eq!(copy["envNames"], token["envNames"]);
+        assert_eq!(copy["rateLimit"], token["rateLimit"]);
+
+        // Edit: emptied, any environment and no limit again.
+        b.click(&b.row(id));
+        open_form(b, "Edit");
+        b.fill("Environments", "");
+        b.fill("Rate limit", "");
+        b.click_button("Apply");
+        b.confirm(PASSWORD);
+        b.wait_dialog("form-dialog", false);
+        b.wait_text("status", &format!("Token {id} saved"));
+        b.wait_until("the row says any", || b.rows()[0]["cells"][7] == "any");
+        assert_eq!(b.rows()[0]["cells"][8], "none");
+        let edited = api_tokens(&stack)[0].clone();
+        assert_eq!(
+            (&edited["envNames"], &edited["rateLimit"]),
+            (&Value::Null, &Value::Null)
+        );
+    });
 }
 
 #[test]

@@ -200,6 +200,25 @@
     return addr.includes(':') && /^[0-9A-Fa-f:.]+$/.test(addr) && (prefix === undefined || Number(prefix) <= 128);
   }
   const networksOf = (text) => text.split(/[\s,;]+/).filter(Boolean);
+  // Environments: names as the API returns them (null: any environment).
+  const envNames = (token) => (Array.isArray(token.envNames) ? token.envNames.map(String) : []);
+  function envsLabel(token) {
+    const list = envNames(token);
+    if (!list.length) return 'any';
+    if (list.length <= 2) return list.join(', ');
+    return `${list.slice(0, 2).join(', ')} +${list.length - 2} more`;
+  }
+  // An environment's name as the platform allows it: a DNS label (the service checks it too).
+  const looksLikeEnvName = (text) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(text);
+  const envsOf = (text) => [...new Set(text.split(/[\s,;]+/).filter(Boolean).map((n) => n.toLowerCase()))];
+  // The token's own rate limit ('' when none), and the label of the one edges enforce.
+  const ownRate = (token) => (typeof token.rateLimit === 'string' ? token.rateLimit : '');
+  function rateLabel(token) {
+    if (ownRate(token)) return ownRate(token);
+    if (typeof token.effectiveRateLimit === 'string') return `${token.effectiveRateLimit} (default)`;
+    return 'none';
+  }
+  const looksLikeRate = (text) => /^\d+\s*\/\s*(s|sec|second|m|min|minute)$/i.test(text);
   function apiLabel(token) {
     if (token.tokenTemplate && token.tokenTemplate.name) return String(token.tokenTemplate.name);
     const n = Array.isArray(token.apiListItems) ? token.apiListItems.length : 0;
@@ -357,8 +376,11 @@
         ips,
         cell('expires', expiresLabel(t)),
         cell('last-used', lastUsedLabel(t)),
-        cell('state', ...state));
-      for (const [i, label] of ['ID', 'Description', 'API', 'Allowed IPs', 'Expires', 'Last used', 'Status'].entries()) {
+        cell('state', ...state),
+        cell('envs', envsLabel(t)),
+        cell('rate', rateLabel(t)));
+      if (envNames(t).length) row.cells[7].title = `Acts only on ${envNames(t).join(', ')}`;
+      for (const [i, label] of ['ID', 'Description', 'API', 'Allowed IPs', 'Expires', 'Last used', 'Status', 'Environments', 'Rate limit'].entries()) {
         row.cells[i].dataset.label = label;
         row.cells[i].setAttribute('role', 'gridcell');
       }
@@ -557,6 +579,8 @@
       api: token ? template || 'custom' : (templates[0] ? String(templates[0].id) : 'custom'),
       methods: new Set(methods),
       ips: token ? allowedIps(token) : [],
+      envs: token ? envNames(token) : [],
+      rate: token ? ownRate(token) : '',
     };
     form = { mode, token, initial };
     $('form-title').textContent = {
@@ -567,6 +591,8 @@
     $('f-description').value = initial.description;
     $('f-expires').value = initial.expires;
     $('f-allowed-ips').value = initial.ips.join(', ');
+    $('f-envs').value = initial.envs.join(', ');
+    $('f-rate-limit').value = initial.rate;
     $('f-grace').value = '0';
     const until = token && mode === 'edit' ? oldValueUntil(token) : null;
     $('f-old-value').textContent = until ? `Its previous value still works until ${instantLabel(until)}; regenerating again ends that at once.` : '';
@@ -578,7 +604,7 @@
     $('f-only-checked').checked = false;
     filterMethods();
     showApi();
-    for (const id of ['f-description', 'f-expires', 'f-allowed-ips']) $(id).removeAttribute('aria-invalid');
+    for (const id of ['f-description', 'f-expires', 'f-allowed-ips', 'f-envs', 'f-rate-limit']) $(id).removeAttribute('aria-invalid');
     showError($('form-error'), '');
     $('form-regenerate-row').hidden = mode !== 'edit';
     $('form-dialog').showModal();
@@ -689,7 +715,7 @@
 
   // The parameters of the form's change, checked; null (with the error shown) when invalid.
   function formParams() {
-    for (const id of ['f-description', 'f-expires', 'f-allowed-ips']) $(id).removeAttribute('aria-invalid');
+    for (const id of ['f-description', 'f-expires', 'f-allowed-ips', 'f-envs', 'f-rate-limit']) $(id).removeAttribute('aria-invalid');
     const description = $('f-description').value.trim();
     if (!description) return invalid('f-description', 'Enter a description.');
     const expires = $('f-expires').value.trim();
@@ -698,6 +724,12 @@
     const bad = ips.find((ip) => !looksLikeNetwork(ip));
     if (bad !== undefined) return invalid('f-allowed-ips', `Allowed IPs: "${bad}" is not an IP network. Write networks such as 203.0.113.0/24 or 2001:db8::/32 (or single addresses), comma-separated, or leave it empty for any address.`);
     if (ips.length > 32) return invalid('f-allowed-ips', `Allowed IPs: ${ips.length} networks, more than the 32 a token may have. Use wider networks.`);
+    const envs = envsOf($('f-envs').value);
+    const badEnv = envs.find((name) => !looksLikeEnvName(name));
+    if (badEnv !== undefined) return invalid('f-envs', `Environments: "${badEnv}" is not an environment name. Names hold letters, digits and hyphens (not first or last), at most 63 characters; separate them with commas, or leave the field empty for any environment.`);
+    if (envs.length > 32) return invalid('f-envs', `Environments: ${envs.length} names, more than the 32 a token may have.`);
+    const rate = $('f-rate-limit').value.trim();
+    if (rate && !looksLikeRate(rate)) return invalid('f-rate-limit', `Rate limit: "${rate}" is not a rate limit. Write it as N/s or N/min (for example 10/s or 600/min), or leave it empty.`);
     const api = chosenApi();
     if (!api) return invalid('f-api-custom', 'Choose the API the token may call.');
     const methods = checkedMethods();
@@ -707,7 +739,10 @@
       return null;
     }
     const scope = api === 'custom' ? { apiList: methods.join(',') } : { tokenTemplate: templates.find((t) => String(t.id) === api).name };
-    if (form.mode !== 'edit') return { description, ...(expires ? { expiresAt: expires } : {}), ...(ips.length ? { allowedIps: ips.join(',') } : {}), ...scope };
+    if (form.mode !== 'edit') {
+      return { description, ...(expires ? { expiresAt: expires } : {}), ...(ips.length ? { allowedIps: ips.join(',') } : {}),
+        ...(envs.length ? { envNames: envs.join(',') } : {}), ...(rate ? { rateLimit: rate } : {}), ...scope };
+    }
     // Edit: only what changed (an unchanged expiry keeps its exact instant).
     const initial = form.initial;
     const params = { id: form.token.id };
@@ -717,6 +752,9 @@
     if (api !== initial.api || (api === 'custom' && !sameMethods)) Object.assign(params, scope);
     const sameIps = ips.length === initial.ips.length && [...ips].sort().every((ip, i) => ip === [...initial.ips].sort()[i]);
     if (!sameIps) params.allowedIps = ips.join(','); // empty: any address again
+    const sameEnvs = envs.length === initial.envs.length && [...envs].sort().every((n, i) => n === [...initial.envs].sort()[i]);
+    if (!sameEnvs) params.envNames = envs.join(','); // empty: any environment again
+    if (rate.replace(/\s+/g, '') !== initial.rate) params.rateLimit = rate; // empty: none of its own
     return params;
   }
 

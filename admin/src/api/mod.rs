@@ -15,8 +15,13 @@
 //!
 //! Beyond the platform's parameters, each optional (its own clients do not send them):
 //! `allowedIps` on `CreateToken`/`EditToken` (the client networks a token is accepted
-//! from; empty on `EditToken`: any address) and `grace` on `RegenerateToken` (seconds the
-//! old value keeps working); tokens in answers carry `allowedIps` and `oldKeyExpiresAt`.
+//! from; empty on `EditToken`: any address), `envNames` (the environments it may act on,
+//! in the same shapes as `apiList`; empty on `EditToken`: any environment), `rateLimit`
+//! (`10/s`, `600/min`; empty or `none` on `EditToken`: none of its own, the
+//! `default-rate-limit` setting's applies), and `grace` on `RegenerateToken` (seconds the
+//! old value keeps working); tokens in answers carry `allowedIps`, `envNames` (`null`:
+//! any), `rateLimit` (its own; `null`: none), `effectiveRateLimit` (what edges enforce: its
+//! own, else the default; `null`: none) and `oldKeyExpiresAt`.
 //!
 //! This is the standalone mode: pat-admin's own accounts are the authority, so `Signin`
 //! makes login sessions ([`crate::store::sessions`]): random, stored hashed, with idle and

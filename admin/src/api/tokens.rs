@@ -4,8 +4,8 @@
 //! `GetTokens`.
 //!
 //! # Layout
-//! - The parameters: `tokenTemplate`/`apiList`, `description`, `allowedIps`, ids, and the
-//!   `password` confirmation.
+//! - The parameters: `tokenTemplate`/`apiList`, `description`, `allowedIps`, `envNames`,
+//!   `rateLimit`, ids, and the `password` confirmation.
 //! - The methods, then a token and a publish result in the platform's shape.
 
 use serde_json::{Value, json};
@@ -16,10 +16,17 @@ use super::{Api, ApiError, Caller, code};
 use crate::error::Error;
 use crate::expiry::api_instant;
 use crate::ops::{
-    ChangePublish, Confirmation, Description, Done, Edit, Issued, Networks, NewToken, Ops,
-    Regeneration, Scope, Selection,
+    ChangePublish, Confirmation, Description, Done, Edit, Envs, Issued, Networks, NewToken, Ops,
+    Rate, Regeneration, Scope, Selection,
 };
+use crate::settings::DEFAULT_RATE_LIMIT;
 use crate::store::{Store, tokens};
+use pat_core::rate::RateLimit;
+
+/// The `default-rate-limit` setting, for the tokens in an answer.
+fn default_rate(store: &Store) -> Result<Option<RateLimit>, ApiError> {
+    Ok(DEFAULT_RATE_LIMIT.get(store.conn())?)
+}
 
 /// The `password` parameter as a change's confirmation: read only once the request is
 /// checked, so a bad parameter is answered as such whatever the password.
@@ -69,6 +76,26 @@ impl Api {
         Ok(Some(Networks::parse(&items, "allowedIps")?))
     }
 
+    /// `envNames`: environment names separated by commas, semicolons, spaces or newlines (or
+    /// a list, as for `apiList`); `None` when the parameter is absent, "any environment" when
+    /// empty.
+    fn envs(params: &Params) -> Result<Option<Envs>, ApiError> {
+        if !params.has("envNames") {
+            return Ok(None);
+        }
+        let items = params::list_items(params.all("envNames"));
+        Ok(Some(Envs::parse(&items, "envNames")?))
+    }
+
+    /// `rateLimit`: `10/s`, `600/min`; empty or `none`: none of its own. `None` when the
+    /// parameter is absent.
+    fn rate(params: &Params) -> Result<Option<Rate>, ApiError> {
+        Ok(params
+            .one("rateLimit")?
+            .map(|text| Rate::parse(text, "rateLimit"))
+            .transpose()?)
+    }
+
     pub(crate) fn create(
         &self,
         store: &mut Store,
@@ -84,22 +111,28 @@ impl Api {
             )
         })?;
         let networks = Self::networks(params)?.unwrap_or_default();
+        let envs = Self::envs(params)?.unwrap_or_default();
+        let rate = Self::rate(params)?.unwrap_or_default();
+        let default = default_rate(store)?;
         let passwords = self.passwords(caller);
         let mut ops =
             Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
         let expiry = ops.expiry_api(params.optional("expiresAt")?)?;
-        let new = NewToken::new(description, scope, expiry).with_networks(networks);
+        let new = NewToken::new(description, scope, expiry)
+            .with_networks(networks)
+            .with_envs(envs)
+            .with_rate(rate);
         let done = ops.create(actor, new, password(params), self.publishing(), |_| Ok(()))?;
-        Ok(self.issued_answer(&done, store.now()))
+        Ok(self.issued_answer(&done, store.now(), default))
     }
 
     /// The answer to a change that issued a value (create, regenerate): the token with its
     /// value, shown this once, and the publish result.
-    fn issued_answer(&self, done: &Done<Issued>, at: u64) -> Value {
+    fn issued_answer(&self, done: &Done<Issued>, at: u64, default: Option<RateLimit>) -> Value {
         let issued = &done.outcome;
         let mut answer = json!({
             "result": code::OK,
-            "token": self.token_json(&issued.token, Some(issued.value.expose()), at),
+            "token": self.token_json(&issued.token, Some(issued.value.expose()), at, default),
         });
         if let Some(publish) = &done.publish {
             answer["publish"] = publish_json(publish);
@@ -118,6 +151,9 @@ impl Api {
         let description = Self::description(params, "description")?;
         let scope = self.scope(params)?;
         let networks = Self::networks(params)?;
+        let envs = Self::envs(params)?;
+        let rate = Self::rate(params)?;
+        let default = default_rate(store)?;
         let passwords = self.passwords(caller);
         let mut ops =
             Ops::new(store, self.catalogue).with_platform(passwords.as_ref().map(|p| p as _));
@@ -132,10 +168,12 @@ impl Api {
             scope,
             expiry,
             networks,
+            envs,
+            rate,
         };
         if edit.is_empty() {
             return Err(ApiError::invalid(
-                "nothing to change: give description, tokenTemplate, apiList, expiresAt or allowedIps",
+                "nothing to change: give description, tokenTemplate, apiList, expiresAt, allowedIps, envNames or rateLimit",
             ));
         }
         // The password is checked even when nothing would change.
@@ -147,7 +185,7 @@ impl Api {
             self.publishing(),
             |_| Ok(()),
         )?;
-        let token = self.token_json(&done.outcome.token, None, store.now());
+        let token = self.token_json(&done.outcome.token, None, store.now(), default);
         Ok(match &done.publish {
             None => json!({ "result": code::OK, "token": token, "changed": done.outcome.changed }),
             Some(publish) => json!({
@@ -173,6 +211,7 @@ impl Api {
             expires_at: params.optional("expiresAt")?,
             grace: params.optional("grace")?,
         };
+        let default = default_rate(store)?;
         let passwords = self.passwords(caller);
         let done = Ops::new(store, self.catalogue)
             .with_platform(passwords.as_ref().map(|p| p as _))
@@ -183,7 +222,7 @@ impl Api {
                 self.publishing(),
                 |_| Ok(()),
             )?;
-        Ok(self.issued_answer(&done, store.now()))
+        Ok(self.issued_answer(&done, store.now(), default))
     }
 
     pub(crate) fn delete(
@@ -225,6 +264,7 @@ impl Api {
         params: &Params,
     ) -> Result<Value, ApiError> {
         let actor = &caller.actor;
+        let default = default_rate(store)?;
         let ops = Ops::new(store, self.catalogue);
         let rows = match params.optional("ids")? {
             None => ops.list(actor)?,
@@ -240,17 +280,29 @@ impl Api {
             },
         };
         let at = store.now();
-        let list: Vec<Value> = rows.iter().map(|t| self.token_json(t, None, at)).collect();
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|t| self.token_json(t, None, at, default))
+            .collect();
         Ok(json!({ "result": code::OK, "apiTokens": list }))
     }
 
     /// A token in the platform's shape; `key` only when a value was just issued. Beyond the
     /// platform's fields (its clients ignore them): `allowedIps`, the client networks it is
     /// accepted from (`[]`: any), `oldKeyExpiresAt`, until when its previous value still
-    /// works after a regeneration with a grace window (`null`: it does not), and `suspended`
-    /// (its account is disabled: the token is on no edge).
-    /// `at`: now, by the store's clock.
-    fn token_json(&self, t: &tokens::Token, key: Option<&str>, at: u64) -> Value {
+    /// works after a regeneration with a grace window (`null`: it does not), `suspended`
+    /// (its account is disabled: the token is on no edge), `envNames`, the environments it
+    /// may act on (`null`: any), `rateLimit`, its own rate limit (`"10/s"`, `"600/min"`;
+    /// `null`: none of its own), and `effectiveRateLimit`, the one edges enforce (its own,
+    /// else the `default-rate-limit` setting's; `null`: none). `at`: now, by the store's
+    /// clock; `default`: that setting.
+    fn token_json(
+        &self,
+        t: &tokens::Token,
+        key: Option<&str>,
+        at: u64,
+        default: Option<RateLimit>,
+    ) -> Value {
         let mut v = json!({
             "id": t.id,
             "description": t.description,
@@ -262,6 +314,9 @@ impl Api {
             "allowedIps": t.networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "oldKeyExpiresAt": t.old_value_until(at).map(api_instant),
             "suspended": t.suspended,
+            "envNames": t.envs.as_ref().map(|e| e.names().to_vec()),
+            "rateLimit": t.rate_limit.map(|r| r.to_string()),
+            "effectiveRateLimit": t.rate_limit.or(default).map(|r| r.to_string()),
         });
         if let Some(set) = t
             .scope_set

@@ -38,6 +38,9 @@ struct Settings {
     platform_password_check: String,
     /// What edges forward for platform accounts: `uid` or `email`.
     platform_identity: String,
+    /// The rate limit of every token without one of its own (`10/s`, `600/min`); `null`:
+    /// none.
+    default_rate_limit: Option<String>,
 }
 
 /// An audit entry as shown.
@@ -76,6 +79,23 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
             if let Some(publish) = change.publish {
                 code = ctx.report_publish(&publish);
             }
+        } else if setting.key() == registry::DEFAULT_RATE_LIMIT.key() {
+            // Every token without a limit of its own gets the new one at the edges: a full
+            // snapshot, published like a change.
+            let limit = parsed
+                .stored
+                .as_deref()
+                .map(str::parse::<pat_core::rate::RateLimit>)
+                .transpose()
+                .map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
+            let publishing = ctx.publishing(false, &crate::cli::PushOpts::default())?;
+            let audit_line = format!("{key} = {shown}");
+            let change = ctx
+                .ops()
+                .set_default_rate_limit(limit, &audit_line, publishing)?;
+            if let Some(publish) = change.publish {
+                code = ctx.report_publish(&publish);
+            }
         } else {
             ctx.store.write(|tx| {
                 match &parsed.stored {
@@ -104,6 +124,9 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
         platform_timeout_secs: registry::PLATFORM_TIMEOUT.get(conn)?,
         platform_password_check: registry::PLATFORM_PASSWORD_CHECK.get(conn)?.into(),
         platform_identity: registry::PLATFORM_IDENTITY.get(conn)?.into(),
+        default_rate_limit: registry::DEFAULT_RATE_LIMIT
+            .get(conn)?
+            .map(|r| r.to_string()),
     };
     ctx.emit(&current, || {
         table(
@@ -196,6 +219,16 @@ pub fn run(ctx: &mut Ctx, command: ConfigCommand) -> Result<u8> {
                         "{} (what edges forward for platform accounts' tokens)",
                         current.platform_identity
                     ),
+                ],
+                vec![
+                    registry::DEFAULT_RATE_LIMIT.name().into(),
+                    match &current.default_rate_limit {
+                        Some(limit) => format!(
+                            "{limit} (on each edge, for every token without a rate limit of its own)"
+                        ),
+                        None => "none (only tokens with a rate limit of their own are limited)"
+                            .into(),
+                    },
                 ],
                 vec![
                     "last snapshot version".into(),

@@ -20,17 +20,19 @@ use serde::Serialize;
 use super::{ChangePublish, Changed, Ctx, PublishState, create_secret_file, table};
 use crate::catalogue::Catalogue;
 use crate::cli::{
-    Confirm, CopyArgs, EditArgs, GenerateArgs, ListArgs, RegenerateArgs, RemoveArgs, Scope,
+    Confirm, CopyArgs, EditArgs, GenerateArgs, Limits, ListArgs, RegenerateArgs, RemoveArgs, Scope,
     TokenRef,
 };
 use crate::error::{Error, Result, exit};
 use crate::expiry::{last_day, rfc3339};
 use crate::ops::{
-    self, Actor, CopyOf, Description, Edit, Networks, NewToken, Regeneration, Selection,
+    self, Actor, CopyOf, Description, Edit, Envs, Networks, NewToken, Rate, Regeneration, Selection,
 };
 use crate::output::Output;
 use crate::password::Source;
+use crate::settings::DEFAULT_RATE_LIMIT;
 use crate::store::{tokens, users};
+use pat_core::rate::RateLimit;
 
 /// A token as the commands show it (never its value).
 #[derive(Debug, Serialize)]
@@ -59,6 +61,13 @@ pub struct View {
     pub last_used_ip: Option<String>,
     /// The client networks it is accepted from (CIDRs); empty: any address.
     pub allowed_ips: Vec<String>,
+    /// The environments it may act on (lowercase, sorted); `null`: any.
+    pub envs: Option<Vec<String>>,
+    /// Its own rate limit (`10/s`, `600/min`); `null`: none of its own.
+    pub rate_limit: Option<String>,
+    /// The rate limit edges enforce: its own, else the `default-rate-limit` setting's;
+    /// `null`: none.
+    pub effective_rate_limit: Option<String>,
     /// Until when its previous value still works (a regeneration's grace window), RFC 3339;
     /// `null` when no previous value works.
     pub old_value_expires_at: Option<String>,
@@ -78,16 +87,23 @@ pub struct ScopeView {
 }
 
 impl View {
-    fn of(ctx: &Ctx, t: &tokens::Token, at: u64) -> Self {
+    fn of(ctx: &Ctx, t: &tokens::Token, at: u64, default_rate: Option<RateLimit>) -> Self {
         let email = crate::store::users::get(ctx.store.conn(), &t.user)
             .ok()
             .flatten()
             .and_then(|u| u.email);
-        Self::build(ctx.catalogue, email, t, at)
+        Self::build(ctx.catalogue, email, t, at, default_rate)
     }
 
-    /// The view of `t` of the account with `email` (while the store is busy with a change).
-    fn build(catalogue: &Catalogue, email: Option<String>, t: &tokens::Token, at: u64) -> Self {
+    /// The view of `t` of the account with `email` (while the store is busy with a change),
+    /// `default_rate` the `default-rate-limit` setting's.
+    fn build(
+        catalogue: &Catalogue,
+        email: Option<String>,
+        t: &tokens::Token,
+        at: u64,
+        default_rate: Option<RateLimit>,
+    ) -> Self {
         let set_name = t
             .scope_set
             .as_deref()
@@ -114,6 +130,9 @@ impl View {
             last_used_at: t.last_used_at.map(rfc3339),
             last_used_ip: t.last_used_ip.clone(),
             allowed_ips: t.networks.iter().map(ToString::to_string).collect(),
+            envs: t.envs.as_ref().map(|e| e.names().to_vec()),
+            rate_limit: t.rate_limit.map(|r| r.to_string()),
+            effective_rate_limit: t.rate_limit.or(default_rate).map(|r| r.to_string()),
             old_value_expires_at: t.old_value_until(at).map(rfc3339),
             status: if t.suspended {
                 "suspended"
@@ -150,6 +169,24 @@ impl View {
             [] => "any".into(),
             [one] => one.clone(),
             [first, rest @ ..] => format!("{first} +{}", rest.len()),
+        }
+    }
+
+    /// `any`, `my-app`, `my-app +2`.
+    fn envs_summary(&self) -> String {
+        match self.envs.as_deref() {
+            None | Some([]) => "any".into(),
+            Some([one]) => one.clone(),
+            Some([first, rest @ ..]) => format!("{first} +{}", rest.len()),
+        }
+    }
+
+    /// `10/s`, `600/min (default)`, `none`.
+    fn rate_summary(&self) -> String {
+        match (&self.rate_limit, &self.effective_rate_limit) {
+            (Some(own), _) => own.clone(),
+            (None, Some(default)) => format!("{default} (default)"),
+            (None, None) => "none".into(),
         }
     }
 
@@ -248,6 +285,22 @@ fn deliver(
             view.allowed_ips.join(", ")
         ));
     }
+    if let Some(envs) = &view.envs {
+        headline.push_str(&format!(
+            "\nLimited to the environment(s) {}.",
+            envs.join(", ")
+        ));
+    }
+    if let Some(rate) = &view.effective_rate_limit {
+        headline.push_str(&format!(
+            "\nAt most {rate} on each edge{}.",
+            if view.rate_limit.is_none() {
+                " (the default rate limit)"
+            } else {
+                ""
+            }
+        ));
+    }
     if let Some(end) = &view.old_value_expires_at {
         headline.push_str(&format!("\nThe old value keeps working until {end}."));
     }
@@ -316,8 +369,18 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
     })?;
     let expiry = ctx.ops().expiry_day(args.expires_at.as_deref())?;
     let networks = Networks::parse(&args.allow_ip, "--allow-ip")?;
+    let envs = Envs::parse(&args.env, "--env")?;
+    let rate = args
+        .rate_limit
+        .as_deref()
+        .map(rate_flag)
+        .transpose()?
+        .unwrap_or_default();
     let actor = ctx.actor(&args.user)?;
-    let new = NewToken::new(description, scope, expiry).with_networks(networks);
+    let new = NewToken::new(description, scope, expiry)
+        .with_networks(networks)
+        .with_envs(envs)
+        .with_rate(rate);
     issue(
         ctx,
         &actor,
@@ -326,6 +389,42 @@ pub fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<u8> {
         &args.confirm,
         "created",
     )
+}
+
+/// `--rate-limit N/s|N/min`, checked (no limit is `--no-rate-limit`, not a value).
+fn rate_flag(text: &str) -> Result<Rate> {
+    let rate = Rate::parse(text, "--rate-limit")?;
+    if rate.limit().is_none() {
+        return Err(Error::Invalid(format!(
+            "--rate-limit: `{}` is not a rate limit: write it as N/s or N/min, e.g. 10/s or 600/min (to drop one: --no-rate-limit)",
+            text.trim()
+        )));
+    }
+    Ok(rate)
+}
+
+/// `--env`/`--any-env` and `--rate-limit`/`--no-rate-limit`, checked: `None` for each not
+/// given (kept).
+fn limits(args: &Limits) -> Result<(Option<Envs>, Option<Rate>)> {
+    let envs = if args.any_env {
+        Some(Envs::any())
+    } else if args.env.is_empty() {
+        None
+    } else {
+        let envs = Envs::parse(&args.env, "--env")?;
+        if envs.list().is_none() {
+            return Err(Error::Invalid(
+                "--env: no environment name given (to allow any environment: --any-env)".into(),
+            ));
+        }
+        Some(envs)
+    };
+    let rate = if args.no_rate_limit {
+        Some(Rate::none())
+    } else {
+        args.rate_limit.as_deref().map(rate_flag).transpose()?
+    };
+    Ok((envs, rate))
 }
 
 /// The change that issues a new value.
@@ -350,6 +449,7 @@ fn issue(
     let (catalogue, out) = (ctx.catalogue, ctx.out);
     let clock = ctx.store.clock().clone();
     let email = users::get(ctx.store.conn(), actor.account())?.and_then(|u| u.email);
+    let default_rate = DEFAULT_RATE_LIMIT.get(ctx.store.conn())?;
     let claimed = RefCell::new(None);
     let mut source = Source::new(confirm.password_stdin);
     let publishing = ctx.publishing(confirm.no_publish, &confirm.push)?;
@@ -359,7 +459,13 @@ fn issue(
     });
     let mut shown = None;
     let committed = |issued: &ops::Issued| -> Result<()> {
-        let view = View::build(catalogue, email.clone(), &issued.token, clock.now());
+        let view = View::build(
+            catalogue,
+            email.clone(),
+            &issued.token,
+            clock.now(),
+            default_rate,
+        );
         let taken = claimed.borrow_mut().take();
         shown = Some(deliver(out, view, &issued.value, taken, verb)?);
         Ok(())
@@ -414,7 +520,11 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
             })
         })
         .collect();
-    let views: Vec<View> = rows.iter().map(|t| View::of(ctx, t, at)).collect();
+    let default_rate = DEFAULT_RATE_LIMIT.get(ctx.store.conn())?;
+    let views: Vec<View> = rows
+        .iter()
+        .map(|t| View::of(ctx, t, at, default_rate))
+        .collect();
     ctx.emit(&views, || {
         if views.is_empty() {
             return match (&user, &args.expiring_within) {
@@ -441,6 +551,8 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
             "DESCRIPTION",
             "SCOPE",
             "ALLOWED IPS",
+            "ENVIRONMENTS",
+            "RATE LIMIT",
             "EXPIRES",
             "EXPIRES IN",
             "CREATED",
@@ -465,6 +577,8 @@ pub fn list(ctx: &mut Ctx, args: &ListArgs) -> Result<u8> {
                         v.description.clone(),
                         v.scope_summary(),
                         v.ips_summary(),
+                        v.envs_summary(),
+                        v.rate_summary(),
                         v.valid_through.clone().unwrap_or_else(|| "never".into()),
                         if soon {
                             crate::output::paint(crate::output::WARN, &expires_in)
@@ -511,7 +625,8 @@ fn status_cell(status: &str) -> String {
 pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
     let actor = ctx.actor(&args.user)?;
     let t = ctx.ops().show(&actor, args.id)?;
-    let view = View::of(ctx, &t, ctx.store.now());
+    let default_rate = DEFAULT_RATE_LIMIT.get(ctx.store.conn())?;
+    let view = View::of(ctx, &t, ctx.store.now(), default_rate);
     ctx.emit(&view, || {
         let mut rows: Vec<Vec<String>> = vec![
             vec!["id".into(), view.id.to_string()],
@@ -524,6 +639,23 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
                     "any address".into()
                 } else {
                     view.allowed_ips.join(", ")
+                },
+            ],
+            vec![
+                "environments".into(),
+                match &view.envs {
+                    None => "any environment".into(),
+                    Some(envs) => envs.join(", "),
+                },
+            ],
+            vec![
+                "rate limit".into(),
+                match (&view.rate_limit, &view.effective_rate_limit) {
+                    (Some(own), _) => format!("{own} on each edge"),
+                    (None, Some(default)) => {
+                        format!("{default} on each edge (the default rate limit)")
+                    }
+                    (None, None) => "none".into(),
                 },
             ],
             vec![
@@ -578,8 +710,8 @@ pub fn show(ctx: &mut Ctx, args: &TokenRef) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// `edit`: description, expiry, scope and allowed networks; the value stays the same (a
-/// previous value in its grace window too).
+/// `edit`: description, expiry, scope, allowed networks, environments and rate limit; the
+/// value stays the same (a previous value in its grace window too).
 pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     let description = args
         .description
@@ -599,15 +731,18 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     } else {
         Some(Networks::parse(&args.allow_ip, "--allow-ip")?)
     };
+    let (envs, rate) = limits(&args.limits)?;
     let edit = Edit {
         description,
         scope,
         expiry,
         networks,
+        envs,
+        rate,
     };
     if edit.is_empty() {
         return Err(Error::Invalid(
-            "nothing to change: give --description, --expires-at, --no-expiry, --api, --method, --allow-ip or --no-ip-limit"
+            "nothing to change: give --description, --expires-at, --no-expiry, --api, --method, --allow-ip, --no-ip-limit, --env, --any-env, --rate-limit or --no-rate-limit"
                 .into(),
         ));
     }
@@ -620,6 +755,7 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
     }
     let (catalogue, out) = (ctx.catalogue, ctx.out);
     let email = users::get(ctx.store.conn(), actor.account())?.and_then(|u| u.email);
+    let default_rate = DEFAULT_RATE_LIMIT.get(ctx.store.conn())?;
     let mut source = Source::new(args.confirm.password_stdin);
     let publishing = ctx.publishing(args.confirm.no_publish, &args.confirm.push)?;
     let confirmation = ctx.confirmation(&mut source, || Ok(()));
@@ -639,7 +775,13 @@ pub fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<u8> {
             },
         )
     })?;
-    let view = View::build(catalogue, email, &done.outcome.token, ctx.store.now());
+    let view = View::build(
+        catalogue,
+        email,
+        &done.outcome.token,
+        ctx.store.now(),
+        default_rate,
+    );
     if !done.outcome.changed {
         // Nothing would change: no password, no audit entry, no new snapshot.
         ctx.note(&format!(
@@ -683,11 +825,14 @@ pub fn regenerate(ctx: &mut Ctx, args: RegenerateArgs) -> Result<u8> {
 
 /// `copy`: a new token with another one's parameters.
 pub fn copy(ctx: &mut Ctx, args: CopyArgs) -> Result<u8> {
+    let (envs, rate) = limits(&args.limits)?;
     let actor = ctx.actor(&args.token.user)?;
     let copy = CopyOf {
         id: args.token.id,
         description: args.description.as_deref(),
         expires_at: args.expires_at.as_deref(),
+        envs,
+        rate,
     };
     issue(
         ctx,

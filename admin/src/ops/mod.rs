@@ -24,20 +24,23 @@
 //!    change into an error.
 //!
 //! The typed values the steps take ([`Description`], [`Scope`], [`Expiry`], [`Networks`],
-//! [`Grace`], [`Confirmed`]) can only be made by the checks, so no front end can skip one.
+//! [`Envs`], [`Rate`], [`Grace`], [`Confirmed`]) can only be made by the checks, so no front
+//! end can skip one.
 //!
-//! A token may be limited to client networks ([`Networks`]: generate, edit, kept by copy
-//! and regenerate), and a regeneration may keep the previous value working for a grace
-//! window ([`Grace`], at most `max-grace`): the previous hash stays a second record of the
-//! token in every document until the window ends (or the token's own expiry, if sooner),
-//! and a later regeneration, a removal or a revocation ends it at once.
+//! A token may be limited to client networks ([`Networks`]) and to named environments
+//! ([`Envs`]), and may carry a rate limit of its own ([`Rate`]; without one the
+//! `default-rate-limit` setting applies: [`Ops::set_default_rate_limit`]): set by generate,
+//! edit and copy, kept by copy and regenerate. A regeneration may keep the previous value
+//! working for a grace window ([`Grace`], at most `max-grace`): the previous hash stays a
+//! second record of the token in every document until the window ends (or the token's own
+//! expiry, if sooner), and a later regeneration, a removal or a revocation ends it at once.
 //!
 //! Who acts is an [`Actor`]: an account and the channel it came through (the CLI, run by an
 //! OS user, or the API, from a client address), which the audit log records.
 //!
 //! # Layout
-//! - [`params`]: the checked parameters (description, scope, expiry, networks, grace, the
-//!   selection of a removal, a new token, an edit).
+//! - [`params`]: the checked parameters (description, scope, expiry, networks,
+//!   environments, rate limit, grace, the selection of a removal, a new token, an edit).
 //! - [`confirmation`]: who acts ([`Actor`], [`Channel`]) and the password confirmation
 //!   ([`Confirmation`], [`Confirmed`], the back-off through [`crate::attempts`]).
 //! - [`tokens`]: the token operations (show, list, create, copy, regenerate, edit, remove,
@@ -56,7 +59,8 @@ pub mod tokens;
 pub use accounts::AccountChange;
 pub use confirmation::{Actor, Channel, Confirmation, Confirmed, still_confirmed};
 pub use params::{
-    Description, Edit, Expiry, Grace, MAX_DESCRIPTION, Networks, NewToken, Scope, Selection,
+    Description, Edit, Envs, Expiry, Grace, MAX_DESCRIPTION, Networks, NewToken, Rate, Scope,
+    Selection,
 };
 pub use publishing::{ChangePublish, PublishEvent, PublishState, Publishing};
 pub use tokens::{

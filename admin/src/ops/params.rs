@@ -2,12 +2,15 @@
 //! check, so no front end can skip one.
 //!
 //! # Layout
-//! - [`Description`], [`Scope`], [`Expiry`], [`Networks`], [`Grace`]: one parameter each.
+//! - [`Description`], [`Scope`], [`Expiry`], [`Networks`], [`Envs`], [`Rate`], [`Grace`]:
+//!   one parameter each.
 //! - [`Selection`], [`NewToken`], [`Edit`]: what a removal takes, a new token, an edit.
 //! - The checks that read settings ([`Ops::expiry_day`], [`Ops::expiry_api`],
 //!   [`Ops::grace`]) and the expiry a new value gets (regenerate, copy).
 
+use pat_core::env::EnvList;
 use pat_core::net::{MAX_PER_TOKEN, Network};
+use pat_core::rate::RateLimit;
 
 use super::{Actor, Channel, Ops};
 use crate::catalogue::Catalogue;
@@ -179,6 +182,65 @@ fn unmapped(network: Network) -> Network {
     }
 }
 
+/// A checked environment list: names as the platform allows them (DNS labels), lowercase,
+/// sorted, without duplicates, at most [`pat_core::env::MAX_PER_TOKEN`]; `None`: any
+/// environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envs(pub(super) Option<EnvList>);
+
+impl Envs {
+    /// No limit: any environment.
+    pub fn any() -> Self {
+        Self(None)
+    }
+
+    /// Checks `items` (blank ones are skipped: none at all is any environment); `what` names
+    /// the flag or parameter in messages. A bad name is named, and nothing is changed.
+    pub fn parse<S: AsRef<str>>(items: &[S], what: &str) -> Result<Self> {
+        let names: Vec<&str> = items
+            .iter()
+            .map(|i| i.as_ref().trim())
+            .filter(|i| !i.is_empty())
+            .collect();
+        EnvList::parse(&names)
+            .map(Self)
+            .map_err(|e| Error::Invalid(format!("{what}: {e}")))
+    }
+
+    /// The list (`None`: any environment).
+    pub fn list(&self) -> Option<&EnvList> {
+        self.0.as_ref()
+    }
+}
+
+/// A checked rate limit of a token's own (`10/s`, `600/min`); `None`: none of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rate(pub(super) Option<RateLimit>);
+
+impl Rate {
+    /// No limit of its own.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Checks `text`: `N/s` or `N/min`; empty or `none` is no limit of its own. `what`
+    /// names the flag or parameter in messages.
+    pub fn parse(text: &str, what: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("none") {
+            return Ok(Self(None));
+        }
+        text.parse::<RateLimit>()
+            .map(|r| Self(Some(r)))
+            .map_err(|e| Error::Invalid(format!("{what}: {e}")))
+    }
+
+    /// The limit, if any.
+    pub fn limit(self) -> Option<RateLimit> {
+        self.0
+    }
+}
+
 /// A checked grace window for a regenerated token's previous value: more than 0 seconds,
 /// at most the `max-grace` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +269,8 @@ pub struct NewToken {
     pub(super) scope: Scope,
     pub(super) expiry: Expiry,
     pub(super) networks: Networks,
+    pub(super) envs: Envs,
+    pub(super) rate: Rate,
     pub(super) copy_of: Option<i64>,
 }
 
@@ -218,6 +282,8 @@ impl NewToken {
             scope,
             expiry,
             networks: Networks::any(),
+            envs: Envs::any(),
+            rate: Rate::none(),
             copy_of: None,
         }
     }
@@ -225,6 +291,18 @@ impl NewToken {
     /// The same, limited to `networks`.
     pub fn with_networks(mut self, networks: Networks) -> Self {
         self.networks = networks;
+        self
+    }
+
+    /// The same, limited to `envs`.
+    pub fn with_envs(mut self, envs: Envs) -> Self {
+        self.envs = envs;
+        self
+    }
+
+    /// The same, with its own rate limit `rate`.
+    pub fn with_rate(mut self, rate: Rate) -> Self {
+        self.rate = rate;
         self
     }
 }
@@ -240,6 +318,10 @@ pub struct Edit {
     pub expiry: Option<Expiry>,
     /// New allowed networks (replacing the list; empty: any address).
     pub networks: Option<Networks>,
+    /// New environments (replacing the list; [`Envs::any`]: any environment).
+    pub envs: Option<Envs>,
+    /// New rate limit of its own ([`Rate::none`]: none, the default applies).
+    pub rate: Option<Rate>,
 }
 
 impl Edit {
@@ -249,6 +331,8 @@ impl Edit {
             && self.scope.is_none()
             && self.expiry.is_none()
             && self.networks.is_none()
+            && self.envs.is_none()
+            && self.rate.is_none()
     }
 
     pub(super) fn apply(&self, mut row: tokens::Token) -> tokens::Token {
@@ -264,6 +348,12 @@ impl Edit {
         }
         if let Some(n) = &self.networks {
             row.networks = n.0.clone();
+        }
+        if let Some(e) = &self.envs {
+            row.envs = e.0.clone();
+        }
+        if let Some(r) = self.rate {
+            row.rate_limit = r.0;
         }
         row
     }

@@ -15,17 +15,20 @@ use crate::store::db::Connection;
 use pat_core::token::{Token, TokenHash};
 use serde::Serialize;
 
-use super::params::{Description, Edit, Expiry, Grace, Networks, NewToken, Scope, Selection};
+use super::params::{
+    Description, Edit, Envs, Expiry, Grace, Networks, NewToken, Rate, Scope, Selection,
+};
 use super::{Actor, Confirmation, Confirmed, Done, Ops, Publishing};
 use crate::error::{Error, Result};
 use crate::expiry::{last_day, rfc3339};
+use crate::settings::Setting;
 use crate::snapshot;
 use crate::store::snapshots::Published;
 use crate::store::tokens::Which;
 use crate::store::{audit, tokens};
 
 /// `copy`: a new token with another one's parameters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CopyOf<'a> {
     /// The token copied (the actor's).
     pub id: i64,
@@ -34,6 +37,10 @@ pub struct CopyOf<'a> {
     /// Its expiry, unless given (as the actor's channel writes dates); refused when the
     /// kept one has passed.
     pub expires_at: Option<&'a str>,
+    /// Its environments, unless given.
+    pub envs: Option<Envs>,
+    /// Its own rate limit, unless given.
+    pub rate: Option<Rate>,
 }
 
 /// `regenerate` / `RegenerateToken`: a new value, every other parameter kept.
@@ -180,8 +187,8 @@ impl Ops<'_> {
         self.after_commit(issued, built, publishing, committed)
     }
 
-    /// `copy`: a new token with another one's scope and allowed networks, its description
-    /// and expiry unless given.
+    /// `copy`: a new token with another one's scope and allowed networks, its description,
+    /// expiry, environments and rate limit unless given.
     pub fn copy_token(
         &mut self,
         actor: &Actor,
@@ -206,13 +213,15 @@ impl Ops<'_> {
             },
             expiry,
             networks: Networks(source.networks.clone()),
+            envs: copy.envs.unwrap_or(Envs(source.envs.clone())),
+            rate: copy.rate.unwrap_or(Rate(source.rate_limit)),
             copy_of: Some(source.id),
         };
         self.create(actor, new, confirmation, publishing, committed)
     }
 
     /// `regenerate` / `RegenerateToken`: a new value, every other parameter kept (allowed
-    /// networks included). The previous value stops working at once, or with a grace window
+    /// networks, environments and rate limit included). The previous value stops working at once, or with a grace window
     /// at its end (or the token's expiry, if sooner); a previous value still in an earlier
     /// window stops now. The audit entry names both values by [`value_id`].
     pub fn regenerate_token(
@@ -244,7 +253,8 @@ impl Ops<'_> {
         self.after_commit(issued, built, publishing, committed)
     }
 
-    /// `edit` / `EditToken`: description, scope, expiry, allowed networks; the value stays
+    /// `edit` / `EditToken`: description, scope, expiry, allowed networks, environments,
+    /// rate limit; the value stays
     /// (a previous value in its grace window too). An edit to the values the token already
     /// has changes nothing: no password (unless the confirmation says
     /// [`Confirmation::even_if_unchanged`]), no audit entry, no document, nothing published
@@ -377,6 +387,45 @@ impl Ops<'_> {
         self.after_commit(revocation, built, publishing, committed)
     }
 
+    /// `config set default-rate-limit`: the rate limit of every token without one of its
+    /// own becomes `limit` (`None`: no limit). Audited as `config.set` with `detail`. When
+    /// the effective limit of any token changes, the token state serial moves and a full
+    /// snapshot of the new state is signed in the same transaction (every such token's
+    /// record changes, so a full snapshot is no bigger than a delta would be), and published.
+    pub fn set_default_rate_limit(
+        &mut self,
+        limit: Option<pat_core::rate::RateLimit>,
+        detail: &str,
+        publishing: Publishing<'_>,
+    ) -> Result<Done<()>> {
+        let dir = self.store.location().clone();
+        let built = self.store.write(|tx| {
+            let setting = &crate::settings::DEFAULT_RATE_LIMIT;
+            let before = setting.get(tx)?;
+            match limit {
+                Some(l) => crate::store::settings::set(tx, setting.key(), &l.to_string())?,
+                None => crate::store::settings::unset(tx, setting.key())?,
+            }
+            audit::record(tx, None, "config.set", None, detail)?;
+            if before == limit || !tokens::any_without_rate_limit(tx)? {
+                return Ok(None);
+            }
+            crate::store::snapshots::bump_state(tx)?;
+            snapshot::full_after_change(
+                tx,
+                &dir,
+                "config set default-rate-limit: the tokens without a rate limit of their own change",
+            )
+        })?;
+        let publish = built
+            .is_some()
+            .then(|| self.publish_change(built, publishing));
+        Ok(Done {
+            outcome: (),
+            publish,
+        })
+    }
+
     /// What an edit would make of the token, without changing anything: `None` when the
     /// token already has these values (no password is needed, nothing is audited or signed).
     fn prepare_edit(&self, actor: &Actor, id: i64, edit: &Edit) -> Result<EditPlan> {
@@ -413,6 +462,8 @@ impl Ops<'_> {
             networks: new.networks.0,
             old_value: None,
             suspended: false,
+            envs: new.envs.0,
+            rate_limit: new.rate.0,
         };
         let dir = self.store.location().clone();
         let (id, built) = self.store.write(|tx| {
@@ -592,7 +643,7 @@ fn old_value_ends(old: Option<(TokenHash, u64)>) -> String {
 /// Audit details of a token's parameters (never its value).
 pub fn describe(t: &tokens::Token) -> String {
     format!(
-        "description {:?}; scope {}; expires {}; allowed IPs {}",
+        "description {:?}; scope {}; expires {}; allowed IPs {}; environments {}; rate limit {}",
         t.description,
         t.scope_set.clone().unwrap_or_else(|| t.methods.join(",")),
         t.expires_at.map_or("never".to_string(), last_day),
@@ -600,7 +651,10 @@ pub fn describe(t: &tokens::Token) -> String {
             "any".to_string()
         } else {
             tokens::networks_text(&t.networks).replace(' ', ",")
-        }
+        },
+        t.envs.as_ref().map_or("any".to_string(), |e| e.encoded()),
+        t.rate_limit
+            .map_or("default".to_string(), |r| r.to_string())
     )
 }
 

@@ -8,9 +8,10 @@
 //! every id the source ever handed out, so no id is reused. Signing keys keep their ids: a
 //! key file of a SQLite source is sealed into a PostgreSQL target with `PAT_ADMIN_KEY_SECRET`,
 //! a sealed key is written to a new `0600` file in a SQLite target. Password-check slots are
-//! not copied (they last seconds); everything else is: accounts, tokens (grace windows and
-//! allowlists with them), the audit log, edges and edge keys, settings, the API's login
-//! sessions, and the whole snapshot chain, so edges carry on from the version they hold.
+//! not copied (they last seconds); everything else is: accounts, tokens (grace windows,
+//! allowlists, environment lists and rate limits with them), the audit log, edges and edge
+//! keys, settings, the API's login sessions, and the whole snapshot chain, so edges carry on
+//! from the version they hold.
 
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
@@ -34,7 +35,7 @@ const TABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "tokens",
-        "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip, in_state, networks, old_hash, old_until, old_in_state, suspended",
+        "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip, in_state, networks, old_hash, old_until, old_in_state, suspended, envs, rate_limit",
         "id",
     ),
     ("edges", "url, added_at", "url"),

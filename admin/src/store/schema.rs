@@ -58,11 +58,20 @@
 //!   encrypted with the key from `PAT_ADMIN_KEY_SECRET` (XChaCha20-Poly1305), for stores
 //!   shared by several hosts (PostgreSQL), where no key file can be; `file` is empty then.
 //!   Existing keys stay in their files.
+//! - **10**: snapshot format 4: tokens limited to named environments and per-token rate
+//!   limits. `tokens.envs` holds the environment list (names lowercase, sorted, unique,
+//!   comma-joined: [`pat_core::env::EnvList::encoded`]; empty: any environment) and
+//!   `tokens.rate_limit` the token's own limit (`10/s`, `600/min`:
+//!   [`pat_core::rate::RateLimit`]'s text; NULL: none, the `default-rate-limit` setting
+//!   applies). Existing tokens get neither. The documents stored are format 3, which no edge
+//!   accepts any more: as in 5, they are dropped and the version counter kept, and a store
+//!   that had any gets its state serial moved on by one, so `serve` or `publish` signs a full
+//!   snapshot at once (above every version handed out before).
 
 use crate::store::db::{Connection, OptionalExtension};
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 9;
+pub const VERSION: i64 = 10;
 
 /// Version 1 of the schema, frozen: the starting point of every migration.
 pub const V1: &str = "
@@ -257,6 +266,18 @@ const V8_TO_V9: &str = "
 ALTER TABLE signing_keys ADD COLUMN sealed BLOB;   -- the private key, sealed (file empty then)
 ";
 
+/// Version 9 to 10 (see the module documentation); the same statements on both engines.
+const V9_TO_V10: &str = "
+INSERT INTO meta (key, value)
+    SELECT 'state_serial', '1'
+    WHERE EXISTS (SELECT 1 FROM snapshots)
+    ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT);
+DELETE FROM snapshots;
+DELETE FROM token_changes;
+ALTER TABLE tokens ADD COLUMN envs TEXT NOT NULL DEFAULT '';  -- environment names, comma-joined; empty: any
+ALTER TABLE tokens ADD COLUMN rate_limit TEXT;                -- 10/s, 600/min; NULL: none of its own
+";
+
 /// The PostgreSQL schema at version 9 (see the module documentation).
 pub const PG_V9: &str = r#"
 CREATE COLLATION IF NOT EXISTS nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
@@ -429,7 +450,7 @@ pub fn pg_version(tx: &Connection) -> Result<i64, String> {
     })
 }
 
-/// PostgreSQL: creates the schema at version 9 in an empty database.
+/// PostgreSQL: creates the schema at version 9 in an empty database, then migrates it.
 fn migrate_pg(tx: &Connection) -> Result<(), String> {
     let current = pg_version(tx)?;
     if current > VERSION {
@@ -440,6 +461,10 @@ fn migrate_pg(tx: &Connection) -> Result<(), String> {
     if current < 9 {
         tx.execute_batch(PG_V9)
             .map_err(|e| format!("cannot create the schema: {e}"))?;
+    }
+    if current < 10 {
+        tx.execute_batch(V9_TO_V10)
+            .map_err(|e| format!("cannot migrate the schema from version 9 to 10: {e}"))?;
     }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -503,6 +528,10 @@ pub fn migrate_sqlite_to(tx: &rusqlite::Connection, target: i64) -> Result<(), S
     if current < 9 && target >= 9 {
         tx.execute_batch(V8_TO_V9)
             .map_err(|e| format!("cannot migrate the schema from version 8 to 9: {e}"))?;
+    }
+    if current < 10 && target >= 10 {
+        tx.execute_batch(V9_TO_V10)
+            .map_err(|e| format!("cannot migrate the schema from version 9 to 10: {e}"))?;
     }
     tx.pragma_update(None, "user_version", target.max(current))
         .map_err(|e| e.to_string())?;

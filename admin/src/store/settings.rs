@@ -30,6 +30,10 @@ pub const SESSION_LIFETIME: &str = "session_lifetime_secs";
 /// ([`crate::settings::MAX_GRACE`]; 0: no grace windows).
 pub const MAX_GRACE: &str = "max_grace_secs";
 
+/// The rate limit of every token without one of its own (`10/s`, `600/min`; absent: none;
+/// [`crate::settings::DEFAULT_RATE_LIMIT`]).
+pub const DEFAULT_RATE_LIMIT: &str = "default_rate_limit";
+
 /// Reads a setting.
 pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn

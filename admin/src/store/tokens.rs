@@ -1,5 +1,5 @@
 //! Tokens: public id, account, description, SHA-256 of the value, scope, allowed client
-//! networks, dates, and the previous value during a regeneration's grace window.
+//! networks, environments, rate limit, dates, and the previous value during a regeneration's grace window.
 //!
 //! A token is one or two **records** in a document: its current value, and (while a grace
 //! window is open) its previous value ([`OldValue`]), which ends at the earlier of the
@@ -16,7 +16,9 @@
 //! (edges do not need it), so it moves no serial.
 
 use crate::store::db::{Connection, OptionalExtension, Row, params};
+use pat_core::env::EnvList;
 use pat_core::net::Network;
+use pat_core::rate::RateLimit;
 use pat_core::token::TokenHash;
 
 use crate::error::{Error, Result};
@@ -54,6 +56,10 @@ pub struct Token {
     pub old_value: Option<OldValue>,
     /// Its account is disabled: no document holds it until the account is enabled.
     pub suspended: bool,
+    /// The environments it may act on; `None`: any.
+    pub envs: Option<EnvList>,
+    /// Its own rate limit; `None`: none (the `default-rate-limit` setting applies).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A regenerated token's previous value during its grace window.
@@ -98,7 +104,30 @@ pub fn parse_networks(text: &str) -> std::result::Result<Vec<Network>, String> {
         .collect()
 }
 
-const COLUMNS: &str = "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip, networks, old_hash, old_until, suspended";
+/// The environment list as stored: the names comma-joined ("": any).
+pub fn envs_text(envs: Option<&EnvList>) -> String {
+    envs.map(EnvList::encoded).unwrap_or_default()
+}
+
+/// The stored environment list back ("": any; a list that does not check is an error: the
+/// store was changed behind pat-admin's back).
+pub fn parse_envs(text: &str) -> std::result::Result<Option<EnvList>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = text.split(',').collect();
+    EnvList::parse(&names).map_err(|e| e.to_string())
+}
+
+/// The stored rate limit back (NULL or "": none).
+pub fn parse_rate_limit(text: Option<&str>) -> std::result::Result<Option<RateLimit>, String> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse::<RateLimit>().map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+const COLUMNS: &str = "id, user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, last_used_at, last_used_ip, networks, old_hash, old_until, suspended, envs, rate_limit";
 
 /// The previous value's end as SQL: the earlier of its window's end and the token's expiry.
 const OLD_END: &str = "(CASE WHEN expires_at IS NOT NULL AND expires_at < old_until THEN expires_at ELSE old_until END)";
@@ -119,6 +148,13 @@ fn from_row(row: &Row) -> crate::store::db::Result<Token> {
             column: 11,
             message: e.to_string(),
         })?;
+    let conversion = |column: usize| {
+        move |message: String| crate::store::db::DbError::Conversion { column, message }
+    };
+    let envs: String = row.get(15)?;
+    let envs = parse_envs(&envs).map_err(conversion(15))?;
+    let rate_limit: Option<String> = row.get(16)?;
+    let rate_limit = parse_rate_limit(rate_limit.as_deref()).map_err(conversion(16))?;
     let old_hash: Option<Vec<u8>> = row.get(12)?;
     let old_until: Option<i64> = row.get(13)?;
     let old_value = match (old_hash, old_until) {
@@ -143,14 +179,16 @@ fn from_row(row: &Row) -> crate::store::db::Result<Token> {
         networks,
         old_value,
         suspended: row.get::<_, i64>(14)? != 0,
+        envs,
+        rate_limit,
     })
 }
 
 /// Inserts a token (its `id` is assigned) and returns the id.
 pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
     let id: i64 = conn.query_row(
-        "INSERT INTO tokens (user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, networks)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+        "INSERT INTO tokens (user, description, hash, scope_set, scope_methods, created_at, expires_at, regenerated_at, networks, envs, rate_limit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
         params![
             token.user,
             token.description,
@@ -161,6 +199,8 @@ pub fn insert(conn: &Connection, token: &Token) -> Result<i64> {
             token.expires_at.map(|v| v as i64),
             token.regenerated_at.map(|v| v as i64),
             networks_text(&token.networks),
+            envs_text(token.envs.as_ref()),
+            token.rate_limit.map(|r| r.to_string()),
         ],
         |row| row.get(0),
     )?;
@@ -206,7 +246,8 @@ pub fn update(conn: &Connection, token: &Token) -> Result<()> {
     };
     conn.execute(
         "UPDATE tokens SET description = ?2, hash = ?3, scope_set = ?4, scope_methods = ?5, expires_at = ?6, regenerated_at = ?7,
-             networks = ?8, old_hash = ?9, old_until = ?10, in_state = ?11, old_in_state = ?12
+             networks = ?8, old_hash = ?9, old_until = ?10, in_state = ?11, old_in_state = ?12,
+             envs = ?13, rate_limit = ?14
          WHERE id = ?1",
         params![
             token.id,
@@ -221,6 +262,8 @@ pub fn update(conn: &Connection, token: &Token) -> Result<()> {
             token.old_value.map(|o| o.until as i64),
             in_state,
             old_in_state,
+            envs_text(token.envs.as_ref()),
+            token.rate_limit.map(|r| r.to_string()),
         ],
     )?;
     let still = |h: &[u8]| h == token.hash.0.as_slice() || new_old.as_deref() == Some(h);
@@ -326,6 +369,16 @@ impl Token {
     }
 }
 
+/// Is there a token without a rate limit of its own (one the `default-rate-limit` setting
+/// applies to)?
+pub fn any_without_rate_limit(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM tokens WHERE rate_limit IS NULL)",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
 /// How many tokens an account has.
 pub fn count(conn: &Connection, user: &str) -> Result<u32> {
     let n: i64 = conn.query_row(
@@ -399,6 +452,10 @@ pub struct Published<'a> {
     pub methods: &'a str,
     /// Allowed client networks as stored, space-separated ("": any).
     pub networks: &'a str,
+    /// Environments as stored, comma-joined ("": any).
+    pub envs: &'a str,
+    /// Its own rate limit as stored ("": none of its own).
+    pub rate_limit: &'a str,
     /// Exclusive end, Unix seconds (a previous value: the end of its window, or the
     /// token's expiry when that is sooner).
     pub expires_at: Option<u64>,
@@ -537,9 +594,9 @@ fn for_each_where(
         "user"
     };
     let sql = format!(
-        "SELECT id, {user}, hash, scope_methods, networks, {END}, 0 FROM tokens WHERE {condition}
+        "SELECT id, {user}, hash, scope_methods, networks, {END}, 0, envs, coalesce(rate_limit, '') FROM tokens WHERE {condition}
          UNION ALL
-         SELECT id, {user}, old_hash, scope_methods, networks, {OLD_LIVE_END}, 1 FROM tokens
+         SELECT id, {user}, old_hash, scope_methods, networks, {OLD_LIVE_END}, 1, envs, coalesce(rate_limit, '') FROM tokens
              WHERE old_hash IS NOT NULL AND ({old_condition})"
     );
     let stored = |e: crate::store::db::DbError| {
@@ -554,6 +611,8 @@ fn for_each_where(
             networks: row.str(4).map_err(stored)?,
             expires_at: row.get::<_, Option<i64>>(5)?.map(|v| v as u64),
             old: row.get::<_, i64>(6)? == 1,
+            envs: row.str(7).map_err(stored)?,
+            rate_limit: row.str(8).map_err(stored)?,
         })
     })
 }

@@ -251,6 +251,8 @@ pub(crate) fn seed_admin_store(store_dir: &Path, count: usize) -> String {
                         networks: Vec::new(),
                         old_value: None,
                         suspended: false,
+                        envs: None,
+                        rate_limit: None,
                     },
                 )?;
             }
