@@ -5,7 +5,10 @@
 //! # Layout
 //! Pure modules (no proxy-wasm calls, unit-tested natively):
 //! - [`config`]: the JSON configuration and its validation.
-//! - [`session`]: `session` in query strings and urlencoded bodies; stripping it.
+//! - [`session`]: `session` (and `envName`, in the same pass) in query strings and urlencoded
+//!   bodies; stripping `session`.
+//! - [`env_name`]: the request's `envName` as that same pass finds it (for tokens limited to
+//!   environments).
 //! - [`stray`]: token-format values where no token belongs (parameter pollution).
 //! - [`content_type`], [`multipart`]: which bodies can carry a session, and the incremental
 //!   multipart scan that stops at the first file part.
@@ -58,6 +61,7 @@ pub mod config;
 pub mod content_type;
 pub mod control;
 pub mod decide;
+pub mod env_name;
 pub mod header_map;
 pub mod log;
 pub mod multipart;

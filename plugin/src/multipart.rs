@@ -19,12 +19,20 @@
 //! `session` field that differs from another (the query's included) or hides a token, a part
 //! named `session` in another case (`Session`, `SESSION`) beside a token in the head or the
 //! query, a token-format value in any other field, malformed delimiters or part headers.
+//!
+//! The same scan finds the body's `envName` ([`crate::env_name`]): a field named `envName`
+//! is a value (its first [`MAX_ENV_NAME_BYTES`] bytes kept, invalid UTF-8 replaced), a part
+//! named `envName` in another case, or a file part under that name, makes the finding
+//! ambiguous. Nothing about `envName` refuses the body here: only a token limited to
+//! environments is judged on it, by the caller. A part after the head that changes the
+//! request's finding is reported once ([`Outcome::LateEnv`]).
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use memchr::memmem;
 
+use crate::env_name::{ENV_NAME_PARAM, EnvFinding, EnvName, MAX_ENV_NAME_BYTES, is_env_other_case};
 use crate::session::{SESSION_PARAM, SessionFinding, is_other_case};
 use crate::stray::{Spotter, hides_token};
 
@@ -47,6 +55,8 @@ pub enum Outcome {
     Decided {
         /// The session found in the head, or why the request is refused.
         finding: SessionFinding,
+        /// The body's `envName` (the head's, and that of any later part already read).
+        env: EnvFinding,
         /// Where the head's `session` parts are, in body offsets.
         session_parts: Vec<Range<usize>>,
     },
@@ -54,6 +64,10 @@ pub enum Outcome {
     Streaming,
     /// Decided earlier, and a later part refuses the request (returned once; the scan ends).
     Late(SessionFinding),
+    /// Decided earlier, and a later part changes the request's `envName` finding (the
+    /// query's and the body's merged) from what it was when decided: the new finding
+    /// (returned once; the scan goes on, nothing is refused for it here).
+    LateEnv(EnvFinding),
 }
 
 #[derive(Debug, Clone)]
@@ -82,10 +96,51 @@ enum Part {
     Session,
     /// Another field: searched for tokens as it streams. `other_case`: its name is
     /// `session` in another case (judged when it ends, so that a token in it is reported as
-    /// stray, as in a query).
-    Field { spotter: Spotter, other_case: bool },
+    /// stray, as in a query). `env`: what it is to the `envName` finding.
+    Field {
+        spotter: Spotter,
+        other_case: bool,
+        env: EnvPart,
+    },
     /// A file: skipped.
     File,
+}
+
+/// What a field is to the `envName` finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnvPart {
+    /// Nothing.
+    Unrelated,
+    /// The `envName` field: its value is kept (up to a cap) as it streams.
+    Value,
+    /// A field named `envName` in another case.
+    OtherCase,
+}
+
+/// The first bytes of an `envName` field's value, and its length.
+#[derive(Debug)]
+struct EnvValue {
+    bytes: [u8; MAX_ENV_NAME_BYTES],
+    len: usize,
+}
+
+impl EnvValue {
+    fn feed(&mut self, piece: &[u8]) {
+        let free = self.bytes.get_mut(self.len..).unwrap_or_default();
+        for (slot, &b) in free.iter_mut().zip(piece) {
+            *slot = b;
+        }
+        self.len = self.len.saturating_add(piece.len());
+    }
+
+    /// The value (invalid UTF-8 replaced), and a fresh start for the next one.
+    fn take(&mut self) -> EnvName {
+        let len = std::mem::take(&mut self.len);
+        match self.bytes.get(..len) {
+            Some(bytes) => EnvName::new(&String::from_utf8_lossy(bytes)),
+            None => EnvName::Long,
+        }
+    }
 }
 
 /// An incremental scan of one multipart body.
@@ -104,6 +159,17 @@ pub struct Scanner {
     finding: SessionFinding,
     /// The query's `session` value, which parts after the head must agree with too.
     query: Option<String>,
+    /// The body's `envName` finding, over every part read.
+    env: EnvFinding,
+    /// The query's, for parts after the head.
+    query_env: EnvFinding,
+    /// The value of the `envName` field being read.
+    env_value: EnvValue,
+    /// The request's `envName` finding (query and body) as reported with the head, once it
+    /// is; `None` after a later change was reported.
+    decided_env: Option<EnvFinding>,
+    /// Whether a part changed [`Self::env`] since the head was reported.
+    env_touched: bool,
     session_parts: Vec<Range<usize>>,
     decided: bool,
     reported: bool,
@@ -138,6 +204,14 @@ impl Scanner {
             state: State::Preamble,
             finding: SessionFinding::Absent,
             query: None,
+            env: EnvFinding::Absent,
+            query_env: EnvFinding::Absent,
+            env_value: EnvValue {
+                bytes: [0; MAX_ENV_NAME_BYTES],
+                len: 0,
+            },
+            decided_env: None,
+            env_touched: false,
             session_parts: Vec::new(),
             decided: false,
             reported: false,
@@ -153,6 +227,13 @@ impl Scanner {
         if let SessionFinding::Found(value) = query {
             self.query = Some(value.clone());
         }
+        self
+    }
+
+    /// The query's `envName` finding: a part after the head is reported when it changes
+    /// the request's ([`Outcome::LateEnv`]); the head's finding is still the body's alone.
+    pub fn beside_query_env(mut self, query: &EnvFinding) -> Self {
+        self.query_env = query.clone();
         self
     }
 
@@ -196,13 +277,17 @@ impl Scanner {
                 self.reported = true;
                 return Outcome::Decided {
                     finding,
+                    env: self.env.clone(),
                     session_parts: Vec::new(),
                 };
             }
             if self.decided {
                 self.reported = true;
+                self.decided_env = Some(self.query_env.clone().merge(self.env.clone()));
+                self.env_touched = false;
                 return Outcome::Decided {
                     finding: self.finding.clone(),
+                    env: self.env.clone(),
                     session_parts: std::mem::take(&mut self.session_parts),
                 };
             }
@@ -210,8 +295,28 @@ impl Scanner {
         }
         match refusal {
             Some(finding) => Outcome::Late(finding),
-            None => Outcome::Streaming,
+            None => self.late_env().map_or(Outcome::Streaming, Outcome::LateEnv),
         }
+    }
+
+    /// The request's `envName` finding, the first time a part after the head changed it.
+    fn late_env(&mut self) -> Option<EnvFinding> {
+        if !std::mem::take(&mut self.env_touched) {
+            return None;
+        }
+        let decided = self.decided_env.as_ref()?;
+        let now = self.query_env.clone().merge(self.env.clone());
+        if now == *decided {
+            return None;
+        }
+        self.decided_env = None;
+        Some(now)
+    }
+
+    /// Folds what a part says about `envName` into the body's finding.
+    fn env_found(&mut self, found: EnvFinding) {
+        self.env = std::mem::take(&mut self.env).merge(found);
+        self.env_touched = true;
     }
 
     /// The body ended while more was expected.
@@ -239,9 +344,7 @@ impl Scanner {
 
     /// The bytes between two body offsets.
     fn slice(&self, range: Range<usize>) -> &[u8] {
-        let start = range.start.saturating_sub(self.buf_at);
-        let end = range.end.saturating_sub(self.buf_at);
-        self.buf.get(start..end).unwrap_or_default()
+        slice_of(&self.buf, self.buf_at, range)
     }
 
     /// Drops what no state needs any more (amortized: only when it is at least half).
@@ -403,6 +506,11 @@ impl Scanner {
         let is_session = disposition.name.as_deref() == Some(SESSION_PARAM);
         let other_case =
             (disposition.name.as_deref()).is_some_and(|name| is_other_case(name.as_bytes()));
+        let env = match disposition.name.as_deref() {
+            Some(ENV_NAME_PARAM) => EnvPart::Value,
+            Some(name) if is_env_other_case(name.as_bytes()) => EnvPart::OtherCase,
+            _ => EnvPart::Unrelated,
+        };
         // Whether this part comes after the head (a file part is the head's end, not in it).
         let late = self.decided;
         let kind = match (is_session, disposition.is_file) {
@@ -416,6 +524,7 @@ impl Scanner {
             (false, false) => Part::Field {
                 spotter: Spotter::default(),
                 other_case,
+                env,
             },
         };
         // A token in a part's name or filename is as stray as one in a field.
@@ -428,6 +537,10 @@ impl Scanner {
         }
         if other_case && matches!(kind, Part::File) {
             self.other_case(late)?;
+        }
+        if env != EnvPart::Unrelated && matches!(kind, Part::File) {
+            // The platform might take a file part for the parameter: the filter does not.
+            self.env_found(EnvFinding::Ambiguous);
         }
         self.at = end;
         self.search_from = end;
@@ -450,10 +563,13 @@ impl Scanner {
                     return Err(unparseable("the session field is too long"));
                 }
             }
-            Part::Field { spotter, .. } => {
-                let piece = self.slice(self.at..content_end);
+            Part::Field { spotter, env, .. } => {
+                let piece = slice_of(&self.buf, self.buf_at, self.at..content_end);
                 if spotter.feed(piece) {
                     return Err(Stop::Refused(SessionFinding::StrayToken));
+                }
+                if *env == EnvPart::Value {
+                    self.env_value.feed(piece);
                 }
             }
             Part::File => {}
@@ -475,6 +591,17 @@ impl Scanner {
             Part::Field {
                 other_case: true, ..
             } => self.other_case(self.decided)?,
+            Part::Field {
+                env: EnvPart::Value,
+                ..
+            } => {
+                let value = self.env_value.take();
+                self.env_found(EnvFinding::Found(value));
+            }
+            Part::Field {
+                env: EnvPart::OtherCase,
+                ..
+            } => self.env_found(EnvFinding::Ambiguous),
             Part::Field { .. } | Part::File => {}
         }
         self.at = delimiter_at + len;
@@ -541,6 +668,13 @@ impl Scanner {
             _ => self.query.as_deref(),
         }
     }
+}
+
+/// The bytes between two body offsets of `buf`, which starts at body offset `buf_at`.
+fn slice_of(buf: &[u8], buf_at: usize, range: Range<usize>) -> &[u8] {
+    let start = range.start.saturating_sub(buf_at);
+    let end = range.end.saturating_sub(buf_at);
+    buf.get(start..end).unwrap_or_default()
 }
 
 /// `body` without the given ranges (sorted, non-overlapping, as [`scan`] reports them);
@@ -688,7 +822,7 @@ mod tests {
         for (i, &cut) in cuts.iter().enumerate() {
             let end = i == cuts.len() - 1;
             match scanner.feed(&body[at..cut], end) {
-                Outcome::Pending | Outcome::Streaming => {}
+                Outcome::Pending | Outcome::Streaming | Outcome::LateEnv(_) => {}
                 outcome @ Outcome::Decided { .. } => decided = Some(outcome),
                 Outcome::Late(finding) => {
                     late = Some(finding);
@@ -953,6 +1087,7 @@ mod tests {
                 scanner.feed(head.as_bytes(), false),
                 Outcome::Decided {
                     finding: SessionFinding::Absent,
+                    env: env("e"),
                     session_parts: Vec::new()
                 }
             );
@@ -982,6 +1117,7 @@ mod tests {
             scanner.feed(head.as_bytes(), false),
             Outcome::Decided {
                 finding: SessionFinding::Found(t.clone()),
+                env: EnvFinding::Absent,
                 session_parts: vec![session_part],
             }
         );
@@ -1044,6 +1180,253 @@ mod tests {
         }
     }
 
+    fn env(value: &str) -> EnvFinding {
+        EnvFinding::Found(EnvName::new(value))
+    }
+
+    /// What the scan says about `envName`: a late change, else the head's.
+    fn env_verdict(body: &[u8], cuts: &[usize], query: &EnvFinding) -> EnvFinding {
+        let mut scanner = Scanner::new(B).beside_query_env(query);
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
+        cuts.sort_unstable();
+        cuts.push(body.len());
+        let (mut at, mut decided, mut late) = (0, None, None);
+        for (i, &cut) in cuts.iter().enumerate() {
+            match scanner.feed(&body[at..cut], i == cuts.len() - 1) {
+                Outcome::Decided { env, .. } => decided = Some(query.clone().merge(env)),
+                Outcome::LateEnv(env) => {
+                    assert!(late.is_none(), "reported once");
+                    late = Some(env);
+                }
+                Outcome::Late(finding) => panic!("{finding:?}"),
+                Outcome::Pending | Outcome::Streaming => {}
+            }
+            at = cut;
+        }
+        late.or(decided).expect("decides")
+    }
+
+    fn env_of(parts: &[String]) -> EnvFinding {
+        let body = [parts.concat(), end()].concat();
+        env_verdict(body.as_bytes(), &[], &EnvFinding::Absent)
+    }
+
+    #[test]
+    fn finds_the_env_name_field() {
+        assert_eq!(
+            verdict_and_env(&[field("envName", "e"), field("session", "s"), file("f")]),
+            (SessionFinding::Found("s".into()), env("e"))
+        );
+        for (parts, expected) in [
+            (vec![field("envName", "my-project")], env("my-project")),
+            (vec![field("envName", "")], env("")),
+            // Multipart values are not urlencoded.
+            (vec![field("envName", "a+b%41")], env("a+b%41")),
+            (vec![field("envName", "e"), field("envName", "e")], env("e")),
+            (
+                vec![field("envName", "e"), file("f"), field("envName", "e")],
+                env("e"),
+            ),
+            (vec![field("a", "1"), file("f")], EnvFinding::Absent),
+            // Names are compared as they are: other parameters.
+            (
+                vec![field("envNames", "x"), field("env_name", "y")],
+                EnvFinding::Absent,
+            ),
+        ] {
+            assert_eq!(env_of(&parts), expected, "{parts:?}");
+        }
+        // Invalid UTF-8 replaced, not refused.
+        let body = [
+            format!("--{B}\r\nContent-Disposition: form-data; name=\"envName\"\r\n\r\n")
+                .into_bytes(),
+            b"a\xffb\r\n".to_vec(),
+            end().into_bytes(),
+        ]
+        .concat();
+        assert_eq!(
+            env_verdict(&body, &[], &EnvFinding::Absent),
+            env("a\u{FFFD}b")
+        );
+    }
+
+    fn verdict_and_env(parts: &[String]) -> (SessionFinding, EnvFinding) {
+        let body = [parts.concat(), end()].concat();
+        (verdict(&body), env_of(parts))
+    }
+
+    #[test]
+    fn different_or_ambiguous_env_names() {
+        for (parts, expected) in [
+            (
+                vec![field("envName", "a"), field("envName", "b")],
+                EnvFinding::Conflicting,
+            ),
+            (
+                vec![field("envName", "a"), field("envName", "")],
+                EnvFinding::Conflicting,
+            ),
+            (
+                vec![field("envName", "a"), file("f"), field("envName", "b")],
+                EnvFinding::Conflicting,
+            ),
+            (vec![field("envname", "a")], EnvFinding::Ambiguous),
+            (
+                vec![field("envName", "a"), field("ENVNAME", "a")],
+                EnvFinding::Ambiguous,
+            ),
+            (
+                vec![field("envName", "a"), file("f"), field("EnvName", "")],
+                EnvFinding::Ambiguous,
+            ),
+            // A file part under the name, in any case: the platform might read it.
+            (
+                vec![field("envName", "a"), file("envName")],
+                EnvFinding::Ambiguous,
+            ),
+            (vec![file("ENVNAME")], EnvFinding::Ambiguous),
+            (vec![file("f"), file("envName")], EnvFinding::Ambiguous),
+            // Ambiguity wins over a conflict.
+            (
+                vec![
+                    field("envName", "a"),
+                    field("envName", "b"),
+                    field("envname", "c"),
+                ],
+                EnvFinding::Ambiguous,
+            ),
+        ] {
+            assert_eq!(env_of(&parts), expected, "{parts:?}");
+            // Nothing about envName refuses the body.
+            let body = [parts.concat(), end()].concat();
+            assert!(!verdict(&body).is_refusal(), "{body}");
+        }
+    }
+
+    #[test]
+    fn long_env_names_are_found_but_not_buffered() {
+        let at_cap = "a".repeat(MAX_ENV_NAME_BYTES);
+        let long = "a".repeat(MAX_ENV_NAME_BYTES + 1);
+        assert_eq!(env_of(&[field("envName", &at_cap)]), env(&at_cap));
+        assert_eq!(
+            env_of(&[field("envName", &long)]),
+            EnvFinding::Found(EnvName::Long)
+        );
+        assert_eq!(
+            env_of(&[field("envName", &long), field("envName", &at_cap)]),
+            EnvFinding::Conflicting
+        );
+        // A huge value streams through without being kept, before or after the file.
+        for late in [false, true] {
+            let mut scanner = Scanner::new(B);
+            let open = format!("--{B}\r\nContent-Disposition: form-data; name=\"envName\"\r\n\r\n");
+            let opening = if late {
+                [field("session", "s"), file("f"), open].concat()
+            } else {
+                open
+            };
+            scanner.feed(opening.as_bytes(), false);
+            let megabyte = vec![b'z'; 1 << 20];
+            for _ in 0..4 {
+                scanner.feed(&megabyte, false);
+                assert!(scanner.buf.len() < 64 * 1024, "{}", scanner.buf.len());
+            }
+            let outcome = scanner.feed(format!("\r\n{}", end()).as_bytes(), true);
+            if late {
+                assert_eq!(outcome, Outcome::LateEnv(EnvFinding::Found(EnvName::Long)));
+            } else {
+                assert!(
+                    matches!(&outcome, Outcome::Decided { finding: SessionFinding::Absent, env, .. } if *env == EnvFinding::Found(EnvName::Long)),
+                    "{outcome:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parts_after_the_head_that_change_the_env_name_are_reported_once() {
+        let head = [field("envName", "a"), field("session", "s"), file("f")].concat();
+        for (query, late, expected) in [
+            (
+                EnvFinding::Absent,
+                vec![field("envName", "a")],
+                Outcome::Streaming,
+            ),
+            (
+                EnvFinding::Absent,
+                vec![field("note", "x")],
+                Outcome::Streaming,
+            ),
+            (
+                EnvFinding::Absent,
+                vec![field("envName", "b")],
+                Outcome::LateEnv(EnvFinding::Conflicting),
+            ),
+            (
+                EnvFinding::Absent,
+                vec![field("envName", "b"), field("envname", "c")],
+                Outcome::LateEnv(EnvFinding::Ambiguous),
+            ),
+            (
+                EnvFinding::Absent,
+                vec![field("ENVNAME", "a")],
+                Outcome::LateEnv(EnvFinding::Ambiguous),
+            ),
+            (
+                EnvFinding::Absent,
+                vec![file("envName")],
+                Outcome::LateEnv(EnvFinding::Ambiguous),
+            ),
+            (env("a"), vec![field("envName", "a")], Outcome::Streaming),
+            (
+                env("b"),
+                vec![field("note", "x")],
+                // The head already conflicted with the query: nothing changes.
+                Outcome::Streaming,
+            ),
+        ] {
+            let mut scanner = Scanner::new(B).beside_query_env(&query);
+            let Outcome::Decided { env: head_env, .. } = scanner.feed(head.as_bytes(), false)
+            else {
+                panic!("decides");
+            };
+            assert_eq!(head_env, env("a"), "the head's finding is the body's own");
+            let tail = [late.concat(), end()].concat();
+            assert_eq!(
+                scanner.feed(tail.as_bytes(), true),
+                expected,
+                "{query:?} {late:?}"
+            );
+        }
+        // Reported once, in the first callback that sees the part end; later changes are
+        // not.
+        let mut scanner = Scanner::new(B);
+        scanner.feed(head.as_bytes(), false);
+        let pieces = [field("envName", "b"), field("envname", "c"), end()].concat();
+        let (first, second) = pieces.split_at(field("envName", "b").len() + 5);
+        assert_eq!(
+            scanner.feed(first.as_bytes(), false),
+            Outcome::LateEnv(EnvFinding::Conflicting)
+        );
+        assert_eq!(scanner.feed(second.as_bytes(), true), Outcome::Streaming);
+        // A later part's change read in the same callback as the head is in the head's.
+        let body = [head.clone(), field("envName", "b"), end()].concat();
+        let Outcome::Decided { env: whole, .. } = Scanner::new(B).feed(body.as_bytes(), true)
+        else {
+            panic!("decides");
+        };
+        assert_eq!(whole, EnvFinding::Conflicting);
+        // A session refusal after the head wins over an env change in the same callback.
+        let t = token();
+        let mut scanner = Scanner::new(B);
+        scanner.feed(head.as_bytes(), false);
+        let tail = [field("envName", "b"), field("note", &t), end()].concat();
+        assert_eq!(
+            scanner.feed(tail.as_bytes(), true),
+            Outcome::Late(SessionFinding::StrayToken)
+        );
+    }
+
     /// A body of many small fields, a session, a file and trailing fields: the parts any
     /// chunking must agree on.
     fn sample_body(t: &str, stray_late: bool) -> Vec<u8> {
@@ -1083,6 +1466,32 @@ mod tests {
                 SessionFinding::StrayToken
             } else {
                 SessionFinding::Found(t)
+            };
+            prop_assert_eq!(whole, expected);
+        }
+
+        #[test]
+        fn any_chunking_reaches_the_same_env_name(
+            cuts in prop::collection::vec(0usize..2200, 0..40),
+            late in prop::sample::select(vec!["a", "b", ""]),
+            other_case in any::<bool>(),
+        ) {
+            let mut parts: Vec<String> = (0..10).map(|i| field(&format!("f{i}"), "v")).collect();
+            parts.push(field("envName", "a"));
+            parts.push(field("envName", "a"));
+            parts.push(file("upload"));
+            if !late.is_empty() {
+                parts.push(field(if other_case { "ENVNAME" } else { "envName" }, late));
+            }
+            parts.push(end());
+            let body = parts.concat().into_bytes();
+            let whole = env_verdict(&body, &[], &EnvFinding::Absent);
+            prop_assert_eq!(env_verdict(&body, &cuts, &EnvFinding::Absent), whole.clone());
+            let expected = match late {
+                "" => env("a"),
+                _ if other_case => EnvFinding::Ambiguous,
+                "a" => env("a"),
+                _ => EnvFinding::Conflicting,
             };
             prop_assert_eq!(whole, expected);
         }

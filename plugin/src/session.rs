@@ -11,9 +11,13 @@
 //! A value in token format anywhere else (another parameter, a differently spelled name
 //! such as `Session` or `session[]`, a value with a token inside, the path) is reported as a
 //! stray token: the platform could read it, and stripping could not remove it.
+//!
+//! The same pass reports the request's `envName` ([`find_params`], [`Findings`]; the rules
+//! are in [`crate::env_name`]).
 
 use std::borrow::Cow;
 
+use crate::env_name::{ENV_NAME_PARAM, EnvFinding, is_env_other_case};
 use crate::stray::{contains_token, hides_token};
 
 /// The parameter that carries tokens and login sessions.
@@ -84,14 +88,54 @@ impl SessionFinding {
     }
 }
 
+/// What one pass over a request's parameters found: the `session` and the `envName`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// The `session`, or why the request is refused.
+    pub session: SessionFinding,
+    /// The `envName` (only a token limited to environments is judged on it).
+    pub env: EnvFinding,
+}
+
+impl Default for Findings {
+    fn default() -> Self {
+        Self {
+            session: SessionFinding::Absent,
+            env: EnvFinding::Absent,
+        }
+    }
+}
+
+impl Findings {
+    /// Combines what two parts of one request carry (the query and the body), each finding
+    /// by its own rule ([`SessionFinding::merge`], [`EnvFinding::merge`]).
+    pub fn merge(self, other: Self) -> Self {
+        Self {
+            session: self.session.merge(other.session),
+            env: self.env.merge(other.env),
+        }
+    }
+}
+
 /// Searches urlencoded pairs (a query string or a form body) for the `session` value, and
-/// for token-format values anywhere else ([`SessionFinding::StrayToken`]).
+/// for token-format values anywhere else ([`SessionFinding::StrayToken`]): the session
+/// half of [`find_params`].
+pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
+    find_params(raw).session
+}
+
+/// Searches urlencoded pairs (a query string or a form body) in one pass for the `session`
+/// value, for token-format values anywhere else ([`SessionFinding::StrayToken`]), and for
+/// the `envName` ([`EnvFinding`]; when the session finding is a refusal, the env finding
+/// is what was found until the search stopped).
 ///
 /// This runs on every request, so the common case takes no allocation: a pair without
 /// escapes is compared and searched as is, and a plain value is borrowed. Anything with `%`
-/// or `+` goes through `form_urlencoded`, which defines the result either way.
-pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
+/// or `+` goes through `form_urlencoded`, which defines the result either way. What
+/// `envName` adds for a pair whose name is not 7 bytes long is one comparison of lengths.
+pub fn find_params(raw: &[u8]) -> Findings {
     let mut finding = SessionFinding::Absent;
+    let mut env = EnvFinding::Absent;
     for pair in raw.split(|&b| b == b'&') {
         let (name, value) = match memchr::memchr(b'=', pair) {
             Some(at) => (
@@ -112,7 +156,10 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
                 contains_token(pair)
             };
             if stray {
-                return SessionFinding::StrayToken;
+                return Findings {
+                    session: SessionFinding::StrayToken,
+                    env,
+                };
             }
             if is_other_case(name) {
                 finding = finding.with_other_case();
@@ -120,6 +167,16 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
                     break;
                 }
             }
+            note_env(&mut env, name, || {
+                if is_escaped(value) {
+                    form_urlencoded::parse(pair)
+                        .next()
+                        .map(|(_, value)| value)
+                        .unwrap_or_default()
+                } else {
+                    text(value)
+                }
+            });
             continue;
         }
         let value = if plain_name && !is_escaped(value) {
@@ -129,7 +186,10 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
                 Some((name, value)) if name == SESSION_PARAM => value,
                 Some((name, value)) => {
                     if contains_token(name.as_bytes()) || contains_token(value.as_bytes()) {
-                        return SessionFinding::StrayToken;
+                        return Findings {
+                            session: SessionFinding::StrayToken,
+                            env,
+                        };
                     }
                     if is_other_case(name.as_bytes()) {
                         finding = finding.with_other_case();
@@ -137,53 +197,107 @@ pub fn find_in_pairs(raw: &[u8]) -> SessionFinding {
                             break;
                         }
                     }
+                    note_env(&mut env, name.as_bytes(), || value);
                     continue;
                 }
                 None => continue,
             }
         };
         if hides_token(value.as_bytes()) {
-            return SessionFinding::StrayToken;
+            return Findings {
+                session: SessionFinding::StrayToken,
+                env,
+            };
         }
         finding = finding.add(value);
         if finding == SessionFinding::Conflicting {
             break;
         }
     }
-    finding
+    Findings {
+        session: finding,
+        env,
+    }
+}
+
+/// Folds a parameter that is not `session` (its name decoded) into `env`: an `envName`
+/// value (decoded by `value`, only then), a name in another case, or nothing. Any name not
+/// 7 bytes long is decided by that alone.
+#[inline]
+fn note_env<'a>(env: &mut EnvFinding, name: &[u8], value: impl FnOnce() -> Cow<'a, str>) {
+    if name.len() != ENV_NAME_PARAM.len() {
+        return;
+    }
+    if name == ENV_NAME_PARAM.as_bytes() {
+        *env = std::mem::take(env).add(&value());
+    } else if is_env_other_case(name) {
+        *env = EnvFinding::Ambiguous;
+    }
 }
 
 /// Is `name` (decoded, UTF-8) the `session` parameter's name in another case, as a platform
 /// that compares names without regard to case would take it?
 ///
 /// Each letter in either ASCII case, and the non-ASCII letters Unicode's case mappings and
-/// case folding turn into them (`ſ` into `s`, `ß` and `ẞ` into `ss`, `ı` and `İ` into `i`):
-/// what Java's `equalsIgnoreCase` or `toUpperCase`, or a case fold, take for `session`. Not
-/// `session` itself.
+/// case folding turn into them (`ſ` into `s`, `ß` and `ẞ` into `ss`, `ı` and `İ` into `i`;
+/// [`FOLDS`]): what Java's `equalsIgnoreCase` or `toUpperCase`, or a case fold, take for
+/// `session`. Not `session` itself.
 ///
 /// This runs on every query pair: any name not 7 to 11 bytes long is decided by its length,
 /// an ASCII one by one comparison.
 pub fn is_other_case(name: &[u8]) -> bool {
-    if !(7..=11).contains(&name.len()) || name == SESSION_PARAM.as_bytes() {
+    is_other_case_of(name, SESSION_PARAM, SESSION_OTHER_CASE_MAX_BYTES)
+}
+
+/// The longest name (in bytes) that can read `session` in another case: `ſ` for each of
+/// its three `s` and `ı` for its `i` (checked in the tests).
+const SESSION_OTHER_CASE_MAX_BYTES: usize = 11;
+
+/// The non-ASCII characters that Unicode's case mappings (upper, lower) or case folding turn
+/// into ASCII letters only, with those letters (lower case): every such character there
+/// is (checked in the tests against Unicode's tables as Rust has them).
+const FOLDS: [(char, &str); 13] = [
+    ('ß', "ss"),
+    ('ı', "i"),
+    ('İ', "i"),
+    ('ſ', "s"),
+    ('ẞ', "ss"),
+    ('\u{212A}', "k"), // KELVIN SIGN
+    ('ﬀ', "ff"),
+    ('ﬁ', "fi"),
+    ('ﬂ', "fl"),
+    ('ﬃ', "ffi"),
+    ('ﬄ', "ffl"),
+    ('ﬅ', "st"),
+    ('ﬆ', "st"),
+];
+
+/// Is `name` (decoded) the parameter `param` (ASCII) in another case, by the rule of
+/// [`is_other_case`]? `max_bytes`: the longest name that can fold into `param` (its length
+/// when none of [`FOLDS`] folds into its letters); any name outside `param.len()..=max_bytes`
+/// is decided by its length.
+pub(crate) fn is_other_case_of(name: &[u8], param: &str, max_bytes: usize) -> bool {
+    if !(param.len()..=max_bytes).contains(&name.len()) || name == param.as_bytes() {
         return false;
     }
     if name.is_ascii() {
-        return name.eq_ignore_ascii_case(SESSION_PARAM.as_bytes());
+        return name.eq_ignore_ascii_case(param.as_bytes());
     }
     // Non-ASCII letters take two bytes or more each (`ß`: two for two letters, `ẞ`: three).
-    std::str::from_utf8(name).is_ok_and(folds_to_session)
+    std::str::from_utf8(name).is_ok_and(|name| folds_to(name, param))
 }
 
-/// Whether `name`, each letter folded as [`is_other_case`] says, reads `session`.
-fn folds_to_session(name: &str) -> bool {
-    let mut want = SESSION_PARAM.bytes();
+/// Whether `name`, each letter folded as [`is_other_case`] says, reads `param`.
+fn folds_to(name: &str, param: &str) -> bool {
+    let mut want = param.bytes().map(|b| b.to_ascii_lowercase());
     for c in name.chars() {
-        let matches = match c {
-            'ſ' => want.next() == Some(b's'),
-            'ß' | 'ẞ' => want.next() == Some(b's') && want.next() == Some(b's'),
-            'ı' | 'İ' => want.next() == Some(b'i'),
-            c if c.is_ascii() => want.next() == Some(c.to_ascii_lowercase() as u8),
-            _ => false,
+        let matches = if c.is_ascii() {
+            want.next() == Some(c.to_ascii_lowercase() as u8)
+        } else {
+            match FOLDS.iter().find(|(from, _)| *from == c) {
+                Some((_, to)) => to.bytes().all(|b| want.next() == Some(b)),
+                None => false,
+            }
         };
         if !matches {
             return false;
@@ -292,6 +406,7 @@ fn is_session_pair(pair: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env_name::EnvName;
     use proptest::prelude::*;
 
     fn found(s: &str) -> SessionFinding {
@@ -499,6 +614,267 @@ mod tests {
         assert_eq!(split_path(b"/p?q?r"), (&b"/p"[..], Some(&b"q?r"[..])));
     }
 
+    #[test]
+    fn the_folds_are_every_character_unicode_maps_to_ascii_letters() {
+        let ascii_letters = |s: String| s.bytes().all(|b| b.is_ascii_alphabetic());
+        for c in ('\u{80}'..=char::MAX).filter(|c| !c.is_ascii()) {
+            let upper: String = c.to_uppercase().collect();
+            let lower: String = c.to_lowercase().collect();
+            let expected = if ascii_letters(upper.clone()) {
+                Some(upper.to_ascii_lowercase())
+            } else if ascii_letters(lower.clone()) {
+                Some(lower)
+            } else {
+                None
+            };
+            let listed = FOLDS.iter().find(|(from, _)| *from == c).map(|(_, to)| to);
+            match (expected, listed) {
+                (Some(expected), listed) => assert_eq!(Some(&expected.as_str()), listed, "{c}"),
+                // Lowercased first by Java's simple mapping and case folding, which Rust's
+                // full mappings do not show: `İ` to `i`, `ẞ` to `ß`.
+                (None, Some(_)) => assert!(['İ', 'ẞ'].contains(&c), "{c}"),
+                (None, None) => {}
+            }
+        }
+    }
+
+    /// The longest name (bytes) that folds into `param`, by [`FOLDS`] and ASCII letters.
+    fn longest_fold(param: &str) -> usize {
+        let param = param.to_ascii_lowercase();
+        // best[i]: the most bytes that read `param[i..]`.
+        let mut best: Vec<Option<usize>> = vec![None; param.len() + 1];
+        best[param.len()] = Some(0);
+        for i in (0..param.len()).rev() {
+            let rest = &param[i..];
+            let ascii = best[i + 1].map(|b| b + 1);
+            let folded = FOLDS
+                .iter()
+                .filter(|(_, to)| rest.starts_with(to))
+                .filter_map(|(from, to)| best[i + to.len()].map(|b| b + from.len_utf8()));
+            best[i] = ascii.into_iter().chain(folded).max();
+        }
+        best[0].expect("ASCII letters always fold")
+    }
+
+    #[test]
+    fn other_case_length_bounds_are_exact() {
+        assert_eq!(longest_fold(SESSION_PARAM), SESSION_OTHER_CASE_MAX_BYTES);
+        assert_eq!(
+            longest_fold(crate::env_name::ENV_NAME_PARAM),
+            crate::env_name::ENV_OTHER_CASE_MAX_BYTES
+        );
+        // Longer names in another case are not found.
+        assert!(is_other_case("ſeſſıon".as_bytes()));
+        assert_eq!("ſeſſıon".len(), SESSION_OTHER_CASE_MAX_BYTES);
+    }
+
+    fn env_of(raw: &[u8]) -> EnvFinding {
+        let found = find_params(raw);
+        assert_eq!(found.session, find_in_pairs(raw));
+        found.env
+    }
+
+    fn env(value: &str) -> EnvFinding {
+        EnvFinding::Found(EnvName::new(value))
+    }
+
+    #[test]
+    fn finds_the_env_name_however_it_is_encoded() {
+        assert_eq!(
+            find_params(b"envName=my-project&session=abc"),
+            Findings {
+                session: found("abc"),
+                env: env("my-project"),
+            }
+        );
+        for (raw, expected) in [
+            (&b"session=abc&envName=x"[..], "x"),
+            (b"env%4Eame=x", "x"),
+            (b"%65nvName=x", "x"),
+            (b"envNam%65=x", "x"),
+            (b"envName=my%2Dproject", "my-project"),
+            (b"envName=a+b", "a b"),
+            (b"envName=a=b", "a=b"),
+            (b"envName=%FF", "\u{FFFD}"),
+            (b"envName=\xff", "\u{FFFD}"),
+            (b"envName", ""),
+            (b"envName=", ""),
+            (b"&&envName=x&&", "x"),
+            // Identical repeated values are one value, however they are encoded.
+            (b"envName=x&a=1&envName=x", "x"),
+            (b"envName=x&envName=%78", "x"),
+        ] {
+            assert_eq!(
+                env_of(raw),
+                env(expected),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        for raw in [
+            &b""[..],
+            b"session=abc",
+            b"a=envName",
+            b"xenvName=x",
+            b"envName_=x",
+        ] {
+            assert_eq!(
+                env_of(raw),
+                EnvFinding::Absent,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn different_env_names_conflict() {
+        for raw in [
+            &b"envName=a&envName=b"[..],
+            b"envName=&envName=a",
+            b"envName&envName=a",
+            b"envName=a&session=abc&envName=b",
+            b"envName=a&env%4Eame=A",
+            b"envName=a&envName=a+",
+        ] {
+            assert_eq!(
+                env_of(raw),
+                EnvFinding::Conflicting,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // Across the query and the body.
+        let query = find_params(b"envName=a&session=abc");
+        assert_eq!(
+            query.clone().merge(find_params(b"envName=b")).env,
+            EnvFinding::Conflicting
+        );
+        assert_eq!(query.clone().merge(find_params(b"envName=a")).env, env("a"));
+        assert_eq!(query.clone().merge(find_params(b"x=1")).env, env("a"));
+        assert_eq!(Findings::default().merge(query.clone()), query);
+    }
+
+    #[test]
+    fn env_name_in_another_case_is_ambiguous() {
+        for raw in [
+            &b"envname=a"[..],
+            b"ENVNAME=a",
+            b"EnvName",
+            b"envName=a&envname=a",
+            b"envname=a&envName=a",
+            b"envNam%45=a",
+            b"%45nvName=a",
+            b"envName=a&ENV%4EAME=",
+            // Ambiguity wins over a conflict, in either order.
+            b"envName=a&envName=b&ENVNAME=c",
+            b"ENVNAME=c&envName=a&envName=b",
+        ] {
+            assert_eq!(
+                env_of(raw),
+                EnvFinding::Ambiguous,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let query = find_params(b"envName=a");
+        assert_eq!(
+            query.merge(find_params(b"ENVNAME=a")).env,
+            EnvFinding::Ambiguous
+        );
+        // Names that only look alike are other parameters.
+        for raw in [
+            &b"envNames=a"[..],
+            b"env_name=a",
+            b"envNam=a",
+            b"env+name=a",
+            b"envName%00=a",
+            b"envNam%C3%A9=a",
+            b"%C4%B1envName=a",
+        ] {
+            assert_eq!(
+                env_of(raw),
+                EnvFinding::Absent,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn long_env_names_are_found_but_not_kept() {
+        let at_cap = "a".repeat(crate::env_name::MAX_ENV_NAME_BYTES);
+        let long = "a".repeat(crate::env_name::MAX_ENV_NAME_BYTES + 1);
+        let longer = "b".repeat(10_000);
+        assert_eq!(env_of(format!("envName={at_cap}").as_bytes()), env(&at_cap));
+        assert_eq!(
+            env_of(format!("envName={long}").as_bytes()),
+            EnvFinding::Found(EnvName::Long)
+        );
+        // Escapes decoded first: 22 bytes of escapes are 66 decoded bytes.
+        assert_eq!(
+            env_of(format!("envName={}", "%E2%82%AC".repeat(22)).as_bytes()),
+            EnvFinding::Found(EnvName::Long)
+        );
+        // Long values are one value (none is in any list); beside a short one, a conflict.
+        assert_eq!(
+            env_of(format!("envName={long}&envName={longer}").as_bytes()),
+            EnvFinding::Found(EnvName::Long)
+        );
+        assert_eq!(
+            env_of(format!("envName={long}&envName={at_cap}").as_bytes()),
+            EnvFinding::Conflicting
+        );
+    }
+
+    #[test]
+    fn the_session_rules_are_unchanged_beside_env_names() {
+        let t = pat_core::token::Token::generate().expect("rng");
+        let t = t.expose();
+        assert_eq!(
+            find_params(format!("envName=e&session={t}&ENVNAME=f").as_bytes()),
+            Findings {
+                session: found(t),
+                env: EnvFinding::Ambiguous,
+            }
+        );
+        // A token under the env name is a stray token, as under any other name.
+        assert_eq!(
+            find_in_pairs(format!("session={t}&envName={t}").as_bytes()),
+            SessionFinding::StrayToken
+        );
+        assert_eq!(
+            find_in_pairs(format!("envName=pate%5F{}", &t[5..]).as_bytes()),
+            SessionFinding::StrayToken
+        );
+    }
+
+    /// `envName` by the plain `form_urlencoded` reading: values under exactly that name
+    /// (longer than the cap all one), and names that are it in another case by Unicode's
+    /// mappings (as [`reference_other_case`] for `session`).
+    fn reference_env(raw: &[u8]) -> EnvFinding {
+        let mut values: Vec<Option<String>> = Vec::new();
+        let mut ambiguous = false;
+        for (name, value) in form_urlencoded::parse(raw) {
+            if name == crate::env_name::ENV_NAME_PARAM {
+                let kept = (value.len() <= crate::env_name::MAX_ENV_NAME_BYTES)
+                    .then(|| value.into_owned());
+                if !values.contains(&kept) {
+                    values.push(kept);
+                }
+            } else {
+                ambiguous |= name.replace('İ', "i").replace('ẞ', "ß").to_uppercase() == "ENVNAME";
+            }
+        }
+        match values.as_slice() {
+            _ if ambiguous => EnvFinding::Ambiguous,
+            [] => EnvFinding::Absent,
+            [Some(value)] => env(value),
+            [None] => EnvFinding::Found(EnvName::Long),
+            _ => EnvFinding::Conflicting,
+        }
+    }
+
     /// `session` in another case by Unicode's own mappings (full uppercase takes `ß` to
     /// `SS`, `ſ` to `S`, `ı` to `I`), with `İ` and `ẞ` lowercased first as Java's simple
     /// mapping and case folding do.
@@ -583,6 +959,56 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("&");
             prop_assert_eq!(find_in_pairs(raw.as_bytes()), reference_find(raw.as_bytes()), "{}", raw);
+        }
+
+        /// The env finding agrees with the plain reading whenever the request is not
+        /// refused for its session (a refusal stops the search).
+        #[test]
+        fn env_search_matches_form_urlencoded(
+            raw in prop::collection::vec(
+                prop::sample::select(&b"envName=&+%45%4e%65x\xffab"[..]),
+                0..60,
+            )
+        ) {
+            if !find_in_pairs(&raw).is_refusal() {
+                prop_assert_eq!(env_of(&raw), reference_env(&raw));
+            }
+        }
+
+        #[test]
+        fn env_search_matches_form_urlencoded_on_env_pairs(
+            pairs in prop::collection::vec(
+                (
+                    "(envName|env%4Eame|%65nvName|envname|ENVNAME|envNam%45|EnvName|envNames|e|session|Session)",
+                    "(=[a-z+%0-9]{0,4})?",
+                    prop::sample::select(vec![0usize, 1, 63, 64, 65, 66, 200]),
+                ),
+                0..5,
+            )
+        ) {
+            let raw = pairs
+                .iter()
+                .map(|(name, value, long)| {
+                    let tail = "q".repeat(*long);
+                    if value.is_empty() && *long == 0 { name.clone() } else if value.is_empty() { format!("{name}={tail}") } else { format!("{name}{value}{tail}") }
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            if !find_in_pairs(raw.as_bytes()).is_refusal() {
+                prop_assert_eq!(env_of(raw.as_bytes()), reference_env(raw.as_bytes()), "{}", raw);
+            }
+        }
+
+        #[test]
+        fn env_other_case_names_agree_with_unicode(name in "[eEnNvVaAmMſßẞıİ\u{212A}x]{5,9}") {
+            let reference = name != crate::env_name::ENV_NAME_PARAM
+                && name.replace('İ', "i").replace('ẞ', "ß").to_uppercase() == "ENVNAME";
+            prop_assert_eq!(
+                crate::env_name::is_env_other_case(name.as_bytes()),
+                reference,
+                "{}",
+                name
+            );
         }
 
         #[test]

@@ -8,7 +8,7 @@ use super::{Action, Request, RequestHost, Stage};
 use crate::config::Config;
 use crate::decide::Denial;
 use crate::multipart::{Outcome, Scanner};
-use crate::session::{SessionFinding, find_in_pairs};
+use crate::session::{SessionFinding, find_params};
 
 const UNREADABLE: &str = "the body could not be read";
 
@@ -33,7 +33,9 @@ impl Request {
             let unreadable = SessionFinding::Unparseable(UNREADABLE);
             return self.conclude_now(host, config, unreadable, Strip::default());
         };
-        let in_body = find_in_pairs(&body);
+        let found = find_params(&body);
+        self.env = std::mem::take(&mut self.env).merge(found.env);
+        let in_body = found.session;
         let strip = Strip {
             query: matches!(query, SessionFinding::Found(_)),
             body: if matches!(in_body, SessionFinding::Found(_)) {
@@ -74,14 +76,17 @@ impl Request {
             }
             Outcome::Decided {
                 finding,
+                env,
                 session_parts,
             } => {
+                self.env = std::mem::take(&mut self.env).merge(env);
                 // Whatever was buffered beyond the head is the start of the tail.
                 let mut finding = query.clone().merge(finding);
                 if size > head_end && !finding.is_refusal() {
                     let rest = host.body(head_end, size - head_end);
                     match rest.map(|rest| scanner.feed(&rest, end_of_stream)) {
                         Some(Outcome::Late(late)) => finding = late,
+                        Some(Outcome::LateEnv(env)) => self.env = env,
                         Some(_) => {}
                         None => finding = unreadable,
                     }
@@ -99,7 +104,7 @@ impl Request {
                 }
                 Action::Continue
             }
-            Outcome::Streaming | Outcome::Late(_) => Action::Continue,
+            Outcome::Streaming | Outcome::Late(_) | Outcome::LateEnv(_) => Action::Continue,
         }
     }
 
@@ -134,6 +139,14 @@ impl Request {
                 );
                 deny(host, config, &denial);
                 Action::Pause
+            }
+            Outcome::LateEnv(env) => {
+                // Only a token limited to environments is judged on it.
+                self.env = env;
+                if !end_of_stream {
+                    self.stage = Stage::MultipartTail { scanner };
+                }
+                Action::Continue
             }
             _ => {
                 if !end_of_stream {

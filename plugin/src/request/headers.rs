@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::content_type::{BodyKind, classify};
 use crate::header_map::HeaderMap;
 use crate::multipart::Scanner;
-use crate::session::{SessionFinding, find_in_pairs, path_carries_token, split_path};
+use crate::session::{Findings, SessionFinding, find_params, path_carries_token, split_path};
 
 impl Request {
     pub(super) fn headers(
@@ -81,10 +81,14 @@ impl Request {
         {
             return self.control_headers(host, push, end_of_stream);
         }
-        let mut finding = query.map_or(SessionFinding::Absent, find_in_pairs);
+        let Findings {
+            session: mut finding,
+            env,
+        } = query.map_or_else(Findings::default, find_params);
         if !finding.is_refusal() && path_carries_token(path) {
             finding = SessionFinding::StrayToken;
         }
+        self.env = env;
         let strip = Strip {
             query: matches!(finding, SessionFinding::Found(_)),
             body: BodyStrip::Nothing,
@@ -110,7 +114,9 @@ impl Request {
                 Action::Pause
             }
             Ok(BodyKind::Multipart { boundary }) => {
-                let scanner = Scanner::new(&boundary).beside_query(&finding);
+                let scanner = Scanner::new(&boundary)
+                    .beside_query(&finding)
+                    .beside_query_env(&self.env);
                 self.stage = Stage::MultipartHead {
                     query: finding,
                     scanner: Box::new(scanner),

@@ -39,6 +39,7 @@ pub use host::{Event, Level, RequestHost};
 use std::ops::Range;
 
 use crate::config::Config;
+use crate::env_name::EnvFinding;
 use crate::header_map::HeaderMap;
 use crate::multipart::Scanner;
 use crate::session::SessionFinding;
@@ -87,6 +88,10 @@ pub struct Request {
     content_length: Option<u64>,
     /// Request body bytes buffered so far (from the last body callback).
     buffered: usize,
+    /// The request's `envName`, found by the same pass as its `session`: the query's once
+    /// the headers are read, with the body's merged in before the verdict, and with a later
+    /// multipart part's when one changes it.
+    env: EnvFinding,
 }
 
 impl Request {
@@ -100,7 +105,14 @@ impl Request {
             method: 0..0,
             content_length: None,
             buffered: 0,
+            env: EnvFinding::Absent,
         }
+    }
+
+    /// The request's `envName` as found so far (see the field's description): when the
+    /// verdict is computed, the one it is decided on.
+    pub fn env(&self) -> &EnvFinding {
+        &self.env
     }
 
     /// `:path` (empty before the headers, or when there is none).

@@ -6,6 +6,7 @@
 
 mod bodies;
 mod control;
+mod env_names;
 mod identity;
 mod multipart;
 mod pollution;

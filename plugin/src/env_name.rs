@@ -1,0 +1,225 @@
+//! The request's `envName`: what the single pass that finds `session` also reports
+//! ([`crate::session::find_params`], the multipart scan), for tokens limited to a list of
+//! environments.
+//!
+//! The finding is order-independent: a parameter named `envName` in another case anywhere
+//! (`envname`, `ENVNAME`, `envNam%65`: [`is_env_other_case`]) makes it
+//! [`EnvFinding::Ambiguous`], whatever else is found, since a platform that reads names
+//! without regard to case could act on it; otherwise two different values anywhere (query,
+//! form, multipart, before or after the file) make it [`EnvFinding::Conflicting`];
+//! identical repeated values are one value. Values are decoded like `session`'s and not
+//! validated here: the decision compares them with the token's list.
+//!
+//! Nothing here refuses a request: only a token with a list of environments is judged on
+//! it. When the session finding is a refusal, the env finding is whatever was found before
+//! the scan stopped (the request is refused anyway).
+
+use std::fmt;
+
+use crate::session::is_other_case_of;
+
+/// The parameter that names the environment a platform method acts on.
+pub const ENV_NAME_PARAM: &str = "envName";
+
+/// Longest `envName` value kept as it is; a longer one is [`EnvName::Long`], which no list
+/// of environments contains.
+pub const MAX_ENV_NAME_BYTES: usize = 64;
+
+/// The longest name (in bytes) that can read `envName` in another case: no non-ASCII
+/// character folds into its letters (checked in the tests), so only ASCII ones do.
+pub(crate) const ENV_OTHER_CASE_MAX_BYTES: usize = 7;
+
+/// An `envName` value as the platform decodes it (form-urlencoded rules, invalid UTF-8
+/// replaced), kept inline (no allocation) up to [`MAX_ENV_NAME_BYTES`].
+#[derive(Clone)]
+pub enum EnvName {
+    /// A value of at most [`MAX_ENV_NAME_BYTES`] bytes.
+    Short {
+        /// Its length.
+        len: u8,
+        /// Its bytes (UTF-8), zero after `len`.
+        bytes: [u8; MAX_ENV_NAME_BYTES],
+    },
+    /// A value longer than that: no list contains it. Two long values are taken for one
+    /// (they do not conflict); a long one beside a short one does.
+    Long,
+}
+
+impl EnvName {
+    /// The value as found (long values are not kept).
+    pub fn new(value: &str) -> Self {
+        let mut bytes = [0; MAX_ENV_NAME_BYTES];
+        match bytes.get_mut(..value.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(value.as_bytes());
+                Self::Short {
+                    len: value.len() as u8,
+                    bytes,
+                }
+            }
+            None => Self::Long,
+        }
+    }
+
+    /// The value, or `None` when it is longer than [`MAX_ENV_NAME_BYTES`].
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Short { len, bytes } => {
+                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or_default()).ok()
+            }
+            Self::Long => None,
+        }
+    }
+
+    /// Whether this is the value `value` (two long values are the same one).
+    pub fn is(&self, value: &str) -> bool {
+        match self.as_str() {
+            Some(kept) => kept == value,
+            None => value.len() > MAX_ENV_NAME_BYTES,
+        }
+    }
+}
+
+impl PartialEq for EnvName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for EnvName {}
+
+impl fmt::Debug for EnvName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_str() {
+            Some(value) => write!(f, "{value:?}"),
+            None => f.write_str("Long"),
+        }
+    }
+}
+
+/// What the request's parameters say about `envName`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EnvFinding {
+    /// No `envName` parameter (nor one in another case).
+    #[default]
+    Absent,
+    /// Exactly one value (possibly repeated identically): the decisive one.
+    Found(EnvName),
+    /// Two or more different values.
+    Conflicting,
+    /// A parameter named `envName` in another case ([`is_env_other_case`]), or a multipart
+    /// file part named `envName`: a place the platform might read an environment name from
+    /// but the filter does not.
+    Ambiguous,
+}
+
+impl EnvFinding {
+    /// Folds one more value into the finding.
+    pub(crate) fn add(self, value: &str) -> Self {
+        match self {
+            Self::Absent => Self::Found(EnvName::new(value)),
+            Self::Found(previous) if previous.is(value) => Self::Found(previous),
+            Self::Found(_) => Self::Conflicting,
+            other => other,
+        }
+    }
+
+    /// Combines what two parts of one request carry (the query and the body, or the
+    /// multipart head and a later part): ambiguity anywhere wins, then different values.
+    pub fn merge(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Ambiguous, _) | (_, Self::Ambiguous) => Self::Ambiguous,
+            (Self::Conflicting, _) | (_, Self::Conflicting) => Self::Conflicting,
+            (Self::Absent, other) | (other, Self::Absent) => other,
+            (Self::Found(a), Self::Found(b)) if a == b => Self::Found(a),
+            (Self::Found(_), Self::Found(_)) => Self::Conflicting,
+        }
+    }
+
+    /// The one decisive value, if there is one.
+    pub fn value(&self) -> Option<&EnvName> {
+        match self {
+            Self::Found(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Is `name` (decoded) the `envName` parameter's name in another case, as a platform that
+/// compares names without regard to case would take it (`envname`, `ENVNAME`)? The same
+/// rule as `session`'s ([`crate::session::is_other_case`]); no non-ASCII letter folds into
+/// the letters of `envName`, so any name that is not 7 bytes long is decided by its length.
+pub fn is_env_other_case(name: &[u8]) -> bool {
+    is_other_case_of(name, ENV_NAME_PARAM, ENV_OTHER_CASE_MAX_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_kept_inline_up_to_the_cap() {
+        let at_cap = "e".repeat(MAX_ENV_NAME_BYTES);
+        assert_eq!(EnvName::new(&at_cap).as_str(), Some(at_cap.as_str()));
+        assert_eq!(EnvName::new("").as_str(), Some(""));
+        assert_eq!(EnvName::new("my-project").as_str(), Some("my-project"));
+        let long = "e".repeat(MAX_ENV_NAME_BYTES + 1);
+        assert_eq!(EnvName::new(&long), EnvName::Long);
+        assert_eq!(EnvName::new(&long).as_str(), None);
+        assert!(EnvName::new(&long).is(&"f".repeat(100)));
+        assert!(!EnvName::new(&long).is(&at_cap));
+        assert!(!EnvName::new(&at_cap).is(&long));
+        assert_eq!(format!("{:?}", EnvName::new("a")), "\"a\"");
+    }
+
+    fn found(value: &str) -> EnvFinding {
+        EnvFinding::Found(EnvName::new(value))
+    }
+
+    #[test]
+    fn adding_and_merging() {
+        use EnvFinding::*;
+        assert_eq!(Absent.add("a"), found("a"));
+        assert_eq!(found("a").add("a"), found("a"));
+        assert_eq!(found("a").add("b"), Conflicting);
+        assert_eq!(found("").add("a"), Conflicting);
+        assert_eq!(Conflicting.add("a"), Conflicting);
+        assert_eq!(Ambiguous.add("a"), Ambiguous);
+        let long = "x".repeat(MAX_ENV_NAME_BYTES + 1);
+        assert_eq!(
+            Absent.add(&long).add(&"y".repeat(200)),
+            Found(EnvName::Long)
+        );
+        assert_eq!(Absent.add(&long).add("y"), Conflicting);
+        // Merging: ambiguity wins, then conflicts, then different values conflict.
+        let all = [Absent, found("a"), found("b"), Conflicting, Ambiguous];
+        for x in &all {
+            for y in &all {
+                let merged = x.clone().merge(y.clone());
+                assert_eq!(merged, y.clone().merge(x.clone()), "{x:?} {y:?}");
+                let expected = match (x, y) {
+                    (Ambiguous, _) | (_, Ambiguous) => Ambiguous,
+                    (Conflicting, _) | (_, Conflicting) => Conflicting,
+                    (Absent, v) | (v, Absent) => v.clone(),
+                    (a, b) if a == b => a.clone(),
+                    _ => Conflicting,
+                };
+                assert_eq!(merged, expected, "{x:?} {y:?}");
+            }
+        }
+        assert_eq!(found("a").value().and_then(EnvName::as_str), Some("a"));
+        assert_eq!(Conflicting.value(), None);
+    }
+
+    #[test]
+    fn other_case_names() {
+        for name in ["envname", "ENVNAME", "EnvName", "envNAME", "eNVnAME"] {
+            assert!(is_env_other_case(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "envName", "envNam", "envNames", "env_name", "envNamé", "ENVNAME ", "", "session",
+        ] {
+            assert!(!is_env_other_case(name.as_bytes()), "{name}");
+        }
+    }
+}
