@@ -10,6 +10,7 @@ use pat_core::snapshot::TokenState;
 use pat_core::token::{self, TokenFormatError, TokenHash};
 
 use crate::config::Unmatched;
+use crate::env_name::EnvFinding;
 use crate::session::SessionFinding;
 
 /// The outcome for one request.
@@ -34,6 +35,9 @@ pub struct Grant {
     pub method: MethodName,
     /// Its rate limit, checked after the verdict ([`crate::rate_limit`]).
     pub rate_limit: Option<RateLimit>,
+    /// Limited to some environments (the masked value): a later multipart part that changes
+    /// the request's `envName` ends the request.
+    pub env_limited: Option<String>,
 }
 
 /// Why a request was refused.
@@ -350,14 +354,16 @@ pub struct Policy {
     pub ordinary_sessions: Unmatched,
 }
 
-/// Decides one request. `path` is `:path` (a query, if any, is not read); `now` is Unix seconds;
-/// `client` gives the client address, and is called only for a token limited to some
-/// networks.
+/// Decides one request. `path` is `:path` (a query, if any, is not read); `env` is what the
+/// pass that found `session` found of `envName` (read only for a token limited to some
+/// environments); `now` is Unix seconds; `client` gives the client address, and is called
+/// only for a token limited to some networks.
 pub fn decide(
     policy: Policy,
     snapshot: Option<&TokenState>,
     path: &str,
     session: &SessionFinding,
+    env: &EnvFinding,
     now: u64,
     client: impl FnOnce() -> Option<IpAddr>,
 ) -> Verdict {
@@ -375,7 +381,7 @@ pub fn decide(
     if !token::is_token_like(value) {
         return unmatched(policy.ordinary_sessions, Denial::OrdinarySession);
     }
-    match authorize(snapshot, path, value, now, client) {
+    match authorize(snapshot, path, value, env, now, client) {
         Ok(grant) => Verdict::Allow(grant),
         Err(denial) => Verdict::Deny(denial),
     }
@@ -392,6 +398,7 @@ fn authorize(
     snapshot: Option<&TokenState>,
     path: &str,
     value: &str,
+    env: &EnvFinding,
     now: u64,
     client: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Grant, Denial> {
@@ -433,11 +440,42 @@ fn authorize(
             method,
         });
     }
+    let envs = entry.envs();
+    let env_limited = !envs.is_unrestricted();
+    if env_limited {
+        if !entry.method_acts_on_env(method.as_str()) {
+            return Err(Denial::NotAnEnvironmentMethod {
+                masked: masked(),
+                method,
+            });
+        }
+        match env {
+            EnvFinding::Found(name) => match name.as_str() {
+                Some(name) if envs.allows(name) => {}
+                name => {
+                    return Err(Denial::EnvironmentNotAllowed {
+                        masked: masked(),
+                        env: Some(name.unwrap_or("(a name too long)").to_string()),
+                    });
+                }
+            },
+            EnvFinding::Absent => {
+                return Err(Denial::EnvironmentNotAllowed {
+                    masked: masked(),
+                    env: None,
+                });
+            }
+            EnvFinding::Conflicting | EnvFinding::Ambiguous => {
+                return Err(Denial::AmbiguousEnvironment { masked: masked() });
+            }
+        }
+    }
     Ok(Grant {
         token_id: entry.id(),
         user: entry.user().to_string(),
         method,
         rate_limit: entry.rate_limit(),
+        env_limited: env_limited.then(masked),
     })
 }
 
@@ -539,9 +577,15 @@ mod tests {
         session: &SessionFinding,
         now: u64,
     ) -> Verdict {
-        decide(policy, snapshot, path, session, now, || {
-            panic!("the client address is read only for tokens limited to some networks")
-        })
+        decide(
+            policy,
+            snapshot,
+            path,
+            session,
+            &EnvFinding::Absent,
+            now,
+            || panic!("the client address is read only for tokens limited to some networks"),
+        )
     }
 
     fn found(s: &str) -> SessionFinding {
@@ -689,7 +733,15 @@ mod tests {
         let v = f.limited.expose();
         let from = |ip: &str| {
             let ip: IpAddr = ip.parse().expect("ip");
-            decide(PASS, s, STOP, &found(v), NOW, move || Some(ip))
+            decide(
+                PASS,
+                s,
+                STOP,
+                &found(v),
+                &EnvFinding::Absent,
+                NOW,
+                move || Some(ip),
+            )
         };
         for inside in [
             "127.0.0.2",
@@ -710,7 +762,15 @@ mod tests {
             );
         }
         // An address the edge cannot tell is not one of the token's.
-        let unknown = denied(decide(PASS, s, STOP, &found(v), NOW, || None));
+        let unknown = denied(decide(
+            PASS,
+            s,
+            STOP,
+            &found(v),
+            &EnvFinding::Absent,
+            NOW,
+            || None,
+        ));
         assert_eq!(unknown.reason().name(), "address_not_allowed");
         assert!(
             unknown.message().contains("unknown"),
@@ -721,9 +781,17 @@ mod tests {
         let elsewhere = || Some("127.0.0.1".parse().expect("ip"));
         let forbidden = "/1.0/users/authentication/rest/createtoken";
         assert_eq!(
-            denied(decide(PASS, s, forbidden, &found(v), NOW, elsewhere))
-                .reason()
-                .name(),
+            denied(decide(
+                PASS,
+                s,
+                forbidden,
+                &found(v),
+                &EnvFinding::Absent,
+                NOW,
+                elsewhere
+            ))
+            .reason()
+            .name(),
             "address_not_allowed"
         );
     }

@@ -141,8 +141,18 @@ impl Request {
                 Action::Pause
             }
             Outcome::LateEnv(env) => {
-                // Only a token limited to environments is judged on it.
+                // Only a token limited to environments is judged on it: the head named one
+                // environment, a later part names another (or another spelling).
                 self.env = env;
+                if let Some(masked) = self.env_limited.take() {
+                    let denial = Denial::AmbiguousEnvironment { masked };
+                    host.log(
+                        Level::Info,
+                        "pat-edge: request ended after its head was forwarded (ambiguous_environment): a later multipart part names its environment again",
+                    );
+                    deny(host, config, &denial);
+                    return Action::Pause;
+                }
                 if !end_of_stream {
                     self.stage = Stage::MultipartTail { scanner };
                 }

@@ -92,6 +92,9 @@ pub struct Request {
     /// the headers are read, with the body's merged in before the verdict, and with a later
     /// multipart part's when one changes it.
     env: EnvFinding,
+    /// Allowed with a token limited to some environments (its masked value): a later
+    /// multipart part that changes `env` ends the request.
+    env_limited: Option<String>,
 }
 
 impl Request {
@@ -106,6 +109,7 @@ impl Request {
             content_length: None,
             buffered: 0,
             env: EnvFinding::Absent,
+            env_limited: None,
         }
     }
 

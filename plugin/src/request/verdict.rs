@@ -77,7 +77,7 @@ impl Request {
             // The VM's snapshot is shared by every filter instance in it; each one only uses
             // a snapshot signed by a key it trusts itself and fresh by its own limit.
             let snapshot = replica.state_for(&config.keys, clock);
-            decide(policy, snapshot, &path, &finding, now, || {
+            decide(policy, snapshot, &path, &finding, &self.env, now, || {
                 client_address(host)
             })
         });
@@ -87,6 +87,7 @@ impl Request {
                 Applied::Forwarded
             }
             Verdict::Allow(grant) => {
+                self.env_limited = grant.env_limited.clone();
                 if let Some(limit) = grant.rate_limit
                     && let Admission::Limited { retry_after_ms } =
                         admit(host, config, grant.token_id, limit)

@@ -8,7 +8,8 @@ use pat_core::keys::{SigningKey, TrustedKeys};
 use pat_core::method::MethodName;
 use pat_core::net::Network;
 use pat_core::rate::RateLimit;
-use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
+use pat_core::snapshot::layout::{HEADER_LEN, Header};
+use pat_core::snapshot::{Base, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::Token;
 
 use super::publisher::Publisher;
@@ -116,6 +117,42 @@ impl Vm {
     /// A full snapshot of `tokens` at `version`, signed by the VM's key, issued at [`START`]
     /// for a week.
     pub fn snapshot(&self, version: u64, tokens: &[&Minted]) -> Vec<u8> {
+        self.builder(tokens)
+            .build(
+                Stamp::lasting(version, START, 7 * 86_400),
+                StateOf::Genesis,
+                &self.key,
+            )
+            .expect("build")
+            .bytes
+    }
+
+    /// A delta on top of the document `base` (as [`Self::snapshot`] or this built it)
+    /// adding `tokens`, at `version`.
+    pub fn delta(
+        &self,
+        base: &[u8],
+        version: u64,
+        tokens: &[&Minted],
+        state_tokens: u32,
+    ) -> Vec<u8> {
+        let header =
+            Header::decode(base[..HEADER_LEN].try_into().expect("header")).expect("a header");
+        self.builder(tokens)
+            .build_delta(
+                Stamp::lasting(version, START + 1, 7 * 86_400),
+                Base {
+                    version: header.version,
+                    state_id: header.state_id,
+                },
+                state_tokens,
+                &self.key,
+            )
+            .expect("build")
+            .bytes
+    }
+
+    fn builder(&self, tokens: &[&Minted]) -> SnapshotBuilder {
         let mut builder = SnapshotBuilder::new();
         builder.env_methods(
             ENV_METHODS
@@ -137,13 +174,6 @@ impl Vm {
                 .expect("valid token");
         }
         builder
-            .build(
-                Stamp::lasting(version, START, 7 * 86_400),
-                StateOf::Genesis,
-                &self.key,
-            )
-            .expect("build")
-            .bytes
     }
 
     /// Publishes a document from another VM of this Envoy: this one holds nothing until it

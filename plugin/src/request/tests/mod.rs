@@ -7,6 +7,7 @@
 mod bodies;
 mod control;
 mod env_names;
+mod environments;
 mod identity;
 mod multipart;
 mod pollution;
