@@ -115,6 +115,10 @@ fn main() {
             "allowed GET",
             format!("{stopenv}?envName=my-project&session={value}"),
         ),
+        get(
+            "allowed GET, no envName",
+            format!("{stopenv}?session={value}"),
+        ),
         Kind {
             strip: true,
             ..get(

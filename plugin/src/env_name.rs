@@ -48,10 +48,22 @@ pub enum EnvName {
 impl EnvName {
     /// The value as found (long values are not kept).
     pub fn new(value: &str) -> Self {
+        Self::from_text(value.as_bytes())
+    }
+
+    /// A value already known to be ASCII (a plain urlencoded value), without checking it
+    /// is UTF-8 again.
+    pub(crate) fn from_ascii(value: &[u8]) -> Self {
+        debug_assert!(value.is_ascii());
+        Self::from_text(value)
+    }
+
+    /// `value`: UTF-8.
+    fn from_text(value: &[u8]) -> Self {
         let mut bytes = [0; MAX_ENV_NAME_BYTES];
         match bytes.get_mut(..value.len()) {
             Some(slot) => {
-                slot.copy_from_slice(value.as_bytes());
+                slot.copy_from_slice(value);
                 Self::Short {
                     len: value.len() as u8,
                     bytes,
@@ -61,28 +73,24 @@ impl EnvName {
         }
     }
 
-    /// The value, or `None` when it is longer than [`MAX_ENV_NAME_BYTES`].
-    pub fn as_str(&self) -> Option<&str> {
+    /// The kept bytes (`None`: long).
+    fn kept(&self) -> Option<&[u8]> {
         match self {
-            Self::Short { len, bytes } => {
-                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or_default()).ok()
-            }
+            Self::Short { len, bytes } => bytes.get(..usize::from(*len)),
             Self::Long => None,
         }
     }
 
-    /// Whether this is the value `value` (two long values are the same one).
-    pub fn is(&self, value: &str) -> bool {
-        match self.as_str() {
-            Some(kept) => kept == value,
-            None => value.len() > MAX_ENV_NAME_BYTES,
-        }
+    /// The value, or `None` when it is longer than [`MAX_ENV_NAME_BYTES`].
+    pub fn as_str(&self) -> Option<&str> {
+        self.kept().and_then(|kept| std::str::from_utf8(kept).ok())
     }
 }
 
+/// Two long values are the same one.
 impl PartialEq for EnvName {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.kept() == other.kept()
     }
 }
 
@@ -115,12 +123,12 @@ pub enum EnvFinding {
 
 impl EnvFinding {
     /// Folds one more value into the finding.
-    pub(crate) fn add(self, value: &str) -> Self {
+    pub(crate) fn note(&mut self, value: EnvName) {
         match self {
-            Self::Absent => Self::Found(EnvName::new(value)),
-            Self::Found(previous) if previous.is(value) => Self::Found(previous),
-            Self::Found(_) => Self::Conflicting,
-            other => other,
+            Self::Absent => *self = Self::Found(value),
+            Self::Found(previous) if *previous == value => {}
+            Self::Found(_) => *self = Self::Conflicting,
+            Self::Conflicting | Self::Ambiguous => {}
         }
     }
 
@@ -166,14 +174,25 @@ mod tests {
         let long = "e".repeat(MAX_ENV_NAME_BYTES + 1);
         assert_eq!(EnvName::new(&long), EnvName::Long);
         assert_eq!(EnvName::new(&long).as_str(), None);
-        assert!(EnvName::new(&long).is(&"f".repeat(100)));
-        assert!(!EnvName::new(&long).is(&at_cap));
-        assert!(!EnvName::new(&at_cap).is(&long));
+        assert_eq!(EnvName::new(&long), EnvName::new(&"f".repeat(100)));
+        assert_ne!(EnvName::new(&long), EnvName::new(&at_cap));
+        assert_ne!(EnvName::new("ab"), EnvName::new("abc"));
+        assert_eq!(
+            EnvName::from_ascii(b"my-project"),
+            EnvName::new("my-project")
+        );
         assert_eq!(format!("{:?}", EnvName::new("a")), "\"a\"");
     }
 
     fn found(value: &str) -> EnvFinding {
         EnvFinding::Found(EnvName::new(value))
+    }
+
+    impl EnvFinding {
+        fn add(mut self, value: &str) -> Self {
+            self.note(EnvName::new(value));
+            self
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 
-use crate::env_name::{ENV_NAME_PARAM, EnvFinding, is_env_other_case};
+use crate::env_name::{ENV_NAME_PARAM, EnvFinding, EnvName, is_env_other_case};
 use crate::stray::{contains_token, hides_token};
 
 /// The parameter that carries tokens and login sessions.
@@ -167,16 +167,7 @@ pub fn find_params(raw: &[u8]) -> Findings {
                     break;
                 }
             }
-            note_env(&mut env, name, || {
-                if is_escaped(value) {
-                    form_urlencoded::parse(pair)
-                        .next()
-                        .map(|(_, value)| value)
-                        .unwrap_or_default()
-                } else {
-                    text(value)
-                }
-            });
+            note_env(&mut env, name, || env_value(pair, value));
             continue;
         }
         let value = if plain_name && !is_escaped(value) {
@@ -197,7 +188,7 @@ pub fn find_params(raw: &[u8]) -> Findings {
                             break;
                         }
                     }
-                    note_env(&mut env, name.as_bytes(), || value);
+                    note_env(&mut env, name.as_bytes(), || EnvName::new(&value));
                     continue;
                 }
                 None => continue,
@@ -224,15 +215,29 @@ pub fn find_params(raw: &[u8]) -> Findings {
 /// value (decoded by `value`, only then), a name in another case, or nothing. Any name not
 /// 7 bytes long is decided by that alone.
 #[inline]
-fn note_env<'a>(env: &mut EnvFinding, name: &[u8], value: impl FnOnce() -> Cow<'a, str>) {
+fn note_env(env: &mut EnvFinding, name: &[u8], value: impl FnOnce() -> EnvName) {
     if name.len() != ENV_NAME_PARAM.len() {
         return;
     }
     if name == ENV_NAME_PARAM.as_bytes() {
-        *env = std::mem::take(env).add(&value());
+        env.note(value());
     } else if is_env_other_case(name) {
         *env = EnvFinding::Ambiguous;
     }
+}
+
+/// The value of the plain-named pair `pair` (`raw`), decoded as `form_urlencoded` decodes
+/// it. An ASCII value without escapes (the common case) is taken as it is: a byte loop
+/// costs less than searching it and checking it is UTF-8 on values this short.
+fn env_value(pair: &[u8], raw: &[u8]) -> EnvName {
+    if raw.iter().all(|&b| b.is_ascii() && b != b'%' && b != b'+') {
+        return EnvName::from_ascii(raw);
+    }
+    let decoded = form_urlencoded::parse(pair)
+        .next()
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    EnvName::new(&decoded)
 }
 
 /// Is `name` (decoded, UTF-8) the `session` parameter's name in another case, as a platform
@@ -276,6 +281,7 @@ const FOLDS: [(char, &str); 13] = [
 /// [`is_other_case`]? `max_bytes`: the longest name that can fold into `param` (its length
 /// when none of [`FOLDS`] folds into its letters); any name outside `param.len()..=max_bytes`
 /// is decided by its length.
+#[inline]
 pub(crate) fn is_other_case_of(name: &[u8], param: &str, max_bytes: usize) -> bool {
     if !(param.len()..=max_bytes).contains(&name.len()) || name == param.as_bytes() {
         return false;
@@ -406,7 +412,6 @@ fn is_session_pair(pair: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env_name::EnvName;
     use proptest::prelude::*;
 
     fn found(s: &str) -> SessionFinding {
