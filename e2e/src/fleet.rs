@@ -95,12 +95,25 @@ pub struct PrivatePostgres {
     dir: TempDir,
     bin: PathBuf,
     port: u16,
+    /// Serving TLS only ([`PrivatePostgres::start_tls_only`]).
+    tls: bool,
 }
 
 impl PrivatePostgres {
     /// Starts one, or says why it cannot here (not root, no `postgres` user, no server
     /// binaries): the caller skips.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(false)
+    }
+
+    /// Starts one that accepts TLS connections only (`hostssl` in `pg_hba.conf`, plain TCP
+    /// rejected), with a certificate for `127.0.0.1` and `localhost` signed by a CA of its
+    /// own ([`PrivatePostgres::ca_file`]), made with the `openssl` command.
+    pub fn start_tls_only() -> Result<Self, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Self, String> {
         let uid = std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
@@ -143,6 +156,7 @@ impl PrivatePostgres {
             dir,
             bin,
             port: free_port(),
+            tls,
         };
         let initdb = cluster.as_postgres(
             &cluster.bin.join("initdb"),
@@ -162,8 +176,112 @@ impl PrivatePostgres {
                 String::from_utf8_lossy(&initdb.stderr)
             ));
         }
+        if tls {
+            cluster.make_certificates()?;
+            std::fs::write(
+                std::path::Path::new(&cluster.data()).join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n",
+            )
+            .map_err(|e| e.to_string())?;
+        }
         cluster.ctl(&["start"])?;
         Ok(cluster)
+    }
+
+    /// The CA certificate that signed a TLS-only cluster's server certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A CA and a server certificate for 127.0.0.1 and localhost, the key readable by the
+    /// `postgres` user only (the server refuses a key others can read).
+    fn make_certificates(&self) -> Result<(), String> {
+        let dir = self.dir.path();
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("openssl: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=pat-edge test CA",
+        ])?;
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])?;
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .map_err(|e| e.to_string())?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ])?;
+        for file in ["server.pem", "server.key"] {
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(dir.join(file))
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(format!("cannot give {file} to postgres"));
+            }
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn data(&self) -> String {
@@ -182,11 +300,17 @@ impl PrivatePostgres {
 
     /// `pg_ctl` with `args` (and the cluster's options), waiting for it.
     fn ctl(&self, args: &[&str]) -> Result<(), String> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            let dir = self.dir.path().display();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key"
+            ));
+        }
         let log = self.dir.path().join("server.log").display().to_string();
         let data = self.data();
         let mut all = vec!["-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options];

@@ -35,6 +35,7 @@ use std::time::Duration;
 use postgres::types::{IsNull, ToSql, Type};
 
 use crate::clock::Clock;
+use crate::store::pg_tls;
 use postgres_types::to_sql_checked;
 
 /// What a database call returns.
@@ -68,6 +69,9 @@ pub enum DbError {
     /// A parameter cannot be stored (an integer out of range, say).
     #[error("parameter: {0}")]
     Param(String),
+    /// TLS to PostgreSQL cannot be set up as the store URL asks.
+    #[error(transparent)]
+    Tls(#[from] pg_tls::TlsError),
 }
 
 impl DbError {
@@ -92,7 +96,27 @@ fn pg_message(e: &postgres::Error) -> String {
         None if e.is_closed() => {
             "PostgreSQL closed the connection (restarted or unreachable); retry".into()
         }
-        None => format!("PostgreSQL: {e}"),
+        None => {
+            // The client's own errors (a TLS handshake, a refused connection) keep their
+            // cause in the source chain: "error performing tls handshake: invalid peer
+            // certificate: UnknownIssuer" says what to fix.
+            let mut text = format!("PostgreSQL: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            if text.contains("certificate") {
+                text.push_str(
+                    " (the server's certificate must be signed by a CA in sslrootcert, or the system's roots, and name the host in the store URL)",
+                );
+            }
+            text
+        }
     }
 }
 
@@ -626,12 +650,18 @@ struct Pg {
 
 impl Pg {
     fn connect(url: &str, read_only: bool) -> Result<Self> {
-        let mut config: postgres::Config = url.parse()?;
+        let tls = pg_tls::settings(url)?;
+        let mut config: postgres::Config = tls.url.parse()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(PG_CONNECT_TIMEOUT);
         }
         config.application_name("pat-admin");
-        let mut client = config.connect(postgres::NoTls)?;
+        let mut client = match tls.mode {
+            pg_tls::Mode::Disable => config.connect(postgres::NoTls)?,
+            pg_tls::Mode::Prefer | pg_tls::Mode::Require => {
+                config.connect(pg_tls::connector(&tls)?)?
+            }
+        };
         client.batch_execute("SET client_min_messages = warning")?;
         if read_only {
             client.batch_execute("SET default_transaction_read_only = on")?;

@@ -32,6 +32,7 @@ pub mod db;
 pub mod edge_keys;
 pub mod edges;
 pub mod keys;
+pub mod pg_tls;
 pub mod schema;
 pub mod sealed;
 pub mod sessions;
