@@ -836,6 +836,15 @@ fn the_environments_and_rate_limit_fields() {
             (&edited["envNames"], &edited["rateLimit"]),
             (&Value::Null, &Value::Null)
         );
+
+        // The account-wide default shows as such on tokens without a limit of their own.
+        stack.admin_ok(&["config", "set", "default-rate-limit", "600/min"], "");
+        b.click_button("Refresh");
+        b.wait_until("the default shown", || {
+            b.rows()[0]["cells"][8] == "600/min (default)"
+        });
+        assert_eq!(b.rows()[1]["cells"][8], "10/s", "the copy keeps its own");
+        b.shot("default-rate-limit");
     });
 }
 

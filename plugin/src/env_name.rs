@@ -3,7 +3,7 @@
 //! environments.
 //!
 //! The finding is order-independent: a parameter named `envName` in another case anywhere
-//! (`envname`, `ENVNAME`, `envNam%65`: [`is_env_other_case`]) makes it
+//! (`envname`, `ENVNAME`, `envNam%45`: [`is_env_other_case`]) makes it
 //! [`EnvFinding::Ambiguous`], whatever else is found, since a platform that reads names
 //! without regard to case could act on it; otherwise two different values anywhere (query,
 //! form, multipart, before or after the file) make it [`EnvFinding::Conflicting`];

@@ -6,8 +6,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pat_core::env::EnvList;
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
+use pat_core::rate::RateLimit;
 use pat_core::snapshot::{Base, Built, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::Token;
 use pat_testbed::{
@@ -32,6 +34,10 @@ pub struct Minted {
     pub scope: Vec<MethodName>,
     /// The client networks it may be used from; empty = any.
     pub networks: Vec<pat_core::net::Network>,
+    /// The environments it may act on; `None` = any.
+    pub envs: Option<EnvList>,
+    /// Its rate limit; `None` = none.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Minted {
@@ -43,7 +49,21 @@ impl Minted {
             expires_at: None,
             scope: scope.iter().map(|m| method(m)).collect(),
             networks: Vec::new(),
+            envs: None,
+            rate_limit: None,
         }
+    }
+
+    /// Limits it to these environments.
+    pub fn in_envs(mut self, names: &[&str]) -> Self {
+        self.envs = EnvList::parse(names).expect("valid environment names");
+        self
+    }
+
+    /// Gives it a rate limit (`5/s`, `30/min`).
+    pub fn rate_limited(mut self, limit: &str) -> Self {
+        self.rate_limit = Some(limit.parse().expect("a rate limit"));
+        self
     }
 
     /// Limits it to these networks (CIDR notation).
@@ -88,6 +108,7 @@ pub fn delta(
     removed: &[&Minted],
 ) -> Built {
     let mut builder = SnapshotBuilder::new();
+    declare_env_methods(&mut builder, added);
     for t in added {
         builder.add(spec(t)).expect("valid token");
     }
@@ -115,14 +136,33 @@ fn spec(t: &Minted) -> TokenSpec<'_> {
         expires_at: t.expires_at,
         scope: &t.scope,
         networks: &t.networks,
-        envs: None,
-        rate_limit: None,
+        envs: t.envs.as_ref(),
+        rate_limit: t.rate_limit,
+    }
+}
+
+/// The methods these tests' snapshots declare as acting on one environment (as pat-admin's
+/// catalogue does: they take `envName` and no other environment). Not `GetEnvs`, which lists
+/// every environment, nor `CloneEnv`, which names a second one.
+pub const ENV_METHODS: &[&str] = &[
+    "environment.Control.StopEnv",
+    "environment.Control.StartEnv",
+    "environment.Control.DeleteEnv",
+    "environment.Control.GetEnvInfo",
+];
+
+/// Declares [`ENV_METHODS`] when some token is limited to environments (snapshots of other
+/// tests stay as they were).
+fn declare_env_methods(builder: &mut SnapshotBuilder, tokens: &[&Minted]) {
+    if tokens.iter().any(|t| t.envs.is_some()) {
+        builder.env_methods(ENV_METHODS.iter().map(|m| method(m)));
     }
 }
 
 /// Builds and signs a full snapshot of `tokens` with this stamp, keeping its state id.
 pub fn snapshot_built(key: &SigningKey, stamp: Stamp, tokens: &[&Minted]) -> Built {
     let mut builder = SnapshotBuilder::new();
+    declare_env_methods(&mut builder, tokens);
     for t in tokens {
         builder.add(spec(t)).expect("valid token");
     }
