@@ -87,10 +87,22 @@ fn only_the_listed_environments_on_methods_that_act_on_one() {
             format!("envName=prod&session={l}&ENVNAME=prod"),
             denied(Reason::AmbiguousEnvironment),
         ),
+        // `envNam%65` decodes to `envName` itself: a second, different value.
         (
             STOPENV,
             format!("envName=prod&session={l}&envNam%65=dev"),
             denied(Reason::AmbiguousEnvironment),
+        ),
+        // `envNam%45` decodes to `envNamE`: the name in another case.
+        (
+            STOPENV,
+            format!("envName=prod&session={l}&envNam%45=prod"),
+            denied(Reason::AmbiguousEnvironment),
+        ),
+        (
+            STOPENV,
+            format!("envNam%65=prod&session={l}&envName=prod"),
+            (0, vec![Event::Allowed]),
         ),
         (
             GETENVS,
