@@ -58,9 +58,9 @@ def main(argv):
         request.add_header("content-type", "application/x-www-form-urlencoded")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            status, body = response.status, response.read()
+            status, body, headers = response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
-        status, body = error.code, error.read()
+        status, body, headers = error.code, error.read(), error.headers
     except OSError as error:
         if not quiet:
             print(f"  {method} {mask(url)}\n  -> {error}")
@@ -73,7 +73,8 @@ def main(argv):
             shown = json.dumps(json.loads(body), ensure_ascii=False)
         except ValueError:
             shown = body.decode("utf-8", "replace")
-        print(f"  -> HTTP {status} {mask(shown)}")
+        retry = headers.get("retry-after")
+        print(f"  -> HTTP {status}" + (f" (Retry-After: {retry})" if retry else "") + f" {mask(shown)}")
     return 0 if 200 <= status < 300 else 1
 
 
