@@ -4,8 +4,10 @@
 //! checks of the `pat_origin` and `pat_api` clusters ask it, so edges and clients stop
 //! sending to a replica that cannot serve and come back when it can.
 //!
-//! Each check reads the store on a connection of its own, off the async threads, within
-//! [`TIMEOUT`]; nothing about the store beyond the engine and a version number is shown.
+//! Each check reads the store on a connection from the listener's pool
+//! ([`crate::store::pool`]; a PostgreSQL connection closed by a restart is reopened), off the
+//! async threads, within [`TIMEOUT`]; nothing about the store beyond the engine and a version
+//! number is shown.
 
 use std::time::Duration;
 
@@ -13,17 +15,18 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::store::db::Location;
-use crate::store::{Store, snapshots};
+use std::sync::Arc;
+
+use crate::store::pool::Pool;
+use crate::store::snapshots;
 
 /// How long a check may take before the replica counts as unhealthy.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Answers one health check for the store at `location`.
-pub async fn check(location: Location) -> Response {
-    let engine = location.engine().to_string();
+/// Answers one health check of a store (`engine` names it) on a connection from `pool`.
+pub async fn check(engine: String, pool: Arc<Pool>) -> Response {
     let read = tokio::task::spawn_blocking(move || -> crate::error::Result<Option<u64>> {
-        let store = Store::open_reader(&location)?;
+        let store = pool.get()?;
         Ok(snapshots::latest_stamp(store.conn())?.map(|s| s.version))
     });
     let status = match tokio::time::timeout(TIMEOUT, read).await {

@@ -58,6 +58,7 @@ use crate::expiry::rfc3339;
 use crate::origin::{self, Plan};
 use crate::snapshot;
 use crate::store::db::Location;
+use crate::store::pool::{self, Pool};
 use crate::store::{Open, Store, snapshots};
 use crate::usage;
 
@@ -215,7 +216,7 @@ pub async fn run_with(store_dir: Location, args: &ServeArgs, clock: Clock) -> Re
 
 /// `GET /healthz`: see [`crate::health`].
 async fn health(State(origin): State<Arc<Origin>>) -> axum::response::Response {
-    crate::health::check(origin.dir.clone()).await
+    crate::health::check(origin.dir.engine().to_string(), origin.readers.clone()).await
 }
 
 async fn shutdown() {
@@ -322,6 +323,8 @@ struct Origin {
     /// The clock of every store connection it opens.
     clock: Clock,
     writer: Mutex<Store>,
+    /// Read-only connections for heads, bundles and health checks.
+    readers: Arc<Pool>,
     answers: Mutex<VecDeque<(String, Bytes)>>,
     last_refusal: Mutex<Option<String>>,
 }
@@ -329,7 +332,13 @@ struct Origin {
 impl Origin {
     fn new(dir: Location, clock: Clock) -> Result<Self> {
         let writer = Store::open_as(dir.clone(), Open::Existing)?.with_clock(clock.clone());
+        let (location, reader_clock) = (dir.clone(), clock.clone());
+        let keep = pool::readers_to_keep(dir.engine(), 4);
+        let readers = Arc::new(Pool::new(keep, move || {
+            Ok(Store::open_reader(&location)?.with_clock(reader_clock.clone()))
+        }));
         Ok(Self {
+            readers,
             dir,
             clock,
             writer: Mutex::new(writer),
@@ -448,7 +457,7 @@ async fn bundle(State(origin): State<Arc<Origin>>, uri: Uri, headers: HeaderMap)
         Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
     };
     let found = tokio::task::spawn_blocking(move || -> Result<Found> {
-        let mut store = Store::open_reader(&origin.dir)?.with_clock(origin.clock.clone());
+        let mut store = origin.readers.get()?;
         store.read(|tx| {
             let Some(plan) = origin::plan(tx, since)? else {
                 return Ok(Found::Nothing);
@@ -484,7 +493,7 @@ async fn bundle(State(origin): State<Arc<Origin>>, uri: Uri, headers: HeaderMap)
 /// `GET /snapshot/head`.
 async fn head(State(origin): State<Arc<Origin>>, headers: HeaderMap) -> Response {
     let latest = tokio::task::spawn_blocking(move || -> Result<_> {
-        let store = Store::open_reader(&origin.dir)?.with_clock(origin.clock.clone());
+        let store = origin.readers.get()?;
         snapshots::latest_head(store.conn())
     })
     .await;

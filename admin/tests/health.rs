@@ -160,3 +160,42 @@ fn the_api_reconnects_after_postgresql_closed_its_connections() {
         serve.log()
     );
 }
+
+#[test]
+fn the_origin_answers_heads_on_connections_it_keeps() {
+    let admin = Admin::new();
+    let Some(pg) = &admin.pg else {
+        eprintln!("skipped: PostgreSQL only (PAT_TEST_ENGINE=postgres; SQLite opens a file)");
+        return;
+    };
+    admin.user("alice");
+    admin.key();
+    admin.token("alice", &["--method", "environment.Control.StopEnv"]);
+    let serve = admin.serve();
+    let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).expect("connect");
+    // Read-only connections of this serve: its pooled readers.
+    let mut readers = || -> Vec<(i32, String)> {
+        db.query(
+            "SELECT pid, CAST(backend_start AS TEXT) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pat-admin' AND query LIKE '%snapshots%' ORDER BY pid",
+            &[],
+        )
+        .expect("activity")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+    };
+    for _ in 0..10 {
+        assert_eq!(serve.get("/snapshot/head", None).status, 200);
+        assert_eq!(serve.get("/healthz", None).status, 200);
+    }
+    let before = readers();
+    assert!(!before.is_empty(), "a reader stays connected");
+    for _ in 0..20 {
+        assert_eq!(serve.get("/snapshot/head", None).status, 200);
+    }
+    let after = readers();
+    assert!(
+        after.iter().all(|r| before.contains(r)) && after.len() <= 4,
+        "heads answered on the same connections: {before:?} then {after:?}"
+    );
+}

@@ -53,7 +53,7 @@ pub mod params;
 pub mod sessions;
 pub mod tokens;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -66,6 +66,7 @@ use crate::ops::{Actor, Publishing};
 use crate::password;
 use crate::platform::{self, ApiPasswords, Platform, SessionCache};
 use crate::store::db::Location;
+use crate::store::pool::{Pool, Pooled};
 use crate::store::sessions as session_store;
 use crate::store::{Open, Store};
 pub use catalogue::method_id;
@@ -114,7 +115,9 @@ pub(crate) struct PlatformMode {
 pub struct Api {
     dir: Location,
     catalogue: &'static Catalogue,
-    pool: Mutex<Vec<Store>>,
+    pool: Pool,
+    /// Read-only connections for `/healthz`.
+    health: Arc<Pool>,
     dummy_hash: String,
     config: Config,
     runtime: tokio::runtime::Handle,
@@ -177,31 +180,6 @@ impl TokenMethod {
     }
 }
 
-/// A store connection borrowed from the pool; returned when dropped, unless PostgreSQL
-/// closed it (a restart): the next call opens a new one.
-pub(crate) struct Pooled<'a> {
-    api: &'a Api,
-    store: Option<Store>,
-}
-
-impl Pooled<'_> {
-    pub(crate) fn get(&mut self) -> &mut Store {
-        self.store.as_mut().expect("held until dropped")
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if let Some(store) = self.store.take()
-            && !store.conn().is_closed()
-            && let Ok(mut pool) = self.api.pool.lock()
-            && pool.len() < 8
-        {
-            pool.push(store);
-        }
-    }
-}
-
 impl Api {
     /// The service on the store in `dir` (which must exist: `serve` opened it first). Call
     /// from within the Tokio runtime it will run on.
@@ -218,10 +196,20 @@ impl Api {
             }),
             None => None,
         };
+        let (location, clock) = (dir.clone(), config.clock.clone());
+        let pool = Pool::new(8, move || {
+            Ok(Store::open_as(location.clone(), Open::Existing)?.with_clock(clock.clone()))
+        });
+        let (location, clock) = (dir.clone(), config.clock.clone());
+        let keep = crate::store::pool::readers_to_keep(dir.engine(), 1);
+        let health = Arc::new(Pool::new(keep, move || {
+            Ok(Store::open_reader(&location)?.with_clock(clock.clone()))
+        }));
         Ok(Self {
             dir,
             catalogue,
-            pool: Mutex::new(Vec::new()),
+            pool,
+            health,
             dummy_hash,
             config,
             runtime,
@@ -256,17 +244,9 @@ impl Api {
         })
     }
 
+    /// A connection from the pool (returned when the guard drops).
     pub(crate) fn store(&self) -> Result<Pooled<'_>, ApiError> {
-        let idle = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let store = match idle {
-            Some(store) => store,
-            None => Store::open_as(self.dir.clone(), Open::Existing)?
-                .with_clock(self.config.clock.clone()),
-        };
-        Ok(Pooled {
-            api: self,
-            store: Some(store),
-        })
+        Ok(self.pool.get()?)
     }
 
     /// The router: the token methods under [`PREFIX`], the Access Tokens page under
@@ -277,7 +257,7 @@ impl Api {
             .route(
                 pat_core::protocol::origin::HEALTH_PATH,
                 axum::routing::get(|State(api): State<Arc<Self>>| async move {
-                    crate::health::check(api.dir.clone()).await
+                    crate::health::check(api.dir.engine().to_string(), api.health.clone()).await
                 }),
             )
             .fallback(http::handle)

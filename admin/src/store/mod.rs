@@ -33,6 +33,7 @@ pub mod edge_keys;
 pub mod edges;
 pub mod keys;
 pub mod pg_tls;
+pub mod pool;
 pub mod schema;
 pub mod sealed;
 pub mod sessions;
