@@ -13,6 +13,7 @@
 //! - [`content_type`], [`multipart`]: which bodies can carry a session, and the incremental
 //!   multipart scan that stops at the first file part.
 //! - [`decide`]: the allow / deny / pass-through verdict and the denial reasons.
+//! - [`digits`]: numbers in decimal without allocating.
 //! - [`rate_limit`]: per-token rate limits (GCRA), edge-wide in shared data or per worker.
 //! - [`control`]: the control endpoint rules (internal listeners only, reply statuses).
 //! - [`reply`]: the JSON bodies, from the wire contract's types ([`pat_core::protocol`]).
@@ -61,6 +62,7 @@ pub mod config;
 pub mod content_type;
 pub mod control;
 pub mod decide;
+pub mod digits;
 pub mod env_name;
 pub mod header_map;
 pub mod log;

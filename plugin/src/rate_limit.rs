@@ -22,6 +22,7 @@ use std::collections::HashMap;
 
 use pat_core::rate::RateLimit;
 
+use crate::digits::decimal_str;
 use crate::shared::{SharedStore, StoreError};
 
 /// Shared-data key prefix of a token's TAT.
@@ -128,7 +129,7 @@ pub fn admit_shared(
 ) -> Result<Admission, StoreError> {
     let mut key = String::with_capacity(KEY_PREFIX.len() + 20);
     key.push_str(KEY_PREFIX);
-    key.push_str(itoa(id, &mut [0; 20]));
+    key.push_str(decimal_str(id, &mut [0; 20]));
     for _ in 0..CAS_ATTEMPTS {
         let (value, cas) = store.get(&key)?.unwrap_or_default();
         let tat = value
@@ -148,22 +149,6 @@ pub fn admit_shared(
     Ok(Admission::Limited {
         retry_after_ms: (interval_us(limit, 1) / 1000).max(1),
     })
-}
-
-/// `n` in decimal, written into `buf` without allocating.
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        start -= 1;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.get(start..)
-        .and_then(|digits| std::str::from_utf8(digits).ok())
-        .unwrap_or("0")
 }
 
 #[cfg(test)]
@@ -285,11 +270,5 @@ mod tests {
         assert_eq!(budgets.len(), 1);
         budgets.prune(1_200_001);
         assert!(budgets.is_empty());
-    }
-
-    #[test]
-    fn keys_are_decimal_ids() {
-        assert_eq!(itoa(0, &mut [0; 20]), "0");
-        assert_eq!(itoa(u64::MAX, &mut [0; 20]), u64::MAX.to_string());
     }
 }

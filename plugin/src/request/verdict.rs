@@ -8,6 +8,7 @@ use super::host::{Event, Level};
 use super::{Action, Request, RequestHost, Stage};
 use crate::config::{Config, IdentityHeaders};
 use crate::decide::{Category, Denial, Policy, Verdict, decide};
+use crate::digits::decimal;
 use crate::multipart::remove_ranges;
 use crate::rate_limit::{Admission, Budget, admit_shared};
 use crate::replica::Clock;
@@ -273,30 +274,9 @@ impl Request {
     }
 }
 
-/// `n` in decimal, written into `buf` (no allocation: this runs on every allowed request).
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        start -= 1;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.get(start..).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{client_ip, decimal};
-
-    #[test]
-    fn decimal_token_ids() {
-        for n in [0, 5, 10, 4_294_967_296, u64::MAX] {
-            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
-        }
-    }
+    use super::client_ip;
 
     #[test]
     fn client_ip_of_envoys_source_address() {
