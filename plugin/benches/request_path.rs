@@ -5,7 +5,8 @@
 //! What Envoy's host calls cost is measured in real Envoy by `scripts/bench` instead.
 //!
 //! `cargo bench -p pat-plugin --features test-support --bench request_path` (`PAT_BENCH_REQUESTS`, default 200,000
-//! per kind; `PAT_BENCH_KIND`: only the kinds whose label starts so).
+//! per kind; `PAT_BENCH_KIND`: only the kinds whose label starts so, or with a trailing `$`
+//! only the kind labelled exactly so).
 //!
 //! The snapshot declares `StopEnv` an environment method and holds, besides the plain token,
 //! one limited to 3 environments and one limited to 1,000,000/s (the host's clock stands
@@ -228,8 +229,10 @@ fn main() {
         path,
         extra,
         config,
-    } in kinds.iter().filter(|k| k.label.starts_with(&only))
-    {
+    } in kinds.iter().filter(|k| match only.strip_suffix('$') {
+        Some(exact) => k.label == exact,
+        None => k.label.starts_with(&only),
+    }) {
         let config = match config {
             Cfg::Plain => &plain,
             Cfg::Strip => &stripping,
