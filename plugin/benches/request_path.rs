@@ -5,10 +5,16 @@
 //! What Envoy's host calls cost is measured in real Envoy by `scripts/bench` instead.
 //!
 //! `cargo bench -p pat-plugin --features test-support --bench request_path` (`PAT_BENCH_REQUESTS`, default 200,000
-//! per kind; `PAT_BENCH_KIND`: only the kinds whose label starts so).
+//! per kind; `PAT_BENCH_KIND`: only the kinds whose label starts so, or with a trailing `$`
+//! only the kind labelled exactly so).
+//!
+//! The snapshot declares `StopEnv` an environment method and holds, besides the plain token,
+//! one limited to 3 environments and one limited to 1,000,000/s (the host's clock stands
+//! still, so its burst of 1,000,000 is what it may spend: keep `PAT_BENCH_REQUESTS` below).
 
 use std::time::Instant;
 
+use pat_core::env::EnvList;
 use pat_core::method::MethodName;
 use pat_core::snapshot::{SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::{Token, TokenHash};
@@ -43,8 +49,19 @@ struct Kind {
     method: &'static str,
     path: String,
     extra: &'static [(&'static str, &'static str)],
+    /// The filter's configuration.
+    config: Cfg,
+}
+
+/// The configurations requests are timed with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cfg {
+    /// The defaults.
+    Plain,
     /// With `strip_token` (as `envoy.yaml` ships it).
-    strip: bool,
+    Strip,
+    /// With rate-limit budgets per worker (one worker).
+    PerWorker,
 }
 
 fn main() {
@@ -55,7 +72,35 @@ fn main() {
     let vm = Vm::new();
     let token = Token::generate().expect("rng");
     let stopenv = [MethodName::parse("environment.Control.StopEnv").expect("method")];
+    let envs = EnvList::parse(&["api-gateway", "my-project", "web-frontend"])
+        .expect("names")
+        .expect("a list");
+    let env_token = Token::generate().expect("rng");
+    let rate_token = Token::generate().expect("rng");
     let mut builder = SnapshotBuilder::new();
+    builder.env_methods(stopenv.iter().cloned());
+    for (token, id, envs, rate_limit) in [
+        (&env_token, 2_000_001, Some(&envs), None),
+        (
+            &rate_token,
+            2_000_002,
+            None,
+            Some("1000000/s".parse().expect("a rate limit")),
+        ),
+    ] {
+        builder
+            .add(TokenSpec {
+                hash: token.hash(),
+                id,
+                user: "carol@example.com",
+                expires_at: None,
+                scope: &stopenv,
+                networks: &[],
+                envs,
+                rate_limit,
+            })
+            .expect("token");
+    }
     builder
         .add(TokenSpec {
             hash: token.hash(),
@@ -100,6 +145,7 @@ fn main() {
         .expect("accepted");
     let plain = vm.config("");
     let stripping = vm.config(r#""strip_token":true"#);
+    let per_worker = vm.config(r#""rate_limits":{"budget":"per_worker","workers":1}"#);
     let value = token.expose();
     let unknown = Token::generate().expect("rng");
     let stopenv = "/1.0/environment/control/rest/stopenv";
@@ -108,7 +154,7 @@ fn main() {
         method: "GET",
         path,
         extra: &[],
-        strip: false,
+        config: Cfg::Plain,
     };
     let kinds = [
         get(
@@ -120,10 +166,34 @@ fn main() {
             format!("{stopenv}?session={value}"),
         ),
         Kind {
-            strip: true,
+            config: Cfg::Strip,
             ..get(
                 "allowed GET, token stripped",
                 format!("{stopenv}?envName=my-project&session={value}"),
+            )
+        },
+        get(
+            "allowed GET, token limited to 3 environments",
+            format!(
+                "{stopenv}?envName=my-project&session={}",
+                env_token.expose()
+            ),
+        ),
+        get(
+            "allowed GET, rate-limited token, shared budget",
+            format!(
+                "{stopenv}?envName=my-project&session={}",
+                rate_token.expose()
+            ),
+        ),
+        Kind {
+            config: Cfg::PerWorker,
+            ..get(
+                "allowed GET, rate-limited token, per-worker budget",
+                format!(
+                    "{stopenv}?envName=my-project&session={}",
+                    rate_token.expose()
+                ),
             )
         },
         get(
@@ -146,7 +216,7 @@ fn main() {
                 ("content-type", "application/x-www-form-urlencoded"),
                 ("content-length", "71"),
             ],
-            strip: false,
+            config: Cfg::Plain,
         },
     ];
     println!("| request (1,000,000 tokens) | ns/request |");
@@ -158,10 +228,16 @@ fn main() {
         method,
         path,
         extra,
-        strip,
-    } in kinds.iter().filter(|k| k.label.starts_with(&only))
-    {
-        let config = if *strip { &stripping } else { &plain };
+        config,
+    } in kinds.iter().filter(|k| match only.strip_suffix('$') {
+        Some(exact) => k.label == exact,
+        None => k.label.starts_with(&only),
+    }) {
+        let config = match config {
+            Cfg::Plain => &plain,
+            Cfg::Strip => &stripping,
+            Cfg::PerWorker => &per_worker,
+        };
         let map = headers(method, path, extra);
         let started = Instant::now();
         let mut outcome = (0, 0);

@@ -5,8 +5,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use pat_admin::catalogue::Catalogue;
+use pat_core::env::EnvList;
 use pat_core::keys::SigningKey;
 use pat_core::method::MethodName;
+use pat_core::rate::RateLimit;
 use pat_core::snapshot::{Base, Built, SnapshotBuilder, Stamp, StateOf, TokenSpec};
 use pat_core::token::{Token, TokenHash};
 use pat_e2e::release_binary;
@@ -138,6 +141,98 @@ pub(crate) fn snapshot_address_limited(tokens: &Tokens, version: u64, fillers: u
         )
         .expect("build")
         .bytes
+}
+
+/// What a token is limited to besides its scope.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Limits<'a> {
+    pub(crate) envs: Option<&'a EnvList>,
+    pub(crate) rate_limit: Option<RateLimit>,
+}
+
+/// An environment list: these names (valid).
+pub(crate) fn env_list(names: &[&str]) -> EnvList {
+    EnvList::parse(names)
+        .expect("valid environment names")
+        .expect("a list")
+}
+
+/// A rate limit (`50/s`, `30/min`; valid).
+pub(crate) fn rate(text: &str) -> RateLimit {
+    text.parse().expect("a valid rate limit")
+}
+
+/// A signed full snapshot as pat-admin publishes it since environments and rate limits
+/// (the catalogue's environment methods declared): `fillers` tokens (half in scope for the
+/// benchmarked method), with `others_limited` a quarter of them limited to 3 environments,
+/// a quarter rate-limited, a quarter both; the real token (id 1) with `real`'s limits, and
+/// the `extra` tokens (ids 2, 3, …, in scope) with theirs.
+pub(crate) fn snapshot_limited(
+    tokens: &Tokens,
+    version: u64,
+    fillers: usize,
+    others_limited: bool,
+    real: Limits<'_>,
+    extra: &[(&Token, Limits<'_>)],
+) -> Vec<u8> {
+    let (stop, other) = scopes();
+    let users: Vec<String> = (0..fillers / 10 + 1)
+        .map(|i| format!("user{i}@example.com"))
+        .collect();
+    let envs = env_list(&["prod", "staging", "dev"]);
+    let limit = rate("50/s");
+    let mut b = SnapshotBuilder::new();
+    b.env_methods(
+        Catalogue::builtin()
+            .expect("the catalogue")
+            .env_methods()
+            .cloned(),
+    );
+    for i in 0..fillers {
+        let (limited_envs, limited_rate) = match (others_limited, i % 4) {
+            (false, _) | (true, 0) => (false, false),
+            (true, 1) => (true, false),
+            (true, 2) => (false, true),
+            (true, _) => (true, true),
+        };
+        b.add(TokenSpec {
+            hash: TokenHash::of(&format!("filler-{i}")),
+            id: 1000 + i as u64,
+            user: &users[i / 10],
+            expires_at: None,
+            scope: if i % 2 == 0 { &stop } else { &other },
+            networks: &[],
+            envs: limited_envs.then_some(&envs),
+            rate_limit: limited_rate.then_some(limit),
+        })
+        .expect("filler");
+    }
+    for (i, (t, limits)) in extra.iter().enumerate() {
+        b.add(TokenSpec {
+            hash: t.hash(),
+            id: 2 + i as u64,
+            user: "bob",
+            expires_at: None,
+            scope: &stop,
+            networks: &[],
+            envs: limits.envs,
+            rate_limit: limits.rate_limit,
+        })
+        .expect("extra");
+    }
+    b.add(TokenSpec {
+        envs: real.envs,
+        rate_limit: real.rate_limit,
+        ..real_spec(tokens, &stop)
+    })
+    .expect("real");
+    b.build(
+        Stamp::lasting(version, now(), 86_400),
+        StateOf::Genesis,
+        &tokens.key,
+    )
+    .expect("build")
+    .bytes
 }
 
 /// A signed full snapshot's bytes: see [`full`].

@@ -35,6 +35,9 @@ pub(crate) enum Filter {
     None,
     EmptyWasm,
     Pat(String),
+    /// pat-edge trusting this key, with these members added to its public listener's
+    /// configuration (JSON, e.g. `"rate_limits":{"budget":"per_worker","workers":2}`).
+    PatWith(String, String),
     /// The probe filter making these host calls (see `e2e/probe-filter`).
     Probe(&'static str),
 }
@@ -94,15 +97,19 @@ pub(crate) fn http_filters(filter: &Filter, control: bool, ticks: Ticks) -> Stri
         Filter::None => String::new(),
         Filter::EmptyWasm => wasm_filter("empty", &wasm("empty_filter"), ""),
         Filter::Probe(ops) => wasm_filter("probe", &wasm("probe_filter"), ops),
-        Filter::Pat(public_key) => {
+        Filter::Pat(public_key) | Filter::PatWith(public_key, _) => {
             let refresh = match ticks {
                 Ticks::Default => String::new(),
                 Ticks::Seldom => r#","refresh_interval_ms":1000"#.to_string(),
             };
-            let configuration = if control {
-                format!(r#"{{"public_keys":["{public_key}"],"push":{{"path":"/_pat/snapshot"}}}}"#)
-            } else {
-                format!(r#"{{"public_keys":["{public_key}"]}}"#)
+            let configuration = match filter {
+                _ if control => format!(
+                    r#"{{"public_keys":["{public_key}"],"push":{{"path":"/_pat/snapshot"}}}}"#
+                ),
+                Filter::PatWith(_, members) => {
+                    format!(r#"{{"public_keys":["{public_key}"],{members}}}"#)
+                }
+                _ => format!(r#"{{"public_keys":["{public_key}"]}}"#),
             };
             // Every configuration above is a JSON object: the refresh setting goes last.
             let configuration = match configuration.strip_suffix('}') {
@@ -177,6 +184,7 @@ pub(crate) struct Envoy {
     pub(crate) proc: Proc,
     pub(crate) public: u16,
     pub(crate) control: u16,
+    pub(crate) admin: u16,
     pub(crate) log: PathBuf,
 }
 
@@ -229,7 +237,7 @@ pub(crate) fn start_envoy(
         &http_filters(filter, false, ticks),
         r#"200, body: { inline_string: '{"result":0}' }"#,
     ));
-    if matches!(filter, Filter::Pat(_)) {
+    if matches!(filter, Filter::Pat(_) | Filter::PatWith(..)) {
         config.push_str(&control_listener(
             control,
             &http_filters(filter, true, ticks),
@@ -349,6 +357,7 @@ fn run_envoy(
         proc,
         public,
         control,
+        admin,
         log,
     }
 }

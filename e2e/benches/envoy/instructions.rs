@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::data::{snapshot, snapshot_address_limited};
+use crate::data::{Limits, env_list, rate, snapshot, snapshot_address_limited, snapshot_limited};
 use crate::envoys::{Filter, Setup};
 use crate::measure::{Counted, idle_instructions_per_second, instructions_per_request, setting};
 use crate::shipped::{Front, PatChange};
@@ -10,6 +10,22 @@ use crate::{Bench, PATH, get};
 
 /// The label of the shipped configuration's row, the headline of every table.
 pub(crate) const SHIPPED: &str = "pat-edge as shipped (envoy.yaml), 1,000,000 tokens, GET";
+
+/// The plain token's row on a snapshot where a quarter of the other tokens are limited to
+/// environments, a quarter rate-limited and a quarter both (as pat-admin publishes it:
+/// the catalogue's environment methods declared).
+const OTHERS_LIMITED: &str =
+    "4. pat-edge, 1,000,000 tokens, GET, other tokens limited to environments and rates";
+/// The token limited to 3 environments, `envName` one of them.
+const ENV_LIMITED: &str = "4. pat-edge, 1,000,000 tokens, GET, token limited to 3 environments";
+/// The token with a rate limit it never reaches, budget in shared data (the default).
+const RATE_SHARED: &str = "4. pat-edge, 1,000,000 tokens, GET, token rate-limited, shared budget";
+/// The same with `rate_limits.budget` `per_worker`.
+const RATE_PER_WORKER: &str =
+    "4. pat-edge, 1,000,000 tokens, GET, token rate-limited, per-worker budget";
+/// How far the plain token's count may move when other tokens carry limits: callgrind
+/// counts of two Envoys agree within a few hundred instructions per request.
+const PLAIN_TOLERANCE: f64 = 0.005;
 
 /// Whether a row is counted: `PAT_BENCH_ROWS` (labels separated by `;`, exactly as the
 /// tables show them, or `idle` for the idle edge's ticks) picks some; unset, every row is.
@@ -38,6 +54,28 @@ pub(crate) fn run(bench: &Bench, report: &mut String) -> Option<f64> {
     let one_k = snapshot(tokens, 1, 999, true);
     let one_m = snapshot(tokens, 1, 999_999, true);
     let form = Some(format!("envName=my-project&session={token}"));
+    // Snapshots where tokens carry environment lists and rate limits, built only when a row
+    // wants them (each holds 1,000,000 tokens).
+    let envs = env_list(&["api-gateway", "my-project", "web-frontend"]);
+    // Far above what Envoy under callgrind serves: never refuses.
+    let never_reached = rate("100000/s");
+    let limited = |label: &str, real: Limits<'_>| {
+        wanted_row(label).then(|| snapshot_limited(tokens, 1, 999_999, true, real, &[]))
+    };
+    let others_limited = limited(OTHERS_LIMITED, Limits::default());
+    let env_limited = limited(
+        ENV_LIMITED,
+        Limits {
+            envs: Some(&envs),
+            rate_limit: None,
+        },
+    );
+    let rate_only = Limits {
+        envs: None,
+        rate_limit: Some(never_reached),
+    };
+    let rate_limited = (wanted_row(RATE_SHARED) || wanted_row(RATE_PER_WORKER))
+        .then(|| snapshot_limited(tokens, 1, 999_999, true, rate_only, &[]));
     let row = |label: &'static str, setup: Setup, snapshot: Option<&Vec<u8>>| Counted {
         label,
         setup,
@@ -82,6 +120,22 @@ pub(crate) fn run(bench: &Bench, report: &mut String) -> Option<f64> {
             "4. pat-edge, 1,000,000 tokens, GET, one combined identity header",
             pat(PatChange::Combined),
             Some(&one_m),
+        ),
+        row(
+            OTHERS_LIMITED,
+            pat(PatChange::AsShipped),
+            others_limited.as_ref(),
+        ),
+        row(ENV_LIMITED, pat(PatChange::AsShipped), env_limited.as_ref()),
+        row(
+            RATE_SHARED,
+            pat(PatChange::AsShipped),
+            rate_limited.as_ref(),
+        ),
+        row(
+            RATE_PER_WORKER,
+            pat(PatChange::PerWorkerBudget),
+            rate_limited.as_ref(),
         ),
         Counted {
             path: PATH.to_string(),
@@ -201,6 +255,7 @@ pub(crate) fn run(bench: &Bench, report: &mut String) -> Option<f64> {
             "One combined identity header (`identity_headers.combined`) instead of two: {combined:+.0} instructions per allowed request.\n"
         );
     }
+    restrictions(bench, &count, report);
     if wanted_row("idle") {
         idle_ticks(bench, &one_m, report);
     }
@@ -208,6 +263,84 @@ pub(crate) fn run(bench: &Bench, report: &mut String) -> Option<f64> {
         "4. pat-edge, 1,000,000 tokens, GET, without strip_token",
         "2. empty proxy-wasm filter",
     )
+}
+
+/// What environment lists and rate limits cost per allowed request, against the plain token
+/// on the same snapshot; and that a plain token pays nothing for other tokens' limits
+/// (recorded as a failure, the run then exits non-zero, when its count moves by more than
+/// [`PLAIN_TOLERANCE`]).
+fn restrictions(bench: &Bench, count: &dyn Fn(&str) -> Option<f64>, report: &mut String) {
+    let rows = [ENV_LIMITED, RATE_SHARED, RATE_PER_WORKER];
+    if count(OTHERS_LIMITED).is_none() && rows.iter().all(|r| count(r).is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        report,
+        "<!-- restrictions -->\n### Environments and rate limits: instructions per allowed request\n"
+    );
+    let _ = writeln!(
+        report,
+        "The same allowed GET (`envName=my-project`) in the shipped configuration at 1,000,000 tokens, counted in one run. The first row's snapshot is the one every other row of the table above uses (no token limited, no environment methods declared); the others are as pat-admin publishes them (the catalogue's environment methods declared), with a quarter of the other tokens limited to 3 environments, a quarter rate-limited (50/s), a quarter both. The benchmarked token is limited to `api-gateway`, `my-project`, `web-frontend`, or to 100,000/s (a limit it never reaches: this is the cost of an admitted request).\n"
+    );
+    let _ = writeln!(
+        report,
+        "| token | instructions/request | vs the plain token, same snapshot |"
+    );
+    let _ = writeln!(report, "| --- | ---: | ---: |");
+    let plain = count(SHIPPED);
+    let others = count(OTHERS_LIMITED);
+    if let Some(c) = plain {
+        let _ = writeln!(
+            report,
+            "| plain (no environment list, no rate limit), no token in the snapshot limited | {c:.0} | |"
+        );
+    }
+    if let Some(c) = others {
+        let versus = plain.map_or(String::new(), |p| {
+            format!(
+                "{:+.0} ({:+.2}%) vs the row above",
+                c - p,
+                (c / p - 1.0) * 100.0
+            )
+        });
+        let _ = writeln!(
+            report,
+            "| plain, other tokens limited to environments and rates | {c:.0} | {versus} |"
+        );
+    }
+    for (label, what) in [
+        (ENV_LIMITED, "limited to 3 environments"),
+        (RATE_SHARED, "rate limit, `shared` budget (the default)"),
+        (RATE_PER_WORKER, "rate limit, `per_worker` budget"),
+    ] {
+        if let Some(c) = count(label) {
+            let versus = others.map_or(String::new(), |o| format!("{:+.0}", c - o));
+            let _ = writeln!(report, "| {what} | {c:.0} | {versus} |");
+        }
+    }
+    if let (Some(p), Some(o)) = (plain, others) {
+        let moved = (o / p - 1.0).abs();
+        let verdict = if moved <= PLAIN_TOLERANCE {
+            "within"
+        } else {
+            "**outside**"
+        };
+        let _ = writeln!(
+            report,
+            "\nA token with neither pays nothing for the feature: its count with other tokens limited is {:+.0} ({:+.2}%) from the snapshot without any limit, {verdict} the {:.1}% this bench asserts (two Envoys' counts of the same request differ by a few hundred instructions).",
+            o - p,
+            (o / p - 1.0) * 100.0,
+            PLAIN_TOLERANCE * 100.0
+        );
+        if moved > PLAIN_TOLERANCE {
+            bench.fail(format!(
+                "a plain token's allowed GET costs {o:.0} instructions when other tokens carry environment lists and rate limits, {p:.0} when none does: {:+.2}%, more than the {:.1}% allowed",
+                (o / p - 1.0) * 100.0,
+                PLAIN_TOLERANCE * 100.0
+            ));
+        }
+    }
+    let _ = writeln!(report, "<!-- /restrictions -->\n");
 }
 
 /// The shipped configuration's label in bold (the headline of a table), others as they are.

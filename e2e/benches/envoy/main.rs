@@ -5,7 +5,8 @@
 //! `PAT_BENCH_CONNECTIONS` (default 16), `PAT_BENCH_REVOCATIONS` (default 10),
 //! `PAT_BENCH_COUNTED` requests per callgrind count (default 1000; 0 skips the counts),
 //! `PAT_BENCH_ONLY` (comma-separated sections to run: `throughput`, `instructions`,
-//! `alternatives`, `strip`, `probes`, `effective`, `attacks`, `admin`, `fleet`; default all),
+//! `alternatives`, `strip`, `probes`, `effective`, `limits`, `attacks`, `admin`, `fleet`;
+//! default all),
 //! `PAT_BENCH_ROWS` (instruction-count rows, by label, `;`-separated), `PAT_BENCH_WASM_DIR` (the
 //! `.wasm` files to run, default `target/wasm32-wasip1/release`).
 //!
@@ -18,6 +19,16 @@
 //! Instruction counts: the same configurations once more, each Envoy under callgrind with
 //! instrumentation switched on only around a fixed number of requests. Unlike CPU time,
 //! these counts do not move with the load of a shared machine.
+//!
+//! `limits`: how accurate the per-token rate limits are, on an Envoy with two workers: a
+//! token limited to 50/s and one limited to 500/s asked as fast as several connections can
+//! for 10 s, allowed requests per second against the limit, with each budget (`shared`,
+//! `per_worker`), and how the connections spread over the workers.
+//!
+//! Each section's output is between `<!-- name -->` and `<!-- /name -->` (the instruction
+//! table only when every row was counted; the environments-and-rate-limits table has its
+//! own, `restrictions`): `scripts/bench` splices a partial run's sections into
+//! BENCHMARKS.md by these markers.
 //!
 //! Then, on an Envoy with two workers: publish → enforced on every worker (PUT of a full
 //! snapshot, or of a delta, that revokes a token until fresh connections all see it denied),
@@ -44,6 +55,7 @@ mod envoys;
 mod fleet;
 mod hardening;
 mod instructions;
+mod limits;
 mod measure;
 mod origin;
 mod shipped;
@@ -76,9 +88,18 @@ struct Bench {
     unknown: Token,
     /// `api_key_auth`'s keys: 999 others and the token.
     api_keys: Vec<String>,
+    /// What a section found wrong (an assertion on its figures): the report is still
+    /// printed, then the run fails.
+    failures: std::cell::RefCell<Vec<String>>,
 }
 
 impl Bench {
+    /// Records a failed assertion about the figures.
+    fn fail(&self, what: String) {
+        eprintln!("FAILED: {what}");
+        self.failures.borrow_mut().push(what);
+    }
+
     /// The keys an Envoy of the shipped configuration gets.
     fn keys(&self) -> envoys::Keys {
         envoys::Keys {
@@ -113,38 +134,56 @@ fn main() {
         token,
         unknown: Token::generate().expect("rng"),
         tokens,
+        failures: Default::default(),
     };
     let only = std::env::var("PAT_BENCH_ONLY").unwrap_or_default();
     let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
     let mut report = String::new();
     let mut rss_growth_kib = None;
-    if wanted("throughput") {
-        rss_growth_kib = Some(throughput::run(&bench, &mut report));
-    }
+    let marked = |name: &str, report: &mut String, run: &mut dyn FnMut(&mut String)| {
+        if wanted(name) {
+            report.push_str(&format!("<!-- {name} -->\n"));
+            run(report);
+            report.push_str(&format!("<!-- /{name} -->\n"));
+        }
+    };
+    marked("throughput", &mut report, &mut |r| {
+        rss_growth_kib = Some(throughput::run(&bench, r));
+    });
     let mut overhead = None;
     if wanted("instructions") {
+        // A table of some rows only would replace the whole one: unmarked.
+        let every_row = std::env::var("PAT_BENCH_ROWS").map_or(true, |r| r.trim().is_empty());
+        if every_row {
+            report.push_str("<!-- instructions -->\n");
+        }
         overhead = instructions::run(&bench, &mut report);
+        if every_row {
+            report.push_str("<!-- /instructions -->\n");
+        }
     }
-    if wanted("alternatives") {
-        alternatives::run(&bench, &mut report);
-    }
-    if wanted("strip") {
-        instructions::strip_costs(&bench, &mut report);
-    }
-    if wanted("probes") {
-        instructions::probe_costs(&bench, overhead, &mut report);
-    }
-    if wanted("effective") {
-        effective::run(&bench, rss_growth_kib, &mut report);
-    }
-    if wanted("attacks") {
-        hardening::run(&bench, &mut report);
-    }
-    if wanted("admin") {
-        admin_publish::run(&bench, &mut report);
-    }
-    if wanted("fleet") {
-        fleet::run(&mut report);
-    }
+    marked("alternatives", &mut report, &mut |r| {
+        alternatives::run(&bench, r)
+    });
+    marked("strip", &mut report, &mut |r| {
+        instructions::strip_costs(&bench, r)
+    });
+    marked("probes", &mut report, &mut |r| {
+        instructions::probe_costs(&bench, overhead, r)
+    });
+    marked("effective", &mut report, &mut |r| {
+        effective::run(&bench, rss_growth_kib, r)
+    });
+    marked("limits", &mut report, &mut |r| limits::run(&bench, r));
+    marked("attacks", &mut report, &mut |r| hardening::run(&bench, r));
+    marked("admin", &mut report, &mut |r| admin_publish::run(&bench, r));
+    marked("fleet", &mut report, &mut |r| fleet::run(r));
     print!("{report}");
+    let failures = bench.failures.borrow();
+    if !failures.is_empty() {
+        for what in failures.iter() {
+            eprintln!("FAILED: {what}");
+        }
+        std::process::exit(1);
+    }
 }

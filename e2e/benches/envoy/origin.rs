@@ -109,6 +109,9 @@ fn serve(stream: TcpStream, snapshot: &[u8], version: u64, reports: &AtomicU64) 
             ("GET", origin::SNAPSHOT_PATH) => {
                 ("200 OK", "application/octet-stream", snapshot.to_vec())
             }
+            // `envoy.yaml` health-checks its origin replicas (panic threshold 0): an origin
+            // that does not answer here gets no traffic at all.
+            ("GET", "/healthz") => ("200 OK", "application/json", b"{}".to_vec()),
             ("POST", origin::USAGE_PATH) => {
                 reports.fetch_add(1, Ordering::Relaxed);
                 let reply = origin::UsageAccepted {

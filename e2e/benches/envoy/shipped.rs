@@ -48,6 +48,9 @@ pub(crate) enum PatChange {
     NoStrip,
     /// With the identity in one combined header (`identity_headers.combined`).
     Combined,
+    /// With rate-limit budgets in each worker's memory (`rate_limits.budget` `per_worker`,
+    /// one worker, as the shipped configuration runs here).
+    PerWorkerBudget,
 }
 
 /// The ports an Envoy of the shipped configuration listens on and talks to.
@@ -119,6 +122,10 @@ pub(crate) fn config(front: &Front, ports: &Ports, seldom_ticks: bool) -> String
         (8080, unused),
         (10002, ports.origin),
         (10003, unused),
+        // The second replicas `envoy.yaml` lists: nothing listens there (health-checked,
+        // they get no traffic).
+        (10012, unused),
+        (10013, unused),
     ] {
         config = replace_once(
             &config,
@@ -140,6 +147,9 @@ pub(crate) fn config(front: &Front, ports: &Ports, seldom_ticks: bool) -> String
                 }
                 PatChange::Combined => format!(
                     "{STRIP}{refresh}                      \"identity_headers\": {{\"combined\": \"x-pat-identity\"}},\n"
+                ),
+                PatChange::PerWorkerBudget => format!(
+                    "{STRIP}{refresh}                      \"rate_limits\": {{\"budget\": \"per_worker\", \"workers\": 1}},\n"
                 ),
             };
             config = replace_once(&config, STRIP, &public);
