@@ -17,6 +17,8 @@
 //! [`Clock`] ([`Store::clock`], [`Store::now`]; [`Connection::now`] inside a transaction).
 //!
 //! - [`db`]: the connection both engines share (one dialect, rusqlite's shapes).
+//! - [`pg_tls`]: TLS to PostgreSQL from the store URL's `sslmode` and `sslrootcert`.
+//! - [`pool`]: the connections `serve` keeps and reuses.
 //! - [`schema`]: tables and migrations.
 //! - [`sealed`]: private keys sealed in the store.
 //! - [`copy`]: `pat-admin store copy`, from one store into an empty one.
