@@ -122,10 +122,16 @@ pub fn is_valid_encoded(encoded: &str) -> bool {
 /// Does the list in snapshot form hold `name` (compared without regard to ASCII case)? No
 /// allocation: this runs on the request path.
 pub fn list_contains(encoded: &str, name: &str) -> bool {
+    list_contains_bytes(encoded.as_bytes(), name.as_bytes())
+}
+
+/// [`list_contains`] over bytes (a list as a snapshot holds it, a name as a request gives
+/// it).
+pub fn list_contains_bytes(encoded: &[u8], name: &[u8]) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && encoded
-            .split(',')
+            .split(|&b| b == b',')
             .any(|listed| listed.eq_ignore_ascii_case(name))
 }
 

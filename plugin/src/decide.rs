@@ -35,9 +35,9 @@ pub struct Grant {
     pub method: MethodName,
     /// Its rate limit, checked after the verdict ([`crate::rate_limit`]).
     pub rate_limit: Option<RateLimit>,
-    /// Limited to some environments (the masked value): a later multipart part that changes
-    /// the request's `envName` ends the request.
-    pub env_limited: Option<String>,
+    /// Limited to some environments: a later multipart part that changes the request's
+    /// `envName` ends the request.
+    pub env_limited: bool,
 }
 
 /// Why a request was refused.
@@ -475,7 +475,7 @@ fn authorize(
         user: entry.user().to_string(),
         method,
         rate_limit: entry.rate_limit(),
-        env_limited: env_limited.then(masked),
+        env_limited,
     })
 }
 

@@ -87,12 +87,14 @@ impl Networks<'_> {
 /// The environments a token may act on (snapshot form, [`crate::env`]); none = any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Envs<'a> {
-    encoded: Option<&'a str>,
+    /// The list's bytes, as validated when the document was opened (no UTF-8 check per
+    /// request: names are ASCII).
+    encoded: Option<&'a [u8]>,
 }
 
 impl<'a> Envs<'a> {
     /// The list in snapshot form (already validated), or none.
-    pub(super) fn from_encoded(encoded: Option<&'a str>) -> Self {
+    pub(super) fn from_encoded(encoded: Option<&'a [u8]>) -> Self {
         Self { encoded }
     }
 
@@ -104,17 +106,19 @@ impl<'a> Envs<'a> {
     /// Does the list allow the environment `name` (always, when unrestricted)?
     pub fn allows(&self, name: &str) -> bool {
         self.encoded
-            .is_none_or(|list| crate::env::list_contains(list, name))
+            .is_none_or(|list| crate::env::list_contains_bytes(list, name.as_bytes()))
     }
 
     /// The names, lowercase and sorted (none when unrestricted).
     pub fn names(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.encoded.into_iter().flat_map(|list| list.split(','))
+        self.encoded()
+            .into_iter()
+            .flat_map(|list| list.split(','))
     }
 
     /// The snapshot form, `None` when unrestricted.
     pub fn encoded(&self) -> Option<&'a str> {
-        self.encoded
+        self.encoded.and_then(|list| std::str::from_utf8(list).ok())
     }
 }
 
@@ -164,7 +168,7 @@ impl Tables {
                 };
                 let envs = match u32_at(entry, 4)? {
                     0 => None,
-                    n => Some(self.env_lists.get(bytes, n as usize - 1)?),
+                    n => Some(self.env_lists.get_bytes(bytes, n as usize - 1)?),
                 };
                 let rate = RateLimit::from_wire(u32_at(entry, 8)?, u32_at(entry, 12)?);
                 (networks, envs, rate)

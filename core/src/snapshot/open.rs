@@ -83,9 +83,13 @@ fn run(bytes: &[u8], offsets: usize, count: usize, index: usize) -> Option<(usiz
 impl StrTable {
     /// The `index`-th string, if in bounds and UTF-8 (always, once validated).
     pub(super) fn get<'a>(&self, bytes: &'a [u8], index: usize) -> Option<&'a str> {
+        std::str::from_utf8(self.get_bytes(bytes, index)?).ok()
+    }
+
+    /// The `index`-th string's bytes, not checked again (it was when the table was read).
+    pub(super) fn get_bytes<'a>(&self, bytes: &'a [u8], index: usize) -> Option<&'a [u8]> {
         let (start, end) = run(bytes, self.offsets, self.count, index)?;
-        let s = bytes.get(self.data.checked_add(start)?..self.data.checked_add(end)?)?;
-        std::str::from_utf8(s).ok()
+        bytes.get(self.data.checked_add(start)?..self.data.checked_add(end)?)
     }
 }
 

@@ -142,7 +142,7 @@ impl StateToken<'_> {
     pub fn envs(&self) -> Envs<'_> {
         match self {
             Self::Base { entry, .. } => entry.envs,
-            Self::Added(a) => Envs::from_encoded(a.envs.as_deref()),
+            Self::Added(a) => Envs::from_encoded(a.envs.as_deref().map(str::as_bytes)),
         }
     }
 

@@ -88,7 +88,14 @@ impl Request {
                 Applied::Forwarded
             }
             Verdict::Allow(grant) => {
-                self.env_limited = grant.env_limited.clone();
+                // Only a multipart body has parts after the verdict; the masked value its
+                // denial would name is made only then.
+                if grant.env_limited
+                    && matches!(strip.body, BodyStrip::Multipart(_))
+                    && let SessionFinding::Found(value) = &finding
+                {
+                    self.env_limited = Some(pat_core::token::mask(value));
+                }
                 if let Some(limit) = grant.rate_limit
                     && let Admission::Limited { retry_after_ms } =
                         admit(host, config, grant.token_id, limit)
