@@ -111,9 +111,7 @@ impl<'a> Envs<'a> {
 
     /// The names, lowercase and sorted (none when unrestricted).
     pub fn names(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.encoded()
-            .into_iter()
-            .flat_map(|list| list.split(','))
+        self.encoded().into_iter().flat_map(|list| list.split(','))
     }
 
     /// The snapshot form, `None` when unrestricted.
