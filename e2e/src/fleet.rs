@@ -197,39 +197,8 @@ impl PrivatePostgres {
     /// `postgres` user only (the server refuses a key others can read).
     fn make_certificates(&self) -> Result<(), String> {
         let dir = self.dir.path();
-        let run = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("openssl: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "openssl {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=pat-edge test CA",
-        ])?;
+        let run = |args: &[&str]| openssl(dir, args);
+        make_ca(dir, "ca", "pat-edge test CA")?;
         run(&[
             "req",
             "-newkey",
@@ -354,6 +323,55 @@ impl PrivatePostgres {
         self.ctl(&["restart", "-m", "fast"])
             .expect("PostgreSQL restarts");
     }
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A self-signed CA certificate `<name>.pem` (key `<name>.key`) in `dir`, named `cn`,
+/// made with the `openssl` command; returns the certificate's path.
+pub fn make_ca(dir: &std::path::Path, name: &str, cn: &str) -> Result<PathBuf, String> {
+    let (key, cert, subject) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN={cn}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+        ],
+    )?;
+    Ok(dir.join(cert))
 }
 
 impl Drop for PrivatePostgres {

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use pat_e2e::fleet::PrivatePostgres;
+use pat_e2e::fleet::{PrivatePostgres, make_ca};
 use pat_e2e::{admin_json, binary, run_admin};
 
 fn admin(store: &str, args: &[&str]) -> std::process::Output {
@@ -69,25 +69,7 @@ fn a_tls_only_server_is_reached_with_a_verified_certificate_and_nothing_else() {
     // A CA that did not sign the server's certificate: the connection is refused by
     // pat-admin, with a message naming the certificate.
     let other = tempfile::tempdir().expect("dir");
-    let other_ca = other.path().join("other-ca.pem");
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-        ])
-        .arg(other.path().join("other.key"))
-        .arg("-out")
-        .arg(&other_ca)
-        .args(["-days", "1", "-subj", "/CN=someone else"])
-        .output()
-        .expect("openssl runs");
-    assert!(made.status.success());
+    let other_ca = make_ca(other.path(), "other-ca", "someone else").expect("a CA");
     let wrong = format!("{base}?sslmode=require&sslrootcert={}", other_ca.display());
     let refused = admin(&wrong, &["--json", "config", "show"]);
     assert!(!refused.status.success());
